@@ -1,0 +1,41 @@
+# The two commands the README promises on a fresh machine: `make run` and `make test`.
+VENV ?= .venv
+PYTHON ?= python3
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP_RUN := $(VENV)/.installed-run
+STAMP_TEST := $(VENV)/.installed-test
+
+.PHONY: run test lint bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip wheel setuptools
+
+# llama-cpp-python compiles llama.cpp on first install (several minutes); pip caches the wheel.
+$(STAMP_RUN): pyproject.toml | $(PY)
+	$(PIP) install -e .
+	touch $@
+
+$(STAMP_TEST): pyproject.toml | $(PY)
+	$(PIP) install -e '.[test]'
+	touch $@ $(STAMP_RUN)
+
+run: $(STAMP_RUN)
+	$(VENV)/bin/genlab demo
+
+test: $(STAMP_TEST)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/pytest
+
+lint: $(STAMP_TEST)
+	$(VENV)/bin/ruff check --fix src tests bench
+	$(VENV)/bin/ruff format src tests bench
+
+bench: $(STAMP_TEST)
+	$(PIP) install -e '.[bench]'
+	$(PY) bench/llm_decode.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

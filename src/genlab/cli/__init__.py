@@ -1,0 +1,1 @@
+"""The genlab command line: Typer commands, one module per command group."""

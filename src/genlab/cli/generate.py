@@ -1,0 +1,131 @@
+"""`genlab generate`: make artifacts from a model. `text` streams tokens to the terminal."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from genlab.cli.console import console, err_console, print_json
+from genlab.core import GenerationRequest, InvalidRequestError, SamplingParams
+from genlab.core.request import parse_json_schema
+from genlab.registry import default_registry
+
+app = typer.Typer(help="Generate text, code, images or audio from a registered model.", no_args_is_help=True)
+
+DEFAULTS = SamplingParams()
+
+
+def _read_arg_or_file(value: str | None, what: str) -> str | None:
+    """`--json-schema` and `--grammar` take inline text or @path (or a path that exists)."""
+    if value is None:
+        return None
+    path = Path(value[1:] if value.startswith("@") else value)
+    if value.startswith("@") or (len(value) < 4096 and "\n" not in value and path.suffix and path.is_file()):
+        if not path.is_file():
+            raise InvalidRequestError(f"the {what} file {path} does not exist")
+        return path.read_text("utf-8")
+    return value
+
+
+@app.command()
+def text(
+    prompt: Annotated[str, typer.Argument(help="The text to continue; '-' reads it from standard input.")],
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="Model name (see `genlab models`).")
+    ] = "gemma-3-270m",
+    max_tokens: Annotated[int, typer.Option(help="Most tokens to generate.")] = DEFAULTS.max_tokens,
+    temperature: Annotated[
+        float, typer.Option(help="Sampling temperature; 0 = greedy.")
+    ] = DEFAULTS.temperature,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = DEFAULTS.top_p,
+    top_k: Annotated[int, typer.Option(help="Keep the k most likely tokens; 0 = off.")] = DEFAULTS.top_k,
+    min_p: Annotated[
+        float, typer.Option(help="Drop tokens below min_p x the top token's probability.")
+    ] = DEFAULTS.min_p,
+    repeat_penalty: Annotated[
+        float, typer.Option(help="Penalty for repeating recent tokens; 1 = off.")
+    ] = DEFAULTS.repeat_penalty,
+    seed: Annotated[int | None, typer.Option(help="Random seed, for reproducible output.")] = None,
+    stop: Annotated[list[str] | None, typer.Option(help="Stop at this text (repeatable).")] = None,
+    n: Annotated[int, typer.Option("--n", "-n", help="How many completions.")] = 1,
+    logprobs: Annotated[
+        int | None, typer.Option(help="Return the top-N log-probabilities per token (with --json).")
+    ] = None,
+    json_schema: Annotated[
+        str | None,
+        typer.Option(
+            "--json-schema", help="Constrain output to JSON matching this schema (inline or @file)."
+        ),
+    ] = None,
+    grammar: Annotated[
+        str | None, typer.Option(help="Constrain output to this GBNF grammar (inline or @file).")
+    ] = None,
+    json_: Annotated[
+        bool, typer.Option("--json", help="Print the artifacts (text and provenance) as JSON.")
+    ] = False,
+    save: Annotated[
+        Path | None, typer.Option(help="Also save each artifact (.txt + provenance, or .json) here.")
+    ] = None,
+) -> None:
+    """Continue a prompt with a language model, streaming tokens as they come.
+
+    Example: genlab generate text "The three laws of robotics are" --max-tokens 64 --seed 1
+    """
+    if prompt == "-":
+        prompt = sys.stdin.read()
+    schema_text = _read_arg_or_file(json_schema, "JSON schema")
+    request = GenerationRequest(
+        prompt=prompt,
+        model=model,
+        n=n,
+        seed=seed,
+        params=SamplingParams(
+            max_tokens=max_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            min_p=min_p,
+            repeat_penalty=repeat_penalty,
+            stop=tuple(stop or ()),
+            logprobs=logprobs,
+            json_schema=parse_json_schema(schema_text) if schema_text is not None else None,
+            grammar=_read_arg_or_file(grammar, "grammar"),
+        ),
+    ).validate()
+    generator = default_registry().load(model)
+
+    if json_ or save is not None or not generator.supports_streaming:
+        artifacts = generator.generate(request)
+        for a in artifacts if save is not None else []:
+            saved = a.save(save if save.is_dir() or n == 1 else save.with_stem(f"{save.stem}-{a.sha256[:8]}"))
+            err_console.print(f"[dim]saved {saved}[/]")
+        if json_:
+            print_json([a.to_dict() for a in artifacts])
+        else:
+            for a in artifacts:
+                console.print(a.text, markup=False, highlight=False)
+        return
+
+    started = time.perf_counter()
+    tokens = 0
+    interactive = sys.stdout.isatty()
+    if interactive:
+        console.print(prompt, style="dim", end="", markup=False, highlight=False)
+    for chunk in generator.stream(request):
+        if chunk.finish_reason is not None:
+            tokens += chunk.completion_tokens
+            sys.stdout.write("\n" if n > 1 and chunk.index < n - 1 else "")
+            continue
+        sys.stdout.write(chunk.text)
+        sys.stdout.flush()
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    elapsed = time.perf_counter() - started
+    if interactive:
+        err_console.print(
+            f"[dim]{tokens} tokens in {elapsed:.2f}s ({tokens / max(elapsed, 1e-9):.1f} tokens/s)[/]"
+        )

@@ -1,0 +1,67 @@
+"""The `genlab` command. This is the one place where errors become messages for people:
+a GenlabError or a usage mistake prints one line on stderr and exits non-zero, never a traceback."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from genlab.cli import demo as demo_cmd
+from genlab.cli import doctor as doctor_cmd
+from genlab.cli import generate, models
+from genlab.cli.console import err_console
+from genlab.core import GenlabError
+
+app = typer.Typer(
+    name="genlab",
+    help="genlab: a local-first generative AI workbench (transformers, GANs, VAEs, diffusion; text, code, images, audio).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(models.app, name="models")
+app.add_typer(generate.app, name="generate")
+app.command()(doctor_cmd.doctor)
+app.command()(demo_cmd.demo)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", help="Print genlab's version and exit.", is_eager=True),
+) -> None:
+    if version:
+        import genlab
+
+        typer.echo(genlab.__version__)
+        raise typer.Exit(0)
+
+
+def _fail(message: str, code: int) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        result = app(args=argv, prog_name="genlab", standalone_mode=False)
+    except GenlabError as e:
+        _fail(str(e).replace("[", r"\["), e.exit_code)
+    except click.exceptions.NoArgsIsHelpError as e:  # `genlab models add` with nothing: show help
+        err_console.print(e.ctx.get_help() if e.ctx else str(e))
+        sys.exit(2)
+    except click.ClickException as e:
+        where = f"; see `{e.ctx.command_path} --help`" if getattr(e, "ctx", None) else ""
+        _fail(f"{e.format_message()}{where}".replace("[", r"\["), e.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        _fail("interrupted", 130)
+    except BrokenPipeError:  # `genlab ... | head`: the reader left; that is not an error
+        sys.stderr.close()
+        sys.exit(0)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

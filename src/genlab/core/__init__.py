@@ -1,0 +1,48 @@
+"""Core types shared by every family, codec, backend and guardrail."""
+
+from genlab.core.artifacts import (
+    Artifact,
+    AudioArtifact,
+    ImageArtifact,
+    Provenance,
+    TextArtifact,
+    load_artifact,
+)
+from genlab.core.card import ModelCard
+from genlab.core.errors import (
+    BackendError,
+    ContextLengthError,
+    GenlabError,
+    IntegrityError,
+    InvalidRequestError,
+    ModelExistsError,
+    ModelLoadError,
+    ModelNotFoundError,
+    UnsupportedError,
+)
+from genlab.core.generator import Generator, TextChunk
+from genlab.core.request import GenerationRequest, SamplingParams, as_request
+
+__all__ = [
+    "Artifact",
+    "AudioArtifact",
+    "BackendError",
+    "ContextLengthError",
+    "GenerationRequest",
+    "Generator",
+    "GenlabError",
+    "ImageArtifact",
+    "IntegrityError",
+    "InvalidRequestError",
+    "ModelCard",
+    "ModelExistsError",
+    "ModelLoadError",
+    "ModelNotFoundError",
+    "Provenance",
+    "SamplingParams",
+    "TextArtifact",
+    "TextChunk",
+    "UnsupportedError",
+    "as_request",
+    "load_artifact",
+]

@@ -1,0 +1,277 @@
+"""Artifacts: what a generator makes, one type per modality, each with its provenance.
+
+An artifact holds its content in memory and saves it to the standard file of its modality:
+text as .txt (or .json with the provenance inside), images as PNG (provenance in a tEXt chunk),
+audio as 16-bit PCM WAV. Provenance that cannot live inside the file (.txt, .wav) goes to a
+sidecar ``<file>.provenance.json``. ``load_artifact`` reads any of them back.
+
+``sha256`` is the hash of the *content*, not of the file bytes, so it survives re-encoding:
+text -> its UTF-8 bytes; image -> ``"<H>x<W>x<C>:"`` + raw uint8 pixels; audio ->
+``"<rate>:"`` + little-endian float32 samples.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from genlab.core.errors import InvalidRequestError
+from genlab.core.io import atomic_write_bytes, atomic_write_json, sha256_bytes
+
+MODALITIES = ("text", "code", "image", "audio")
+PROVENANCE_KEY = "genlab:provenance"
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where an artifact came from: enough to trace it and, with the seed, to make it again."""
+
+    model: str
+    family: str
+    modality: str
+    seed: int | None
+    parameters: dict[str, Any]
+    sha256: str
+    created_at: str
+    generator: str = "genlab"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Provenance:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def make_provenance(
+    content_hash: str,
+    *,
+    model: str,
+    family: str,
+    modality: str,
+    seed: int | None = None,
+    parameters: dict[str, Any] | None = None,
+) -> Provenance:
+    if modality not in MODALITIES:
+        raise InvalidRequestError(f"unknown modality {modality!r}; expected one of {', '.join(MODALITIES)}")
+    return Provenance(
+        model=model,
+        family=family,
+        modality=modality,
+        seed=seed,
+        parameters=dict(parameters or {}),
+        sha256=content_hash,
+        created_at=_now(),
+    )
+
+
+@dataclass
+class Artifact:
+    """Base class. Subclasses define the content, its hash and its file format."""
+
+    provenance: Provenance
+    extension: ClassVar[str] = ""
+    media_type: ClassVar[str] = "application/octet-stream"
+
+    @property
+    def sha256(self) -> str:
+        return self.provenance.sha256
+
+    @property
+    def modality(self) -> str:
+        return self.provenance.modality
+
+    def to_bytes(self) -> bytes:
+        """The artifact in its standard file format."""
+        raise NotImplementedError  # pragma: no cover - each subclass defines its format
+
+    def save(self, path: str | Path) -> Path:
+        """Write the artifact atomically. A directory gets ``<sha256[:16]><extension>``."""
+        target = Path(path)
+        if target.is_dir():
+            target = target / f"{self.sha256[:16]}{self.extension}"
+        atomic_write_bytes(target, self.to_bytes())
+        self._save_sidecar(target)
+        return target
+
+    def _save_sidecar(self, target: Path) -> None:
+        atomic_write_json(sidecar_path(target), self.provenance.to_dict())
+
+
+def sidecar_path(path: Path) -> Path:
+    return path.with_name(path.name + ".provenance.json")
+
+
+@dataclass
+class TextArtifact(Artifact):
+    """Generated text or code. ``finish_reason`` is "stop" (model or stop sequence) or "length"."""
+
+    text: str = ""
+    finish_reason: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    logprobs: list[dict[str, Any]] | None = None
+    extension: ClassVar[str] = ".txt"
+    media_type: ClassVar[str] = "text/plain; charset=utf-8"
+
+    @classmethod
+    def create(cls, text: str, **kwargs: Any) -> TextArtifact:
+        fields = {k: kwargs.pop(k) for k in list(kwargs) if k in cls.__dataclass_fields__}
+        kwargs.setdefault("modality", "text")
+        return cls(
+            provenance=make_provenance(sha256_bytes(text.encode("utf-8")), **kwargs), text=text, **fields
+        )
+
+    def to_bytes(self) -> bytes:
+        return self.text.encode("utf-8")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "finish_reason": self.finish_reason,
+            "usage": {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens},
+            "logprobs": self.logprobs,
+            "provenance": self.provenance.to_dict(),
+        }
+
+    def save(self, path: str | Path) -> Path:
+        target = Path(path)
+        if target.suffix == ".json":
+            # .json keeps text and provenance in one file: no sidecar needed.
+            return atomic_write_json(target, self.to_dict())
+        return super().save(target)
+
+
+def _image_hash(pixels: np.ndarray) -> str:
+    h, w = pixels.shape[:2]
+    c = 1 if pixels.ndim == 2 else pixels.shape[2]
+    return sha256_bytes(f"{h}x{w}x{c}:".encode() + np.ascontiguousarray(pixels).tobytes())
+
+
+@dataclass
+class ImageArtifact(Artifact):
+    """An image as uint8 pixels, (H, W) grayscale or (H, W, 3) RGB."""
+
+    pixels: np.ndarray = field(default_factory=lambda: np.zeros((1, 1), np.uint8))
+    label: str | None = None
+    extension: ClassVar[str] = ".png"
+    media_type: ClassVar[str] = "image/png"
+
+    @classmethod
+    def create(cls, pixels: np.ndarray, *, label: str | None = None, **kwargs: Any) -> ImageArtifact:
+        pixels = np.asarray(pixels)
+        if (
+            pixels.dtype != np.uint8
+            or pixels.ndim not in (2, 3)
+            or (pixels.ndim == 3 and pixels.shape[2] != 3)
+        ):
+            raise InvalidRequestError(
+                f"image pixels must be uint8 (H, W) or (H, W, 3), got {pixels.dtype} {pixels.shape}"
+            )
+        kwargs.setdefault("modality", "image")
+        return cls(provenance=make_provenance(_image_hash(pixels), **kwargs), pixels=pixels, label=label)
+
+    def to_bytes(self) -> bytes:
+        from PIL import Image, PngImagePlugin
+
+        info = PngImagePlugin.PngInfo()
+        info.add_text(PROVENANCE_KEY, json.dumps(self.provenance.to_dict(), sort_keys=True))
+        buf = io.BytesIO()
+        Image.fromarray(self.pixels).save(buf, format="PNG", pnginfo=info)
+        return buf.getvalue()
+
+    def _save_sidecar(self, target: Path) -> None:
+        """PNG carries its provenance inside (tEXt chunk)."""
+
+
+def _audio_hash(samples: np.ndarray, sample_rate: int) -> str:
+    data = np.ascontiguousarray(samples, dtype="<f4").tobytes()
+    return sha256_bytes(f"{sample_rate}:".encode() + data)
+
+
+@dataclass
+class AudioArtifact(Artifact):
+    """Mono audio as float32 samples in [-1, 1] at ``sample_rate`` Hz."""
+
+    samples: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    sample_rate: int = 16000
+    label: str | None = None
+    extension: ClassVar[str] = ".wav"
+    media_type: ClassVar[str] = "audio/wav"
+
+    @classmethod
+    def create(
+        cls, samples: np.ndarray, sample_rate: int, *, label: str | None = None, **kwargs: Any
+    ) -> AudioArtifact:
+        samples = np.asarray(samples, dtype=np.float32)
+        if samples.ndim != 1:
+            raise InvalidRequestError(f"audio samples must be mono (1-D), got shape {samples.shape}")
+        if sample_rate <= 0:
+            raise InvalidRequestError(f"sample_rate must be positive, got {sample_rate}")
+        samples = np.clip(samples, -1.0, 1.0)
+        kwargs.setdefault("modality", "audio")
+        return cls(
+            provenance=make_provenance(_audio_hash(samples, sample_rate), **kwargs),
+            samples=samples,
+            sample_rate=sample_rate,
+            label=label,
+        )
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+    def to_bytes(self) -> bytes:
+        import soundfile
+
+        buf = io.BytesIO()
+        soundfile.write(buf, self.samples, self.sample_rate, format="WAV", subtype="PCM_16")
+        return buf.getvalue()
+
+
+def load_artifact(path: str | Path) -> Artifact:
+    """Read an artifact saved by ``Artifact.save`` back, provenance included."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidRequestError(f"no such artifact file: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        data = json.loads(path.read_text("utf-8"))
+        usage = data.get("usage") or {}
+        return TextArtifact(
+            provenance=Provenance.from_dict(data["provenance"]),
+            text=data["text"],
+            finish_reason=data.get("finish_reason"),
+            prompt_tokens=usage.get("prompt_tokens", 0),
+            completion_tokens=usage.get("completion_tokens", 0),
+            logprobs=data.get("logprobs"),
+        )
+    if suffix == ".png":
+        from PIL import Image
+
+        with Image.open(path) as img:
+            meta = img.text.get(PROVENANCE_KEY)  # type: ignore[attr-defined]
+            pixels = np.asarray(img.convert("L" if img.mode in ("L", "1", "P") else "RGB"))
+        if meta is None:
+            raise InvalidRequestError(f"{path} has no genlab provenance chunk")
+        return ImageArtifact(provenance=Provenance.from_dict(json.loads(meta)), pixels=pixels)
+    side = sidecar_path(path)
+    if not side.is_file():
+        raise InvalidRequestError(f"{path} has no provenance sidecar ({side.name})")
+    provenance = Provenance.from_dict(json.loads(side.read_text("utf-8")))
+    if suffix == ".wav":
+        import soundfile
+
+        samples, rate = soundfile.read(path, dtype="float32", always_2d=False)
+        return AudioArtifact(provenance=provenance, samples=samples, sample_rate=rate)
+    return TextArtifact(provenance=provenance, text=path.read_text("utf-8"))

@@ -1,0 +1,90 @@
+"""One exception hierarchy for all of genlab.
+
+Every error a user can cause is a `GenlabError`. The CLI turns it into one line on stderr and a
+non-zero exit (``genlab.cli.main``); the HTTP server turns it into an OpenAI-style error body with
+the status code named here. Nothing else in genlab catches and prints errors.
+"""
+
+from __future__ import annotations
+
+
+class GenlabError(Exception):
+    """Base class: a problem genlab can explain to the user in one line."""
+
+    #: Process exit code used by the CLI.
+    exit_code: int = 1
+    #: HTTP status used by the server.
+    http_status: int = 400
+    #: OpenAI-style error type for the HTTP body.
+    error_type: str = "invalid_request_error"
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class InvalidRequestError(GenlabError, ValueError):
+    """A request or argument is out of range or malformed (empty prompt, temperature < 0, ...)."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, *, param: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.param = param
+
+
+class ContextLengthError(InvalidRequestError):
+    """The prompt plus the requested tokens do not fit in the model's context window."""
+
+
+class ModelNotFoundError(GenlabError, LookupError):
+    """No model of that name is registered."""
+
+    exit_code = 3
+    http_status = 404
+
+    def __init__(self, name: str, candidates: list[str] | None = None) -> None:
+        hint = (
+            f"did you mean: {', '.join(candidates)}?"
+            if candidates
+            else "run `genlab models` to list the registered models"
+        )
+        super().__init__(f"unknown model {name!r}", hint=hint)
+        self.name = name
+        self.candidates = candidates or []
+
+
+class ModelExistsError(GenlabError):
+    """A model of that name is already registered."""
+
+    exit_code = 2
+    http_status = 409
+
+
+class ModelLoadError(GenlabError):
+    """A registered model could not be loaded (missing file, not a GGUF, bad config)."""
+
+    exit_code = 4
+    http_status = 422
+
+
+class IntegrityError(ModelLoadError):
+    """A file's sha256 does not match the one recorded or expected."""
+
+
+class UnsupportedError(GenlabError):
+    """The model cannot do what was asked (e.g. streaming on a family that has no tokens)."""
+
+    exit_code = 2
+
+
+class BackendError(GenlabError):
+    """A backend failed for reasons outside the request (remote server down, engine crashed)."""
+
+    exit_code = 5
+    http_status = 502
+    error_type = "server_error"

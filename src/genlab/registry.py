@@ -1,0 +1,237 @@
+"""The model registry: every model genlab can load, by name.
+
+Two sources:
+- built-ins shipped with the package (the embedded Gemma 3 270M; the small models later issues
+  train and ship);
+- user models under ``GENLAB_HOME/models/<name>/``: ``config.json`` says which loader builds it
+  (``kind``), ``card.json`` describes it; trained families add ``model.safetensors`` and codec files.
+
+A loader turns an entry into a ``Generator``. Loaders are registered by kind in ``LOADERS``, so a
+new family adds one function and nothing here changes. Weights are read with safetensors or
+llama.cpp; nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import shutil
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from genlab.core import (
+    Generator,
+    InvalidRequestError,
+    ModelCard,
+    ModelExistsError,
+    ModelLoadError,
+    ModelNotFoundError,
+)
+from genlab.core.io import atomic_write_json
+from genlab.settings import Settings
+
+# Names become directory names: a conservative alphabet, no path separators, no leading dot.
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def validate_name(name: str) -> str:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name) or ".." in name:
+        raise InvalidRequestError(
+            f"invalid model name {name!r}: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit (no '/', no '..')",
+            param="model",
+        )
+    return name
+
+
+@dataclass
+class ModelEntry:
+    """A registered model: its card, its config and (for user models) its directory."""
+
+    name: str
+    card: ModelCard
+    config: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.config.get("kind", "")
+
+
+Loader = Callable[[ModelEntry, Settings], Generator]
+
+
+def _load_gguf(entry: ModelEntry, settings: Settings) -> Generator:
+    from genlab.backends.llamacpp import load_gguf_entry
+
+    return load_gguf_entry(entry, settings)
+
+
+def _load_openai(entry: ModelEntry, settings: Settings) -> Generator:
+    from genlab.backends.openai_compat import OpenAICompatGenerator
+
+    return OpenAICompatGenerator.from_entry(entry)
+
+
+#: kind -> loader. Later families register theirs here (e.g. "torch-family").
+LOADERS: dict[str, Loader] = {"gguf": _load_gguf, "embedded-gguf": _load_gguf, "openai_compat": _load_openai}
+
+
+def builtin_entries() -> dict[str, ModelEntry]:
+    from genlab.backends.llamacpp import EMBEDDED_CARD
+
+    card = ModelCard(**EMBEDDED_CARD.to_dict())
+    return {card.name: ModelEntry(name=card.name, card=card, config={"kind": "embedded-gguf"})}
+
+
+class Registry:
+    """Lists, resolves, adds and loads models. Loaded generators are cached: a model loads once."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self._loaded: dict[str, Generator] = {}
+        self._lock = threading.Lock()
+        self._loading: dict[str, threading.Lock] = {}
+
+    # -- listing and resolving -------------------------------------------------------------------
+    def _user_dirs(self) -> list[Path]:
+        root = self.settings.models_dir
+        if not root.is_dir():
+            return []
+        return sorted(p for p in root.iterdir() if p.is_dir() and (p / "config.json").is_file())
+
+    def names(self) -> list[str]:
+        return sorted({*builtin_entries(), *(p.name for p in self._user_dirs())})
+
+    def list(self) -> list[ModelEntry]:
+        return [self.get(n) for n in self.names()]
+
+    def get(self, name: str) -> ModelEntry:
+        builtins = builtin_entries()
+        if name in builtins:
+            return builtins[name]
+        validate_name(name)
+        directory = self.settings.models_dir / name
+        if not (directory / "config.json").is_file():
+            close = difflib.get_close_matches(name, self.names(), n=3, cutoff=0.4)
+            raise ModelNotFoundError(name, close)
+        return self._read_entry(directory)
+
+    def _read_entry(self, directory: Path) -> ModelEntry:
+        import json
+
+        try:
+            config = json.loads((directory / "config.json").read_text("utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise ModelLoadError(f"cannot read {directory / 'config.json'}: {e}") from None
+        card_path = directory / "card.json"
+        if card_path.is_file():
+            card = ModelCard.load(card_path)
+        else:
+            card = ModelCard(
+                name=directory.name, family="unknown", modality="text", backend=config.get("kind", "?")
+            )
+        return ModelEntry(name=directory.name, card=card, config=config, path=directory)
+
+    # -- loading ---------------------------------------------------------------------------------
+    def load(self, name: str) -> Generator:
+        """Resolve and load a model; later calls return the same instance."""
+        entry = self.get(name)
+        with self._lock:
+            if name in self._loaded:
+                return self._loaded[name]
+            per_model = self._loading.setdefault(name, threading.Lock())
+        with per_model:  # two threads asking for one model: the second waits, then reuses it
+            if name in self._loaded:
+                return self._loaded[name]
+            loader = LOADERS.get(entry.kind)
+            if loader is None:
+                raise ModelLoadError(
+                    f"model {name!r} has kind {entry.kind!r}, which no loader handles; "
+                    f"known kinds: {', '.join(sorted(LOADERS))}"
+                )
+            generator = loader(entry, self.settings)
+            with self._lock:
+                self._loaded[name] = generator
+            return generator
+
+    def loaded(self) -> list[str]:
+        with self._lock:
+            return sorted(self._loaded)
+
+    # -- adding and removing ---------------------------------------------------------------------
+    def _new_dir(self, name: str) -> Path:
+        validate_name(name)
+        if name in self.names():
+            raise ModelExistsError(
+                f"a model named {name!r} is already registered",
+                hint=f"pick another name or `genlab models remove {name}` first",
+            )
+        return self.settings.models_dir / name
+
+    def _write_entry(self, directory: Path, config: dict[str, Any], card: ModelCard) -> ModelEntry:
+        """Write config and card into a staging directory, then rename it into place atomically."""
+        staging = directory.with_name(f".{directory.name}.staging")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        try:
+            atomic_write_json(staging / "config.json", config)
+            card.save(staging / "card.json")
+            staging.rename(directory)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return self._read_entry(directory)
+
+    def add_gguf(
+        self, name: str, gguf: str | Path, *, sha256: str | None = None, n_ctx: int | None = None
+    ) -> ModelEntry:
+        """Register a GGUF file the user has (by reference: the file stays where it is)."""
+        from genlab.backends.llamacpp import describe_gguf
+
+        directory = self._new_dir(name)
+        config, card = describe_gguf(name, Path(gguf), expected_sha256=sha256, n_ctx=n_ctx)
+        return self._write_entry(directory, config, card)
+
+    def add_openai(
+        self,
+        name: str,
+        url: str,
+        remote_model: str,
+        *,
+        api_key_env: str | None = None,
+        timeout_s: float = 120.0,
+    ) -> ModelEntry:
+        """Register a model served by an OpenAI-compatible server (vLLM, llama.cpp server, Ollama)."""
+        from genlab.backends.openai_compat import describe_remote
+
+        directory = self._new_dir(name)
+        config, card = describe_remote(name, url, remote_model, api_key_env=api_key_env, timeout_s=timeout_s)
+        return self._write_entry(directory, config, card)
+
+    def remove(self, name: str) -> None:
+        if name in builtin_entries():
+            raise InvalidRequestError(f"{name!r} is built in and cannot be removed")
+        entry = self.get(name)
+        assert entry.path is not None
+        trash = entry.path.with_name(f".{name}.removing")
+        entry.path.rename(trash)  # atomic: the model disappears from listings at once
+        shutil.rmtree(trash, ignore_errors=True)
+        with self._lock:
+            self._loaded.pop(name, None)
+
+
+_DEFAULT_REGISTRIES: dict[Path, Registry] = {}
+_DEFAULT_LOCK = threading.Lock()
+
+
+def default_registry() -> Registry:
+    """The process's registry for the current ``GENLAB_HOME`` (one per home, so models load once)."""
+    settings = Settings.from_env()
+    with _DEFAULT_LOCK:
+        if settings.home not in _DEFAULT_REGISTRIES:
+            _DEFAULT_REGISTRIES[settings.home] = Registry(settings)
+        return _DEFAULT_REGISTRIES[settings.home]

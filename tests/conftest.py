@@ -1,0 +1,79 @@
+"""Shared fixtures. Tests run against the real embedded Gemma through real llama.cpp.
+
+Every test session gets its own GENLAB_HOME, so nothing touches the user's ~/.genlab.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from genlab.registry import Registry
+from genlab.settings import Settings
+
+EMBEDDED = "gemma-3-270m"
+
+
+@pytest.fixture(scope="session")
+def session_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("genlab-home")
+    os.environ["GENLAB_HOME"] = str(home)
+    return home
+
+
+@pytest.fixture(scope="session")
+def registry(session_home: Path) -> Registry:
+    return Registry(Settings(home=session_home))
+
+
+@pytest.fixture(scope="session")
+def gemma(registry: Registry):
+    """The embedded model, loaded once for the whole session."""
+    return registry.load(EMBEDDED)
+
+
+@pytest.fixture(scope="session")
+def gemma_gguf(gemma) -> Path:
+    return gemma.model_path
+
+
+@pytest.fixture()
+def fresh_registry(tmp_path: Path, session_home: Path) -> Registry:
+    """A registry with an empty models/ directory, sharing the session's assembled GGUF cache."""
+    home = tmp_path / "home"
+    (home / "cache").mkdir(parents=True)
+    for f in (session_home / "cache").glob("*"):
+        (home / "cache" / f.name).symlink_to(f)
+    return Registry(Settings(home=home))
+
+
+def genlab_cli(
+    *args: str, home: Path, stdin: str | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """Run the installed `genlab` console script in a real subprocess."""
+    script = Path(sys.executable).with_name("genlab")
+    env = {**os.environ, "GENLAB_HOME": str(home), "COLUMNS": "200", "NO_COLOR": "1"}
+    return subprocess.run(
+        [str(script), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        input=stdin,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def assert_clean_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
+    """A user's mistake: non-zero exit, one line on stderr that says what is wrong, no traceback."""
+    assert proc.returncode != 0, proc.stdout
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error:"), lines[0]
+    for needle in needles:
+        assert needle.lower() in lines[0].lower(), lines[0]
