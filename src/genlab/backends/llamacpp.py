@@ -9,9 +9,12 @@ which is slow for Gemma's 262k-token vocabulary, so ordinary requests never pay 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -169,6 +172,25 @@ def describe_gguf(
     return config, card
 
 
+@contextlib.contextmanager
+def _captured_stderr() -> Iterator[io.StringIO]:
+    """Capture what C code writes to file descriptor 2 (llama.cpp's grammar parser prints its
+    errors there) so it becomes part of our error message instead of noise on the terminal."""
+    captured = io.StringIO()
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield captured
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            captured.write(tmp.read().decode("utf-8", errors="replace"))
+            captured.seek(0)
+
+
 _LOG_HOOK: list = []  # keeps the ctypes callback alive for the life of the process
 
 
@@ -281,13 +303,15 @@ class LlamaCppGenerator:
             return None
         # LlamaGrammar does not parse until sampling, where a bad grammar would crash the process:
         # parse it here with llama.cpp's own parser and refuse it cleanly.
-        with self._lock:
+        with self._lock, _captured_stderr() as parser_output:
             sampler = llama_cpp.llama_sampler_init_grammar(
                 self._llm._model.vocab, gbnf.encode("utf-8"), b"root"
             )
         if not sampler:
+            reason = " ".join(parser_output.read().split())[:200]
             raise InvalidRequestError(
-                "the grammar does not parse as GBNF (it needs a `root ::= ...` rule; see llama.cpp's grammars/README.md)",
+                f"the grammar does not parse as GBNF ({reason or 'it needs a `root ::= ...` rule'}); "
+                "see llama.cpp's grammars/README.md",
                 param="grammar",
             )
         llama_cpp.llama_sampler_free(sampler)

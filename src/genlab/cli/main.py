@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from genlab.cli import demo as demo_cmd
@@ -13,6 +12,11 @@ from genlab.cli import doctor as doctor_cmd
 from genlab.cli import generate, models
 from genlab.cli.console import err_console
 from genlab.core import GenlabError
+
+try:  # Typer >= 0.29 vendors Click; older releases use Click itself
+    from typer._click.exceptions import NoArgsIsHelpError as _NoArgsIsHelpError
+except ImportError:  # pragma: no cover
+    from click.exceptions import NoArgsIsHelpError as _NoArgsIsHelpError
 
 app = typer.Typer(
     name="genlab",
@@ -28,15 +32,21 @@ app.command()(doctor_cmd.doctor)
 app.command()(demo_cmd.demo)
 
 
-@app.callback()
-def _root(
-    version: bool = typer.Option(False, "--version", help="Print genlab's version and exit.", is_eager=True),
-) -> None:
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         import genlab
 
         typer.echo(genlab.__version__)
         raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", help="Print genlab's version and exit.", is_eager=True, callback=_print_version
+    ),
+) -> None:
+    """genlab: a local-first generative AI workbench."""
 
 
 def _fail(message: str, code: int) -> None:
@@ -49,13 +59,15 @@ def main(argv: list[str] | None = None) -> None:
         result = app(args=argv, prog_name="genlab", standalone_mode=False)
     except GenlabError as e:
         _fail(str(e).replace("[", r"\["), e.exit_code)
-    except click.exceptions.NoArgsIsHelpError as e:  # `genlab models add` with nothing: show help
+    except _NoArgsIsHelpError as e:  # `genlab models add` with nothing: show help
         err_console.print(e.ctx.get_help() if e.ctx else str(e))
         sys.exit(2)
-    except click.ClickException as e:
-        where = f"; see `{e.ctx.command_path} --help`" if getattr(e, "ctx", None) else ""
-        _fail(f"{e.format_message()}{where}".replace("[", r"\["), e.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except typer.TyperException as e:  # usage mistakes: bad option, bad value, missing argument
+        ctx = getattr(e, "ctx", None)
+        where = f"; see `{ctx.command_path} --help`" if ctx is not None else ""
+        message = e.format_message() if hasattr(e, "format_message") else str(e)
+        _fail(f"{message}{where}".replace("[", r"\["), e.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
         _fail("interrupted", 130)
     except BrokenPipeError:  # `genlab ... | head`: the reader left; that is not an error
         sys.stderr.close()

@@ -93,9 +93,8 @@ class GenerationRequest:
     params: SamplingParams = field(default_factory=SamplingParams)
 
     def validate(self, *, needs_prompt: bool = True) -> GenerationRequest:
-        if needs_prompt:
-            if self.prompt is None or not isinstance(self.prompt, str) or not self.prompt.strip():
-                raise InvalidRequestError("the prompt is empty; give some text to continue", param="prompt")
+        if needs_prompt and (not isinstance(self.prompt, str) or not self.prompt.strip()):
+            raise InvalidRequestError("the prompt is empty; give some text to continue", param="prompt")
         if not isinstance(self.n, int) or not 1 <= self.n <= MAX_N:
             raise InvalidRequestError(f"n must be an integer in [1, {MAX_N}], got {self.n!r}", param="n")
         if self.seed is not None and not (isinstance(self.seed, int) and 0 <= self.seed < 2**32):

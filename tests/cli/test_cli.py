@@ -1,0 +1,171 @@
+"""The `genlab` command in real subprocesses: output people read, JSON scripts parse, and one
+clear line (never a traceback) for every mistake a user can make."""
+
+import json
+
+import pytest
+
+from ..conftest import EMBEDDED, assert_clean_error, genlab_cli
+
+
+@pytest.fixture()
+def home(tmp_path, session_home):
+    """A fresh GENLAB_HOME that reuses the session's assembled GGUF."""
+    h = tmp_path / "home"
+    (h / "cache").mkdir(parents=True)
+    for f in (session_home / "cache").glob("*"):
+        (h / "cache" / f.name).symlink_to(f)
+    return h
+
+
+def test_help_explains_the_commands(home):
+    out = genlab_cli("--help", home=home)
+    assert out.returncode == 0
+    for command in ("models", "generate", "doctor", "demo"):
+        assert command in out.stdout
+    sub = genlab_cli("generate", "text", "--help", home=home)
+    assert "--max-tokens" in sub.stdout and "--json-schema" in sub.stdout and "Example" in sub.stdout
+
+
+def test_models_lists_the_embedded_model_as_table_and_json(home, gemma):
+    table = genlab_cli("models", home=home)
+    assert table.returncode == 0 and EMBEDDED in table.stdout and "transformer" in table.stdout
+    listed = json.loads(genlab_cli("models", "--json", home=home).stdout)
+    assert [m["name"] for m in listed] == [EMBEDDED]
+    assert listed[0]["kind"] == "embedded-gguf" and listed[0]["licence"].startswith("Gemma")
+
+
+def test_models_show_prints_the_card(home):
+    out = genlab_cli("models", "show", EMBEDDED, home=home)
+    assert out.returncode == 0
+    assert "training data" in out.stdout and "reproduce" in out.stdout and "pip install" in out.stdout
+    card = json.loads(genlab_cli("models", "show", EMBEDDED, "--json", home=home).stdout)
+    assert card["family"] == "transformer"
+
+
+def test_generate_text_streams_a_completion(home):
+    out = genlab_cli(
+        "generate", "text", "The capital of France is", "--max-tokens", "8", "--seed", "1", home=home
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip()
+    assert "Traceback" not in out.stderr
+
+
+def test_generate_text_json_prints_artifacts_with_provenance(home):
+    out = genlab_cli(
+        "generate", "text", "1, 2, 3,", "--max-tokens", "6", "--seed", "3", "--n", "2", "--json", home=home
+    )
+    assert out.returncode == 0, out.stderr
+    arts = json.loads(out.stdout)
+    assert len(arts) == 2
+    assert [a["provenance"]["seed"] for a in arts] == [3, 4]
+    assert arts[0]["provenance"]["model"] == EMBEDDED and arts[0]["usage"]["completion_tokens"] == 6
+
+
+def test_generate_text_reads_stdin_and_saves(home, tmp_path):
+    target = tmp_path / "out.json"
+    out = genlab_cli(
+        "generate", "text", "-", "--max-tokens", "4", "--save", str(target), home=home, stdin="Hello"
+    )
+    assert out.returncode == 0, out.stderr
+    saved = json.loads(target.read_text())
+    assert saved["text"] and saved["provenance"]["sha256"]
+
+
+def test_generate_with_grammar_file_and_schema(home, tmp_path):
+    grammar = tmp_path / "yn.gbnf"
+    grammar.write_text('root ::= " yes" | " no"\n')
+    out = genlab_cli("generate", "text", "Is fire hot?", "--grammar", f"@{grammar}", "--json", home=home)
+    assert json.loads(out.stdout)[0]["text"] in (" yes", " no")
+    schema = '{"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}'
+    out = genlab_cli("generate", "text", "A number as JSON:", "--json-schema", schema, "--json", home=home)
+    assert isinstance(json.loads(json.loads(out.stdout)[0]["text"])["n"], int)
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (
+            ["generate", "text", "--model", "gemma-3-27m", "hi"],
+            ["unknown model", "did you mean: gemma-3-270m"],
+        ),
+        (["generate", "text", ""], ["prompt is empty"]),
+        (["generate", "text", "hi", "--max-tokens", "0"], ["max_tokens"]),
+        (["generate", "text", "hi", "--max-tokens", "100000"], ["do not fit the context"]),
+        (["generate", "text", "hi", "--temperature", "-1"], ["temperature"]),
+        (["generate", "text", "hi", "--grammar", "root ::= ("], ["does not parse as gbnf"]),
+        (["generate", "text", "hi", "--json-schema", "{nope"], ["not valid json"]),
+        (["generate", "text", "hi", "--grammar", "@/no/such/file.gbnf"], ["does not exist"]),
+        (["generate", "text", "hi", "--max-tokens", "lots"], ["--max-tokens", "valid integer", "--help"]),
+        (["generate", "text", "hi", "--no-such-option"], ["no such option"]),
+        (["models", "show", "../../etc"], ["invalid model name"]),
+        (["models", "remove", EMBEDDED], ["built in"]),
+        (["models", "add", "x"], ["exactly one of --gguf"]),
+        (["models", "add", "x", "--gguf", "/no/such.gguf"], ["no such file"]),
+        (["models", "add", "x", "--openai-url", "http://127.0.0.1:9/v1"], ["--remote-model"]),
+        (["models", "add", "x", "--openai-url", "nope", "--remote-model", "m"], ["not an http"]),
+    ],
+)
+def test_user_mistakes_give_one_clear_line(home, args, needles):
+    assert_clean_error(genlab_cli(*args, home=home), *needles)
+
+
+def test_add_not_gguf_and_bad_sha(home, tmp_path, gemma_gguf):
+    fake = tmp_path / "model.gguf"
+    fake.write_text("definitely not a model")
+    assert_clean_error(genlab_cli("models", "add", "x", "--gguf", str(fake), home=home), "not a gguf file")
+    bad = genlab_cli("models", "add", "x", "--gguf", str(gemma_gguf), "--sha256", "ab" * 32, home=home)
+    assert_clean_error(bad, "sha256", "was expected")
+    assert (
+        json.loads(genlab_cli("models", "--json", home=home).stdout)[0]["name"] == EMBEDDED
+    )  # nothing half-added
+
+
+def test_add_generate_remove_a_user_gguf(home, gemma_gguf):
+    added = genlab_cli(
+        "models", "add", "mine", "--gguf", str(gemma_gguf), "--n-ctx", "256", "--json", home=home
+    )
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["context_length"] == 256
+    out = genlab_cli("generate", "text", "Hello", "-m", "mine", "--max-tokens", "300", home=home)
+    assert_clean_error(out, "context of 256")
+    assert (
+        genlab_cli("generate", "text", "Hello", "-m", "mine", "--max-tokens", "3", home=home).returncode == 0
+    )
+    assert genlab_cli("models", "remove", "mine", home=home).returncode == 0
+    assert_clean_error(genlab_cli("models", "show", "mine", home=home), "unknown model")
+
+
+def test_doctor_reports_versions_home_and_models(home):
+    out = genlab_cli("doctor", "--json", home=home)
+    assert out.returncode == 0, out.stdout + out.stderr
+    report = json.loads(out.stdout)
+    assert report["genlab_home"] == str(home) and report["genlab_home_writable"]
+    assert report["packages"]["llama-cpp-python"]
+    assert {"espeak-ng", "chromium", "pg_ctl"} <= set(report["system"])
+    assert report["models"] == [{"name": EMBEDDED, "backend": "llamacpp", "status": "ok"}]
+
+
+def test_doctor_fails_when_a_model_does_not_load(home, gemma_gguf, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy.gguf"
+    shutil.copyfile(gemma_gguf, copy)
+    assert genlab_cli("models", "add", "fragile", "--gguf", str(copy), home=home).returncode == 0
+    copy.unlink()
+    out = genlab_cli("doctor", home=home)
+    assert out.returncode == 1
+    assert "fragile" in out.stdout and "no such file" in out.stdout
+
+
+def test_demo_shows_card_and_streams(home):
+    out = genlab_cli("demo", "--max-tokens", "12", home=home)
+    assert out.returncode == 0, out.stderr
+    assert "model card" in out.stdout and "Gemma Terms of Use" in out.stdout
+    assert "tokens/s" in out.stdout
+
+
+def test_version(home):
+    out = genlab_cli("--version", home=home)
+    assert out.returncode == 0 and out.stdout.strip() == "0.1.0"
