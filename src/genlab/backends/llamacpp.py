@@ -9,6 +9,7 @@ which is slow for Gemma's 262k-token vocabulary, so ordinary requests never pay 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import io
 import json
@@ -263,6 +264,7 @@ class LlamaCppGenerator:
         self._lock = threading.Lock()
         self._llm = _open_llama(self.model_path, n_ctx=n_ctx, n_threads=n_threads)
         self._llm_logprobs = None  # opened on the first request that asks for logprobs
+        atexit.register(self.close)
         self._card = ModelCard(
             **{**card.to_dict(), "parameters": self._llm._model.n_params(), "context_length": n_ctx}
         )
@@ -433,7 +435,10 @@ class LlamaCppGenerator:
         return artifacts
 
     def close(self) -> None:
+        """Free the llama.cpp contexts. Idempotent; also runs at interpreter exit, because
+        llama-cpp-python's own finaliser fails once module globals are torn down."""
         with self._lock:
             for llm in (self._llm, self._llm_logprobs):
                 if llm is not None:
                     llm.close()
+            self._llm_logprobs = None
