@@ -5,7 +5,7 @@ Measures, on the same GGUF, prompt and greedy settings:
   (b) llama-cpp-python's Llama.create_completion called directly (the reference),
   (c) Hugging Face transformers loading the same GGUF (dequantised to float32), when installed
       (`pip install -e '.[bench]'`).
-Runs alternate (a, b, a, b, ...) so machine noise hits both alike; each run's prompt starts with
+Runs interleave (a, b, b, a, a, b, ...) so machine noise hits both alike; each run's prompt starts with
 its run number, so every run evaluates its prompt (no KV-cache prefix reuse across runs).
 Prints a table with ratios against (b) and writes bench/results/llm_decode.json.
 
@@ -88,7 +88,7 @@ def run_transformers(gguf: Path, runs: int, max_tokens: int) -> dict:
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         model = AutoModelForCausalLM.from_pretrained(
-            str(gguf.parent), gguf_file=gguf.name, torch_dtype=torch.float32
+            str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
         )
     except Exception as e:  # an architecture transformers cannot read from GGUF, say
         return {"status": "failed to load", "error": f"{type(e).__name__}: {e}"[:500]}
@@ -165,9 +165,13 @@ def main() -> None:
     run_genlab(generator, -1, 8)  # warm-up both (page in the mmap'd weights)
     run_raw(raw, -1, 8)
     a_runs, b_runs = [], []
-    for i in range(args.runs):
-        a_runs.append(run_genlab(generator, i, args.max_tokens))
-        b_runs.append(run_raw(raw, i, args.max_tokens))
+    for i in range(args.runs):  # alternate which engine goes first, so neither always runs warm
+        if i % 2:
+            b_runs.append(run_raw(raw, i, args.max_tokens))
+            a_runs.append(run_genlab(generator, i, args.max_tokens))
+        else:
+            a_runs.append(run_genlab(generator, i, args.max_tokens))
+            b_runs.append(run_raw(raw, i, args.max_tokens))
     raw.close()
     generator.close()
 

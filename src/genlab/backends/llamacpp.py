@@ -354,18 +354,7 @@ class LlamaCppGenerator:
         return self._llm_logprobs
 
     def _stream_one(self, request, prompt_tokens, grammar, seed, index) -> Iterator[TextChunk]:
-        from llama_cpp import StoppingCriteriaList
-
         p = request.params
-        calls = 0
-
-        def count(_input_ids, _logits) -> bool:
-            # llama-cpp-python calls this once per sampled token and once more when generation ends;
-            # it never stops anything, it only counts.
-            nonlocal calls
-            calls += 1
-            return False
-
         with self._lock:
             llm = self._context(p.logprobs is not None)
             pieces = llm.create_completion(
@@ -381,7 +370,6 @@ class LlamaCppGenerator:
                 logprobs=p.logprobs,
                 grammar=grammar,
                 stream=True,
-                stopping_criteria=StoppingCriteriaList([count]),
             )
             finish_reason = None
             try:
@@ -396,12 +384,15 @@ class LlamaCppGenerator:
                         )
             finally:
                 pieces.close()
+            # llama.cpp evaluates every sampled token but the last before it stops (by length, stop
+            # sequence or end-of-text), so the tokens sampled, an end-of-text token included, are:
+            sampled = max(llm.n_tokens - prompt_tokens + 1, 0)
         yield TextChunk(
             text="",
             index=index,
             finish_reason=finish_reason or "length",
             prompt_tokens=prompt_tokens,
-            completion_tokens=max(calls - 1, 0),  # tokens sampled, an end-of-text token included
+            completion_tokens=sampled,
         )
 
     def generate(self, request: GenerationRequest | str, **kwargs: Any) -> list[TextArtifact]:
