@@ -76,8 +76,20 @@ def _load_openai(entry: ModelEntry, settings: Settings) -> Generator:
     return OpenAICompatGenerator.from_entry(entry)
 
 
+def _load_transformer(entry: ModelEntry, settings: Settings) -> Generator:
+    from genlab.families.lm import TransformerLM
+
+    assert entry.path is not None
+    return TransformerLM.from_dir(entry.path, entry.card, entry.config)
+
+
 #: kind -> loader. Later families register theirs here (e.g. "torch-family").
-LOADERS: dict[str, Loader] = {"gguf": _load_gguf, "embedded-gguf": _load_gguf, "openai_compat": _load_openai}
+LOADERS: dict[str, Loader] = {
+    "gguf": _load_gguf,
+    "embedded-gguf": _load_gguf,
+    "openai_compat": _load_openai,
+    "transformer": _load_transformer,
+}
 
 
 def builtin_entries() -> dict[str, ModelEntry]:
@@ -127,7 +139,9 @@ class Registry:
             config = json.loads((directory / "config.json").read_text("utf-8"))
         except (OSError, json.JSONDecodeError) as e:
             raise ModelLoadError(f"cannot read {directory / 'config.json'}: {e}") from None
-        card_path = directory / "card.json"
+        card_path = directory / config.get(
+            "card", "card.json"
+        )  # trained models point at their snapshot's card
         if card_path.is_file():
             card = ModelCard.load(card_path)
         else:

@@ -72,3 +72,46 @@ def token_logprobs(raw: dict[str, Any] | None, top_n: int | None = None) -> list
 def _top(alternatives: dict[str, float], n: int | None) -> dict[str, float]:
     ranked = sorted(alternatives.items(), key=lambda kv: -kv[1])
     return dict(ranked if n is None else ranked[:n])
+
+
+class StopFilter:
+    """Turns a growing text into stream pieces that never show a stop sequence.
+
+    ``push(full_text)`` returns the new text that is safe to emit: text that could still be the
+    start of a stop sequence is held back until it is clearly not. ``stopped`` says whether a stop
+    sequence has appeared; ``text`` is then the output up to (not including) it.
+    """
+
+    def __init__(self, stop: tuple[str, ...] | list[str]) -> None:
+        self.stop = tuple(stop)
+        self.text = ""
+        self.emitted = 0
+        self.stopped = False
+
+    def push(self, full_text: str) -> str:
+        if self.stopped:
+            return ""
+        cut = min((i for i in (full_text.find(s) for s in self.stop) if i >= 0), default=-1)
+        if cut >= 0:
+            self.stopped = True
+            self.text = full_text[:cut]
+        else:
+            self.text = full_text
+        safe = len(self.text)
+        if not self.stopped:
+            # hold back a tail that is a prefix of some stop sequence
+            for s in self.stop:
+                for k in range(min(len(s) - 1, len(self.text)), 0, -1):
+                    if self.text.endswith(s[:k]):
+                        safe = min(safe, len(self.text) - k)
+                        break
+            if self.text.endswith("\ufffd"):  # an incomplete UTF-8 sequence from a byte-level codec
+                safe = min(safe, len(self.text) - 1)
+        piece = self.text[self.emitted : safe] if safe > self.emitted else ""
+        self.emitted = max(self.emitted, safe)
+        return piece
+
+    def flush(self) -> str:
+        piece = self.text[self.emitted :]
+        self.emitted = len(self.text)
+        return piece

@@ -1,0 +1,90 @@
+"""`genlab train` and `genlab eval`: train models of every family and measure them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from genlab.cli.console import console, print_json
+
+train_app = typer.Typer(
+    help="Train a model: `genlab train text --data shakespeare --codec char --preset small`.",
+    no_args_is_help=True,
+)
+eval_app = typer.Typer(help="Evaluate a trained model on its held-out data.", no_args_is_help=True)
+
+
+@train_app.command("text")
+def train_text(
+    data: Annotated[
+        str, typer.Option(help="shakespeare, python, or a path to a text file or folder.")
+    ] = "shakespeare",
+    codec: Annotated[
+        str, typer.Option(help="char (one token per character) or bpe (byte-level BPE).")
+    ] = "char",
+    preset: Annotated[
+        str, typer.Option(help="tiny (seconds), small (nanoGPT's CPU recipe), base (hours on a CPU).")
+    ] = "tiny",
+    name: Annotated[str | None, typer.Option(help="Model name (default: <data>-<codec>).")] = None,
+    steps: Annotated[int | None, typer.Option(help="Optimiser steps (default: the preset's).")] = None,
+    vocab_size: Annotated[int, typer.Option(help="BPE vocabulary size.")] = 2048,
+    seed: Annotated[
+        int, typer.Option(help="Seed for initialisation and batches: same seed, same model.")
+    ] = 1337,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from the model's last checkpoint.")
+    ] = False,
+    json_: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Train a transformer language model on text or code, on this CPU, with a live loss bar."""
+    from pathlib import Path
+
+    from genlab.training.text import train_text_model
+
+    model_name = name or f"{Path(data).name if data not in ('shakespeare', 'python') else data}-{codec}"
+    result = train_text_model(
+        model_name,
+        data,
+        codec=codec,
+        preset_name=preset,
+        steps=steps,
+        vocab_size=vocab_size,
+        resume=resume,
+        seed=seed,
+        progress=not json_,
+    )
+    summary = {
+        "name": model_name,
+        "steps": result.step,
+        "best_val_loss": result.best_val_loss,
+        "best_metrics": result.best_metrics,
+        "seconds": round(result.seconds, 2),
+        "tokens_per_second": round(result.items_per_second, 1),
+        "peak_rss_mb": round(result.peak_rss_mb, 1),
+    }
+    if json_:
+        print_json(summary)
+    else:
+        metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.best_metrics.items() if k != "step")
+        console.print(
+            f"[bold]{model_name}[/]: best at step {result.best_metrics.get('step', '?')}: {metrics}"
+        )
+        console.print(f'try it: genlab generate text --model {model_name} "ROMEO:"')
+
+
+@eval_app.command("text")
+def eval_text(
+    model: Annotated[str, typer.Option("--model", "-m", help="A transformer trained in genlab.")],
+    batches: Annotated[int, typer.Option(help="Validation batches of 16 windows.")] = 50,
+    json_: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
+) -> None:
+    """Validation loss, bits per character (or byte) and perplexity on the model's held-out documents."""
+    from genlab.training.evaluate import evaluate_text_model
+
+    metrics = evaluate_text_model(model, batches=batches)
+    if json_:
+        print_json(metrics)
+    else:
+        for k, v in metrics.items():
+            console.print(f"{k:>16}  {v}")

@@ -1,0 +1,1 @@
+"""Codecs turn a modality into tensors and back: text (char, byte-level BPE), images, audio."""

@@ -1,0 +1,1 @@
+"""Dataset builders: text corpora (Shakespeare, Python code, user files) and, later, images and audio."""

@@ -1,0 +1,151 @@
+"""A trained transformer language model as a Generator: the GPT family + a text codec + weights."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genlab.codecs.text import load_codec
+from genlab.core import GenerationRequest, ModelCard, ModelLoadError, TextArtifact, TextChunk, as_request
+from genlab.core.generator import StopFilter
+from genlab.core.io import sha256_file
+from genlab.families.transformer import GPT, TransformerConfig
+
+
+def load_weights(model: torch.nn.Module, path: Path, *, expected_sha256: str | None = None) -> None:
+    """Load safetensors weights (never pickle), checking the file's sha256 against the card's."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    if not path.is_file():
+        raise ModelLoadError(f"missing weights file {path}")
+    if expected_sha256 is not None and sha256_file(path) != expected_sha256:
+        raise ModelLoadError(
+            f"{path} is corrupt: its sha256 does not match the one recorded in the model card"
+        )
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ModelLoadError(f"{path} is not a readable safetensors file: {e}") from None
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith("rope_")]
+    if missing or unexpected:
+        raise ModelLoadError(
+            f"{path} does not fit this architecture (missing {missing[:3]}, unexpected {unexpected[:3]})"
+        )
+
+
+class TransformerLM:
+    """Generate text or code from a transformer trained in genlab."""
+
+    supports_streaming = True
+
+    def __init__(self, card: ModelCard, model: GPT, codec) -> None:
+        self._card = card
+        self.model = model.eval()
+        self.codec = codec
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_dir(cls, directory: Path, card: ModelCard, config: dict[str, Any]) -> TransformerLM:
+        directory = Path(directory)
+        try:
+            arch = TransformerConfig(**config["model"])
+            weights = directory / config["weights"]
+        except (KeyError, TypeError) as e:
+            raise ModelLoadError(f"{directory / 'config.json'} is not a transformer config: {e}") from None
+        model = GPT(arch)
+        load_weights(model, weights, expected_sha256=config.get("weights_sha256"))
+        return cls(card, model, load_codec(directory))
+
+    @property
+    def card(self) -> ModelCard:
+        return self._card
+
+    @property
+    def n_ctx(self) -> int:
+        return self.model.config.block_size
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.codec.encode(text))
+
+    def _prepare(self, request, kwargs) -> tuple[GenerationRequest, list[int]]:
+        request = as_request(request, **kwargs).validate()
+        prompt = self.codec.encode(request.prompt)
+        if request.params.json_schema is not None or request.params.grammar is not None:
+            from genlab.core import UnsupportedError
+
+            raise UnsupportedError(
+                "JSON-schema and grammar constraints need the llama.cpp backend",
+                hint="export the model with `genlab export gguf` and register the GGUF",
+            )
+        return request, prompt
+
+    def stream(self, request: GenerationRequest | str, **kwargs: Any) -> Iterator[TextChunk]:
+        request, prompt = self._prepare(request, kwargs)
+        return self._stream(request, prompt)
+
+    def _stream(self, request: GenerationRequest, prompt: list[int]) -> Iterator[TextChunk]:
+        for index, seed in enumerate(request.choice_seeds()):
+            yield from self._stream_one(request, prompt, seed, index)
+
+    def _stream_one(self, request, prompt, seed, index) -> Iterator[TextChunk]:
+        p = request.params
+        generator = torch.Generator().manual_seed(seed)
+        stops = StopFilter(p.stop)
+        new: list[int] = []
+        finish = "length"
+        # Prompts longer than the context keep their last block_size tokens (the window slides).
+        context = prompt[-self.model.config.block_size :] or [self.codec.eot_id]
+        with self._lock:
+            for token in self.model.sample_tokens(
+                context,
+                p.max_tokens,
+                temperature=p.temperature,
+                top_k=p.top_k,
+                top_p=p.top_p,
+                generator=generator,
+            ):
+                if token == self.codec.eot_id:
+                    finish = "stop"
+                    new.append(token)
+                    break
+                new.append(token)
+                piece = stops.push(self.codec.decode(new))
+                if piece:
+                    yield TextChunk(text=piece, index=index)
+                if stops.stopped:
+                    finish = "stop"
+                    break
+        if not stops.stopped:
+            rest = stops.flush()
+            if rest:
+                yield TextChunk(text=rest, index=index)
+        yield TextChunk(
+            text="", index=index, finish_reason=finish, prompt_tokens=len(prompt), completion_tokens=len(new)
+        )
+
+    def generate(self, request: GenerationRequest | str, **kwargs: Any) -> list[TextArtifact]:
+        request, prompt = self._prepare(request, kwargs)
+        artifacts = []
+        for index, seed in enumerate(request.choice_seeds()):
+            pieces = list(self._stream_one(request, prompt, seed, index))
+            last = pieces[-1]
+            artifacts.append(
+                TextArtifact.create(
+                    "".join(c.text for c in pieces),
+                    model=self.card.name,
+                    family=self.card.family,
+                    modality=self.card.modality,
+                    seed=seed,
+                    parameters={**request.params.to_dict(), "backend": "torch"},
+                    finish_reason=last.finish_reason,
+                    prompt_tokens=last.prompt_tokens,
+                    completion_tokens=last.completion_tokens,
+                )
+            )
+        return artifacts

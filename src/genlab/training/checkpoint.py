@@ -1,0 +1,134 @@
+"""Checkpoints and published models, written so that a kill at any moment leaves a loadable state.
+
+Both use the same commit protocol: write a complete new directory under a temporary name, fsync
+its files, rename it into place (atomic), then atomically rewrite the small JSON pointer that names
+it (``latest.json`` for checkpoints, ``config.json`` for a published model). Readers follow the
+pointer, so they see the old state or the new one, never a half-written one. Old directories are
+removed only after the pointer moved.
+
+Everything is safetensors or JSON: optimiser state is flattened into tensors plus JSON metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genlab.core import InvalidRequestError, ModelLoadError
+from genlab.core.io import atomic_write_json, sha256_file
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def save_tensors(
+    path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
+) -> None:
+    from safetensors.torch import save_file
+
+    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(path), metadata=metadata)
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def commit_directory(parent: Path, name: str, write: Any) -> Path:
+    """Create ``parent/name`` atomically: ``write(tmp_dir)`` fills a temporary directory first."""
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = parent / f".{name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    write(tmp)
+    _fsync_dir(tmp)
+    target = parent / name
+    if target.exists():
+        shutil.rmtree(target)
+    tmp.rename(target)
+    _fsync_dir(parent)
+    return target
+
+
+def prune(parent: Path, keep: set[str]) -> None:
+    """Remove committed siblings not in ``keep`` and temporaries left by killed writers."""
+    if not parent.is_dir():
+        return
+    for child in parent.iterdir():
+        if child.is_dir() and child.name not in keep:
+            shutil.rmtree(child, ignore_errors=True)
+
+
+# -- optimiser state as safetensors ------------------------------------------------------------------
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    sd = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for idx, state in sd["state"].items():
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"state.{idx}.{key}"] = value
+            else:
+                scalars.setdefault(str(idx), {})[key] = value
+    return tensors, {"param_groups": json.dumps(sd["param_groups"]), "scalars": json.dumps(scalars)}
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+        state: dict[int, dict[str, Any]] = {}
+        for key in f.keys():
+            _, idx, name = key.split(".", 2)
+            state.setdefault(int(idx), {})[name] = f.get_tensor(key)
+    for idx, values in json.loads(meta["scalars"]).items():
+        state.setdefault(int(idx), {}).update(values)
+    optimizer.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
+
+
+# -- training checkpoints -----------------------------------------------------------------------------
+def save_checkpoint(
+    run_dir: Path, step: int, model: torch.nn.Module, optimizer, state: dict[str, Any]
+) -> Path:
+    checkpoints = run_dir / "checkpoints"
+    name = f"step-{step:07d}"
+
+    def write(tmp: Path) -> None:
+        save_tensors(tmp / "model.safetensors", model.state_dict())
+        tensors, meta = optimizer_tensors(optimizer)
+        save_tensors(tmp / "optimizer.safetensors", tensors, meta)
+        full = {**state, "step": step, "model_sha256": sha256_file(tmp / "model.safetensors")}
+        atomic_write_json(tmp / "state.json", full)
+
+    commit_directory(checkpoints, name, write)
+    atomic_write_json(checkpoints / "latest.json", {"checkpoint": name, "step": step})
+    prune(checkpoints, keep={name})
+    return checkpoints / name
+
+
+def load_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any]]:
+    """The latest committed checkpoint and its state; a clear error if there is none or it is corrupt."""
+    pointer = run_dir / "checkpoints" / "latest.json"
+    if not pointer.is_file():
+        raise InvalidRequestError(
+            f"nothing to resume: {run_dir} has no checkpoint", hint="train without --resume"
+        )
+    name = json.loads(pointer.read_text("utf-8"))["checkpoint"]
+    directory = run_dir / "checkpoints" / name
+    try:
+        state = json.loads((directory / "state.json").read_text("utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise ModelLoadError(f"checkpoint {directory} is unreadable: {e}") from None
+    if sha256_file(directory / "model.safetensors") != state.get("model_sha256"):
+        raise ModelLoadError(
+            f"checkpoint {directory} is corrupt: model.safetensors does not match its checksum"
+        )
+    return directory, state
