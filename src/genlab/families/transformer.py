@@ -186,7 +186,7 @@ class GPT(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None):
-        B, T = idx.size()
+        _, T = idx.size()  # (B, T)
         start = cache.length if cache is not None else 0
         if start + T > self.config.block_size:
             raise InvalidRequestError(

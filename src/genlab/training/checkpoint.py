@@ -86,7 +86,7 @@ def load_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
         state: dict[int, dict[str, Any]] = {}
-        for key in f.keys():
+        for key in f.keys():  # noqa: SIM118 - safe_open is not iterable
             _, idx, name = key.split(".", 2)
             state.setdefault(int(idx), {})[name] = f.get_tensor(key)
     for idx, values in json.loads(meta["scalars"]).items():
