@@ -11,7 +11,7 @@ from genlab.cli import demo as demo_cmd
 from genlab.cli import doctor as doctor_cmd
 from genlab.cli import generate, models
 from genlab.cli.console import err_console
-from genlab.cli.train import eval_app, train_app
+from genlab.cli.train import eval_app, export_app, train_app
 from genlab.core import GenlabError
 
 try:  # Typer >= 0.29 vendors Click; older releases use Click itself
@@ -31,6 +31,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(generate.app, name="generate")
 app.add_typer(train_app, name="train")
 app.add_typer(eval_app, name="eval")
+app.add_typer(export_app, name="export")
 app.command()(doctor_cmd.doctor)
 app.command()(demo_cmd.demo)
 

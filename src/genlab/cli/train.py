@@ -88,3 +88,32 @@ def eval_text(
     else:
         for k, v in metrics.items():
             console.print(f"{k:>16}  {v}")
+
+
+export_app = typer.Typer(
+    help="Export a model trained in genlab to another engine's format.", no_args_is_help=True
+)
+
+
+@export_app.command("gguf")
+def export_gguf_cmd(
+    model: Annotated[str, typer.Argument(help="A BPE transformer trained in genlab.")],
+    out: Annotated[
+        str | None, typer.Option(help="Output .gguf path (default: GENLAB_HOME/exports/MODEL.gguf).")
+    ] = None,
+    register: Annotated[
+        str | None, typer.Option(help="Also register the file as a llama.cpp model of this name.")
+    ] = None,
+) -> None:
+    """Write a GGUF file that llama.cpp (and so genlab's llama.cpp backend) runs."""
+    from pathlib import Path
+
+    from genlab.backends.gguf_export import export_gguf
+    from genlab.registry import default_registry
+
+    registry = default_registry()
+    path = export_gguf(registry, model, Path(out) if out else None)
+    console.print(f"wrote {path}")
+    if register:
+        registry.add_gguf(register, path)
+        console.print(f'registered [bold]{register}[/]: genlab generate text --model {register} "..."')
