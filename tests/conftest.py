@@ -77,3 +77,69 @@ def assert_clean_error(proc: subprocess.CompletedProcess, *needles: str) -> None
     assert lines[0].startswith("error:"), lines[0]
     for needle in needles:
         assert needle.lower() in lines[0].lower(), lines[0]
+
+
+WORDS = [
+    "the",
+    "king",
+    "queen",
+    "lord",
+    "lady",
+    "love",
+    "death",
+    "night",
+    "day",
+    "sword",
+    "crown",
+    "heart",
+    "blood",
+    "fair",
+    "sweet",
+    "good",
+    "noble",
+    "speak",
+    "thou",
+    "thee",
+    "hath",
+    "doth",
+    "wherefore",
+    "art",
+    "gentle",
+    "brother",
+    "sister",
+    "father",
+    "mother",
+]
+
+
+def write_corpus(folder: Path, n_docs: int = 12, lines: int = 150, seed: int = 1) -> Path:
+    """A small synthetic play-like corpus the tests make themselves (nothing downloaded)."""
+    import random
+
+    rng = random.Random(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n_docs):
+        speakers = ["KING", "QUEEN", "LORD"]
+        text = "\n".join(
+            f"{rng.choice(speakers)}: " + " ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 10))) + "."
+            for _ in range(lines)
+        )
+        (folder / f"act{i:02d}.txt").write_text(text + "\n")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_corpus(tmp_path_factory.mktemp("corpus") / "plays")
+
+
+@pytest.fixture(scope="session")
+def trained_bpe(registry: Registry, corpus_dir: Path) -> str:
+    """A tiny BPE transformer trained once per session (a few seconds)."""
+    from genlab.training.text import train_text_model
+
+    train_text_model(
+        "plays-bpe", str(corpus_dir), codec="bpe", vocab_size=320, preset_name="tiny", steps=300,
+        settings=registry.settings, progress=False,
+    )  # fmt: skip
+    return "plays-bpe"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -54,6 +55,8 @@ def train_text(
         seed=seed,
         progress=not json_,
     )
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
+        return
     summary = {
         "name": model_name,
         "steps": result.step,

@@ -25,7 +25,7 @@ from genlab.families.transformer import GPT, TransformerConfig
 from genlab.registry import validate_name
 from genlab.settings import Settings
 from genlab.training.checkpoint import commit_directory, prune, save_tensors
-from genlab.training.trainer import TrainConfig, Trainer, TrainResult, mix_seed
+from genlab.training.trainer import TrainConfig, Trainer, TrainResult, barrier, distributed_rank, mix_seed
 
 
 @dataclass(frozen=True)
@@ -169,7 +169,10 @@ def train_text_model(
     validate_name(name)
     chosen = preset(preset_name)
     model_dir = settings.models_dir / name
-    if model_dir.exists() and not resume:
+    rank, world = distributed_rank()
+    if rank > 0:  # under torchrun, rank 0 checks and prepares the directory; the others wait for it
+        barrier()
+    if model_dir.exists() and not resume and rank == 0:
         raise ModelExistsError(
             f"a model named {name!r} already exists", hint="pick another name, or add --resume to continue it"
         )
@@ -191,10 +194,12 @@ def train_text_model(
     arch = TransformerConfig(vocab_size=text_codec.vocab_size, **chosen.model)
     model = GPT(arch)
     task = TextTask(model, text_codec, corpus)
-    if not resume:
+    if not resume and rank == 0:
         model_dir.mkdir(parents=True)
         text_codec.save(model_dir)
         save_manifest(corpus, model_dir)
+    if rank == 0 and world > 1:
+        barrier()
 
     command = [
         "genlab",

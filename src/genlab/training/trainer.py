@@ -103,11 +103,17 @@ class TrainResult:
     peak_rss_mb: float = 0.0
 
 
-def _distributed() -> tuple[int, int]:
+def distributed_rank() -> tuple[int, int]:
+    """(rank, world size); joins the process group when launched by torchrun (gloo works on CPU)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(backend="gloo")
     return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()
 
 
 def mix_seed(*parts: int) -> int:
@@ -141,7 +147,7 @@ class Trainer:
         self.task = task
         self.cfg = config.validate()
         self.run_dir = Path(run_dir)
-        self.rank, self.world = _distributed()
+        self.rank, self.world = distributed_rank()
         self.progress = progress and self.rank == 0
         model = task.model
         decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]

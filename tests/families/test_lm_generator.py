@@ -1,0 +1,77 @@
+"""A trained transformer behind the Generator protocol, and its GGUF export run by llama.cpp."""
+
+import pytest
+
+from genlab.backends.gguf_export import export_gguf
+from genlab.core import Generator, InvalidRequestError, UnsupportedError
+
+
+@pytest.fixture(scope="module")
+def lm(registry, trained_bpe):
+    return registry.load(trained_bpe)
+
+
+def test_trained_model_is_a_streaming_generator(lm):
+    assert isinstance(lm, Generator) and lm.supports_streaming
+    assert (
+        lm.card.family == "transformer"
+        and lm.card.backend == "torch"
+        and lm.card.metrics["bits_per_byte"] > 0
+    )
+    a = lm.generate("KING: the", max_tokens=20, seed=4)[0]
+    assert a.text == lm.generate("KING: the", max_tokens=20, seed=4)[0].text
+    chunks = list(lm.stream("KING: the", max_tokens=20, seed=4))
+    assert "".join(c.text for c in chunks) == a.text
+    assert chunks[-1].finish_reason in ("stop", "length") and chunks[-1].completion_tokens <= 20
+    assert a.provenance.model == "plays-bpe" and a.provenance.parameters["backend"] == "torch"
+
+
+def test_stop_sequences_and_n(lm):
+    arts = lm.generate("QUEEN:", max_tokens=60, seed=1, n=3, stop=["\n"])
+    assert [a.provenance.seed for a in arts] == [1, 2, 3]
+    for a in arts:
+        assert "\n" not in a.text
+    streamed = "".join(
+        c.text for c in lm.stream("QUEEN:", max_tokens=60, seed=1, stop=["\n"]) if c.index == 0
+    )
+    assert streamed == arts[0].text
+
+
+def test_constraints_need_the_llama_cpp_backend(lm):
+    with pytest.raises(UnsupportedError, match="export the model"):
+        lm.generate("x", grammar='root ::= "a"')
+    with pytest.raises(InvalidRequestError, match="temperature"):
+        lm.generate("x", temperature=-2)
+
+
+def test_gguf_export_runs_in_llama_cpp_with_identical_greedy_tokens(registry, trained_bpe, lm, tmp_path):
+    path = export_gguf(registry, trained_bpe, tmp_path / "plays.gguf")
+    registry.add_gguf("plays-gguf", path)
+    cpp = registry.load("plays-gguf")
+    prompt = "KING: the noble lord"
+    ours = lm.codec.encode(prompt)
+    assert cpp.tokenize(prompt, add_bos=False) == ours  # same tokenizer
+    torch_tokens = list(lm.model.sample_tokens(ours, 32, temperature=0))
+    llama = cpp._llm  # the llama.cpp context, driven token by token for an exact comparison
+    llama.reset()
+    cpp_tokens = []
+    for token in llama.generate(
+        ours, temp=0.0, repeat_penalty=1.0, top_k=1, top_p=1.0, min_p=0.0, reset=True
+    ):
+        cpp_tokens.append(token)
+        if len(cpp_tokens) == 32:
+            break
+    assert cpp_tokens == torch_tokens
+    assert len(set(torch_tokens)) > 3  # a real sentence, not one token repeated
+
+
+def test_char_models_do_not_export(registry, tmp_path, corpus_dir):
+    from genlab.training.text import train_text_model
+
+    train_text_model(
+        "plays-char", str(corpus_dir), codec="char", steps=10, settings=registry.settings, progress=False
+    )
+    with pytest.raises(UnsupportedError, match="byte-level BPE"):
+        export_gguf(registry, "plays-char", tmp_path / "x.gguf")
+    with pytest.raises(UnsupportedError, match="not a transformer trained in genlab"):
+        export_gguf(registry, "gemma-3-270m", tmp_path / "x.gguf")
