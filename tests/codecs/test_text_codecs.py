@@ -41,5 +41,5 @@ def test_bad_codec_arguments():
 
 
 def test_missing_codec_file(tmp_path):
-    with pytest.raises(ModelLoadError, match="no codec.json or tokenizer.json"):
+    with pytest.raises(ModelLoadError, match=r"no codec\.json or tokenizer\.json"):
         load_codec(tmp_path)

@@ -143,7 +143,7 @@ def test_killing_training_mid_write_never_leaves_a_corrupt_model(tmp_path, corpu
         time.sleep(delay)  # checkpoints are written every step: the kill lands in or near a write
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        directory, state = load_checkpoint(tmp_path / "models" / "k")  # verifies the checksum
+        _, state = load_checkpoint(tmp_path / "models" / "k")  # verifies the checksum
         assert state["step"] >= 1
         registry = Registry(Settings(home=tmp_path))
         lm = registry.load("k")  # published model: config -> snapshot, sha256 checked
