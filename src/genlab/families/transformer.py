@@ -70,29 +70,44 @@ def rope_angles(head_size: int, length: int, base: float) -> tuple[torch.Tensor,
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate each pair (x_2i, x_2i+1) by its angle: [x0 cos - x1 sin, x0 sin + x1 cos]."""
-    x0, x1 = x.float().unflatten(-1, (-1, 2)).unbind(-1)  # (B, nh, T, hs/2) each
+    pairs = x.view(*x.shape[:-1], -1, 2)  # (B, nh, T, hs/2, 2)
+    x0, x1 = pairs[..., 0], pairs[..., 1]  # (B, nh, T, hs/2) each
     out = torch.stack((x0 * cos - x1 * sin, x0 * sin + x1 * cos), dim=-1)  # (B, nh, T, hs/2, 2)
-    return out.flatten(-2).type_as(x)
+    return out.flatten(-2)
 
 
 class KVCache:
-    """Keys and values of the tokens seen so far, one (k, v) pair per layer, preallocated."""
+    """Keys and values of the last ``block_size`` tokens, one (k, v) ring buffer per layer.
+
+    With rotary positions a key carries its absolute position in its rotation, and attention
+    depends only on differences of positions, so the buffer can roll: a new token overwrites the
+    oldest slot, and decoding past the block size costs O(block_size) per token instead of a
+    recomputation of the whole window. (Learned absolute positions cannot roll; ``GPT`` refills
+    the cache for them.)
+    """
 
     def __init__(
         self, config: TransformerConfig, batch: int, device: torch.device, dtype: torch.dtype
     ) -> None:
         hs = config.n_embd // config.n_head
-        shape = (batch, config.n_head, config.block_size, hs)
+        self.capacity = config.block_size
+        shape = (batch, config.n_head, self.capacity, hs)
         self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
         self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
-        self.length = 0  # tokens stored
+        self.length = 0  # tokens seen so far: the next token's absolute position
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         T = k.size(2)
-        self.k[layer][:, :, self.length : self.length + T] = k
-        self.v[layer][:, :, self.length : self.length + T] = v
-        end = self.length + T
-        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+        if T == 1:  # the decoding hot path: one slot, plain indexing
+            slot = self.length % self.capacity
+            self.k[layer][:, :, slot] = k[:, :, 0]
+            self.v[layer][:, :, slot] = v[:, :, 0]
+        else:
+            slots = (self.length + torch.arange(T)) % self.capacity
+            self.k[layer][:, :, slots] = k
+            self.v[layer][:, :, slots] = v
+        filled = min(self.length + T, self.capacity)
+        return self.k[layer][:, :, :filled], self.v[layer][:, :, :filled]
 
 
 class CausalSelfAttention(nn.Module):
@@ -188,7 +203,8 @@ class GPT(nn.Module):
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, cache: KVCache | None = None):
         _, T = idx.size()  # (B, T)
         start = cache.length if cache is not None else 0
-        if start + T > self.config.block_size:
+        rolling = cache is not None and self.pos_emb is None and T == 1  # one new token into the ring buffer
+        if T > self.config.block_size or (start + T > self.config.block_size and not rolling):
             raise InvalidRequestError(
                 f"sequence of {start + T} tokens exceeds block_size {self.config.block_size}"
             )
@@ -196,8 +212,13 @@ class GPT(nn.Module):
         if self.pos_emb is not None:
             x = x + self.pos_emb(torch.arange(start, start + T, device=idx.device))  # (T, C) broadcast
             rope = None
-        else:
+        elif start + T <= self.config.block_size:
             rope = (self.rope_cos[start : start + T], self.rope_sin[start : start + T])
+        else:  # past the precomputed table: the angles of absolute position `start`
+            hs = self.config.n_embd // self.config.n_head
+            theta = self.config.rope_base ** (-torch.arange(0, hs, 2, dtype=torch.float32) / hs)
+            angles = (start * theta)[None, :]  # (1, hs/2)
+            rope = (angles.cos(), angles.sin())
         x = self.drop(x)
         for i, block in enumerate(self.blocks):
             x = block(x, rope, cache, i)
@@ -210,7 +231,7 @@ class GPT(nn.Module):
         loss = F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1), ignore_index=-1)
         return logits, loss
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def sample_tokens(
         self,
         prompt: list[int],
@@ -222,7 +243,7 @@ class GPT(nn.Module):
         generator: torch.Generator | None = None,
         use_cache: bool = True,
     ):
-        """Yield new token ids one by one. Beyond block_size the window slides (the cache is rebuilt)."""
+        """Yield new token ids one by one; past block_size the model attends to the last block_size tokens."""
         was_training = self.training
         self.eval()
         try:
@@ -233,15 +254,12 @@ class GPT(nn.Module):
                 if not use_cache:
                     window = torch.tensor([tokens[-self.config.block_size :]], dtype=torch.long)
                     logits, _ = self(window)
-                elif cache is None or cache.length >= self.config.block_size:
-                    # (Re)fill the cache with the last block_size - 1 tokens, leaving room to grow.
-                    window = (
-                        tokens[-(self.config.block_size - 1) :]
-                        if cache is not None
-                        else tokens[-self.config.block_size :]
-                    )
+                elif cache is None or (self.pos_emb is not None and cache.length >= self.config.block_size):
+                    # Fill the cache from the prompt's last block_size tokens. Learned positions
+                    # cannot roll past their table, so they refill with block_size - 1 tokens each step.
+                    keep = self.config.block_size - (1 if cache is not None else 0)
                     cache = KVCache(self.config, 1, self.tok_emb.weight.device, self.tok_emb.weight.dtype)
-                    logits, _ = self(torch.tensor([window], dtype=torch.long), cache=cache)
+                    logits, _ = self(torch.tensor([tokens[-keep:]], dtype=torch.long), cache=cache)
                 else:
                     logits, _ = self(next_input, cache=cache)
                 token = _pick(logits[0, -1], temperature, top_k, top_p, generator)
