@@ -25,13 +25,13 @@ run: $(STAMP_RUN)
 	$(VENV)/bin/genlab demo
 
 test: $(STAMP_TEST)
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench scripts
+	$(VENV)/bin/ruff format --check src tests bench scripts
 	$(VENV)/bin/pytest
 
 lint: $(STAMP_TEST)
-	$(VENV)/bin/ruff check --fix src tests bench
-	$(VENV)/bin/ruff format src tests bench
+	$(VENV)/bin/ruff check --fix src tests bench scripts
+	$(VENV)/bin/ruff format src tests bench scripts
 
 bench: $(STAMP_TEST)
 	$(PIP) install -e '.[bench]'

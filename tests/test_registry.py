@@ -140,3 +140,21 @@ def test_embedded_gguf_is_verified_and_cached(fresh_registry, tmp_path):
         f.seek(1000)
         f.write(b"\0" * 16)
     assert sha256_file(embedded_gguf_path(settings)) == pkg.EXPECTED_SHA256
+
+
+def test_shipped_models_are_built_in_and_verified(fresh_registry):
+    from genlab.registry import SHIPPED_DIR
+
+    shipped = sorted(p.name for p in SHIPPED_DIR.iterdir() if (p / "config.json").is_file())
+    assert "shakespeare-char" in shipped
+    for name in shipped:
+        entry = fresh_registry.get(name)
+        assert entry.card.builtin and entry.kind == "transformer"
+        assert entry.card.reproduce.startswith("genlab train text")
+        assert entry.card.metrics["val_loss"] > 0
+        assert (SHIPPED_DIR / name / "model.safetensors").stat().st_size < 20_000_000
+        model = fresh_registry.load(name)  # the sha256 in config.json is checked on load
+        text = model.generate("ROMEO:", max_tokens=40, seed=1)[0].text
+        assert len(text) > 10
+    with pytest.raises(InvalidRequestError, match="built in"):
+        fresh_registry.remove("shakespeare-char")

@@ -92,11 +92,26 @@ LOADERS: dict[str, Loader] = {
 }
 
 
+#: Models trained in genlab and shipped inside the package (see scripts/ship_model.py).
+SHIPPED_DIR = Path(__file__).parent / "shipped"
+
+
 def builtin_entries() -> dict[str, ModelEntry]:
+    import json
+
     from genlab.backends.llamacpp import EMBEDDED_CARD
 
     card = ModelCard(**EMBEDDED_CARD.to_dict())
-    return {card.name: ModelEntry(name=card.name, card=card, config={"kind": "embedded-gguf"})}
+    entries = {card.name: ModelEntry(name=card.name, card=card, config={"kind": "embedded-gguf"})}
+    if SHIPPED_DIR.is_dir():
+        for directory in sorted(p for p in SHIPPED_DIR.iterdir() if (p / "config.json").is_file()):
+            config = json.loads((directory / "config.json").read_text("utf-8"))
+            shipped = ModelCard.load(directory / config.get("card", "card.json"))
+            shipped.builtin = True
+            entries[directory.name] = ModelEntry(
+                name=directory.name, card=shipped, config=config, path=directory
+            )
+    return entries
 
 
 class Registry:

@@ -204,7 +204,7 @@ class GPT(nn.Module):
         _, T = idx.size()  # (B, T)
         start = cache.length if cache is not None else 0
         rolling = cache is not None and self.pos_emb is None and T == 1  # one new token into the ring buffer
-        if T > self.config.block_size or (start + T > self.config.block_size and not rolling):
+        if self.config.block_size < T or (start + T > self.config.block_size and not rolling):
             raise InvalidRequestError(
                 f"sequence of {start + T} tokens exceeds block_size {self.config.block_size}"
             )
