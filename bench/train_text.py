@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import resource
+import statistics
 import sys
 import tempfile
 import time
@@ -103,17 +104,24 @@ def main() -> None:
 
     codec = CharCodec.train([d.text for d in corpus.train + corpus.val])
     cfg = TrainConfig(**{**recipe.train, "steps": args.reference_steps, "eval_every": 10**9})
-    torch.manual_seed(0)
-    plain_tok_s = plain_loop(
-        TextTask(GPT(TransformerConfig(vocab_size=codec.vocab_size, **recipe.model)), codec, corpus),
-        args.reference_steps,
-        cfg,
-    )
-    torch.manual_seed(0)
-    task = TextTask(GPT(TransformerConfig(vocab_size=codec.vocab_size, **recipe.model)), codec, corpus)
-    task.publish = lambda *a, **k: None  # type: ignore[method-assign]
-    with tempfile.TemporaryDirectory() as run_dir:
-        trainer_tok_s = Trainer(task, cfg, Path(run_dir), progress=False).fit().items_per_second
+
+    def fresh_task() -> TextTask:
+        torch.manual_seed(0)
+        task = TextTask(GPT(TransformerConfig(vocab_size=codec.vocab_size, **recipe.model)), codec, corpus)
+        task.publish = lambda *a, **k: None  # type: ignore[method-assign]
+        return task
+
+    plain_runs, trainer_runs = [], []
+    for round_ in range(3):  # alternate which goes first; report medians
+        for which in ("plain", "trainer") if round_ % 2 == 0 else ("trainer", "plain"):
+            if which == "plain":
+                plain_runs.append(plain_loop(fresh_task(), args.reference_steps, cfg))
+            else:
+                with tempfile.TemporaryDirectory() as run_dir:
+                    trainer_runs.append(
+                        Trainer(fresh_task(), cfg, Path(run_dir), progress=False).fit().items_per_second
+                    )
+    plain_tok_s, trainer_tok_s = statistics.median(plain_runs), statistics.median(trainer_runs)
 
     # 2. The full recipe through the CLI's code path.
     result = train_text_model(
@@ -134,8 +142,8 @@ def main() -> None:
     t.add_column("measure")
     t.add_column("value", justify="right")
     rows = [
-        (f"plain PyTorch loop tokens/s ({args.reference_steps} steps)", f"{plain_tok_s:,.0f}"),
-        (f"genlab Trainer tokens/s ({args.reference_steps} steps)", f"{trainer_tok_s:,.0f}"),
+        (f"plain PyTorch loop tokens/s (median of 3 x {args.reference_steps} steps)", f"{plain_tok_s:,.0f}"),
+        (f"genlab Trainer tokens/s (median of 3 x {args.reference_steps} steps)", f"{trainer_tok_s:,.0f}"),
         ("Trainer / plain loop", f"{trainer_tok_s / plain_tok_s:.3f}x"),
         (
             "full run: steps, wall s, tokens/s",
@@ -165,6 +173,8 @@ def main() -> None:
         "recipe": {"model": recipe.model, "train": {**recipe.train, "steps": args.steps}},
         "training": {
             "plain_loop_tokens_per_s": plain_tok_s,
+            "plain_loop_runs": plain_runs,
+            "trainer_runs": trainer_runs,
             "trainer_tokens_per_s": trainer_tok_s,
             "trainer_vs_plain": trainer_tok_s / plain_tok_s,
             "full_run": {"steps": result.step, "seconds": result.seconds, "tokens_per_s": result.items_per_second,

@@ -10,6 +10,7 @@ import typer
 from genlab.cli import demo as demo_cmd
 from genlab.cli import doctor as doctor_cmd
 from genlab.cli import generate, models
+from genlab.cli import serve as serve_cmd
 from genlab.cli.console import err_console
 from genlab.cli.train import eval_app, export_app, train_app
 from genlab.core import GenlabError
@@ -34,6 +35,8 @@ app.add_typer(eval_app, name="eval")
 app.add_typer(export_app, name="export")
 app.command()(doctor_cmd.doctor)
 app.command()(demo_cmd.demo)
+app.command()(serve_cmd.serve)
+app.add_typer(serve_cmd.keys_app, name="keys")
 
 
 def _print_version(value: bool) -> None:

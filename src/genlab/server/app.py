@@ -1,0 +1,451 @@
+"""The FastAPI application: OpenAI-compatible routes over the registry, plus the studio pages.
+
+    uvicorn --factory genlab.server.app:app_from_env      (what `genlab serve` runs)
+
+Every generation goes: auth -> rate limit -> validation (GenerationRequest.validate) -> the
+model's bounded queue -> the Generator in a worker thread -> a generation record in storage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.templating import Jinja2Templates
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
+
+import genlab
+from genlab.core import GenerationRequest, Generator, SamplingParams, TextChunk
+from genlab.registry import Registry
+from genlab.server import chat as chat_template
+from genlab.server import errors
+from genlab.server.errors import APIError
+from genlab.server.runtime import Metrics, ModelQueue, RateLimiter, iterate_in_thread
+from genlab.server.schemas import ChatRequest, CompletionRequest
+from genlab.settings import Settings
+from genlab.storage import Store
+from genlab.storage.db import KeyInfo
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+DEFAULT_CHAT_MAX_TOKENS = 256
+
+
+@dataclass
+class ServerConfig:
+    open_access: bool = False  # no keys needed (only ever on loopback with no keys created)
+    queue_limit: int = 8  # per model: running + waiting
+    max_body_bytes: int = 1_000_000
+
+
+class State:
+    def __init__(self, registry: Registry, store: Store, config: ServerConfig) -> None:
+        self.registry = registry
+        self.store = store
+        self.config = config
+        self.metrics = Metrics()
+        self.limiter = RateLimiter()
+        self._queues: dict[str, ModelQueue] = {}
+        self._lock = threading.Lock()
+
+    def queue(self, model: str) -> ModelQueue:
+        with self._lock:
+            if model not in self._queues:
+                self._queues[model] = ModelQueue(model, self.config.queue_limit, self.metrics)
+            return self._queues[model]
+
+    def load(self, name: str) -> Generator:
+        generator = self.registry.load(name)
+        self.metrics.loaded.set(len(self.registry.loaded()))
+        return generator
+
+
+def create_app(
+    registry: Registry | None = None, store: Store | None = None, config: ServerConfig | None = None
+) -> FastAPI:
+    registry = registry or Registry()
+    store = store or Store(settings=registry.settings)
+    state = State(registry, store, config or ServerConfig())
+    app = FastAPI(title="genlab", version=genlab.__version__, description="OpenAI-compatible API of genlab")
+    app.state.genlab = state
+    errors.install(app)
+
+    # -- middleware: body size, metrics -------------------------------------------------------------
+    @app.middleware("http")
+    async def guard_and_measure(request: Request, call_next):
+        started = time.perf_counter()
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > state.config.max_body_bytes):
+            response: Response = JSONResponse(
+                errors.error_body(
+                    f"request body over {state.config.max_body_bytes} bytes",
+                    "invalid_request_error",
+                    code="body_too_large",
+                ),
+                status_code=413,
+            )
+        else:
+            response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        state.metrics.requests.labels(path, str(response.status_code)).inc()
+        state.metrics.latency.labels(path).observe(time.perf_counter() - started)
+        return response
+
+    # -- auth ---------------------------------------------------------------------------------------
+    def authenticate(request: Request) -> KeyInfo | None:
+        header = request.headers.get("authorization", "")
+        token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+        if not token:
+            if state.config.open_access:
+                return None
+            raise APIError(401, "missing API key: send `Authorization: Bearer <key>` (create one with `genlab keys create`)",
+                           type_="invalid_request_error", code="invalid_api_key")  # fmt: skip
+        key = state.store.verify_key(token)
+        if key is None:
+            raise APIError(
+                401, "invalid or revoked API key", type_="invalid_request_error", code="invalid_api_key"
+            )
+        state.limiter.check(key.id, key.rate_limit_per_minute)
+        return key
+
+    async def auth(request: Request) -> KeyInfo | None:
+        return await run_in_threadpool(authenticate, request)
+
+    # -- plain routes -------------------------------------------------------------------------------
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "version": genlab.__version__, "loaded_models": registry.loaded()}
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    def model_object(entry) -> dict[str, Any]:
+        card = entry.card
+        return {
+            "id": entry.name, "object": "model", "created": 0, "owned_by": "genlab",
+            "family": card.family, "modality": card.modality, "backend": card.backend,
+            "parameters": card.parameters, "context_length": card.context_length,
+        }  # fmt: skip
+
+    @app.get("/v1/models")
+    async def list_models(_: KeyInfo | None = Depends(auth)) -> dict[str, Any]:
+        entries = await run_in_threadpool(registry.list)
+        return {"object": "list", "data": [model_object(e) for e in entries]}
+
+    @app.get("/v1/models/{model_id}")
+    async def get_model(model_id: str, _: KeyInfo | None = Depends(auth)) -> dict[str, Any]:
+        entry = await run_in_threadpool(registry.get, model_id)
+        return {**model_object(entry), "card": entry.card.to_dict()}
+
+    @app.get("/v1/genlab/generations/{record_id}")
+    async def get_generation(record_id: str, _: KeyInfo | None = Depends(auth)) -> dict[str, Any]:
+        record = await run_in_threadpool(store.get_generation, record_id)
+        if record is None:
+            raise APIError(404, f"no generation {record_id!r}", type_="not_found_error", code="not_found")
+        return record
+
+    # -- generation ---------------------------------------------------------------------------------
+    def text_model(name: str) -> Generator:
+        generator = state.load(name)
+        if generator.card.modality not in ("text", "code"):
+            raise APIError(400, f"model {name!r} makes {generator.card.modality}, not text", type_="invalid_request_error",
+                           code="wrong_modality")  # fmt: skip
+        return generator
+
+    def sampling(body, *, max_tokens: int, extra_stop: tuple[str, ...] = (), logprobs: int | None = None,
+                 json_schema: dict | None = None) -> SamplingParams:  # fmt: skip
+        if body.presence_penalty or body.frequency_penalty:
+            raise APIError(400, "presence_penalty and frequency_penalty are not supported; use repeat_penalty",
+                           type_="invalid_request_error", code="unsupported_parameter")  # fmt: skip
+        stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
+        return SamplingParams(
+            max_tokens=max_tokens, temperature=body.temperature, top_p=body.top_p, top_k=body.top_k,
+            min_p=body.min_p, repeat_penalty=body.repeat_penalty, stop=tuple(stop) + extra_stop,
+            logprobs=logprobs, json_schema=json_schema,
+        )  # fmt: skip
+
+    async def run_generation(generator: Generator, request: GenerationRequest, key: KeyInfo | None, endpoint: str,
+                             raw: dict[str, Any]) -> list:  # fmt: skip
+        queue = state.queue(generator.card.name)
+        queue.admit()
+        started = time.perf_counter()
+        try:
+            artifacts = await run_in_threadpool(generator.generate, request)
+        finally:
+            queue.release()
+        latency = (time.perf_counter() - started) * 1000
+        record_ids = []
+        for a in artifacts:
+            state.metrics.tokens.labels(generator.card.name, "prompt").inc(a.prompt_tokens)
+            state.metrics.tokens.labels(generator.card.name, "completion").inc(a.completion_tokens)
+            record_ids.append(await run_in_threadpool(
+                store.record_generation, key_id=key.id if key else None, endpoint=endpoint, model=generator.card.name,
+                request=raw, output_text=a.text, artifact_sha256=a.sha256, prompt_tokens=a.prompt_tokens,
+                completion_tokens=a.completion_tokens, latency_ms=latency,
+            ))  # fmt: skip
+        return list(zip(artifacts, record_ids, strict=True))
+
+    async def stream_generation(http: Request, generator: Generator, request: GenerationRequest, key: KeyInfo | None,
+                                endpoint: str, raw: dict[str, Any]) -> AsyncIterator[TextChunk]:  # fmt: skip
+        """Admit, then yield chunks; a disconnected client cancels the generation."""
+        queue = state.queue(generator.card.name)
+        queue.admit()
+        iterator = generator.stream(request)  # validation errors raise here, before any byte is sent
+        cancelled = threading.Event()
+        started = time.perf_counter()
+        first = None
+        texts: dict[int, list[str]] = {}
+        usage = {"prompt_tokens": 0, "completion_tokens": 0}
+        stream = iterate_in_thread(lambda: iterator, cancelled, on_done=queue.release)
+        try:
+            async for chunk in stream:
+                if first is None:
+                    first = time.perf_counter() - started
+                    state.metrics.ttft.labels(generator.card.name).observe(first)
+                texts.setdefault(chunk.index, []).append(chunk.text)
+                if chunk.finish_reason is not None:
+                    usage["prompt_tokens"] = chunk.prompt_tokens
+                    usage["completion_tokens"] += chunk.completion_tokens
+                yield chunk
+                if await http.is_disconnected():
+                    cancelled.set()
+                    break
+        finally:
+            cancelled.set()
+            await stream.aclose()
+        state.metrics.tokens.labels(generator.card.name, "prompt").inc(usage["prompt_tokens"])
+        state.metrics.tokens.labels(generator.card.name, "completion").inc(usage["completion_tokens"])
+        await run_in_threadpool(
+            store.record_generation, key_id=key.id if key else None, endpoint=endpoint, model=generator.card.name,
+            request=raw, output_text="".join(texts.get(0, [])), prompt_tokens=usage["prompt_tokens"],
+            completion_tokens=usage["completion_tokens"], latency_ms=(time.perf_counter() - started) * 1000,
+            status="cancelled" if await http.is_disconnected() else "ok",
+        )  # fmt: skip
+
+    def sse(events: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                async for event in events:
+                    yield f"data: {json.dumps(event, ensure_ascii=False)}\n\n".encode()
+            except errors.GenlabError as e:  # after the first byte the status is sent: report in-band
+                yield f"data: {json.dumps(errors.error_body(str(e), e.error_type))}\n\n".encode()
+            yield b"data: [DONE]\n\n"
+
+        return StreamingResponse(
+            body(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    @app.post("/v1/completions")
+    async def completions(body: CompletionRequest, http: Request, key: KeyInfo | None = Depends(auth)):
+        if body.echo or body.suffix is not None:
+            raise APIError(
+                400,
+                "echo and suffix are not supported",
+                type_="invalid_request_error",
+                code="unsupported_parameter",
+            )
+        prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
+        if not 1 <= len(prompts) <= 16:
+            raise APIError(
+                400,
+                "prompt must be a string or a list of 1-16 strings",
+                type_="invalid_request_error",
+                code="invalid_prompt",
+            )
+        generator = await run_in_threadpool(text_model, body.model)
+        params = sampling(body, max_tokens=body.max_tokens or 16, logprobs=body.logprobs)
+        requests = [
+            GenerationRequest(prompt=p, model=body.model, n=body.n, seed=body.seed, params=params).validate()
+            for p in prompts
+        ]
+        raw = body.model_dump(exclude_none=True)
+        cid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
+        if not body.stream:
+            choices, usage = [], {"prompt_tokens": 0, "completion_tokens": 0}
+            for i, request in enumerate(requests):
+                for j, (a, _) in enumerate(await run_generation(generator, request, key, "completions", raw)):
+                    choices.append({"text": a.text, "index": i * body.n + j, "logprobs": completion_logprobs(a.logprobs),
+                                    "finish_reason": a.finish_reason})  # fmt: skip
+                    usage["prompt_tokens"] += a.prompt_tokens if j == 0 else 0
+                    usage["completion_tokens"] += a.completion_tokens
+            usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+            return {
+                "id": cid,
+                "object": "text_completion",
+                "created": created,
+                "model": body.model,
+                "choices": choices,
+                "usage": usage,
+            }
+
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+
+        async def events() -> AsyncIterator[dict[str, Any]]:
+            usage = {"prompt_tokens": 0, "completion_tokens": 0}
+            for i, request in enumerate(requests):
+                async for c in stream_generation(http, generator, request, key, "completions", raw):
+                    if c.finish_reason is not None:
+                        usage["prompt_tokens"] += c.prompt_tokens if c.index == 0 else 0
+                        usage["completion_tokens"] += c.completion_tokens
+                    if c.text or c.finish_reason:
+                        yield {"id": cid, "object": "text_completion", "created": created, "model": body.model,
+                               "choices": [{"text": c.text, "index": i * body.n + c.index,
+                                            "logprobs": completion_logprobs(c.logprobs), "finish_reason": c.finish_reason}]}  # fmt: skip
+            if include_usage:
+                usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+                yield {
+                    "id": cid,
+                    "object": "text_completion",
+                    "created": created,
+                    "model": body.model,
+                    "choices": [],
+                    "usage": usage,
+                }
+
+        return sse(events())
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(body: ChatRequest, http: Request, key: KeyInfo | None = Depends(auth)):
+        prompt = chat_template.render(body.messages)
+        schema = None
+        if body.response_format is not None and body.response_format.type == "json_object":
+            schema = {"type": "object"}
+        elif body.response_format is not None and body.response_format.type == "json_schema":
+            if body.response_format.json_schema is None:
+                raise APIError(400, "response_format json_schema needs a json_schema object", type_="invalid_request_error",
+                               code="invalid_response_format")  # fmt: skip
+            schema = body.response_format.json_schema.schema_ or {"type": "object"}
+        generator = await run_in_threadpool(text_model, body.model)
+        max_tokens = body.max_completion_tokens or body.max_tokens or DEFAULT_CHAT_MAX_TOKENS
+        logprobs = (body.top_logprobs or 0) if body.logprobs else None
+        params = sampling(body, max_tokens=max_tokens, extra_stop=() if schema else chat_template.STOP, logprobs=logprobs,
+                          json_schema=schema)  # fmt: skip
+        request = GenerationRequest(
+            prompt=prompt, model=body.model, n=body.n, seed=body.seed, params=params
+        ).validate()
+        raw = body.model_dump(exclude_none=True, by_alias=True)
+        cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        if not body.stream:
+            results = await run_generation(generator, request, key, "chat.completions", raw)
+            choices = [{"index": j, "message": {"role": "assistant", "content": a.text.strip() if not schema else a.text},
+                        "logprobs": chat_logprobs(a.logprobs) if body.logprobs else None, "finish_reason": a.finish_reason}
+                       for j, (a, _) in enumerate(results)]  # fmt: skip
+            prompt_tokens = results[0][0].prompt_tokens
+            completion_tokens = sum(a.completion_tokens for a, _ in results)
+            usage = {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            }
+            return {"id": cid, "object": "chat.completion", "created": created, "model": body.model, "choices": choices,
+                    "usage": usage, "genlab": {"generation_ids": [r for _, r in results]}}  # fmt: skip
+
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+
+        async def events() -> AsyncIterator[dict[str, Any]]:
+            base = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": body.model}
+            started: set[int] = set()
+            usage = {"prompt_tokens": 0, "completion_tokens": 0}
+            async for c in stream_generation(http, generator, request, key, "chat.completions", raw):
+                if c.index not in started:
+                    started.add(c.index)
+                    yield {**base, "choices": [{"index": c.index, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
+                                                "finish_reason": None}]}  # fmt: skip
+                if c.finish_reason is not None:
+                    usage["prompt_tokens"] = c.prompt_tokens
+                    usage["completion_tokens"] += c.completion_tokens
+                    yield {
+                        **base,
+                        "choices": [
+                            {
+                                "index": c.index,
+                                "delta": {},
+                                "logprobs": None,
+                                "finish_reason": c.finish_reason,
+                            }
+                        ],
+                    }
+                elif c.text:
+                    yield {**base, "choices": [{"index": c.index, "delta": {"content": c.text},
+                                                "logprobs": chat_logprobs(c.logprobs) if body.logprobs else None,
+                                                "finish_reason": None}]}  # fmt: skip
+            if include_usage:
+                usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+                yield {**base, "choices": [], "usage": usage}
+
+        return sse(events())
+
+    # -- studio pages ------------------------------------------------------------------------------
+    @app.get("/", response_class=HTMLResponse)
+    async def studio(request: Request):
+        return TEMPLATES.TemplateResponse(
+            request, "playground.html", {"version": genlab.__version__, "open": state.config.open_access}
+        )
+
+    @app.get("/studio/models", response_class=HTMLResponse)
+    async def studio_models(request: Request):
+        return TEMPLATES.TemplateResponse(request, "models.html", {"version": genlab.__version__})
+
+    @app.get("/studio/generations/{record_id}", response_class=HTMLResponse)
+    async def studio_generation(request: Request, record_id: str):
+        return TEMPLATES.TemplateResponse(
+            request, "generation.html", {"version": genlab.__version__, "record_id": record_id}
+        )
+
+    @app.on_event("shutdown")
+    async def _close() -> None:
+        await asyncio.to_thread(store.close)
+
+    return app
+
+
+def completion_logprobs(tokens: list[dict[str, Any]] | None) -> dict[str, Any] | None:
+    """genlab's per-token logprobs -> OpenAI completions' parallel lists."""
+    if tokens is None:
+        return None
+    offsets, pos = [], 0
+    for t in tokens:
+        offsets.append(pos)
+        pos += len(t["token"])
+    return {
+        "tokens": [t["token"] for t in tokens],
+        "token_logprobs": [t["logprob"] for t in tokens],
+        "top_logprobs": [t["top_logprobs"] for t in tokens],
+        "text_offset": offsets,
+    }
+
+
+def chat_logprobs(tokens: list[dict[str, Any]] | None) -> dict[str, Any] | None:
+    if tokens is None:
+        return None
+    return {
+        "content": [
+            {"token": t["token"], "logprob": t["logprob"], "bytes": list(t["token"].encode()),
+             "top_logprobs": [{"token": k, "logprob": v, "bytes": list(k.encode())} for k, v in t["top_logprobs"].items()]}
+            for t in tokens
+        ]
+    }  # fmt: skip
+
+
+def app_from_env() -> FastAPI:
+    """The app `genlab serve` runs (a factory, so `--workers N` processes each build their own)."""
+    import os
+
+    config = ServerConfig(
+        open_access=os.environ.get("GENLAB_OPEN_ACCESS") == "1",
+        queue_limit=int(os.environ.get("GENLAB_QUEUE_LIMIT", "8")),
+    )
+    return create_app(Registry(Settings.from_env()), config=config)

@@ -1,0 +1,85 @@
+"""The one place where exceptions become HTTP errors, in OpenAI's error format:
+``{"error": {"message", "type", "param", "code"}}``."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from genlab.core import GenlabError
+
+log = logging.getLogger("genlab.server")
+
+
+class APIError(Exception):
+    """An HTTP-level refusal that is not a GenlabError (auth, rate limit, queue full, body size)."""
+
+    def __init__(
+        self, status: int, message: str, *, type_: str, code: str | None = None, headers: dict | None = None
+    ):
+        super().__init__(message)
+        self.status, self.message, self.type, self.code, self.headers = (
+            status,
+            message,
+            type_,
+            code,
+            headers or {},
+        )
+
+
+def error_body(message: str, type_: str, param: str | None = None, code: str | None = None) -> dict:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(GenlabError)
+    async def _genlab(_: Request, e: GenlabError) -> JSONResponse:
+        code = type(e).__name__.removesuffix("Error").lower() or None
+        if type(e).__name__ == "ContextLengthError":
+            code = "context_length_exceeded"
+        elif type(e).__name__ == "ModelNotFoundError":
+            code = "model_not_found"
+        return JSONResponse(
+            error_body(str(e), e.error_type, getattr(e, "param", None), code), status_code=e.http_status
+        )
+
+    @app.exception_handler(APIError)
+    async def _api(_: Request, e: APIError) -> JSONResponse:
+        return JSONResponse(
+            error_body(e.message, e.type, None, e.code), status_code=e.status, headers=e.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, e: RequestValidationError) -> JSONResponse:
+        first = e.errors()[0] if e.errors() else {}
+        loc = [str(p) for p in first.get("loc", ()) if p not in ("body",)]
+        param = ".".join(loc) or None
+        if first.get("type") == "json_invalid":
+            message = (
+                f"the request body is not valid JSON: {first.get('ctx', {}).get('error', first.get('msg'))}"
+            )
+        elif first.get("type") == "missing" and param:
+            message = f"missing required parameter: {param}"
+        else:
+            message = f"invalid value for {param or 'the request'}: {first.get('msg', 'invalid')}"
+        return JSONResponse(
+            error_body(message, "invalid_request_error", param, first.get("type")), status_code=400
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, e: StarletteHTTPException) -> JSONResponse:
+        type_ = "not_found_error" if e.status_code == 404 else "invalid_request_error"
+        return JSONResponse(
+            error_body(str(e.detail), type_), status_code=e.status_code, headers=getattr(e, "headers", None)
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(
+        _: Request, e: Exception
+    ) -> JSONResponse:  # a bug of ours, never a client's mistake
+        log.exception("unhandled error")
+        return JSONResponse(error_body("internal server error", "server_error"), status_code=500)

@@ -1,0 +1,140 @@
+"""What the server holds while it runs: models, admission queues, rate limits, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from genlab.server.errors import APIError
+
+
+class Metrics:
+    """Prometheus metrics on a registry of the app's own (so several apps can live in one process)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "genlab_requests", "HTTP requests", ["route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "genlab_request_latency_seconds", "Request latency", ["route"], registry=self.registry,
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+        )  # fmt: skip
+        self.ttft = Histogram(
+            "genlab_time_to_first_token_seconds", "Time to first streamed token", ["model"], registry=self.registry,
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )  # fmt: skip
+        self.tokens = Counter("genlab_tokens", "Tokens processed", ["model", "kind"], registry=self.registry)
+        self.queue_depth = Gauge(
+            "genlab_queue_depth", "Requests admitted and not finished", ["model"], registry=self.registry
+        )
+        self.loaded = Gauge("genlab_loaded_models", "Models loaded in memory", registry=self.registry)
+        self.rejected = Counter(
+            "genlab_rejected", "Requests refused before work", ["reason"], registry=self.registry
+        )
+
+
+@dataclass
+class ModelQueue:
+    """Bounded admission per model. llama.cpp contexts are not thread-safe: the generator itself
+    serialises requests on its lock; this bounds how many may wait, so a flood gets 429s, not an
+    ever-growing backlog."""
+
+    model: str
+    limit: int
+    metrics: Metrics
+    _active: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def admit(self) -> None:
+        with self._lock:
+            if self._active >= self.limit:
+                self.metrics.rejected.labels("queue_full").inc()
+                raise APIError(
+                    429,
+                    f"model {self.model!r} has {self._active} requests in progress or waiting (limit {self.limit}); retry shortly",
+                    type_="rate_limit_error", code="queue_full", headers={"Retry-After": "1"},
+                )  # fmt: skip
+            self._active += 1
+            self.metrics.queue_depth.labels(self.model).set(self._active)
+
+    def release(self) -> None:
+        with self._lock:
+            self._active = max(0, self._active - 1)
+            self.metrics.queue_depth.labels(self.model).set(self._active)
+
+
+class RateLimiter:
+    """A sliding one-minute window per API key."""
+
+    def __init__(self) -> None:
+        self._hits: dict[int, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, key_id: int, per_minute: int) -> None:
+        now = time.monotonic()
+        with self._lock:
+            hits = self._hits.setdefault(key_id, deque())
+            while hits and now - hits[0] > 60:
+                hits.popleft()
+            if len(hits) >= per_minute:
+                retry = max(1, int(60 - (now - hits[0])) + 1)
+                raise APIError(
+                    429, f"rate limit of {per_minute} requests per minute reached for this key",
+                    type_="rate_limit_error", code="rate_limit_exceeded", headers={"Retry-After": str(retry)},
+                )  # fmt: skip
+            hits.append(now)
+
+
+async def iterate_in_thread(make_iterator, cancelled: threading.Event, on_done=None) -> AsyncIterator:
+    """Run a blocking iterator in a worker thread, handing its items to the event loop as they come.
+
+    When the consumer goes away (a client disconnects and the response is cancelled), ``cancelled``
+    is set: the thread stops pulling items and closes the iterator, which ends llama.cpp's
+    generation at the next token.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue()
+    done = object()
+
+    def put(kind: str, value) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
+        except RuntimeError:  # the event loop is gone (server shutting down): stop working
+            cancelled.set()
+
+    def run() -> None:
+        iterator: Iterator | None = None
+        try:
+            iterator = make_iterator()
+            for item in iterator:
+                if cancelled.is_set():
+                    break
+                put("item", item)
+        except BaseException as e:  # handed to the consumer, raised there
+            put("error", e)
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+            if on_done is not None:
+                on_done()  # e.g. leave the model's queue: only once the work has really stopped
+            put("done", done)
+
+    threading.Thread(target=run, name="genlab-stream", daemon=True).start()
+    try:
+        while True:
+            kind, value = await queue.get()
+            if kind == "done":
+                break
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        cancelled.set()  # the worker stops at its next item and releases what it holds

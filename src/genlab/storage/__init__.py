@@ -1,0 +1,6 @@
+"""Shared state in a database: SQLAlchemy 2 models, Alembic migrations, SQLite (WAL) by default,
+PostgreSQL through ``GENLAB_DATABASE_URL``."""
+
+from genlab.storage.db import Store, database_url
+
+__all__ = ["Store", "database_url"]
