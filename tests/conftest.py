@@ -143,3 +143,11 @@ def trained_bpe(registry: Registry, corpus_dir: Path) -> str:
         settings=registry.settings, progress=False,
     )  # fmt: skip
     return "plays-bpe"
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    from .pg import temporary_postgres
+
+    with temporary_postgres() as url:
+        yield url
