@@ -98,8 +98,8 @@ class TrainResult:
     best_val_loss: float
     best_metrics: dict[str, float]
     history: list[dict[str, float]] = field(default_factory=list)
-    seconds: float = 0.0
-    items_per_second: float = 0.0
+    seconds: float = 0.0  # wall time, evaluation and checkpoints included
+    items_per_second: float = 0.0  # training throughput, evaluation and checkpoints excluded
     peak_rss_mb: float = 0.0
 
 
@@ -220,6 +220,7 @@ class Trainer:
         started = time.perf_counter()
         first_step = self.step
         items = 0
+        eval_seconds = 0.0  # evaluation and checkpoints: not counted in the training throughput
         loss_value = float("nan")
         columns = [
             TextColumn("[bold]training"),
@@ -264,11 +265,14 @@ class Trainer:
                 loss_value = total
                 elapsed = time.perf_counter() - started
                 if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
+                    eval_started = time.perf_counter()
                     metrics = self._evaluate_and_checkpoint()
+                    eval_seconds += time.perf_counter() - eval_started
                     model.train()
                     if metrics:
                         bar.update(task_id, val=metrics["val_loss"])
-                bar.update(task_id, completed=self.step, loss=loss_value, speed=items / max(elapsed, 1e-9))
+                speed = items / max(elapsed - eval_seconds, 1e-9)
+                bar.update(task_id, completed=self.step, loss=loss_value, speed=speed)
         seconds = time.perf_counter() - started
         return TrainResult(
             step=self.step,
@@ -276,6 +280,6 @@ class Trainer:
             best_metrics=self.best_metrics,
             history=self.history,
             seconds=seconds,
-            items_per_second=items / max(seconds, 1e-9) if self.step > first_step else 0.0,
+            items_per_second=items / max(seconds - eval_seconds, 1e-9) if self.step > first_step else 0.0,
             peak_rss_mb=_peak_rss_mb(),
         )
