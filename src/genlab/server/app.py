@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,18 @@ def create_app(
     registry = registry or Registry()
     store = store or Store(settings=registry.settings)
     state = State(registry, store, config or ServerConfig())
-    app = FastAPI(title="genlab", version=genlab.__version__, description="OpenAI-compatible API of genlab")
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI):
+        yield
+        await asyncio.to_thread(store.close)
+
+    app = FastAPI(
+        title="genlab",
+        version=genlab.__version__,
+        description="OpenAI-compatible API of genlab",
+        lifespan=lifespan,
+    )
     app.state.genlab = state
     errors.install(app)
 
@@ -111,6 +123,8 @@ def create_app(
             raise APIError(401, "missing API key: send `Authorization: Bearer <key>` (create one with `genlab keys create`)",
                            type_="invalid_request_error", code="invalid_api_key")  # fmt: skip
         key = state.store.verify_key(token)
+        if key is None and state.config.open_access:
+            return None  # an open server ignores keys it does not know (OpenAI clients always send one)
         if key is None:
             raise APIError(
                 401, "invalid or revoked API key", type_="invalid_request_error", code="invalid_api_key"
@@ -201,37 +215,52 @@ def create_app(
         """Admit, then yield chunks; a disconnected client cancels the generation."""
         queue = state.queue(generator.card.name)
         queue.admit()
-        iterator = generator.stream(request)  # validation errors raise here, before any byte is sent
+        try:
+            iterator = generator.stream(request)  # validation errors raise here, before any byte is sent
+        except BaseException:
+            queue.release()
+            raise
         cancelled = threading.Event()
         started = time.perf_counter()
-        first = None
-        texts: dict[int, list[str]] = {}
-        usage = {"prompt_tokens": 0, "completion_tokens": 0}
-        stream = iterate_in_thread(lambda: iterator, cancelled, on_done=queue.release)
+        seen = {"texts": {}, "prompt_tokens": 0, "completion_tokens": 0, "finished": 0}
+
+        def tracked():  # runs in the worker thread, so the record below sees every chunk produced
+            for chunk in iterator:
+                seen["texts"].setdefault(chunk.index, []).append(chunk.text)
+                if chunk.finish_reason is not None:
+                    seen["prompt_tokens"] = chunk.prompt_tokens
+                    seen["completion_tokens"] += chunk.completion_tokens
+                    seen["finished"] += 1
+                yield chunk
+
+        def on_done() -> None:  # in the worker thread, once generation has really stopped
+            queue.release()
+            name = generator.card.name
+            state.metrics.tokens.labels(name, "prompt").inc(seen["prompt_tokens"])
+            state.metrics.tokens.labels(name, "completion").inc(seen["completion_tokens"])
+            try:
+                store.record_generation(
+                    key_id=key.id if key else None, endpoint=endpoint, model=name, request=raw,
+                    output_text="".join(seen["texts"].get(0, [])), prompt_tokens=seen["prompt_tokens"],
+                    completion_tokens=seen["completion_tokens"], latency_ms=(time.perf_counter() - started) * 1000,
+                    status="ok" if seen["finished"] == request.n else "cancelled",
+                )  # fmt: skip
+            except Exception:
+                errors.log.exception("could not record a streamed generation")
+
+        first = True
+        stream = iterate_in_thread(tracked, cancelled, on_done=on_done)
         try:
             async for chunk in stream:
-                if first is None:
-                    first = time.perf_counter() - started
-                    state.metrics.ttft.labels(generator.card.name).observe(first)
-                texts.setdefault(chunk.index, []).append(chunk.text)
-                if chunk.finish_reason is not None:
-                    usage["prompt_tokens"] = chunk.prompt_tokens
-                    usage["completion_tokens"] += chunk.completion_tokens
+                if first:
+                    first = False
+                    state.metrics.ttft.labels(generator.card.name).observe(time.perf_counter() - started)
                 yield chunk
                 if await http.is_disconnected():
-                    cancelled.set()
                     break
         finally:
             cancelled.set()
             await stream.aclose()
-        state.metrics.tokens.labels(generator.card.name, "prompt").inc(usage["prompt_tokens"])
-        state.metrics.tokens.labels(generator.card.name, "completion").inc(usage["completion_tokens"])
-        await run_in_threadpool(
-            store.record_generation, key_id=key.id if key else None, endpoint=endpoint, model=generator.card.name,
-            request=raw, output_text="".join(texts.get(0, [])), prompt_tokens=usage["prompt_tokens"],
-            completion_tokens=usage["completion_tokens"], latency_ms=(time.perf_counter() - started) * 1000,
-            status="cancelled" if await http.is_disconnected() else "ok",
-        )  # fmt: skip
 
     def sse(events: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
         async def body() -> AsyncIterator[bytes]:
@@ -404,10 +433,6 @@ def create_app(
         return TEMPLATES.TemplateResponse(
             request, "generation.html", {"version": genlab.__version__, "record_id": record_id}
         )
-
-    @app.on_event("shutdown")
-    async def _close() -> None:
-        await asyncio.to_thread(store.close)
 
     return app
 

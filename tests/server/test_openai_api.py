@@ -1,0 +1,191 @@
+"""The OpenAI-compatible API, driven by the official `openai` client and by raw HTTP."""
+
+import json
+import threading
+import time
+
+import httpx
+import openai
+import pytest
+
+EMBEDDED = "gemma-3-270m"
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused-on-an-open-server", max_retries=0)
+
+
+def test_models_lists_every_registered_model(client):
+    ids = [m.id for m in client.models.list().data]
+    assert EMBEDDED in ids and "shakespeare-char" in ids
+    model = client.models.retrieve(EMBEDDED)
+    assert model.id == EMBEDDED
+
+
+def test_completion_with_seed_usage_and_n(client):
+    a = client.completions.create(model=EMBEDDED, prompt="The capital of France is", max_tokens=8, seed=3)
+    b = client.completions.create(model=EMBEDDED, prompt="The capital of France is", max_tokens=8, seed=3)
+    assert a.choices[0].text == b.choices[0].text and a.choices[0].text
+    assert a.usage.completion_tokens == 8 and a.usage.total_tokens == a.usage.prompt_tokens + 8
+    assert a.choices[0].finish_reason == "length"
+    two = client.completions.create(model=EMBEDDED, prompt="Once", max_tokens=4, n=2, seed=1)
+    assert [c.index for c in two.choices] == [0, 1]
+
+
+def test_completion_stream_adds_up_and_reports_usage(client):
+    pieces, usage = [], None
+    stream = client.completions.create(model=EMBEDDED, prompt="Once upon a time", max_tokens=16, seed=5, stream=True,
+                                       stream_options={"include_usage": True})  # fmt: skip
+    for chunk in stream:
+        if chunk.usage:
+            usage = chunk.usage
+            assert chunk.choices == []
+        for c in chunk.choices:
+            pieces.append(c.text)
+    full = client.completions.create(model=EMBEDDED, prompt="Once upon a time", max_tokens=16, seed=5)
+    assert "".join(pieces) == full.choices[0].text
+    assert usage is not None and usage.completion_tokens == 16
+
+
+def test_completion_logprobs_and_stop(client):
+    r = client.completions.create(model=EMBEDDED, prompt="1, 2, 3, 4,", max_tokens=30, temperature=0, stop=[" 7"], logprobs=2)
+    text = r.choices[0].text
+    assert " 7" not in text and "6" in text and r.choices[0].finish_reason == "stop"
+    lp = r.choices[0].logprobs
+    assert "".join(lp.tokens) == text and all(v <= 0 for v in lp.token_logprobs)
+
+
+def test_chat_uses_the_transcript_template(client, server):
+    r = client.chat.completions.create(model=EMBEDDED, messages=[
+        {"role": "system", "content": "You answer in one short sentence."},
+        {"role": "user", "content": "What colour is the sky?"}], max_tokens=20, seed=1)  # fmt: skip
+    message = r.choices[0].message
+    assert message.role == "assistant" and message.content and "User:" not in message.content
+    record_id = r.model_extra["genlab"]["generation_ids"][0]
+    record = httpx.get(f"{server.url}/v1/genlab/generations/{record_id}").json()
+    assert record["endpoint"] == "chat.completions" and record["output_text"]
+
+
+def test_chat_stream(client):
+    chunks = list(client.chat.completions.create(model=EMBEDDED, messages=[{"role": "user", "content": "Say hello."}],
+                                                 max_tokens=12, stream=True, seed=2, stream_options={"include_usage": True}))  # fmt: skip
+    assert chunks[0].choices[0].delta.role == "assistant"
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert text.strip() and finishes in (["stop"], ["length"])
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+
+
+def test_json_mode_and_json_schema(client):
+    r = client.chat.completions.create(model=EMBEDDED, messages=[{"role": "user", "content": "Give a JSON object about a cat."}],
+                                       response_format={"type": "json_object"}, max_tokens=60, seed=1)  # fmt: skip
+    assert isinstance(json.loads(r.choices[0].message.content), dict)
+    schema = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}}, "required": ["name", "age"]}
+    r = client.chat.completions.create(
+        model=EMBEDDED, messages=[{"role": "user", "content": "A person as JSON."}], max_tokens=60, seed=2,
+        response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": schema}},
+    )  # fmt: skip
+    data = json.loads(r.choices[0].message.content)
+    assert isinstance(data["name"], str) and isinstance(data["age"], int)
+
+
+def test_trained_models_are_served_too(client):
+    r = client.completions.create(model="shakespeare-char", prompt="ROMEO:", max_tokens=40, seed=1)
+    assert len(r.choices[0].text) > 10
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "needle"),
+    [
+        ({"model": "nope", "prompt": "x"}, 404, "unknown model"),
+        ({"model": EMBEDDED}, 400, "missing required parameter: prompt"),
+        ({"model": EMBEDDED, "prompt": "x", "max_tokens": "many"}, 400, "max_tokens"),
+        ({"model": EMBEDDED, "prompt": "x", "max_tokens": 0}, 400, "max_tokens"),
+        ({"model": EMBEDDED, "prompt": "x", "n": 99}, 400, "n"),
+        ({"model": EMBEDDED, "prompt": "x", "temperature": -1}, 400, "temperature"),
+        ({"model": EMBEDDED, "prompt": ""}, 400, "prompt is empty"),
+        ({"model": EMBEDDED, "prompt": "x", "max_tokens": 5000}, 400, "do not fit the context"),
+        ({"model": EMBEDDED, "prompt": "word " * 5000}, 400, "do not fit the context"),
+        ({"model": EMBEDDED, "prompt": "x", "presence_penalty": 1}, 400, "not supported"),
+        ({"model": EMBEDDED, "prompt": "x", "echo": True}, 400, "not supported"),
+    ],
+)
+def test_completion_client_mistakes_are_4xx_with_openai_bodies(server, body, status, needle):
+    r = httpx.post(f"{server.url}/v1/completions", json=body, timeout=60)
+    assert r.status_code == status, r.text
+    error = r.json()["error"]
+    assert needle in error["message"] and set(error) == {"message", "type", "param", "code"}
+
+
+def test_chat_client_mistakes(server):
+    url = f"{server.url}/v1/chat/completions"
+    bad_part = {"model": EMBEDDED, "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}
+    r = httpx.post(url, json=bad_part)
+    assert r.status_code == 400 and "text parts only" in r.json()["error"]["message"]
+    r = httpx.post(url, json={"model": EMBEDDED, "messages": [{"role": "wizard", "content": "x"}]})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "messages.0.role"
+    r = httpx.post(url, json={"model": EMBEDDED, "messages": [{"role": "system", "content": "only a system message"}]})
+    assert r.status_code == 400 and "user message" in r.json()["error"]["message"]
+    r = httpx.post(url, content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "not valid JSON" in r.json()["error"]["message"]
+
+
+def test_oversized_body_is_413(server):
+    r = httpx.post(f"{server.url}/v1/completions", content=b"x" * 2_000_000, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
+
+
+def test_unknown_route_is_a_json_404(server):
+    r = httpx.get(f"{server.url}/v1/nothing-here")
+    assert r.status_code == 404 and "error" in r.json()
+
+
+def test_health_and_metrics(server, client):
+    client.completions.create(model=EMBEDDED, prompt="Hi", max_tokens=2)
+    health = httpx.get(f"{server.url}/health").json()
+    assert health["status"] == "ok" and EMBEDDED in health["loaded_models"]
+    text = httpx.get(f"{server.url}/metrics").text
+    for name in ("genlab_requests_total", "genlab_request_latency_seconds_bucket", "genlab_tokens_total",
+                 "genlab_queue_depth", "genlab_loaded_models", "genlab_time_to_first_token_seconds"):  # fmt: skip
+        assert name in text, name
+    assert 'genlab_tokens_total{kind="completion",model="gemma-3-270m"}' in text
+
+
+def test_full_queue_answers_429_with_retry_after(server):
+    queue = server.state.queue(EMBEDDED)
+    original = queue.limit
+    queue.limit = 1
+    first_chunk = threading.Event()
+
+    def long_stream() -> None:
+        with httpx.stream("POST", f"{server.url}/v1/completions", timeout=120,
+                          json={"model": EMBEDDED, "prompt": "A long story:", "max_tokens": 120, "stream": True}) as r:  # fmt: skip
+            for _ in r.iter_lines():
+                first_chunk.set()
+
+    t = threading.Thread(target=long_stream)
+    t.start()
+    try:
+        assert first_chunk.wait(60)
+        r = httpx.post(f"{server.url}/v1/completions", json={"model": EMBEDDED, "prompt": "x", "max_tokens": 2})
+        assert r.status_code == 429 and r.headers["retry-after"] == "1"
+        assert r.json()["error"]["code"] == "queue_full"
+    finally:
+        t.join()
+        queue.limit = original
+
+
+def test_client_disconnect_cancels_the_generation(server):
+    queue = server.state.queue(EMBEDDED)
+    with httpx.stream("POST", f"{server.url}/v1/completions", timeout=120,
+                      json={"model": EMBEDDED, "prompt": "An endless list:", "max_tokens": 3000, "stream": True}) as r:  # fmt: skip
+        lines = r.iter_lines()
+        next(lines)
+    started = time.monotonic()
+    while queue._active and time.monotonic() - started < 20:
+        time.sleep(0.05)
+    assert queue._active == 0  # the worker stopped long before 3000 tokens (about a minute of work)
+    assert time.monotonic() - started < 20
+    records = server.state.store.list_generations(limit=5)
+    assert any(rec["status"] == "cancelled" and rec["usage"]["completion_tokens"] < 3000 for rec in records)
