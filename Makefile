@@ -22,7 +22,7 @@ $(STAMP_TEST): pyproject.toml | $(PY)
 	touch $@ $(STAMP_RUN)
 
 run: $(STAMP_RUN)
-	$(VENV)/bin/genlab demo
+	$(VENV)/bin/genlab serve   # the studio and the OpenAI-compatible API at http://127.0.0.1:8000
 
 test: $(STAMP_TEST)
 	$(VENV)/bin/ruff check src tests bench scripts
@@ -36,6 +36,8 @@ lint: $(STAMP_TEST)
 bench: $(STAMP_TEST)
 	$(PIP) install -e '.[bench]'
 	$(PY) bench/llm_decode.py
+	$(PY) bench/train_text.py
+	$(PY) bench/serve_load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,49 @@
+"""The studio in a real browser: Playwright driving Debian's chromium (headless) against a live server."""
+
+import shutil
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def page():
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield browser.new_page()
+        browser.close()
+
+
+def test_playground_streams_text_from_the_embedded_model(server, page):
+    page.goto(server.url + "/")
+    expect(page.locator("#model option[value='gemma-3-270m']")).to_have_count(1)
+    page.select_option("#model", "gemma-3-270m")
+    page.fill("#prompt", "The capital of France is")
+    page.fill("#max-tokens", "12")
+    page.fill("#seed", "1")
+    page.click("#generate")
+    expect(page.locator("#stats")).to_contain_text("tokens/s", timeout=60_000)
+    assert page.locator("#out-text").inner_text().strip()
+    assert page.locator("#out-prompt").inner_text() == "The capital of France is"
+
+
+def test_models_page_shows_the_cards(server, page):
+    page.goto(server.url + "/studio/models")
+    expect(page.locator("#models tr")).not_to_have_count(1, timeout=20_000)
+    body = page.locator("#models").inner_text()
+    assert "gemma-3-270m" in body and "shakespeare-char" in body and "reproduce" in body
+
+
+def test_generation_page_shows_a_record(server, page):
+    import httpx
+
+    r = httpx.post(f"{server.url}/v1/chat/completions", timeout=60,
+                   json={"model": "gemma-3-270m", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5})  # fmt: skip
+    record_id = r.json()["genlab"]["generation_ids"][0]
+    page.goto(f"{server.url}/studio/generations/{record_id}")
+    expect(page.locator("#record table")).to_be_visible(timeout=20_000)
+    assert "chat.completions" in page.locator("#record").inner_text()
