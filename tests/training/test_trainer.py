@@ -165,3 +165,11 @@ def test_ddp_with_two_processes_under_torchrun(tmp_path, corpus_dir):
     assert state["history"][-1]["val_loss"] < 3.0
     lm = Registry(Settings(home=tmp_path)).load("ddp")
     assert lm.generate("KING:", max_tokens=10, seed=1)[0].text
+
+
+def test_a_run_killed_before_its_first_checkpoint_can_simply_be_restarted(tmp_path, corpus_dir):
+    leftover = tmp_path / "models" / "m"
+    leftover.mkdir(parents=True)
+    (leftover / "codec.json").write_text('{"kind": "char", "chars": ["a"]}')
+    result = _train(tmp_path, corpus_dir, "m", steps=10)
+    assert result.step == 10 and (leftover / "config.json").is_file()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import shlex
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -172,6 +173,9 @@ def train_text_model(
     rank, world = distributed_rank()
     if rank > 0:  # under torchrun, rank 0 checks and prepares the directory; the others wait for it
         barrier()
+    abandoned = not (model_dir / "config.json").exists() and not (model_dir / "checkpoints" / "latest.json").exists()
+    if model_dir.exists() and abandoned and not resume and rank == 0:
+        shutil.rmtree(model_dir)  # a run killed before its first checkpoint left only a codec: start afresh
     if model_dir.exists() and not resume and rank == 0:
         raise ModelExistsError(
             f"a model named {name!r} already exists", hint="pick another name, or add --resume to continue it"
