@@ -171,6 +171,9 @@ def test_full_queue_answers_429_with_retry_after(server):
         r = httpx.post(f"{server.url}/v1/completions", json={"model": EMBEDDED, "prompt": "x", "max_tokens": 2})
         assert r.status_code == 429 and r.headers["retry-after"] == "1"
         assert r.json()["error"]["code"] == "queue_full"
+        streamed = httpx.post(f"{server.url}/v1/chat/completions", json={"model": EMBEDDED, "stream": True,
+                              "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
+        assert streamed.status_code == 429  # refused before the stream starts, not inside a 200
     finally:
         t.join()
         queue.limit = original
@@ -186,6 +189,14 @@ def test_client_disconnect_cancels_the_generation(server):
     while queue._active and time.monotonic() - started < 20:
         time.sleep(0.05)
     assert queue._active == 0  # the worker stopped long before 3000 tokens (about a minute of work)
+    # a stream whose client leaves before reading anything still gives its slot back
+    with httpx.stream("POST", f"{server.url}/v1/completions", timeout=60,
+                      json={"model": EMBEDDED, "prompt": "x", "max_tokens": 500, "stream": True}):  # fmt: skip
+        pass
+    deadline = time.monotonic() + 20
+    while queue._active and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert queue._active == 0
     assert time.monotonic() - started < 20
     records = server.state.store.list_generations(limit=5)
     assert any(rec["status"] == "cancelled" and rec["usage"]["completion_tokens"] < 3000 for rec in records)

@@ -31,7 +31,7 @@ from genlab.registry import Registry
 from genlab.server import chat as chat_template
 from genlab.server import errors
 from genlab.server.errors import APIError
-from genlab.server.runtime import Metrics, ModelQueue, RateLimiter, iterate_in_thread
+from genlab.server.runtime import Admission, Metrics, ModelQueue, RateLimiter, iterate_in_thread
 from genlab.server.schemas import ChatRequest, CompletionRequest
 from genlab.settings import Settings
 from genlab.storage import Store
@@ -210,16 +210,21 @@ def create_app(
             ))  # fmt: skip
         return list(zip(artifacts, record_ids, strict=True))
 
-    async def stream_generation(http: Request, generator: Generator, request: GenerationRequest, key: KeyInfo | None,
-                                endpoint: str, raw: dict[str, Any]) -> AsyncIterator[TextChunk]:  # fmt: skip
-        """Admit, then yield chunks; a disconnected client cancels the generation."""
+    def open_stream(generator: Generator, request: GenerationRequest) -> Admission:
+        """Admit to the model's queue and validate, before the response starts: a full queue is a
+        real 429 and a bad request a real 400, not an error in the middle of a 200 stream."""
         queue = state.queue(generator.card.name)
         queue.admit()
         try:
-            iterator = generator.stream(request)  # validation errors raise here, before any byte is sent
+            return Admission(queue, generator.stream(request))
         except BaseException:
             queue.release()
             raise
+
+    async def stream_generation(http: Request, generator: Generator, admission: Admission, request: GenerationRequest,
+                                key: KeyInfo | None, endpoint: str, raw: dict[str, Any]) -> AsyncIterator[TextChunk]:  # fmt: skip
+        """Yield an admitted stream's chunks; a disconnected client cancels the generation."""
+        iterator = admission.iterator
         cancelled = threading.Event()
         started = time.perf_counter()
         seen = {"texts": {}, "prompt_tokens": 0, "completion_tokens": 0, "finished": 0}
@@ -234,7 +239,7 @@ def create_app(
                 yield chunk
 
         def on_done() -> None:  # in the worker thread, once generation has really stopped
-            queue.release()
+            admission.release()
             name = generator.card.name
             state.metrics.tokens.labels(name, "prompt").inc(seen["prompt_tokens"])
             state.metrics.tokens.labels(name, "completion").inc(seen["completion_tokens"])
@@ -321,11 +326,21 @@ def create_app(
             }
 
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        admissions: list[Admission] = []
+        try:
+            for request in requests:
+                admissions.append(open_stream(generator, request))
+        except BaseException:
+            for a in admissions:
+                a.release()
+            raise
 
         async def events() -> AsyncIterator[dict[str, Any]]:
             usage = {"prompt_tokens": 0, "completion_tokens": 0}
-            for i, request in enumerate(requests):
-                async for c in stream_generation(http, generator, request, key, "completions", raw):
+            for i, (request, admission) in enumerate(zip(requests, admissions, strict=True)):
+                async for c in stream_generation(
+                    http, generator, admission, request, key, "completions", raw
+                ):
                     if c.finish_reason is not None:
                         usage["prompt_tokens"] += c.prompt_tokens if c.index == 0 else 0
                         usage["completion_tokens"] += c.completion_tokens
@@ -383,12 +398,15 @@ def create_app(
                     "usage": usage, "genlab": {"generation_ids": [r for _, r in results]}}  # fmt: skip
 
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        admission = open_stream(generator, request)
 
         async def events() -> AsyncIterator[dict[str, Any]]:
             base = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": body.model}
             started: set[int] = set()
             usage = {"prompt_tokens": 0, "completion_tokens": 0}
-            async for c in stream_generation(http, generator, request, key, "chat.completions", raw):
+            async for c in stream_generation(
+                http, generator, admission, request, key, "chat.completions", raw
+            ):
                 if c.index not in started:
                     started.add(c.index)
                     yield {**base, "choices": [{"index": c.index, "delta": {"role": "assistant", "content": ""}, "logprobs": None,

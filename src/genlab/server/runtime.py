@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -68,6 +69,29 @@ class ModelQueue:
         with self._lock:
             self._active = max(0, self._active - 1)
             self.metrics.queue_depth.labels(self.model).set(self._active)
+
+
+class Admission:
+    """A stream admitted to a model's queue. Its slot is released exactly once: when the worker
+    finishes, or, if the response never started (the client left first), when it is collected."""
+
+    def __init__(self, queue: ModelQueue, iterator: Iterator) -> None:
+        self.iterator = iterator
+        self._state = {"released": False}
+        self._finalizer = weakref.finalize(self, Admission._release, queue, self._state, iterator)
+
+    @staticmethod
+    def _release(queue: ModelQueue, state: dict, iterator: Iterator) -> None:
+        if state["released"]:
+            return
+        state["released"] = True
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
+        queue.release()
+
+    def release(self) -> None:
+        self._finalizer()
 
 
 class RateLimiter:

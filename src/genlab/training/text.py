@@ -173,7 +173,9 @@ def train_text_model(
     rank, world = distributed_rank()
     if rank > 0:  # under torchrun, rank 0 checks and prepares the directory; the others wait for it
         barrier()
-    abandoned = not (model_dir / "config.json").exists() and not (model_dir / "checkpoints" / "latest.json").exists()
+    abandoned = (
+        not (model_dir / "config.json").exists() and not (model_dir / "checkpoints" / "latest.json").exists()
+    )
     if model_dir.exists() and abandoned and not resume and rank == 0:
         shutil.rmtree(model_dir)  # a run killed before its first checkpoint left only a codec: start afresh
     if model_dir.exists() and not resume and rank == 0:
