@@ -45,5 +45,9 @@ def temporary_postgres():
         run(f"{bindir}/createdb", "-h", "127.0.0.1", "-p", str(port), "-U", "genlab", "genlab_test")
         yield f"postgresql+psycopg://genlab@127.0.0.1:{port}/genlab_test"
     finally:
-        subprocess.run([*as_user, f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"], capture_output=True, check=False)
+        subprocess.run(
+            [*as_user, f"{bindir}/pg_ctl", "-D", data, "-m", "immediate", "stop"],
+            capture_output=True,
+            check=False,
+        )
         shutil.rmtree(root, ignore_errors=True)

@@ -19,14 +19,18 @@ def _port() -> int:
 
 def test_keys_create_list_revoke(tmp_path):
     home = tmp_path / "home"
-    created = json.loads(genlab_cli("keys", "create", "--name", "ci", "--role", "reviewer", "--json", home=home).stdout)
+    created = json.loads(
+        genlab_cli("keys", "create", "--name", "ci", "--role", "reviewer", "--json", home=home).stdout
+    )
     assert created["key"].startswith("gl-") and created["role"] == "reviewer"
     listed = json.loads(genlab_cli("keys", "list", "--json", home=home).stdout)
     assert [k["name"] for k in listed] == ["ci"] and "key" not in listed[0]
     assert created["key"] not in genlab_cli("keys", "list", home=home).stdout
     assert genlab_cli("keys", "revoke", str(created["id"]), home=home).returncode == 0
     assert json.loads(genlab_cli("keys", "list", "--json", home=home).stdout)[0]["revoked"] is True
-    assert_clean_error(genlab_cli("keys", "create", "--name", "x", "--role", "root", home=home), "unknown role 'root'")
+    assert_clean_error(
+        genlab_cli("keys", "create", "--name", "x", "--role", "root", home=home), "unknown role 'root'"
+    )
     assert_clean_error(genlab_cli("keys", "revoke", "42", home=home), "no api key with id 42")
 
 

@@ -5,13 +5,25 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**40), 2**40)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
+    ),
     max_leaves=8,
 )
 # Fields the routes know, with values that are often wrong; max_tokens stays small or invalid so
 # that a valid request costs little.
-small_or_bad = st.one_of(st.integers(-3, 3), st.text(max_size=3), st.none(), st.floats(allow_nan=False, allow_infinity=False), st.just(10**9))
+small_or_bad = st.one_of(
+    st.integers(-3, 3),
+    st.text(max_size=3),
+    st.none(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.just(10**9),
+)
 model = st.sampled_from(["gemma-3-270m", "shakespeare-char", "nope", "", "../x"]) | st.text(max_size=10)
 completion_bodies = st.fixed_dictionaries(
     {"model": model, "max_tokens": small_or_bad},
@@ -19,7 +31,9 @@ completion_bodies = st.fixed_dictionaries(
               "stop": json_values, "seed": json_values, "logprobs": small_or_bad, "stream": st.booleans(),
               "top_k": json_values, "stream_options": json_values},
 )  # fmt: skip
-message = st.fixed_dictionaries({"role": st.sampled_from(["user", "system", "assistant", "bot"]), "content": json_values})
+message = st.fixed_dictionaries(
+    {"role": st.sampled_from(["user", "system", "assistant", "bot"]), "content": json_values}
+)
 chat_bodies = st.fixed_dictionaries(
     {"model": model, "max_tokens": small_or_bad, "messages": st.lists(message, max_size=3) | json_values},
     optional={"response_format": json_values, "logprobs": json_values, "top_logprobs": small_or_bad, "stream": st.booleans()},

@@ -49,7 +49,9 @@ def test_completion_stream_adds_up_and_reports_usage(client):
 
 
 def test_completion_logprobs_and_stop(client):
-    r = client.completions.create(model=EMBEDDED, prompt="1, 2, 3, 4,", max_tokens=30, temperature=0, stop=[" 7"], logprobs=2)
+    r = client.completions.create(
+        model=EMBEDDED, prompt="1, 2, 3, 4,", max_tokens=30, temperature=0, stop=[" 7"], logprobs=2
+    )
     text = r.choices[0].text
     assert " 7" not in text and "6" in text and r.choices[0].finish_reason == "stop"
     lp = r.choices[0].logprobs
@@ -81,7 +83,11 @@ def test_json_mode_and_json_schema(client):
     r = client.chat.completions.create(model=EMBEDDED, messages=[{"role": "user", "content": "Give a JSON object about a cat."}],
                                        response_format={"type": "json_object"}, max_tokens=60, seed=1)  # fmt: skip
     assert isinstance(json.loads(r.choices[0].message.content), dict)
-    schema = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}}, "required": ["name", "age"]}
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+        "required": ["name", "age"],
+    }
     r = client.chat.completions.create(
         model=EMBEDDED, messages=[{"role": "user", "content": "A person as JSON."}], max_tokens=60, seed=2,
         response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": schema}},
@@ -120,19 +126,26 @@ def test_completion_client_mistakes_are_4xx_with_openai_bodies(server, body, sta
 
 def test_chat_client_mistakes(server):
     url = f"{server.url}/v1/chat/completions"
-    bad_part = {"model": EMBEDDED, "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}
+    bad_part = {
+        "model": EMBEDDED,
+        "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}],
+    }
     r = httpx.post(url, json=bad_part)
     assert r.status_code == 400 and "text parts only" in r.json()["error"]["message"]
     r = httpx.post(url, json={"model": EMBEDDED, "messages": [{"role": "wizard", "content": "x"}]})
     assert r.status_code == 400 and r.json()["error"]["param"] == "messages.0.role"
-    r = httpx.post(url, json={"model": EMBEDDED, "messages": [{"role": "system", "content": "only a system message"}]})
+    r = httpx.post(
+        url, json={"model": EMBEDDED, "messages": [{"role": "system", "content": "only a system message"}]}
+    )
     assert r.status_code == 400 and "user message" in r.json()["error"]["message"]
     r = httpx.post(url, content=b"{not json", headers={"content-type": "application/json"})
     assert r.status_code == 400 and "not valid JSON" in r.json()["error"]["message"]
 
 
 def test_oversized_body_is_413(server):
-    r = httpx.post(f"{server.url}/v1/completions", content=b"x" * 2_000_000, headers={"content-type": "application/json"})
+    r = httpx.post(
+        f"{server.url}/v1/completions", content=b"x" * 2_000_000, headers={"content-type": "application/json"}
+    )
     assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
 
 
@@ -168,7 +181,9 @@ def test_full_queue_answers_429_with_retry_after(server):
     t.start()
     try:
         assert first_chunk.wait(60)
-        r = httpx.post(f"{server.url}/v1/completions", json={"model": EMBEDDED, "prompt": "x", "max_tokens": 2})
+        r = httpx.post(
+            f"{server.url}/v1/completions", json={"model": EMBEDDED, "prompt": "x", "max_tokens": 2}
+        )
         assert r.status_code == 429 and r.headers["retry-after"] == "1"
         assert r.json()["error"]["code"] == "queue_full"
         streamed = httpx.post(f"{server.url}/v1/chat/completions", json={"model": EMBEDDED, "stream": True,
