@@ -32,7 +32,7 @@ from genlab.core import (
     TextChunk,
     as_request,
 )
-from genlab.core.generator import token_logprobs
+from genlab.core.generator import collect_text, token_logprobs
 from genlab.core.io import atomic_write_json, sha256_file
 from genlab.settings import Settings
 
@@ -401,27 +401,11 @@ class LlamaCppGenerator:
         seeds = request.choice_seeds()
         artifacts = []
         for index, seed in enumerate(seeds):
-            texts: list[str] = []
-            logprobs: list[dict[str, Any]] = []
-            last = None
-            for chunk in self._stream_one(request, prompt_tokens, grammar, seed, index):
-                texts.append(chunk.text)
-                logprobs.extend(chunk.logprobs or [])
-                last = chunk
-            assert last is not None
+            chunks = self._stream_one(request, prompt_tokens, grammar, seed, index)
+            parameters = {**request.params.to_dict(), "backend": "llamacpp"}
+            keep = request.params.logprobs is not None
             artifacts.append(
-                TextArtifact.create(
-                    "".join(texts),
-                    model=self.card.name,
-                    family=self.card.family,
-                    modality=self.card.modality,
-                    seed=seed,
-                    parameters={**request.params.to_dict(), "backend": "llamacpp"},
-                    finish_reason=last.finish_reason,
-                    prompt_tokens=last.prompt_tokens,
-                    completion_tokens=last.completion_tokens,
-                    logprobs=logprobs if request.params.logprobs is not None else None,
-                )
+                collect_text(chunks, self.card, seed=seed, parameters=parameters, keep_logprobs=keep)
             )
         return artifacts
 

@@ -7,11 +7,11 @@ hold.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from genlab.core.artifacts import Artifact
+from genlab.core.artifacts import Artifact, TextArtifact
 from genlab.core.card import ModelCard
 from genlab.core.request import GenerationRequest
 
@@ -115,3 +115,36 @@ class StopFilter:
         piece = self.text[self.emitted :]
         self.emitted = len(self.text)
         return piece
+
+
+def collect_text(
+    chunks: Iterable[TextChunk],
+    card: ModelCard,
+    *,
+    seed: int,
+    parameters: dict[str, Any],
+    keep_logprobs: bool = False,
+) -> TextArtifact:
+    """Run one choice's stream to its end and make the artifact: every streaming backend's
+    ``generate`` is its ``stream`` collected, so the two can never disagree."""
+    texts: list[str] = []
+    logprobs: list[dict[str, Any]] = []
+    last: TextChunk | None = None
+    for chunk in chunks:
+        texts.append(chunk.text)
+        logprobs.extend(chunk.logprobs or [])
+        last = chunk
+    if last is None:  # pragma: no cover - every stream ends with a finish chunk
+        raise RuntimeError("the stream ended without a finish chunk")
+    return TextArtifact.create(
+        "".join(texts),
+        model=card.name,
+        family=card.family,
+        modality=card.modality,
+        seed=seed,
+        parameters=parameters,
+        finish_reason=last.finish_reason,
+        prompt_tokens=last.prompt_tokens,
+        completion_tokens=last.completion_tokens,
+        logprobs=logprobs if keep_logprobs else None,
+    )

@@ -11,7 +11,7 @@ import torch
 
 from genlab.codecs.text import load_codec
 from genlab.core import GenerationRequest, ModelCard, ModelLoadError, TextArtifact, TextChunk, as_request
-from genlab.core.generator import StopFilter
+from genlab.core.generator import StopFilter, collect_text
 from genlab.core.io import sha256_file
 from genlab.families.transformer import GPT, TransformerConfig
 
@@ -133,19 +133,7 @@ class TransformerLM:
         request, prompt = self._prepare(request, kwargs)
         artifacts = []
         for index, seed in enumerate(request.choice_seeds()):
-            pieces = list(self._stream_one(request, prompt, seed, index))
-            last = pieces[-1]
-            artifacts.append(
-                TextArtifact.create(
-                    "".join(c.text for c in pieces),
-                    model=self.card.name,
-                    family=self.card.family,
-                    modality=self.card.modality,
-                    seed=seed,
-                    parameters={**request.params.to_dict(), "backend": "torch"},
-                    finish_reason=last.finish_reason,
-                    prompt_tokens=last.prompt_tokens,
-                    completion_tokens=last.completion_tokens,
-                )
-            )
+            chunks = self._stream_one(request, prompt, seed, index)
+            parameters = {**request.params.to_dict(), "backend": "torch"}
+            artifacts.append(collect_text(chunks, self.card, seed=seed, parameters=parameters))
         return artifacts
