@@ -9,7 +9,7 @@ import typer
 
 from genlab.cli import demo as demo_cmd
 from genlab.cli import doctor as doctor_cmd
-from genlab.cli import generate, models
+from genlab.cli import generate, guard, models
 from genlab.cli import serve as serve_cmd
 from genlab.cli.console import err_console
 from genlab.cli.train import eval_app, export_app, train_app
@@ -30,6 +30,7 @@ app = typer.Typer(
 )
 app.add_typer(models.app, name="models")
 app.add_typer(generate.app, name="generate")
+app.add_typer(guard.app, name="guard")
 app.add_typer(train_app, name="train")
 app.add_typer(eval_app, name="eval")
 app.add_typer(export_app, name="export")

@@ -1,0 +1,57 @@
+"""`genlab guard check`: run a guardrail policy over a text and show every finding with its span."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from genlab.cli.console import console, print_json
+
+app = typer.Typer(help="Usage guardrails: check text against a policy.", no_args_is_help=True)
+
+
+@app.command()
+def check(
+    text: Annotated[str, typer.Argument(help="The text to check; '-' reads standard input.")],
+    policy: Annotated[
+        str, typer.Option(help="A shipped policy name or a path to a policy YAML file.")
+    ] = "default",
+    json_: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Scan a text with every scanner of a policy; exit 1 if the policy would block it."""
+    from genlab.safety.policy import Guard, Policy
+
+    if text == "-":
+        text = sys.stdin.read()
+    result = Guard(Policy.load(policy)).scan_all(text)
+    if json_:
+        print_json(result.to_dict())
+    else:
+        shown = Text(text)
+        for f in result.findings:
+            if f.end <= len(text) and text[f.start : f.end] == f.text:
+                shown.stylize("bold red underline", f.start, f.end)
+        console.print(shown)
+        table = Table("scanner", "action", "category", "span", "score", "why")
+        for r in result.results:
+            for f in r.findings:
+                table.add_row(
+                    r.scanner,
+                    result.actions.get(r.scanner, ""),
+                    f.category,
+                    f"{f.start}-{f.end}",
+                    f"{f.score:.2f}",
+                    f.explanation,
+                )
+            if r.error:
+                table.add_row(
+                    r.scanner, result.actions.get(r.scanner, ""), "scanner_error", "", "1.00", r.error
+                )
+        console.print(table if table.row_count else "[green]no findings[/]")
+        console.print(f"decision: [bold]{result.decision}[/]")
+    if result.blocked:
+        raise typer.Exit(1)

@@ -1,0 +1,1 @@
+"""Responsible by construction: usage guardrails (and, in later issues, provenance, review, bias audits)."""

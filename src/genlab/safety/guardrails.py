@@ -1,0 +1,557 @@
+"""Usage guardrails: scanners run on every request and every output, under a policy.
+
+A scanner looks at text and returns a ``ScanResult``: the sanitised text, whether it passes, a risk
+score in [0, 1], the category, and ``Finding``s with character spans that explain why. A
+``Policy`` (YAML, see ``policies.py``) says which scanners run on inputs and on outputs, at which
+threshold, and what happens when one fails: ``block``, ``redact``, ``flag`` (for human review) or
+``warn``. A scanner that raises fails closed unless the policy says ``fail_open``.
+
+Categories follow published taxonomies: PII entities use Presidio's names (EMAIL_ADDRESS,
+PHONE_NUMBER, US_SSN, CREDIT_CARD, IBAN_CODE, IP_ADDRESS, DATE_TIME, LOCATION, PERSON, plus
+MEDICAL_RECORD_NUMBER); content hazards use the MLCommons categories S1-S14 as Llama Guard 3 does.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+from genlab.core import InvalidRequestError
+from genlab.safety.normalize import INVISIBLE, TAG_CHARACTERS, decoded_variants, normalize
+
+# MLCommons AI Safety hazard taxonomy, as used by Llama Guard 3.
+HAZARDS = {
+    "S1": "Violent Crimes", "S2": "Non-Violent Crimes", "S3": "Sex-Related Crimes", "S4": "Child Sexual Exploitation",
+    "S5": "Defamation", "S6": "Specialized Advice", "S7": "Privacy", "S8": "Intellectual Property",
+    "S9": "Indiscriminate Weapons", "S10": "Hate", "S11": "Suicide & Self-Harm", "S12": "Sexual Content",
+    "S13": "Elections", "S14": "Code Interpreter Abuse",
+}  # fmt: skip
+ACTIONS = ("block", "redact", "flag", "warn")
+
+
+@dataclass(frozen=True)
+class Finding:
+    scanner: str
+    category: (
+        str  # a Presidio entity, an MLCommons S-code, or the scanner's own (prompt_injection, secret, ...)
+    )
+    start: int
+    end: int
+    score: float
+    explanation: str
+    text: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ScanResult:
+    scanner: str
+    sanitized: str
+    valid: bool
+    risk: float
+    category: str | None
+    findings: list[Finding] = field(default_factory=list)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["findings"] = [f.to_dict() for f in self.findings]
+        return d
+
+
+class Vault:
+    """Reversible redaction within one request: placeholders map back to the originals."""
+
+    def __init__(self) -> None:
+        self._forward: dict[tuple[str, str], str] = {}
+        self._back: dict[str, str] = {}
+
+    def placeholder(self, category: str, value: str) -> str:
+        key = (category, value)
+        if key not in self._forward:
+            n = sum(1 for c, _ in self._forward if c == category) + 1
+            token = f"<{category}_{n}>"
+            self._forward[key] = token
+            self._back[token] = value
+        return self._forward[key]
+
+    def restore(self, text: str) -> str:
+        for token, value in self._back.items():
+            text = text.replace(token, value)
+        return text
+
+    def __len__(self) -> int:
+        return len(self._back)
+
+
+def redact(text: str, findings: list[Finding], vault: Vault | None) -> str:
+    """Replace each finding's span (spans refer to ``text``), rightmost first, merging overlaps."""
+    spans = sorted(((f.start, f.end, f.category) for f in findings), key=lambda s: (s[0], -s[1]))
+    merged: list[list] = []
+    for start, end, cat in spans:
+        if merged and start < merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end, cat])
+    # placeholders are numbered left to right, then replaced right to left so the spans stay valid
+    tokens = [
+        vault.placeholder(cat, text[start:end]) if vault is not None else f"<{cat}>"
+        for start, end, cat in merged
+    ]
+    for (start, end, _), token in zip(reversed(merged), reversed(tokens), strict=True):
+        text = text[:start] + token + text[end:]
+    return text
+
+
+class Scanner:
+    """Base class: subclasses set ``name`` and implement ``find``."""
+
+    name: ClassVar[str] = "scanner"
+    default_category: ClassVar[str] = "other"
+
+    def __init__(self, threshold: float = 0.5, **options: Any) -> None:
+        if not 0 <= threshold <= 1:
+            raise InvalidRequestError(f"threshold for {self.name} must be in [0, 1], got {threshold}")
+        self.threshold = threshold
+        self.options = options
+
+    def find(self, text: str, *, prompt: str | None = None) -> list[Finding]:
+        raise NotImplementedError  # pragma: no cover - each scanner defines it
+
+    def sanitize(self, text: str, findings: list[Finding], vault: Vault | None) -> str:
+        return redact(text, findings, vault)
+
+    def scan(self, text: str, *, prompt: str | None = None, vault: Vault | None = None) -> ScanResult:
+        text = normalize(text) if self.normalizes else text
+        findings = [f for f in self.find(text, prompt=prompt) if f.score >= self.threshold]
+        risk = max((f.score for f in findings), default=0.0)
+        category = max(findings, key=lambda f: f.score).category if findings else None
+        sanitized = self.sanitize(text, findings, vault) if findings else text
+        return ScanResult(self.name, sanitized, not findings, risk, category, findings)
+
+    normalizes: ClassVar[bool] = True
+
+
+# -- PII -------------------------------------------------------------------------------------------
+def luhn_ok(digits: str) -> bool:
+    total, double = 0, False
+    for d in reversed(digits):
+        n = int(d) * (2 if double else 1)
+        total += n - 9 if n > 9 else n
+        double = not double
+    return total % 10 == 0
+
+
+def iban_ok(iban: str) -> bool:
+    s = iban.replace(" ", "").upper()
+    if not 15 <= len(s) <= 34:
+        return False
+    rearranged = s[4:] + s[:4]
+    return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
+
+
+_PII_PATTERNS: list[tuple[str, re.Pattern[str], float]] = [
+    ("EMAIL_ADDRESS", re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"), 0.95),
+    ("US_SSN", re.compile(r"\b(?!000|666|9\d\d)\d{3}[- ](?!00)\d{2}[- ](?!0000)\d{4}\b"), 0.9),
+    ("CREDIT_CARD", re.compile(r"\b(?:\d[ -]?){12,18}\d\b"), 0.9),
+    ("IBAN_CODE", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"), 0.95),
+    ("IP_ADDRESS", re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b|\b(?:[0-9A-Fa-f]{1,4}:){2,7}[0-9A-Fa-f:]{0,4}[0-9A-Fa-f]{1,4}\b|::1\b"), 0.85),
+    ("PHONE_NUMBER", re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,4}){2,4}(?!\w)"), 0.7),
+    ("DATE_TIME", re.compile(r"(?i)\b(?:born(?: on)?|d\.?o\.?b\.?|date of birth|birth ?date)\s*:?\s*(\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}|\d{1,2} [A-Z][a-z]+ \d{4}|[A-Z][a-z]+ \d{1,2},? \d{4})"), 0.9),
+    ("MEDICAL_RECORD_NUMBER", re.compile(r"(?i)\b(?:MRN|medical record(?: number| no\.?)?|patient id)\s*[:#]?\s*([A-Z]{0,3}\d{5,10})\b"), 0.95),
+    ("LOCATION", re.compile(r"\b\d{1,5} (?:[A-Z][a-z]+ ){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace)\b\.?"), 0.85),
+    # Person names offline: a title or an introduction followed by capitalised words. No name list
+    # is shipped, so names without such a cue are missed; guard eval measures the recall.
+    ("PERSON", re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof|Sir|Madam)\.? ([A-Z][a-z]+(?: [A-Z][a-z]+)?)|(?i:my name is|name:|patient:|i am|i'm) ([A-Z][a-z]+(?: [A-Z][a-z]+)+)"), 0.8),
+]  # fmt: skip
+
+
+class PIIScanner(Scanner):
+    name = "pii"
+    default_category = "PII"
+
+    def find(self, text: str, *, prompt: str | None = None) -> list[Finding]:
+        wanted = set(self.options.get("entities") or [e for e, _, _ in _PII_PATTERNS])
+        out: list[Finding] = []
+        for entity, pattern, score in _PII_PATTERNS:
+            if entity not in wanted:
+                continue
+            for m in pattern.finditer(text):
+                group = next((i for i in range(1, (m.lastindex or 0) + 1) if m.group(i)), 0)
+                start, end = m.span(group)
+                value = m.group(group)
+                if not self._valid(entity, value):
+                    continue
+                out.append(
+                    Finding(
+                        self.name, entity, start, end, score, f"{entity} found by pattern and checks", value
+                    )
+                )
+        # A number that passed as a card, SSN or IBAN is not also a phone number.
+        strong = [
+            (f.start, f.end)
+            for f in out
+            if f.category in ("CREDIT_CARD", "US_SSN", "IBAN_CODE", "IP_ADDRESS", "DATE_TIME")
+        ]
+        return [
+            f
+            for f in out
+            if f.category != "PHONE_NUMBER" or not any(s <= f.start < e or s < f.end <= e for s, e in strong)
+        ]
+
+    @staticmethod
+    def _valid(entity: str, value: str) -> bool:
+        if entity == "CREDIT_CARD":
+            digits = re.sub(r"\D", "", value)
+            return 13 <= len(digits) <= 19 and luhn_ok(digits)
+        if entity == "IBAN_CODE":
+            return iban_ok(value)
+        if entity == "IP_ADDRESS":
+            try:
+                ipaddress.ip_address(value)
+                return True
+            except ValueError:
+                return False
+        if entity == "PHONE_NUMBER":
+            return 8 <= len(re.sub(r"\D", "", value)) <= 15
+        return True
+
+
+# -- secrets ---------------------------------------------------------------------------------------
+_SECRET_PLUGINS = [
+    "AWSKeyDetector", "GitHubTokenDetector", "GitLabTokenDetector", "PrivateKeyDetector", "SlackDetector",
+    "StripeDetector", "JwtTokenDetector", "OpenAIDetector", "KeywordDetector", "BasicAuthDetector",
+    "TwilioKeyDetector", "SendGridDetector", "DiscordBotTokenDetector", "AzureStorageKeyDetector",
+    "MailchimpDetector", "NpmDetector", "PypiTokenDetector", "TelegramBotTokenDetector",
+]  # fmt: skip
+_EXTRA_SECRETS = [
+    ("OPENAI_KEY", re.compile(r"\bsk-(?:proj-)?[A-Za-z0-9_-]{20,}\b")),
+    ("GENLAB_KEY", re.compile(r"\bgl-[A-Za-z0-9_-]{40,}\b")),
+    ("BEARER_TOKEN", re.compile(r"(?i)\bbearer\s+([A-Za-z0-9._~+/-]{20,}=*)")),
+    (
+        "PRIVATE_KEY",
+        re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)"),
+    ),
+]
+
+
+class SecretsScanner(Scanner):
+    """API keys, tokens and private keys: Yelp's detect-secrets plugins plus a few patterns of our own."""
+
+    name = "secrets"
+    default_category = "secret"
+    normalizes = False  # secrets are matched byte for byte
+
+    def find(self, text: str, *, prompt: str | None = None) -> list[Finding]:
+        from detect_secrets.core.scan import scan_line
+        from detect_secrets.settings import transient_settings
+
+        out: list[Finding] = []
+        offset = 0
+        with transient_settings({"plugins_used": [{"name": n} for n in _SECRET_PLUGINS]}):
+            for line in text.splitlines(keepends=True):
+                for secret in scan_line(line.rstrip("\n")):
+                    value = secret.secret_value or ""
+                    i = line.find(value) if value else -1
+                    if i < 0:
+                        continue
+                    start, end = i, i + len(value)  # widen to the whole token (GitHub's match is its prefix)
+                    while start > 0 and not line[start - 1].isspace() and line[start - 1] not in "\"'=:":
+                        start -= 1
+                    while end < len(line) and not line[end].isspace() and line[end] not in "\"',;":
+                        end += 1
+                    out.append(
+                        Finding(
+                            self.name,
+                            "secret",
+                            offset + start,
+                            offset + end,
+                            0.95,
+                            f"{secret.type}",
+                            line[start:end],
+                        )
+                    )
+                offset += len(line)
+        for kind, pattern in _EXTRA_SECRETS:
+            for m in pattern.finditer(text):
+                g = 1 if m.lastindex else 0
+                out.append(Finding(self.name, "secret", m.start(g), m.end(g), 0.95, kind, m.group(g)))
+        return out
+
+
+# -- prompt injection and jailbreaks --------------------------------------------------------------
+_INJECTION_RULES: list[tuple[str, float, str]] = [
+    (r"\b(?:ignore|disregard|forget|override|bypass)\b.{0,30}\b(?:previous|prior|above|earlier|all|your|the|any)\b.{0,20}\b(?:instructions?|rules|directions|prompts?|guidelines|polic(?:y|ies)|constraints)\b", 0.95, "asks to ignore earlier instructions"),
+    (r"\b(?:reveal|show|print|repeat|output|leak|tell me)\b.{0,30}\b(?:system prompt|hidden (?:prompt|instructions)|initial instructions|your (?:instructions|prompt|rules))\b", 0.9, "asks for the system prompt"),
+    (r"\byou are (?:now|no longer)\b.{0,40}\b(?:DAN|unrestricted|unfiltered|jailbroken|free of|without (?:any )?(?:rules|restrictions|limits))", 0.95, "assigns an unrestricted persona"),
+    (r"\b(?:DAN|do anything now)\b.{0,40}\b(?:mode|prompt|jailbreak)|\bjailbreak(?:ed|ing)?\b", 0.85, "names a jailbreak"),
+    (r"\b(?:developer|god|sudo|admin|debug) mode\b.{0,30}\b(?:enabled|on|activated|enable|activate)\b", 0.85, "claims a privileged mode"),
+    (r"\bpretend (?:that )?you (?:have|are)\b.{0,40}\b(?:no|without) (?:rules|restrictions|filters|guidelines|limits)", 0.9, "role-play without rules"),
+    (r"\b(?:new|updated|real) (?:system )?instructions?\s*[:：]", 0.7, "injects new instructions"),
+    (r"</?(?:system|im_start|im_end|start_of_turn)\b|\[/?INST\]|<<SYS>>", 0.8, "chat-template control tokens"),
+]  # fmt: skip
+_INJECTION = [(re.compile(p, re.IGNORECASE | re.DOTALL), s, why) for p, s, why in _INJECTION_RULES]
+
+
+class InjectionScanner(Scanner):
+    """Rules over normalised text and over readings hidden in base64 or rot13."""
+
+    name = "prompt_injection"
+    default_category = "prompt_injection"
+
+    def find(self, text: str, *, prompt: str | None = None) -> list[Finding]:
+        out = [Finding(self.name, "prompt_injection", m.start(), m.end(), score, why, m.group(0))
+               for pattern, score, why in _INJECTION for m in pattern.finditer(text)]  # fmt: skip
+        for hidden in decoded_variants(text):
+            for pattern, score, why in _INJECTION:
+                if pattern.search(hidden):
+                    out.append(
+                        Finding(
+                            self.name,
+                            "prompt_injection",
+                            0,
+                            len(text),
+                            score,
+                            f"{why} (encoded)",
+                            hidden[:80],
+                        )
+                    )
+        return out
+
+    def sanitize(self, text: str, findings: list[Finding], vault: Vault | None) -> str:
+        return text  # an injection is blocked or flagged, not rewritten
+
+
+# -- invisible and confusable Unicode -----------------------------------------------------------------
+class InvisibleTextScanner(Scanner):
+    name = "invisible_text"
+    default_category = "invisible_text"
+    normalizes = False  # it looks at exactly what normalisation would hide
+
+    def find(self, text: str, *, prompt: str | None = None) -> list[Finding]:
+        from genlab.safety.normalize import CONFUSABLES
+
+        out = []
+        for i, ch in enumerate(text):
+            if ch in INVISIBLE or ord(ch) in TAG_CHARACTERS:
+                label = INVISIBLE.get(ch, "TAG CHARACTER")
+                out.append(
+                    Finding(
+                        self.name,
+                        "invisible_text",
+                        i,
+                        i + 1,
+                        0.9,
+                        f"invisible character U+{ord(ch):04X} {label}",
+                        ch,
+                    )
+                )
+        for m in re.finditer(r"\w+", text):
+            word = m.group(0)
+            if any(ord(c) in CONFUSABLES for c in word) and any(c.isascii() and c.isalpha() for c in word):
+                out.append(
+                    Finding(
+                        self.name,
+                        "invisible_text",
+                        m.start(),
+                        m.end(),
+                        0.8,
+                        "mixes Latin with look-alike letters",
+                        word,
+                    )
+                )
+        return out
+
+    def sanitize(self, text: str, findings: list[Finding], vault: Vault | None) -> str:
+        return normalize(text)  # strip the invisible characters, map look-alikes to Latin
+
+
+# -- banned substrings, topics, toxicity ---------------------------------------------------------------
+class BannedSubstringsScanner(Scanner):
+    name = "banned_substrings"
+    default_category = "banned_substring"
+
+    def find(self, text: str, *, prompt: str | None = None) -> list[Finding]:
+        words = self.options.get("substrings") or []
+        lowered = text.lower()
+        out = []
+        for w in words:
+            start = lowered.find(w.lower())
+            while start >= 0:
+                out.append(
+                    Finding(
+                        self.name,
+                        "banned_substring",
+                        start,
+                        start + len(w),
+                        1.0,
+                        f"banned: {w!r}",
+                        text[start : start + len(w)],
+                    )
+                )
+                start = lowered.find(w.lower(), start + 1)
+        return out
+
+
+class BannedTopicsScanner(Scanner):
+    """Topics as keyword sets, each mapped to a hazard category (e.g. S9 for weapons)."""
+
+    name = "banned_topics"
+    default_category = "banned_topic"
+
+    def find(self, text: str, *, prompt: str | None = None) -> list[Finding]:
+        out = []
+        for topic in self.options.get("topics") or []:
+            category = topic.get("category", "banned_topic")
+            hits = [
+                m
+                for kw in topic.get("keywords", [])
+                for m in re.finditer(rf"\b{re.escape(kw)}\b", text, re.IGNORECASE)
+            ]
+            if len(hits) >= int(topic.get("min_hits", 1)):
+                for m in hits:
+                    out.append(
+                        Finding(
+                            self.name,
+                            category,
+                            m.start(),
+                            m.end(),
+                            0.9,
+                            f"topic {topic.get('name', category)!r}",
+                            m.group(0),
+                        )
+                    )
+        return out
+
+
+class ToxicityScanner(Scanner):
+    """Profanity and slurs from better-profanity's shipped word list (leetspeak variants included)."""
+
+    name = "toxicity"
+    default_category = "profanity"
+    _words: ClassVar[set[str] | None] = None
+
+    @classmethod
+    def words(cls) -> set[str]:
+        if cls._words is None:
+            from importlib.resources import files
+
+            raw = files("better_profanity").joinpath("profanity_wordlist.txt").read_text("utf-8")
+            cls._words = {w.strip().lower() for w in raw.splitlines() if w.strip()}
+        return cls._words
+
+    def find(self, text: str, *, prompt: str | None = None) -> list[Finding]:
+        words = self.words()
+        leet = str.maketrans("013457@$!", "oieastasi")
+        out = []
+        for m in re.finditer(r"[\w@$!]+(?:[ -][\w@$!]+)?", text):
+            for token in {m.group(0).lower(), m.group(0).lower().translate(leet)}:
+                if token in words:
+                    out.append(
+                        Finding(
+                            self.name, "profanity", m.start(), m.end(), 0.8, "profanity word list", m.group(0)
+                        )
+                    )
+                    break
+            else:
+                first = m.group(0).split()[0].lower()
+                if first in words or first.translate(leet) in words:
+                    out.append(
+                        Finding(
+                            self.name,
+                            "profanity",
+                            m.start(),
+                            m.start() + len(first),
+                            0.8,
+                            "profanity word list",
+                            first,
+                        )
+                    )
+        return out
+
+
+# -- output-only scanners -----------------------------------------------------------------------------
+class JSONScanner(Scanner):
+    name = "json"
+    default_category = "invalid_json"
+    normalizes = False
+
+    def find(self, text: str, *, prompt: str | None = None) -> list[Finding]:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            return [
+                Finding(
+                    self.name,
+                    "invalid_json",
+                    e.pos,
+                    len(text),
+                    1.0,
+                    f"not JSON: {e.msg}",
+                    text[e.pos : e.pos + 40],
+                )
+            ]
+        schema = self.options.get("schema")
+        if schema:
+            import jsonschema
+
+            errors = sorted(
+                jsonschema.Draft202012Validator(schema).iter_errors(data), key=lambda e: list(e.path)
+            )
+            return [
+                Finding(self.name, "invalid_json", 0, len(text), 1.0, f"schema: {e.message}", "")
+                for e in errors[:5]
+            ]
+        return []
+
+    def sanitize(self, text: str, findings: list[Finding], vault: Vault | None) -> str:
+        return text
+
+
+class LengthScanner(Scanner):
+    name = "length"
+    default_category = "too_long"
+    normalizes = False
+
+    def find(self, text: str, *, prompt: str | None = None) -> list[Finding]:
+        limit = int(self.options.get("max_chars", 20000))
+        if len(text) > limit:
+            return [
+                Finding(self.name, "too_long", limit, len(text), 1.0, f"{len(text)} characters > {limit}", "")
+            ]
+        return []
+
+    def sanitize(self, text: str, findings: list[Finding], vault: Vault | None) -> str:
+        return text[: int(self.options.get("max_chars", 20000))]
+
+
+class PIILeakageScanner(PIIScanner):
+    """PII in an output that the prompt did not contain (the model produced or recalled it)."""
+
+    name = "pii_leakage"
+
+    def find(self, text: str, *, prompt: str | None = None) -> list[Finding]:
+        given = normalize(prompt or "")
+        return [f for f in super().find(text) if f.text not in given]
+
+
+SCANNERS: dict[str, type[Scanner]] = {
+    cls.name: cls
+    for cls in (
+        PIIScanner,
+        SecretsScanner,
+        InjectionScanner,
+        InvisibleTextScanner,
+        BannedSubstringsScanner,
+        BannedTopicsScanner,
+        ToxicityScanner,
+        JSONScanner,
+        LengthScanner,
+        PIILeakageScanner,
+    )
+}

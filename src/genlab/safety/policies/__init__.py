@@ -1,0 +1,1 @@
+"""Guardrail policies shipped with genlab (YAML)."""

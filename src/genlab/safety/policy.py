@@ -1,0 +1,198 @@
+"""Guardrail policies: YAML files validated on load (errors name the line), and the Guard that runs
+one on inputs and outputs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from genlab.core import GenlabError, InvalidRequestError
+from genlab.safety.guardrails import ACTIONS, SCANNERS, Scanner, ScanResult, Vault
+
+POLICY_DIR = Path(__file__).parent / "policies"
+
+
+class PolicyError(InvalidRequestError):
+    """A policy file that cannot be used; the message names the file and line."""
+
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader that remembers the line of every mapping (as the key ``__line__``)."""
+
+
+def _mapping_with_line(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
+    mapping = loader.construct_mapping(node, deep=True)
+    mapping["__line__"] = node.start_mark.line + 1
+    return mapping
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_with_line)
+
+
+@dataclass
+class Rule:
+    scanner: Scanner
+    action: str
+
+
+@dataclass
+class Policy:
+    name: str
+    input: list[Rule] = field(default_factory=list)
+    output: list[Rule] = field(default_factory=list)
+    fail_open: bool = False
+    source: str = ""
+
+    @classmethod
+    def load(cls, name_or_path: str | Path | None = None) -> Policy:
+        """A shipped policy by name (``default``), or a YAML file by path."""
+        if name_or_path is None:
+            name_or_path = "default"
+        path = Path(name_or_path)
+        if not path.suffix:
+            path = POLICY_DIR / f"{name_or_path}.yaml"
+            if not path.is_file():
+                shipped = sorted(p.stem for p in POLICY_DIR.glob("*.yaml"))
+                raise PolicyError(
+                    f"no policy named {str(name_or_path)!r}; shipped: {', '.join(shipped)} (or give a .yaml path)"
+                )
+        if not path.is_file():
+            raise PolicyError(f"no such policy file: {path}")
+        return cls.parse(path.read_text("utf-8"), source=str(path))
+
+    @classmethod
+    def parse(cls, text: str, source: str = "<policy>") -> Policy:
+        try:
+            data = yaml.load(text, Loader=_LineLoader)
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f"{source}:{mark.line + 1}" if mark else source
+            raise PolicyError(f"{where}: not valid YAML: {getattr(e, 'problem', e)}") from None
+        if not isinstance(data, dict):
+            raise PolicyError(f"{source}: a policy is a mapping with name, input and output")
+        unknown = set(data) - {"name", "input", "output", "fail_open", "__line__"}
+        if unknown:
+            raise PolicyError(f"{source}:{data['__line__']}: unknown key(s) {', '.join(sorted(unknown))}")
+        return cls(
+            name=str(data.get("name") or Path(source).stem),
+            input=[_rule(r, source, "input") for r in data.get("input") or []],
+            output=[_rule(r, source, "output") for r in data.get("output") or []],
+            fail_open=bool(data.get("fail_open", False)),
+            source=source,
+        )
+
+
+def _rule(raw: Any, source: str, section: str) -> Rule:
+    if not isinstance(raw, dict):
+        raise PolicyError(f"{source}: each {section} rule is a mapping with scanner and action")
+    line = raw.pop("__line__", "?")
+    where = f"{source}:{line}"
+    name = raw.pop("scanner", None)
+    if name not in SCANNERS:
+        raise PolicyError(f"{where}: unknown scanner {name!r}; known: {', '.join(sorted(SCANNERS))}")
+    action = raw.pop("action", "warn")
+    if action not in ACTIONS:
+        raise PolicyError(f"{where}: unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
+    threshold = raw.pop("threshold", 0.5)
+    if not isinstance(threshold, int | float) or not 0 <= threshold <= 1:
+        raise PolicyError(f"{where}: threshold must be a number in [0, 1], got {threshold!r}")
+    options = {k: v for k, v in raw.items() if not k.startswith("__")}
+    return Rule(SCANNERS[name](threshold=float(threshold), **options), action)
+
+
+@dataclass
+class GuardResult:
+    decision: str  # "allow", "flag" (allowed, held for review where a review policy says so) or "block"
+    text: str  # the text after redaction and sanitisation
+    results: list[ScanResult]
+    actions: dict[str, str]  # scanner -> action taken for it
+
+    @property
+    def blocked(self) -> bool:
+        return self.decision == "block"
+
+    @property
+    def findings(self) -> list:
+        return [f for r in self.results for f in r.findings]
+
+    def blocking_category(self) -> str | None:
+        for r in self.results:
+            if not r.valid and self.actions.get(r.scanner) == "block":
+                return r.category
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "decision": self.decision,
+            "text": self.text,
+            "results": [{**r.to_dict(), "action": self.actions.get(r.scanner)} for r in self.results],
+        }
+
+
+class GuardBlocked(GenlabError):
+    """A policy blocked the request; the HTTP answer is 400 and names the category."""
+
+    http_status = 400
+    exit_code = 7
+
+    def __init__(self, result: GuardResult, where: str) -> None:
+        category = result.blocking_category() or "policy"
+        reasons = "; ".join(
+            f"{f.category}: {f.explanation}" for f in result.findings if f.category == category
+        )[:300]
+        super().__init__(f"the {where} was blocked by the guardrail policy ({category}): {reasons}")
+        self.result = result
+        self.category = category
+        self.param = "prompt" if where == "request" else None
+
+
+class Guard:
+    def __init__(self, policy: Policy | None = None) -> None:
+        self.policy = policy or Policy.load("default")
+
+    def _run(self, rules: list[Rule], text: str, *, prompt: str | None, vault: Vault | None) -> GuardResult:
+        results, actions, decision = [], {}, "allow"
+        for rule in rules:
+            try:
+                result = rule.scanner.scan(text, prompt=prompt, vault=vault)
+            except Exception as e:  # fail closed unless the policy says otherwise
+                failed_action = "warn" if self.policy.fail_open else "block"
+                result = ScanResult(
+                    rule.scanner.name, text, False, 1.0, "scanner_error", [], error=f"{type(e).__name__}: {e}"
+                )
+                results.append(result)
+                actions[rule.scanner.name] = failed_action
+                if failed_action == "block":
+                    decision = "block"
+                continue
+            results.append(result)
+            actions[rule.scanner.name] = rule.action
+            if result.valid:
+                continue
+            if rule.action == "block":
+                decision = "block"
+            elif rule.action == "redact":
+                text = result.sanitized
+            elif rule.action == "flag" and decision == "allow":
+                decision = "flag"
+        return GuardResult(decision, text, results, actions)
+
+    def check_input(self, text: str, vault: Vault | None = None) -> GuardResult:
+        return self._run(self.policy.input, text, prompt=None, vault=vault)
+
+    def check_output(
+        self, text: str, *, prompt: str | None = None, vault: Vault | None = None
+    ) -> GuardResult:
+        return self._run(self.policy.output, text, prompt=prompt, vault=vault)
+
+    def scan_all(self, text: str) -> GuardResult:
+        """Every scanner of both sections over one text (for `genlab guard check` and moderation)."""
+        seen, rules = set(), []
+        for rule in self.policy.input + self.policy.output:
+            if rule.scanner.name not in seen:
+                seen.add(rule.scanner.name)
+                rules.append(rule)
+        return self._run(rules, text, prompt=None, vault=Vault())
