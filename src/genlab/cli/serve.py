@@ -31,6 +31,9 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes (each loads its own models).")] = 1,
     queue_limit: Annotated[int, typer.Option(help="Requests per model running or waiting before 429.")] = 8,
+    policy: Annotated[
+        str, typer.Option(help="Guardrail policy for every request: a shipped name or a YAML path.")
+    ] = "default",
 ) -> None:
     """Start the studio (web UI) and the OpenAI-compatible API on one port."""
     import uvicorn
@@ -41,6 +44,9 @@ def serve(
         raise InvalidRequestError(f"port must be in 1-65535, got {port}")
     if workers < 1 or queue_limit < 1:
         raise InvalidRequestError("--workers and --queue-limit must be at least 1")
+    from genlab.safety.policy import Policy
+
+    Policy.load(policy)  # a bad policy fails here, with its line, not in the worker
     store = Store()
     has_keys = store.has_active_keys()
     store.close()
@@ -51,6 +57,7 @@ def serve(
         )
     os.environ["GENLAB_OPEN_ACCESS"] = "0" if has_keys else "1"
     os.environ["GENLAB_QUEUE_LIMIT"] = str(queue_limit)
+    os.environ["GENLAB_POLICY"] = policy
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     console.print(f"[bold]genlab studio[/] at {url}   (OpenAI-compatible API at {url}/v1)")
     if has_keys:

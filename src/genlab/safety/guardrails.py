@@ -160,8 +160,8 @@ _PII_PATTERNS: list[tuple[str, re.Pattern[str], float]] = [
     ("US_SSN", re.compile(r"\b(?!000|666|9\d\d)\d{3}[- ](?!00)\d{2}[- ](?!0000)\d{4}\b"), 0.9),
     ("CREDIT_CARD", re.compile(r"\b(?:\d[ -]?){12,18}\d\b"), 0.9),
     ("IBAN_CODE", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"), 0.95),
-    ("IP_ADDRESS", re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b|\b(?:[0-9A-Fa-f]{1,4}:){2,7}[0-9A-Fa-f:]{0,4}[0-9A-Fa-f]{1,4}\b|::1\b"), 0.85),
-    ("PHONE_NUMBER", re.compile(r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,4}){2,4}(?!\w)"), 0.7),
+    ("IP_ADDRESS", re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b|(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])"), 0.85),
+    ("PHONE_NUMBER", re.compile(r"(?<![\w+(])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]\d{2,4}){1,4}|\(\d{2,4}\)[ .-]?\d{2,4}(?:[ .-]\d{2,4}){1,3}|\d{2,4}(?:[ .-]\d{2,4}){2,4})(?!\w)"), 0.7),
     ("DATE_TIME", re.compile(r"(?i)\b(?:born(?: on)?|d\.?o\.?b\.?|date of birth|birth ?date)\s*:?\s*(\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}|\d{1,2} [A-Z][a-z]+ \d{4}|[A-Z][a-z]+ \d{1,2},? \d{4})"), 0.9),
     ("MEDICAL_RECORD_NUMBER", re.compile(r"(?i)\b(?:MRN|medical record(?: number| no\.?)?|patient id)\s*[:#]?\s*([A-Z]{0,3}\d{5,10})\b"), 0.95),
     ("LOCATION", re.compile(r"\b\d{1,5} (?:[A-Z][a-z]+ ){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace)\b\.?"), 0.85),
@@ -169,6 +169,9 @@ _PII_PATTERNS: list[tuple[str, re.Pattern[str], float]] = [
     # is shipped, so names without such a cue are missed; guard eval measures the recall.
     ("PERSON", re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof|Sir|Madam)\.? ([A-Z][a-z]+(?: [A-Z][a-z]+)?)|(?i:my name is|name:|patient:|i am|i'm) ([A-Z][a-z]+(?: [A-Z][a-z]+)+)"), 0.8),
 ]  # fmt: skip
+
+
+_SHAPES = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b|\b\d{3}-\d{2}-\d{4}\b")
 
 
 class PIIScanner(Scanner):
@@ -192,11 +195,19 @@ class PIIScanner(Scanner):
                         self.name, entity, start, end, score, f"{entity} found by pattern and checks", value
                     )
                 )
-        # A number that passed as a card, SSN or IBAN is not also a phone number.
+        # A number shaped like a card, SSN, IBAN, IP or date (valid or not) is not also a phone number.
         strong = [
             (f.start, f.end)
             for f in out
             if f.category in ("CREDIT_CARD", "US_SSN", "IBAN_CODE", "IP_ADDRESS", "DATE_TIME")
+        ]
+        shapes = [m.span() for m in _SHAPES.finditer(text)]
+        strong += shapes
+        # digits inside an IBAN-shaped string are its account number, not a card (even if they pass Luhn)
+        out = [
+            f
+            for f in out
+            if f.category != "CREDIT_CARD" or not any(s < f.end and f.start < e for s, e in shapes)
         ]
         return [
             f
@@ -448,30 +459,17 @@ class ToxicityScanner(Scanner):
     def find(self, text: str, *, prompt: str | None = None) -> list[Finding]:
         words = self.words()
         leet = str.maketrans("013457@$!", "oieastasi")
+        tokens = list(re.finditer(r"[\w@$!*]+", text))
         out = []
-        for m in re.finditer(r"[\w@$!]+(?:[ -][\w@$!]+)?", text):
-            for token in {m.group(0).lower(), m.group(0).lower().translate(leet)}:
-                if token in words:
-                    out.append(
-                        Finding(
-                            self.name, "profanity", m.start(), m.end(), 0.8, "profanity word list", m.group(0)
-                        )
-                    )
-                    break
-            else:
-                first = m.group(0).split()[0].lower()
-                if first in words or first.translate(leet) in words:
-                    out.append(
-                        Finding(
-                            self.name,
-                            "profanity",
-                            m.start(),
-                            m.start() + len(first),
-                            0.8,
-                            "profanity word list",
-                            first,
-                        )
-                    )
+        for i, m in enumerate(tokens):
+            candidates = [(m.start(), m.end(), m.group(0))]
+            if i + 1 < len(tokens):  # two-word entries of the list
+                nxt = tokens[i + 1]
+                candidates.append((m.start(), nxt.end(), text[m.start() : nxt.end()]))
+            for start, end, value in candidates:
+                low = value.lower()
+                if low in words or low.translate(leet) in words:
+                    out.append(Finding(self.name, "profanity", start, end, 0.8, "profanity word list", value))
         return out
 
 

@@ -137,6 +137,7 @@ class GuardBlocked(GenlabError):
 
     http_status = 400
     exit_code = 7
+    code = "content_policy_violation"
 
     def __init__(self, result: GuardResult, where: str) -> None:
         category = result.blocking_category() or "policy"

@@ -28,17 +28,27 @@ from starlette.concurrency import run_in_threadpool
 import genlab
 from genlab.core import GenerationRequest, Generator, SamplingParams, TextChunk
 from genlab.registry import Registry
+from genlab.safety.guardrails import Vault
+from genlab.safety.policy import Guard, GuardBlocked, Policy
 from genlab.server import chat as chat_template
 from genlab.server import errors
 from genlab.server.errors import APIError
 from genlab.server.runtime import Admission, Metrics, ModelQueue, RateLimiter, iterate_in_thread
-from genlab.server.schemas import ChatRequest, CompletionRequest
+from genlab.server.schemas import ChatRequest, CompletionRequest, ModerationRequest
 from genlab.settings import Settings
 from genlab.storage import Store
 from genlab.storage.db import KeyInfo
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 DEFAULT_CHAT_MAX_TOKENS = 256
+MODERATION_CATEGORIES = (
+    "prompt_injection",
+    "secret",
+    "pii",
+    "profanity",
+    "invisible_text",
+    "banned_substring",
+)
 
 
 @dataclass
@@ -46,6 +56,7 @@ class ServerConfig:
     open_access: bool = False  # no keys needed (only ever on loopback with no keys created)
     queue_limit: int = 8  # per model: running + waiting
     max_body_bytes: int = 1_000_000
+    policy: str = "default"  # guardrail policy (a shipped name or a YAML path) run on every generation
 
 
 class State:
@@ -55,6 +66,7 @@ class State:
         self.config = config
         self.metrics = Metrics()
         self.limiter = RateLimiter()
+        self.guard = Guard(Policy.load(config.policy))
         self._queues: dict[str, ModelQueue] = {}
         self._lock = threading.Lock()
 
@@ -189,6 +201,21 @@ def create_app(
             logprobs=logprobs, json_schema=json_schema,
         )  # fmt: skip
 
+    def guard_input(prompt: str) -> str:
+        """Run the input policy; a block is a 400 naming the category, redactions change the prompt."""
+        result = state.guard.check_input(prompt, Vault())
+        if result.blocked:
+            state.metrics.rejected.labels(f"guardrail_{result.blocking_category()}").inc()
+            raise GuardBlocked(result, "request")
+        return result.text
+
+    def guard_output(text: str, prompt: str) -> tuple[str, str | None]:
+        """Run the output policy on a finished text: (text to return, finish_reason override)."""
+        result = state.guard.check_output(text, prompt=prompt, vault=Vault())
+        if result.blocked:
+            return "", "content_filter"
+        return result.text, None
+
     async def run_generation(generator: Generator, request: GenerationRequest, key: KeyInfo | None, endpoint: str,
                              raw: dict[str, Any]) -> list:  # fmt: skip
         queue = state.queue(generator.card.name)
@@ -201,6 +228,9 @@ def create_app(
         latency = (time.perf_counter() - started) * 1000
         record_ids = []
         for a in artifacts:
+            text, reason = await run_in_threadpool(guard_output, a.text, request.prompt or "")
+            if text != a.text or reason:
+                a.text, a.finish_reason = text, reason or a.finish_reason
             state.metrics.tokens.labels(generator.card.name, "prompt").inc(a.prompt_tokens)
             state.metrics.tokens.labels(generator.card.name, "completion").inc(a.completion_tokens)
             record_ids.append(await run_in_threadpool(
@@ -300,6 +330,7 @@ def create_app(
                 code="invalid_prompt",
             )
         generator = await run_in_threadpool(text_model, body.model)
+        prompts = [await run_in_threadpool(guard_input, p) if isinstance(p, str) else p for p in prompts]
         params = sampling(body, max_tokens=body.max_tokens or 16, logprobs=body.logprobs)
         requests = [
             GenerationRequest(prompt=p, model=body.model, n=body.n, seed=body.seed, params=params).validate()
@@ -373,6 +404,7 @@ def create_app(
                                code="invalid_response_format")  # fmt: skip
             schema = body.response_format.json_schema.schema_ or {"type": "object"}
         generator = await run_in_threadpool(text_model, body.model)
+        prompt = await run_in_threadpool(guard_input, prompt)
         max_tokens = body.max_completion_tokens or body.max_tokens or DEFAULT_CHAT_MAX_TOKENS
         logprobs = (body.top_logprobs or 0) if body.logprobs else None
         params = sampling(body, max_tokens=max_tokens, extra_stop=() if schema else chat_template.STOP, logprobs=logprobs,
@@ -435,6 +467,28 @@ def create_app(
 
         return sse(events())
 
+    @app.post("/v1/moderations")
+    async def moderations(body: ModerationRequest, _: KeyInfo | None = Depends(auth)) -> dict[str, Any]:
+        inputs = [body.input] if isinstance(body.input, str) else body.input
+        results = []
+        for text in inputs:
+            scanned = await run_in_threadpool(state.guard.scan_all, text)
+            scores: dict[str, float] = dict.fromkeys(MODERATION_CATEGORIES, 0.0)
+            for f in scanned.findings:
+                key = "pii" if f.scanner in ("pii", "pii_leakage") else f.category
+                scores[key] = max(scores.get(key, 0.0), f.score)
+            results.append({
+                "flagged": bool(scanned.findings),
+                "categories": {k: v > 0 for k, v in scores.items()},
+                "category_scores": scores,
+                "genlab": {"decision": scanned.decision, "findings": [f.to_dict() for f in scanned.findings]},
+            })  # fmt: skip
+        return {
+            "id": f"modr-{uuid.uuid4().hex}",
+            "model": f"genlab-guard/{state.guard.policy.name}",
+            "results": results,
+        }
+
     # -- studio pages ------------------------------------------------------------------------------
     @app.get("/", response_class=HTMLResponse)
     async def studio(request: Request):
@@ -490,5 +544,6 @@ def app_from_env() -> FastAPI:
     config = ServerConfig(
         open_access=os.environ.get("GENLAB_OPEN_ACCESS") == "1",
         queue_limit=int(os.environ.get("GENLAB_QUEUE_LIMIT", "8")),
+        policy=os.environ.get("GENLAB_POLICY", "default"),
     )
     return create_app(Registry(Settings.from_env()), config=config)

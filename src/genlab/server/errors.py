@@ -38,7 +38,7 @@ def error_body(message: str, type_: str, param: str | None = None, code: str | N
 def install(app: FastAPI) -> None:
     @app.exception_handler(GenlabError)
     async def _genlab(_: Request, e: GenlabError) -> JSONResponse:
-        code = type(e).__name__.removesuffix("Error").lower() or None
+        code = getattr(e, "code", None) or type(e).__name__.removesuffix("Error").lower() or None
         if type(e).__name__ == "ContextLengthError":
             code = "context_length_exceeded"
         elif type(e).__name__ == "ModelNotFoundError":

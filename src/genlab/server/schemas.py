@@ -69,3 +69,10 @@ class ChatRequest(_Sampling):
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     response_format: ResponseFormat | None = None
     max_completion_tokens: int | None = Field(default=None, ge=1, le=32768)
+
+
+class ModerationRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    input: str | list[str] = Field(min_length=1)
+    model: str | None = None
