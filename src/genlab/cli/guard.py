@@ -55,3 +55,32 @@ def check(
         console.print(f"decision: [bold]{result.decision}[/]")
     if result.blocked:
         raise typer.Exit(1)
+
+
+@app.command("eval")
+def eval_(
+    data: Annotated[
+        str | None,
+        typer.Option(help="Folder with pii.jsonl and injection.jsonl (default: tests/data/guard)."),
+    ] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    """Precision, recall, F1, F2 and false-positive rate of the PII and injection scanners."""
+    from pathlib import Path
+
+    from genlab.safety.evaluate import evaluate
+
+    report = evaluate(Path(data) if data else None)
+    if json_:
+        print_json(report)
+        return
+    table = Table("scanner", "set", "precision", "recall", "F1", "F2", "false positives")
+    pii = report["pii"]["overall"]
+    table.add_row("pii", "all entities", *(f"{pii[k]:.3f}" for k in ("precision", "recall", "f1", "f2")),
+                  f"{pii['negative_texts_flagged']}/{pii['negative_texts']} negative texts")  # fmt: skip
+    for entity, s in report["pii"]["per_entity"].items():
+        table.add_row("", entity, *(f"{s[k]:.3f}" for k in ("precision", "recall", "f1", "f2")), f"{s['fp']}")
+    for name, s in report["prompt_injection"].items():
+        table.add_row("prompt_injection", name, *(f"{s[k]:.3f}" for k in ("precision", "recall", "f1", "f2")),
+                      f"{s['false_positive_rate']:.1%} of benign")  # fmt: skip
+    console.print(table)

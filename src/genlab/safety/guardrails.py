@@ -161,7 +161,7 @@ _PII_PATTERNS: list[tuple[str, re.Pattern[str], float]] = [
     ("CREDIT_CARD", re.compile(r"\b(?:\d[ -]?){12,18}\d\b"), 0.9),
     ("IBAN_CODE", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"), 0.95),
     ("IP_ADDRESS", re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b|(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])"), 0.85),
-    ("PHONE_NUMBER", re.compile(r"(?<![\w+(])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]\d{2,4}){1,4}|\(\d{2,4}\)[ .-]?\d{2,4}(?:[ .-]\d{2,4}){1,3}|\d{2,4}(?:[ .-]\d{2,4}){2,4})(?!\w)"), 0.7),
+    ("PHONE_NUMBER", re.compile(r"(?<![\w+(])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]\d{2,6}){1,4}|\(\d{2,4}\)[ .-]?\d{2,4}(?:[ .-]\d{2,4}){1,3}|\d{2,4}(?:[ .-]\d{2,4}){2,4})(?!\w)"), 0.7),
     ("DATE_TIME", re.compile(r"(?i)\b(?:born(?: on)?|d\.?o\.?b\.?|date of birth|birth ?date)\s*:?\s*(\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}|\d{1,2} [A-Z][a-z]+ \d{4}|[A-Z][a-z]+ \d{1,2},? \d{4})"), 0.9),
     ("MEDICAL_RECORD_NUMBER", re.compile(r"(?i)\b(?:MRN|medical record(?: number| no\.?)?|patient id)\s*[:#]?\s*([A-Z]{0,3}\d{5,10})\b"), 0.95),
     ("LOCATION", re.compile(r"\b\d{1,5} (?:[A-Z][a-z]+ ){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace)\b\.?"), 0.85),
@@ -171,7 +171,10 @@ _PII_PATTERNS: list[tuple[str, re.Pattern[str], float]] = [
 ]  # fmt: skip
 
 
-_SHAPES = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b|\b\d{3}-\d{2}-\d{4}\b")
+_SHAPES = re.compile(
+    r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b|\b\d{3}-\d{2}-\d{4}\b"  # IBAN, SSN
+    r"|\b(?:19|20)\d{2}[./-]\d{1,2}[./-]\d{1,2}\b"  # ISO-like dates and date-stamped versions
+)
 
 
 class PIIScanner(Scanner):
@@ -298,13 +301,15 @@ class SecretsScanner(Scanner):
 # -- prompt injection and jailbreaks --------------------------------------------------------------
 _INJECTION_RULES: list[tuple[str, float, str]] = [
     (r"\b(?:ignore|disregard|forget|override|bypass)\b.{0,30}\b(?:previous|prior|above|earlier|all|your|the|any)\b.{0,20}\b(?:instructions?|rules|directions|prompts?|guidelines|polic(?:y|ies)|constraints)\b", 0.95, "asks to ignore earlier instructions"),
+    (r"\b(?:ignore|disregard|forget)\s+(?:all\s+|everything\s+)?(?:of\s+)?(?:the\s+)?(?:above|previous|prior|earlier)\b(?!\s+(?:message|email|mail|booking|attachment|typo))", 0.9, "asks to disregard what came before"),
     (r"\b(?:reveal|show|print|repeat|output|leak|tell me)\b.{0,30}\b(?:system prompt|hidden (?:prompt|instructions)|initial instructions|your (?:instructions|prompt|rules))\b", 0.9, "asks for the system prompt"),
+    (r"\b(?:hidden|secret|initial|original|system) (?:instructions|prompt)\b.{0,40}\b(?:show|reveal|print|tell|give|leak)\b", 0.9, "asks for hidden instructions"),
     (r"\byou are (?:now|no longer)\b.{0,40}\b(?:DAN|unrestricted|unfiltered|jailbroken|free of|without (?:any )?(?:rules|restrictions|limits))", 0.95, "assigns an unrestricted persona"),
-    (r"\b(?:DAN|do anything now)\b.{0,40}\b(?:mode|prompt|jailbreak)|\bjailbreak(?:ed|ing)?\b", 0.85, "names a jailbreak"),
-    (r"\b(?:developer|god|sudo|admin|debug) mode\b.{0,30}\b(?:enabled|on|activated|enable|activate)\b", 0.85, "claims a privileged mode"),
-    (r"\bpretend (?:that )?you (?:have|are)\b.{0,40}\b(?:no|without) (?:rules|restrictions|filters|guidelines|limits)", 0.9, "role-play without rules"),
-    (r"\b(?:new|updated|real) (?:system )?instructions?\s*[:：]", 0.7, "injects new instructions"),
-    (r"</?(?:system|im_start|im_end|start_of_turn)\b|\[/?INST\]|<<SYS>>", 0.8, "chat-template control tokens"),
+    (r"\b(?:DAN|do anything now)\b.{0,40}\b(?:mode|prompt|jailbreak)|\bjailbreak\b(?!ing)", 0.85, "names a jailbreak"),
+    (r"\b(?:developer|god|sudo|admin|debug) mode\b.{0,30}\b(?:enabled|on|activated|enable|activate)\b|\b(?:enable|activate)\b.{0,15}\b(?:god|sudo|DAN) mode\b", 0.85, "claims a privileged mode"),
+    (r"\bpretend (?:that )?you (?:have|are)\b.{0,40}\b(?:no|without) (?:any )?(?:rules|restrictions|filters|guidelines|limits)", 0.9, "role-play without rules"),
+    (r"\b(?:new|updated|real|actual) (?:system )?instructions?\s*[:：]", 0.85, "injects new instructions"),
+    (r"</?(?:system|im_start|im_end|start_of_turn)\b|<\|im_(?:start|end)\|>|\[/?INST\]|<</?SYS>>", 0.9, "chat-template control tokens"),
 ]  # fmt: skip
 _INJECTION = [(re.compile(p, re.IGNORECASE | re.DOTALL), s, why) for p, s, why in _INJECTION_RULES]
 

@@ -1,0 +1,36 @@
+"""The labelled sets: a regression floor on the development set, and the held-out set reported
+honestly (it was written after the rules were tuned and is never used to tune them)."""
+
+from pathlib import Path
+
+from genlab.safety.evaluate import evaluate
+
+from ..conftest import genlab_cli
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "guard"
+
+
+def test_development_set_meets_the_goals():
+    report = evaluate(DATA)
+    pii = report["pii"]["overall"]
+    assert pii["recall"] >= 0.95 and pii["precision"] >= 0.9
+    injection = report["prompt_injection"]["threshold_0.85"]
+    assert injection["false_positive_rate"] <= 0.05 and injection["recall"] >= 0.9
+
+
+def test_held_out_set_is_measured_not_tuned():
+    report = evaluate(DATA / "heldout")
+    assert report["pii"]["overall"]["precision"] >= 0.8  # look-alikes stay rare on unseen text
+    injection = report["prompt_injection"]["threshold_0.85"]
+    assert injection["false_positive_rate"] <= 0.1
+    assert 0 < injection["recall"] <= 1  # reported in docs/benchmarks.md; rules miss paraphrases
+
+
+def test_guard_eval_cli(tmp_path):
+    out = genlab_cli("guard", "eval", "--data", str(DATA), home=tmp_path / "home")
+    assert out.returncode == 0 and "prompt_injection" in out.stdout and "EMAIL_ADDRESS" in out.stdout
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "pii.jsonl").write_text('{"text": "x", "entities": []}\nnot json\n')
+    out = genlab_cli("guard", "eval", "--data", str(bad), home=tmp_path / "home")
+    assert out.returncode != 0 and "pii.jsonl:2: not JSON" in out.stderr and "Traceback" not in out.stderr
