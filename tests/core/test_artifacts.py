@@ -82,7 +82,11 @@ def test_audio_artifact_wav_roundtrip(tmp_path):
     back = load_artifact(path)
     assert back.sample_rate == 16000
     np.testing.assert_allclose(back.samples, samples, atol=1 / 16384)  # 16-bit PCM
+    np.testing.assert_array_equal(back.samples, a.samples)  # the artifact is exactly what the file holds
+    assert back.content_sha256() == a.sha256
     assert back.provenance == a.provenance
+    assert not (tmp_path / "a.wav.provenance.json").exists()  # inside the file, in a LIST/INFO chunk
+    assert b"ICMT" in path.read_bytes()
 
 
 def test_audio_rejects_stereo_and_bad_rate():

@@ -84,3 +84,20 @@ def eval_(
         table.add_row("prompt_injection", name, *(f"{s[k]:.3f}" for k in ("precision", "recall", "f1", "f2")),
                       f"{s['false_positive_rate']:.1%} of benign")  # fmt: skip
     console.print(table)
+
+
+def verify(
+    file: Annotated[str, typer.Argument(help="A .png, .wav, .json or .txt file.")],
+    json_: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
+) -> None:
+    """Say whether genlab made a file, with which model and seed, and whether its content changed since."""
+    from genlab.safety.provenance import verify as verify_file
+
+    verdict = verify_file(file)
+    if json_:
+        print_json(verdict.to_dict())
+    else:
+        style = "green" if verdict.made_by_genlab and verdict.content_unchanged else "red"
+        console.print(f"[{style}]{verdict.detail}[/]")
+    if not (verdict.made_by_genlab and verdict.content_unchanged):
+        raise typer.Exit(1)

@@ -36,6 +36,7 @@ app.add_typer(eval_app, name="eval")
 app.add_typer(export_app, name="export")
 app.command()(doctor_cmd.doctor)
 app.command()(demo_cmd.demo)
+app.command()(guard.verify)
 app.command()(serve_cmd.serve)
 app.add_typer(serve_cmd.keys_app, name="keys")
 

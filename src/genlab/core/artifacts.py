@@ -2,12 +2,12 @@
 
 An artifact holds its content in memory and saves it to the standard file of its modality:
 text as .txt (or .json with the provenance inside), images as PNG (provenance in a tEXt chunk),
-audio as 16-bit PCM WAV. Provenance that cannot live inside the file (.txt, .wav) goes to a
-sidecar ``<file>.provenance.json``. ``load_artifact`` reads any of them back.
+audio as 16-bit PCM WAV (provenance in a LIST/INFO comment chunk). Provenance that cannot live
+inside the file (.txt) goes to a sidecar ``<file>.provenance.json``. ``load_artifact`` reads any of them back.
 
 ``sha256`` is the hash of the *content*, not of the file bytes, so it survives re-encoding:
 text -> its UTF-8 bytes; image -> ``"<H>x<W>x<C>:"`` + raw uint8 pixels; audio ->
-``"<rate>:"`` + little-endian float32 samples.
+``"<rate>:"`` + the little-endian int16 samples the WAV stores.
 """
 
 from __future__ import annotations
@@ -87,6 +87,10 @@ class Artifact:
     def sha256(self) -> str:
         return self.provenance.sha256
 
+    def content_sha256(self) -> str:
+        """The hash of the content as it is now (differs from ``sha256`` if the content was edited)."""
+        raise NotImplementedError  # pragma: no cover - each subclass defines it
+
     @property
     def modality(self) -> str:
         return self.provenance.modality
@@ -135,6 +139,9 @@ class TextArtifact(Artifact):
     def to_bytes(self) -> bytes:
         return self.text.encode("utf-8")
 
+    def content_sha256(self) -> str:
+        return sha256_bytes(self.text.encode("utf-8"))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "text": self.text,
@@ -181,6 +188,9 @@ class ImageArtifact(Artifact):
         kwargs.setdefault("modality", "image")
         return cls(provenance=make_provenance(_image_hash(pixels), **kwargs), pixels=pixels, label=label)
 
+    def content_sha256(self) -> str:
+        return _image_hash(self.pixels)
+
     def to_bytes(self) -> bytes:
         from PIL import Image, PngImagePlugin
 
@@ -194,9 +204,13 @@ class ImageArtifact(Artifact):
         """PNG carries its provenance inside (tEXt chunk)."""
 
 
-def _audio_hash(samples: np.ndarray, sample_rate: int) -> str:
-    data = np.ascontiguousarray(samples, dtype="<f4").tobytes()
-    return sha256_bytes(f"{sample_rate}:".encode() + data)
+def to_pcm16(samples: np.ndarray) -> np.ndarray:
+    """Float samples in [-1, 1] -> the int16 values a 16-bit WAV stores."""
+    return np.round(np.clip(np.asarray(samples, dtype=np.float64), -1.0, 1.0) * 32767).astype("<i2")
+
+
+def _audio_hash(pcm: np.ndarray, sample_rate: int) -> str:
+    return sha256_bytes(f"{sample_rate}:".encode() + np.ascontiguousarray(pcm, dtype="<i2").tobytes())
 
 
 @dataclass
@@ -218,14 +232,17 @@ class AudioArtifact(Artifact):
             raise InvalidRequestError(f"audio samples must be mono (1-D), got shape {samples.shape}")
         if sample_rate <= 0:
             raise InvalidRequestError(f"sample_rate must be positive, got {sample_rate}")
-        samples = np.clip(samples, -1.0, 1.0)
+        pcm = to_pcm16(samples)  # the artifact is exactly what its WAV file holds
         kwargs.setdefault("modality", "audio")
         return cls(
-            provenance=make_provenance(_audio_hash(samples, sample_rate), **kwargs),
-            samples=samples,
+            provenance=make_provenance(_audio_hash(pcm, sample_rate), **kwargs),
+            samples=(pcm / 32767).astype(np.float32),
             sample_rate=sample_rate,
             label=label,
         )
+
+    def content_sha256(self) -> str:
+        return _audio_hash(to_pcm16(self.samples), self.sample_rate)
 
     @property
     def duration_s(self) -> float:
@@ -235,8 +252,13 @@ class AudioArtifact(Artifact):
         import soundfile
 
         buf = io.BytesIO()
-        soundfile.write(buf, self.samples, self.sample_rate, format="WAV", subtype="PCM_16")
+        with soundfile.SoundFile(buf, "w", self.sample_rate, 1, "PCM_16", format="WAV") as f:
+            f.comment = json.dumps(self.provenance.to_dict(), sort_keys=True)  # a LIST/INFO ICMT chunk
+            f.write(to_pcm16(self.samples))  # int16 written verbatim: no second rounding
         return buf.getvalue()
+
+    def _save_sidecar(self, target: Path) -> None:
+        """WAV carries its provenance inside (LIST/INFO chunk)."""
 
 
 def load_artifact(path: str | Path) -> Artifact:
@@ -265,13 +287,20 @@ def load_artifact(path: str | Path) -> Artifact:
         if meta is None:
             raise InvalidRequestError(f"{path} has no genlab provenance chunk")
         return ImageArtifact(provenance=Provenance.from_dict(json.loads(meta)), pixels=pixels)
+    if suffix == ".wav":
+        import soundfile
+
+        with soundfile.SoundFile(path) as f:
+            comment = f.comment
+            rate = f.samplerate
+            samples = (f.read(dtype="int16", always_2d=False) / 32767).astype(np.float32)
+        try:
+            provenance = Provenance.from_dict(json.loads(comment))
+        except (json.JSONDecodeError, TypeError, KeyError):
+            raise InvalidRequestError(f"{path} has no genlab provenance chunk") from None
+        return AudioArtifact(provenance=provenance, samples=samples, sample_rate=rate)
     side = sidecar_path(path)
     if not side.is_file():
         raise InvalidRequestError(f"{path} has no provenance sidecar ({side.name})")
     provenance = Provenance.from_dict(json.loads(side.read_text("utf-8")))
-    if suffix == ".wav":
-        import soundfile
-
-        samples, rate = soundfile.read(path, dtype="float32", always_2d=False)
-        return AudioArtifact(provenance=provenance, samples=samples, sample_rate=rate)
     return TextArtifact(provenance=provenance, text=path.read_text("utf-8"))
