@@ -230,3 +230,29 @@ def test_a_failing_scanner_fails_closed_unless_the_policy_says_open():
 def test_unknown_policy_name():
     with pytest.raises(PolicyError, match="no policy named 'lax'; shipped: default"):
         Policy.load("lax")
+
+
+def test_stream_guard_never_releases_a_secret_split_across_chunks():
+    from genlab.safety.policy import StreamGuard
+
+    text = "Sure! Use key AKIAIOSFODNN7EXAMPLE for the bucket, and mail ops@example.com when done. Bye."
+    pieces = [text[i : i + 3] for i in range(0, len(text), 3)]
+    sg = StreamGuard(Guard(), prompt="how do I configure it?")
+    out = [sg.push(p) for p in pieces] + [sg.finish()]
+    released = "".join(out)
+    assert "AKIA" not in released and "<secret_1>" in released
+    assert released.startswith("Sure! Use key") and released.endswith("Bye.")
+    assert sum(1 for o in out if o) > 3  # it still streams, in several pieces
+
+
+def test_stream_guard_stops_on_a_blocking_output_policy():
+    from genlab.safety.policy import StreamGuard
+
+    guard = Guard(
+        Policy.parse(
+            "output:\n  - scanner: banned_substrings\n    action: block\n    substrings: [forbidden]\n"
+        )
+    )
+    sg = StreamGuard(guard, prompt="")
+    released = "".join(sg.push(p) for p in ["This is fine text. ", "And now the forbidden ", "word appears."])
+    assert "forbidden" not in released and sg.blocked

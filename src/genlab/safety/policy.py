@@ -197,3 +197,56 @@ class Guard:
                 seen.add(rule.scanner.name)
                 rules.append(rule)
         return self._run(rules, text, prompt=None, vault=Vault())
+
+
+class StreamGuard:
+    """Run the output policy over a streamed text as it grows, releasing only scanned text.
+
+    The last ``holdback`` characters, and the word in progress, are held until later text (or the
+    end) shows what they are part of, so a secret or an e-mail address is redacted before any of it
+    is sent. Scans run once at least ``scan_every`` new characters have arrived, so the cost per
+    token stays small.
+    """
+
+    def __init__(self, guard: Guard, prompt: str, *, holdback: int = 24, scan_every: int = 16) -> None:
+        self.guard, self.prompt = guard, prompt
+        self.holdback, self.scan_every = holdback, scan_every
+        self.raw = ""
+        self.emitted = 0  # characters of the sanitised text already released
+        self.scanned_at = 0
+        self.blocked = False
+        self.vault = Vault()
+        self.last: GuardResult | None = None
+
+    def _scan(self) -> str:
+        self.last = self.guard.check_output(self.raw, prompt=self.prompt, vault=self.vault)
+        self.scanned_at = len(self.raw)
+        if self.last.blocked:
+            self.blocked = True
+        return self.last.text
+
+    def push(self, piece: str) -> str:
+        if self.blocked:
+            return ""
+        self.raw += piece
+        if len(self.raw) - self.scanned_at < self.scan_every:
+            return ""
+        text = self._scan()
+        if self.blocked:
+            return ""
+        end = len(text) - self.holdback
+        while end > self.emitted and not text[end - 1].isspace():  # never release half a word
+            end -= 1
+        if end <= self.emitted:
+            return ""
+        out, self.emitted = text[self.emitted : end], end
+        return out
+
+    def finish(self) -> str:
+        if self.blocked:
+            return ""
+        text = self._scan()
+        if self.blocked:
+            return ""
+        out, self.emitted = text[self.emitted :], len(text)
+        return out

@@ -9,6 +9,7 @@ model's bounded queue -> the Generator in a worker thread -> a generation record
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import threading
 import time
@@ -29,7 +30,7 @@ import genlab
 from genlab.core import GenerationRequest, Generator, SamplingParams, TextChunk
 from genlab.registry import Registry
 from genlab.safety.guardrails import Vault
-from genlab.safety.policy import Guard, GuardBlocked, Policy
+from genlab.safety.policy import Guard, GuardBlocked, Policy, StreamGuard
 from genlab.server import chat as chat_template
 from genlab.server import errors
 from genlab.server.errors import APIError
@@ -259,8 +260,27 @@ def create_app(
         started = time.perf_counter()
         seen = {"texts": {}, "prompt_tokens": 0, "completion_tokens": 0, "finished": 0}
 
-        def tracked():  # runs in the worker thread, so the record below sees every chunk produced
+        def guarded():  # the output policy, applied as the text grows (in the worker thread)
+            guards: dict[int, StreamGuard] = {}
             for chunk in iterator:
+                g = guards.setdefault(chunk.index, StreamGuard(state.guard, request.prompt or ""))
+                if chunk.finish_reason is None:
+                    text = g.push(chunk.text)
+                    if text:
+                        yield dataclasses.replace(chunk, text=text)
+                    if not g.blocked:
+                        continue
+                tail = g.finish() if not g.blocked else ""
+                if tail:
+                    yield TextChunk(text=tail, index=chunk.index)
+                if g.blocked:
+                    state.metrics.rejected.labels("guardrail_output").inc()
+                    yield dataclasses.replace(chunk, text="", finish_reason="content_filter")
+                    return  # stop generating: closing the iterator ends llama.cpp's loop
+                yield chunk
+
+        def tracked():  # runs in the worker thread, so the record below sees every chunk produced
+            for chunk in guarded():
                 seen["texts"].setdefault(chunk.index, []).append(chunk.text)
                 if chunk.finish_reason is not None:
                     seen["prompt_tokens"] = chunk.prompt_tokens
