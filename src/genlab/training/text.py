@@ -66,8 +66,9 @@ def preset(name: str) -> Preset:
 class TextTask:
     """Next-token prediction on a token stream: documents joined by end-of-text tokens."""
 
-    def __init__(self, model: GPT, codec, corpus: TextCorpus) -> None:
+    def __init__(self, model: GPT, codec, corpus: TextCorpus, on_best=None) -> None:
         self.model = model
+        self.on_best = on_best  # called with (model, metrics, step) on a new best validation loss
         self.codec = codec
         self.block = model.config.block_size
         self.train_ids = self._encode(corpus.train)
@@ -124,8 +125,9 @@ class TextTask:
             **self.model.config.to_dict(),
         }
 
-    def publish(self, model, metrics: dict[str, float], step: int) -> None:  # replaced per run below
-        raise NotImplementedError  # pragma: no cover - set by train_text_model
+    def publish(self, model, metrics: dict[str, float], step: int) -> None:
+        if self.on_best is not None:
+            self.on_best(model, metrics, step)
 
 
 def publish_model(
@@ -199,7 +201,7 @@ def train_text_model(
     torch.manual_seed(seed)
     arch = TransformerConfig(vocab_size=text_codec.vocab_size, **chosen.model)
     model = GPT(arch)
-    task = TextTask(model, text_codec, corpus)
+    task = TextTask(model, text_codec, corpus)  # on_best is set below, once the card can be written
     if not resume and rank == 0:
         model_dir.mkdir(parents=True)
         text_codec.save(model_dir)
@@ -257,6 +259,6 @@ def train_text_model(
         }
         publish_model(model_dir, m, config, card, step)
 
-    task.publish = publish  # type: ignore[method-assign]
+    task.on_best = publish
     trainer = Trainer(task, train_cfg, model_dir, resume=resume, progress=progress)
     return trainer.fit()
