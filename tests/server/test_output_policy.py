@@ -43,3 +43,30 @@ def test_blocked_output_without_streaming(strict_server):
         "temperature": 0})  # fmt: skip
     choice = r.json()["choices"][0]
     assert choice["finish_reason"] == "content_filter" and choice["text"] == ""
+
+
+@pytest.fixture(scope="module")
+def redacting_server(registry, gemma, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("redact")
+    (folder / "redact.yaml").write_text(POLICY.replace("action: block", "action: redact"))
+    store = Store(f"sqlite:///{folder / 'db.sqlite'}")
+    with LiveServer(
+        create_app(registry, store, ServerConfig(open_access=True, policy=str(folder / "redact.yaml")))
+    ) as live:
+        yield live
+
+
+def test_redacted_output_is_what_is_returned_hashed_and_recorded(redacting_server):
+    import hashlib
+
+    r = httpx.post(f"{redacting_server.url}/v1/chat/completions", timeout=120, json={
+        "model": "gemma-3-270m", "max_tokens": 60, "seed": 1, "temperature": 0,
+        "messages": [{"role": "user", "content": "Tell me a story about the forest and the river."}]})  # fmt: skip
+    body = r.json()
+    content = body["choices"][0]["message"]["content"]
+    assert "<banned_substring_1>" in content and " the " not in content
+    record = httpx.get(
+        f"{redacting_server.url}/v1/genlab/generations/{body['genlab']['generation_ids'][0]}"
+    ).json()
+    assert record["output_text"].strip() == content
+    assert record["artifact_sha256"] == hashlib.sha256(record["output_text"].encode()).hexdigest()

@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 
 import genlab
 from genlab.core import GenerationRequest, Generator, SamplingParams, TextChunk
+from genlab.core.io import sha256_bytes
 from genlab.registry import Registry
 from genlab.safety.guardrails import Vault
 from genlab.safety.policy import Guard, GuardBlocked, Policy, StreamGuard
@@ -227,11 +228,15 @@ def create_app(
         finally:
             queue.release()
         latency = (time.perf_counter() - started) * 1000
-        record_ids = []
+        record_ids, released = [], []
         for a in artifacts:
             text, reason = await run_in_threadpool(guard_output, a.text, request.prompt or "")
-            if text != a.text or reason:
-                a.text, a.finish_reason = text, reason or a.finish_reason
+            if text != a.text or reason:  # what is released is what is hashed and recorded
+                provenance = dataclasses.replace(a.provenance, sha256=sha256_bytes(text.encode("utf-8")))
+                a = dataclasses.replace(
+                    a, text=text, finish_reason=reason or a.finish_reason, provenance=provenance
+                )
+            released.append(a)
             state.metrics.tokens.labels(generator.card.name, "prompt").inc(a.prompt_tokens)
             state.metrics.tokens.labels(generator.card.name, "completion").inc(a.completion_tokens)
             record_ids.append(await run_in_threadpool(
@@ -239,7 +244,7 @@ def create_app(
                 request=raw, output_text=a.text, artifact_sha256=a.sha256, prompt_tokens=a.prompt_tokens,
                 completion_tokens=a.completion_tokens, latency_ms=latency,
             ))  # fmt: skip
-        return list(zip(artifacts, record_ids, strict=True))
+        return list(zip(released, record_ids, strict=True))
 
     def open_stream(generator: Generator, request: GenerationRequest) -> Admission:
         """Admit to the model's queue and validate, before the response starts: a full queue is a
