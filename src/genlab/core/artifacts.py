@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,7 +77,7 @@ def make_provenance(
 
 
 @dataclass
-class Artifact:
+class Artifact(ABC):
     """Base class. Subclasses define the content, its hash and its file format."""
 
     provenance: Provenance
@@ -87,17 +88,17 @@ class Artifact:
     def sha256(self) -> str:
         return self.provenance.sha256
 
+    @abstractmethod
     def content_sha256(self) -> str:
         """The hash of the content as it is now (differs from ``sha256`` if the content was edited)."""
-        raise NotImplementedError  # pragma: no cover - each subclass defines it
 
     @property
     def modality(self) -> str:
         return self.provenance.modality
 
+    @abstractmethod
     def to_bytes(self) -> bytes:
         """The artifact in its standard file format."""
-        raise NotImplementedError  # pragma: no cover - each subclass defines its format
 
     def save(self, path: str | Path) -> Path:
         """Write the artifact atomically. A directory gets ``<sha256[:16]><extension>``."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
@@ -108,7 +109,7 @@ def redact(text: str, findings: list[Finding], vault: Vault | None) -> str:
     return text
 
 
-class Scanner:
+class Scanner(ABC):
     """Base class: subclasses set ``name`` and implement ``find``."""
 
     name: ClassVar[str] = "scanner"
@@ -120,8 +121,9 @@ class Scanner:
         self.threshold = threshold
         self.options = options
 
+    @abstractmethod
     def find(self, text: str, *, prompt: str | None = None) -> list[Finding]:
-        raise NotImplementedError  # pragma: no cover - each scanner defines it
+        """The findings in ``text`` (spans refer to ``text`` as given, after normalisation if any)."""
 
     def sanitize(self, text: str, findings: list[Finding], vault: Vault | None) -> str:
         return redact(text, findings, vault)

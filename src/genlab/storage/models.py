@@ -15,7 +15,7 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
-    pass
+    """The declarative base of genlab's tables (Alembic compares migrations against its metadata)."""
 
 
 class ApiKey(Base):
