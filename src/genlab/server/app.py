@@ -363,6 +363,7 @@ def create_app(
         ]
         raw = body.model_dump(exclude_none=True)
         cid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
+        base = {"id": cid, "object": "text_completion", "created": created, "model": body.model}
         if not body.stream:
             choices, usage = [], {"prompt_tokens": 0, "completion_tokens": 0}
             for i, request in enumerate(requests):
@@ -372,14 +373,7 @@ def create_app(
                     usage["prompt_tokens"] += a.prompt_tokens if j == 0 else 0
                     usage["completion_tokens"] += a.completion_tokens
             usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-            return {
-                "id": cid,
-                "object": "text_completion",
-                "created": created,
-                "model": body.model,
-                "choices": choices,
-                "usage": usage,
-            }
+            return {**base, "choices": choices, "usage": usage}
 
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         admissions: list[Admission] = []
@@ -401,19 +395,12 @@ def create_app(
                         usage["prompt_tokens"] += c.prompt_tokens if c.index == 0 else 0
                         usage["completion_tokens"] += c.completion_tokens
                     if c.text or c.finish_reason:
-                        yield {"id": cid, "object": "text_completion", "created": created, "model": body.model,
+                        yield {**base,
                                "choices": [{"text": c.text, "index": i * body.n + c.index,
                                             "logprobs": completion_logprobs(c.logprobs), "finish_reason": c.finish_reason}]}  # fmt: skip
             if include_usage:
                 usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-                yield {
-                    "id": cid,
-                    "object": "text_completion",
-                    "created": created,
-                    "model": body.model,
-                    "choices": [],
-                    "usage": usage,
-                }
+                yield {**base, "choices": [], "usage": usage}
 
         return sse(events())
 
