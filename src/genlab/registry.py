@@ -83,12 +83,20 @@ def _load_transformer(entry: ModelEntry, settings: Settings) -> Generator:
     return TransformerLM.from_dir(entry.path, entry.card, entry.config)
 
 
-#: kind -> loader. Later families register theirs here (e.g. "torch-family").
+def _load_image(entry: ModelEntry, settings: Settings) -> Generator:
+    from genlab.families.image import ImageModel
+
+    assert entry.path is not None
+    return ImageModel.from_dir(entry.path, entry.card, entry.config)
+
+
+#: kind -> loader. A new family registers its loader here.
 LOADERS: dict[str, Loader] = {
     "gguf": _load_gguf,
     "embedded-gguf": _load_gguf,
     "openai_compat": _load_openai,
     "transformer": _load_transformer,
+    "image": _load_image,
 }
 
 

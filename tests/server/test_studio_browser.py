@@ -47,3 +47,20 @@ def test_generation_page_shows_a_record(server, page):
     page.goto(f"{server.url}/studio/generations/{record_id}")
     expect(page.locator("#record table")).to_be_visible(timeout=20_000)
     assert "chat.completions" in page.locator("#record").inner_text()
+
+
+def test_images_page_draws_a_grid_and_links_each_image(server, page):
+    page.goto(server.url + "/studio/images")
+    expect(page.locator("#model option[value='vae-digits']")).to_have_count(1, timeout=20_000)
+    page.select_option("#model", "vae-digits")
+    page.select_option("#klass", "4")
+    page.fill("#n", "6")
+    page.fill("#seed", "3")
+    page.click("#generate")
+    expect(page.locator("#grid img")).to_have_count(6, timeout=30_000)
+    assert page.locator("#grid img").first.get_attribute("alt") == "4"
+    page.select_option("#model", "diffusion-digits")
+    expect(page.locator("#diffusion-options")).to_be_visible()
+    page.locator("#grid a").first.click()
+    expect(page.locator("#image")).to_be_visible(timeout=20_000)
+    assert page.locator("#record").inner_text().count("images") >= 1

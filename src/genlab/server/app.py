@@ -9,6 +9,7 @@ model's bounded queue -> the Generator in a worker thread -> a generation record
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import json
 import threading
@@ -36,7 +37,7 @@ from genlab.server import chat as chat_template
 from genlab.server import errors
 from genlab.server.errors import APIError
 from genlab.server.runtime import Admission, Metrics, ModelQueue, RateLimiter, iterate_in_thread
-from genlab.server.schemas import ChatRequest, CompletionRequest, ModerationRequest
+from genlab.server.schemas import ChatRequest, CompletionRequest, ImageRequest, ModerationRequest
 from genlab.settings import Settings
 from genlab.storage import Store
 from genlab.storage.db import KeyInfo
@@ -71,6 +72,7 @@ class State:
         self.guard = Guard(Policy.load(config.policy))
         self._queues: dict[str, ModelQueue] = {}
         self._lock = threading.Lock()
+        self.outputs = registry.settings.outputs_dir / "images"  # served images, named by content hash
 
     def queue(self, model: str) -> ModelQueue:
         with self._lock:
@@ -164,6 +166,7 @@ def create_app(
             "id": entry.name, "object": "model", "created": 0, "owned_by": "genlab",
             "family": card.family, "modality": card.modality, "backend": card.backend,
             "parameters": card.parameters, "context_length": card.context_length,
+            **({"classes": entry.config.get("classes", [])} if entry.kind == "image" else {}),
         }  # fmt: skip
 
     @app.get("/v1/models")
@@ -501,12 +504,73 @@ def create_app(
             "results": results,
         }
 
+    @app.post("/v1/images/generations")
+    async def images(body: ImageRequest, key: KeyInfo | None = Depends(auth)) -> dict[str, Any]:
+        """OpenAI's images API over the GAN, VAE and diffusion families: the prompt names a class."""
+        generator = await run_in_threadpool(state.load, body.model)
+        if generator.card.modality != "image":
+            raise APIError(400, f"model {body.model!r} makes {generator.card.modality}, not images",
+                           type_="invalid_request_error", code="wrong_modality")  # fmt: skip
+        prompt = await run_in_threadpool(guard_input, body.prompt) if body.prompt.strip() else None
+        side = generator.model.config.size
+        if body.size is not None and body.size != f"{side}x{side}":
+            raise APIError(400, f"model {body.model!r} draws {side}x{side} images; size {body.size!r} is not "
+                           "available", type_="invalid_request_error", param="size", code="invalid_size")  # fmt: skip
+        request = GenerationRequest(
+            prompt=prompt, model=body.model, n=body.n, seed=body.seed,
+            params=SamplingParams(extra={"steps": body.steps, "sampler": body.sampler, "guidance": body.guidance}),
+        ).validate(needs_prompt=False)  # fmt: skip
+        queue = state.queue(generator.card.name)
+        queue.admit()
+        started = time.perf_counter()
+        try:
+            artifacts = await run_in_threadpool(generator.generate, request)
+        finally:
+            queue.release()
+        latency = (time.perf_counter() - started) * 1000
+        raw = body.model_dump(exclude_none=True)
+        data = []
+        for a in artifacts:
+            path = await run_in_threadpool(a.save, state.outputs / f"{a.sha256[:32]}.png")
+            record_id = await run_in_threadpool(
+                store.record_generation, key_id=key.id if key else None, endpoint="images", model=generator.card.name,
+                request=raw, output_text=a.label, artifact_path=str(path), artifact_sha256=a.sha256, latency_ms=latency,
+            )  # fmt: skip
+            item: dict[str, Any] = {
+                "revised_prompt": a.label,
+                "genlab_id": record_id,
+                "seed": a.provenance.seed,
+            }
+            if body.response_format == "b64_json":
+                item["b64_json"] = base64.b64encode(a.to_bytes()).decode("ascii")
+            else:
+                item["url"] = f"/v1/genlab/generations/{record_id}/content"
+            data.append(item)
+        return {"created": int(time.time()), "data": data}
+
+    @app.get("/v1/genlab/generations/{record_id}/content")
+    async def generation_content(record_id: str, _: KeyInfo | None = Depends(auth)) -> Response:
+        record = await run_in_threadpool(store.get_generation, record_id)
+        if record is None or not record.get("artifact_path"):
+            raise APIError(
+                404, f"no stored artifact for {record_id!r}", type_="not_found_error", code="not_found"
+            )
+        path = Path(record["artifact_path"])
+        if not path.is_file():
+            raise APIError(410, f"the artifact of {record_id!r} is no longer on disk", type_="not_found_error",
+                           code="gone")  # fmt: skip
+        return Response(path.read_bytes(), media_type="image/png")
+
     # -- studio pages ------------------------------------------------------------------------------
     @app.get("/", response_class=HTMLResponse)
     async def studio(request: Request):
         return TEMPLATES.TemplateResponse(
             request, "playground.html", {"version": genlab.__version__, "open": state.config.open_access}
         )
+
+    @app.get("/studio/images", response_class=HTMLResponse)
+    async def studio_images(request: Request):
+        return TEMPLATES.TemplateResponse(request, "images.html", {"version": genlab.__version__})
 
     @app.get("/studio/models", response_class=HTMLResponse)
     async def studio_models(request: Request):

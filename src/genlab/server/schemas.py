@@ -76,3 +76,20 @@ class ModerationRequest(BaseModel):
 
     input: str | list[str] = Field(min_length=1)
     model: str | None = None
+
+
+class ImageRequest(BaseModel):
+    """POST /v1/images/generations. ``prompt`` names a class ("7", "letter A"); empty cycles classes."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(min_length=1, max_length=100)
+    prompt: str = Field(default="", max_length=1000)
+    n: int = Field(default=1, ge=1, le=16)
+    size: str | None = None  # the model's own size ("16x16"); anything else is refused
+    response_format: Literal["b64_json", "url"] = "b64_json"
+    seed: int | None = Field(default=None, ge=0, lt=2**32)
+    # genlab extensions for diffusion models (extra_body in the openai client)
+    steps: int | None = Field(default=None, ge=1, le=1000)
+    sampler: Literal["ddpm", "ddim", "dpm++"] | None = None
+    guidance: float | None = Field(default=None, ge=0.0, le=50.0)

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from genlab.core import InvalidRequestError, ModelLoadError
+from genlab.core import InvalidRequestError, ModelCard, ModelLoadError
 from genlab.core.io import atomic_write_json, sha256_file
 
 
@@ -96,15 +96,25 @@ def load_optimizer(optimizer: torch.optim.Optimizer, path: Path) -> None:
 
 # -- training checkpoints -----------------------------------------------------------------------------
 def save_checkpoint(
-    run_dir: Path, step: int, model: torch.nn.Module, optimizer, state: dict[str, Any]
+    run_dir: Path,
+    step: int,
+    model: torch.nn.Module,
+    optimizers: dict[str, torch.optim.Optimizer],
+    state: dict[str, Any],
+    extra: dict[str, dict[str, torch.Tensor]] | None = None,
 ) -> Path:
+    """``optimizers`` maps file names (``optimizer.safetensors``, ...) to optimisers; ``extra`` maps
+    file names to further tensors to keep (EMA weights)."""
     checkpoints = run_dir / "checkpoints"
     name = f"step-{step:07d}"
 
     def write(tmp: Path) -> None:
         save_tensors(tmp / "model.safetensors", model.state_dict())
-        tensors, meta = optimizer_tensors(optimizer)
-        save_tensors(tmp / "optimizer.safetensors", tensors, meta)
+        for filename, optimizer in optimizers.items():
+            tensors, meta = optimizer_tensors(optimizer)
+            save_tensors(tmp / filename, tensors, meta)
+        for filename, tensors in (extra or {}).items():
+            save_tensors(tmp / filename, tensors)
         full = {**state, "step": step, "model_sha256": sha256_file(tmp / "model.safetensors")}
         atomic_write_json(tmp / "state.json", full)
 
@@ -132,3 +142,39 @@ def load_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any]]:
             f"checkpoint {directory} is corrupt: model.safetensors does not match its checksum"
         )
     return directory, state
+
+
+# -- published models ---------------------------------------------------------------------------------
+def publish_model(
+    model_dir: Path,
+    model: torch.nn.Module,
+    config: dict[str, Any],
+    card: ModelCard,
+    step: int,
+    *,
+    write: Any = None,
+    weights: str = "model.safetensors",
+) -> None:
+    """Make this model the published one: snapshot, then card and config (config.json is the commit).
+
+    ``write(tmp_dir)`` fills the snapshot (default: the state dict, rotary tables left out, as
+    ``model.safetensors``); ``weights`` names the file inside it whose sha256 the card records.
+    """
+    name = f"step-{step:07d}"
+
+    def default_write(tmp: Path) -> None:
+        save_tensors(
+            tmp / "model.safetensors",
+            {k: v for k, v in model.state_dict().items() if not k.startswith("rope_")},
+        )
+
+    commit_directory(model_dir / "snapshots", name, write or default_write)
+    weights_path = f"snapshots/{name}/{weights}"
+    digest = sha256_file(model_dir / weights_path)
+    card.metrics = {**card.metrics, "weights_sha256": digest}
+    atomic_write_json(model_dir / "snapshots" / name / "card.json", card.to_dict())
+    atomic_write_json(
+        model_dir / "config.json",
+        {**config, "weights": weights_path, "weights_sha256": digest, "card": f"snapshots/{name}/card.json"},
+    )
+    prune(model_dir / "snapshots", keep={name})

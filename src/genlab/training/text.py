@@ -13,19 +13,17 @@ import math
 import shlex
 import shutil
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from genlab.codecs.text import CharCodec, load_codec, train_codec
 from genlab.core import InvalidRequestError, ModelCard, ModelExistsError
-from genlab.core.io import atomic_write_json, sha256_file
 from genlab.data.text import TextCorpus, load_corpus, save_manifest
 from genlab.families.transformer import GPT, TransformerConfig
 from genlab.registry import validate_name
 from genlab.settings import Settings
-from genlab.training.checkpoint import commit_directory, prune, save_tensors
+from genlab.training.checkpoint import publish_model
 from genlab.training.trainer import TrainConfig, Trainer, TrainResult, barrier, distributed_rank, mix_seed
 
 
@@ -128,30 +126,6 @@ class TextTask:
     def publish(self, model, metrics: dict[str, float], step: int) -> None:
         if self.on_best is not None:
             self.on_best(model, metrics, step)
-
-
-def publish_model(
-    model_dir: Path, model: torch.nn.Module, config: dict[str, Any], card: ModelCard, step: int
-) -> None:
-    """Make this model the published one: snapshot, then card and config (config.json is the commit)."""
-    name = f"step-{step:07d}"
-
-    def write(tmp: Path) -> None:
-        save_tensors(
-            tmp / "model.safetensors",
-            {k: v for k, v in model.state_dict().items() if not k.startswith("rope_")},
-        )
-
-    commit_directory(model_dir / "snapshots", name, write)
-    weights = f"snapshots/{name}/model.safetensors"
-    digest = sha256_file(model_dir / weights)
-    card.metrics = {**card.metrics, "weights_sha256": digest}
-    atomic_write_json(model_dir / "snapshots" / name / "card.json", card.to_dict())
-    atomic_write_json(
-        model_dir / "config.json",
-        {**config, "weights": weights, "weights_sha256": digest, "card": f"snapshots/{name}/card.json"},
-    )
-    prune(model_dir / "snapshots", keep={name})
 
 
 def train_text_model(

@@ -6,6 +6,16 @@ else: AdamW with decoupled weight decay, linear warm-up then cosine decay, gradi
 and clipping, evaluation every N steps, best-validation publishing, checkpoints that survive a
 kill, exact resume, a Rich progress bar, and DDP when launched by ``torchrun`` (gloo on CPU).
 
+Two extensions serve the image families:
+- *phases*: a task may split each step into several optimisation phases, each with its own
+  parameters and AdamW state (a GAN's discriminator step, then its generator step). The task's
+  ``loss(model, batch, phase)`` is called once per phase; gradients of one phase never leak into
+  another's update.
+- *EMA*: with ``ema_decay > 0`` the Trainer keeps an exponential moving average of the task's
+  ``ema_module()`` (default: the whole model), checkpoints it, and evaluates and publishes with the
+  averaged weights swapped in (Polyak averaging; Karras et al. 2018 for GANs, Ho et al. 2020 for
+  diffusion).
+
 Determinism: every random draw of step ``s`` on rank ``r`` comes from generators seeded with
 (seed, rank, s), so a run resumed from a checkpoint makes exactly the same updates as one that was
 never interrupted, and needs no RNG state from the checkpoint beyond the step.
@@ -41,6 +51,7 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.99  # nanoGPT's choice for small models with few tokens per step
     grad_clip: float = 1.0  # 0 = off
+    ema_decay: float = 0.0  # 0 = off; 0.999 is typical for GANs and diffusion
     eval_every: int = 250
     eval_batches: int = 20
     seed: int = 1337
@@ -49,6 +60,8 @@ class TrainConfig:
         for name in ("steps", "batch_size", "grad_accum", "eval_every", "eval_batches"):
             if getattr(self, name) <= 0:
                 raise InvalidRequestError(f"{name} must be positive, got {getattr(self, name)}", param=name)
+        if not 0 <= self.ema_decay < 1:
+            raise InvalidRequestError(f"ema_decay must be in [0, 1), got {self.ema_decay}", param="ema_decay")
         if not 0 < self.min_lr <= self.lr:
             raise InvalidRequestError(f"need 0 < min_lr <= lr, got lr={self.lr}, min_lr={self.min_lr}")
         return self
@@ -92,6 +105,67 @@ class TrainingTask(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Phase:
+    """One optimisation phase of a step: which parameters it updates and how.
+
+    ``lr_scale`` multiplies the scheduled learning rate (two time-scale updates, Heusel et al.
+    2017); ``betas`` and ``weight_decay`` override the config's for this phase's optimiser.
+    """
+
+    name: str
+    module: nn.Module
+    lr_scale: float = 1.0
+    betas: tuple[float, float] | None = None
+    weight_decay: float | None = None
+
+
+def _adamw(module: nn.Module, cfg: TrainConfig, phase: Phase | None = None) -> torch.optim.Optimizer:
+    decay = [p for p in module.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in module.parameters() if p.requires_grad and p.dim() < 2]
+    wd = cfg.weight_decay if phase is None or phase.weight_decay is None else phase.weight_decay
+    betas = (cfg.beta1, cfg.beta2) if phase is None or phase.betas is None else phase.betas
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=cfg.lr,
+        betas=betas,
+    )
+
+
+class EMA:
+    """Exponential moving average of a module's parameters and buffers.
+
+    The decay warms up as min(decay, (1 + n) / (10 + n)) so early averages are not dominated by the
+    random initialisation.
+    """
+
+    def __init__(self, module: nn.Module, decay: float) -> None:
+        self.module = module
+        self.decay = decay
+        self.updates = 0
+        self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for k, v in self.module.state_dict().items():
+            if v.dtype.is_floating_point:
+                self.shadow[k].mul_(d).add_(v.detach(), alpha=1 - d)
+            else:
+                self.shadow[k].copy_(v)
+
+    @contextlib.contextmanager
+    def applied(self):
+        """Swap the averaged weights in for the duration of the block."""
+        backup = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+        self.module.load_state_dict(self.shadow)
+        try:
+            yield self.module
+        finally:
+            self.module.load_state_dict(backup)
+
+
 @dataclass
 class TrainResult:
     step: int
@@ -128,6 +202,10 @@ def _seeded(*parts: int) -> torch.Generator:
     return torch.Generator().manual_seed(mix_seed(*parts))
 
 
+def _optimizer_file(name: str) -> str:
+    return "optimizer.safetensors" if name == "model" else f"optimizer-{name}.safetensors"
+
+
 def _peak_rss_mb() -> float:
     import resource
 
@@ -150,25 +228,26 @@ class Trainer:
         self.rank, self.world = distributed_rank()
         self.progress = progress and self.rank == 0
         model = task.model
-        decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
-        no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
-        self.optimizer = torch.optim.AdamW(
-            [
-                {"params": decay, "weight_decay": self.cfg.weight_decay},
-                {"params": no_decay, "weight_decay": 0.0},
-            ],
-            lr=self.cfg.lr,
-            betas=(self.cfg.beta1, self.cfg.beta2),
-        )
+        phases = task.phases() if hasattr(task, "phases") else None
+        self.phases: list[Phase] | None = list(phases) if phases else None
+        if self.phases:
+            self.optimizers = {p.name: _adamw(p.module, self.cfg, p) for p in self.phases}
+        else:
+            self.optimizers = {"model": _adamw(model, self.cfg)}
+        self.optimizer = next(iter(self.optimizers.values()))
+        ema_target = task.ema_module() if hasattr(task, "ema_module") else model
+        self.ema = EMA(ema_target, self.cfg.ema_decay) if self.cfg.ema_decay > 0 else None
         self.step = 0
         self.best_val_loss = math.inf
         self.best_metrics: dict[str, float] = {}
         self.history: list[dict[str, float]] = []
         if resume:
             self._resume()
+        # Gradients are all-reduced (averaged) across ranks: by DDP in backward for a single phase,
+        # explicitly after each phase's backward otherwise.
         self.ddp_model = (
-            nn.parallel.DistributedDataParallel(model) if self.world > 1 else model
-        )  # gradients are all-reduced (averaged) across ranks in backward
+            nn.parallel.DistributedDataParallel(model) if self.world > 1 and not self.phases else model
+        )
 
     def _state(self) -> dict[str, Any]:
         return {
@@ -190,7 +269,15 @@ class Trainer:
                 f"({state.get('architecture')}); resume with the same preset and codec"
             )
         load_weights(self.task.model, directory / "model.safetensors")
-        load_optimizer(self.optimizer, directory / "optimizer.safetensors")
+        for name, optimizer in self.optimizers.items():
+            load_optimizer(optimizer, directory / _optimizer_file(name))
+        if self.ema is not None:
+            if not (directory / "ema.safetensors").is_file():
+                raise InvalidRequestError(f"the checkpoint in {self.run_dir} has no EMA weights to resume")
+            from safetensors.torch import load_file
+
+            self.ema.shadow = load_file(str(directory / "ema.safetensors"))
+            self.ema.updates = int(state["step"])
         self.step = int(state["step"])
         self.best_val_loss = float(state.get("best_val_loss", math.inf))
         self.best_metrics = state.get("best_metrics", {})
@@ -199,17 +286,68 @@ class Trainer:
     def _evaluate_and_checkpoint(self) -> dict[str, float]:
         metrics: dict[str, float] = {}
         if self.rank == 0:
-            metrics = self.task.evaluate(self.task.model, self.cfg.eval_batches, self.cfg.seed)
-            metrics = {"step": self.step, **metrics}
-            self.history.append(metrics)
-            if metrics["val_loss"] < self.best_val_loss:
-                self.best_val_loss = metrics["val_loss"]
-                self.best_metrics = metrics
-                self.task.publish(self.task.model, metrics, self.step)
-            save_checkpoint(self.run_dir, self.step, self.task.model, self.optimizer, self._state())
+            averaged = self.ema.applied() if self.ema is not None else contextlib.nullcontext()
+            with averaged:
+                metrics = self.task.evaluate(self.task.model, self.cfg.eval_batches, self.cfg.seed)
+                metrics = {"step": self.step, **metrics}
+                self.history.append(metrics)
+                if metrics["val_loss"] < self.best_val_loss:
+                    self.best_val_loss = metrics["val_loss"]
+                    self.best_metrics = metrics
+                    self.task.publish(self.task.model, metrics, self.step)
+            extra = {"ema.safetensors": self.ema.shadow} if self.ema is not None else {}
+            optimizers = {_optimizer_file(n): o for n, o in self.optimizers.items()}
+            save_checkpoint(self.run_dir, self.step, self.task.model, optimizers, self._state(), extra)
         if self.world > 1:
             dist.barrier()
         return metrics
+
+    def _single_step(self, model: nn.Module, lr: float) -> float:
+        cfg = self.cfg
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        total = 0.0
+        for micro in range(cfg.grad_accum):
+            batch = self.task.batch("train", _seeded(cfg.seed, self.rank, self.step, micro), cfg.batch_size)
+            sync = micro == cfg.grad_accum - 1 or self.world == 1
+            ctx = model.no_sync() if not sync else contextlib.nullcontext()
+            with ctx:
+                loss = self.task.loss(model, batch) / cfg.grad_accum
+                loss.backward()
+            total += float(loss.detach())
+        if cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return total
+
+    def _phased_step(self, model: nn.Module, lr: float) -> float:
+        """Each phase in turn: zero all gradients, accumulate this phase's loss, update its parameters."""
+        cfg = self.cfg
+        total = 0.0
+        assert self.phases is not None
+        for index, phase in enumerate(self.phases):
+            optimizer = self.optimizers[phase.name]
+            for group in optimizer.param_groups:
+                group["lr"] = lr * phase.lr_scale
+            model.zero_grad(set_to_none=True)
+            for micro in range(cfg.grad_accum):
+                generator = _seeded(cfg.seed, self.rank, self.step, micro, index)
+                batch = self.task.batch("train", generator, cfg.batch_size)
+                loss = self.task.loss(model, batch, phase.name) / cfg.grad_accum
+                loss.backward()
+                if phase is self.phases[-1]:
+                    total += float(loss.detach())
+            params = [p for p in phase.module.parameters() if p.grad is not None]
+            if self.world > 1:
+                for p in params:
+                    dist.all_reduce(p.grad)
+                    p.grad /= self.world
+            if cfg.grad_clip > 0:
+                nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            optimizer.step()
+        model.zero_grad(set_to_none=True)
+        return total
 
     def fit(self) -> TrainResult:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -227,7 +365,9 @@ class Trainer:
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn(
-                "loss {task.fields[loss]:.4f}  val {task.fields[val]:.4f}  {task.fields[speed]:.0f} tok/s"
+                "loss {task.fields[loss]:.4f}  val {task.fields[val]:.4f}  {task.fields[speed]:.0f} "
+                + getattr(self.task, "unit", "tok")
+                + "/s"
             ),
             TimeRemainingColumn(),
         ]
@@ -242,27 +382,12 @@ class Trainer:
             )
             while self.step < cfg.steps:
                 lr = learning_rate(self.step, cfg)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr
-                torch.manual_seed(mix_seed(cfg.seed, self.rank, self.step, 7))  # dropout
-                total = 0.0
-                for micro in range(cfg.grad_accum):
-                    batch = self.task.batch(
-                        "train", _seeded(cfg.seed, self.rank, self.step, micro), cfg.batch_size
-                    )
-                    sync = micro == cfg.grad_accum - 1 or self.world == 1
-                    ctx = model.no_sync() if not sync else contextlib.nullcontext()
-                    with ctx:
-                        loss = self.task.loss(model, batch) / cfg.grad_accum
-                        loss.backward()
-                    total += float(loss.detach())
-                    items += self.task.items_per_batch(cfg.batch_size) * self.world
-                if cfg.grad_clip > 0:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                self.optimizer.step()
-                self.optimizer.zero_grad(set_to_none=True)
+                torch.manual_seed(mix_seed(cfg.seed, self.rank, self.step, 7))  # dropout, noise
+                loss_value = self._phased_step(model, lr) if self.phases else self._single_step(model, lr)
+                items += self.task.items_per_batch(cfg.batch_size) * self.world * cfg.grad_accum
+                if self.ema is not None:
+                    self.ema.update()
                 self.step += 1
-                loss_value = total
                 elapsed = time.perf_counter() - started
                 if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
                     eval_started = time.perf_counter()

@@ -1,0 +1,189 @@
+"""Denoising diffusion (DDPM) on a diffusers ``UNet2DModel``, with classifier-free guidance.
+
+Forward process (Ho et al., 2020): a fixed Markov chain adds Gaussian noise over T = 1000 steps,
+
+    q(x_t | x_0) = N( √ᾱ_t x_0, (1 - ᾱ_t) I ),   ᾱ_t = Π_{s≤t} (1 - β_s)
+
+with the cosine schedule of Nichol & Dhariwal (2021) (better than linear for small images).
+
+Training objective (Ho et al., 2020, eq. 14, "L_simple"): predict the noise,
+
+    L = E_{x_0, t ~ U{1..T}, ε ~ N(0, I)} ‖ ε - ε_θ( √ᾱ_t x_0 + √(1 - ᾱ_t) ε, t, y ) ‖²
+
+Classifier-free guidance (Ho & Salimans, 2021): during training the label is replaced by a "null"
+class with probability p_uncond (0.1), so one network learns both ε_θ(x_t, t, y) and ε_θ(x_t, t, ∅).
+At sampling time, guidance scale w mixes them:
+
+    ε̃ = ε_θ(x_t, t, ∅) + w · ( ε_θ(x_t, t, y) - ε_θ(x_t, t, ∅) )
+
+(w = 1: plain conditional; w > 1: sharper, more typical samples; w = 0: unconditional.)
+
+Samplers: diffusers' schedulers over the same trained ε_θ:
+- DDPM (Ho et al., 2020): ancestral sampling, stochastic, needs ~T steps;
+- DDIM (Song et al., 2021): the deterministic (η = 0) non-Markovian sampler, good at 20-50 steps;
+- DPM-Solver++ (Lu et al., 2022): a second-order multistep ODE solver, good at 10-20 steps.
+
+The published snapshot is a plain diffusers ``DDPMPipeline`` folder (``unet/``, ``scheduler/``,
+``model_index.json``), so a trained model also loads with ``DDPMPipeline.from_pretrained``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from genlab.core import InvalidRequestError
+from genlab.families.nets import ImageShape, initial_noise
+
+SAMPLERS = ("ddpm", "ddim", "dpm++")
+
+
+@dataclass
+class DiffusionConfig(ImageShape):
+    widths: list[int] = field(default_factory=lambda: [32, 64, 64])
+    layers_per_block: int = 1
+    attention: bool = True  # self-attention at the two coarsest resolutions
+    train_timesteps: int = 1000
+    beta_schedule: str = "squaredcos_cap_v2"
+    p_uncond: float = 0.1  # label dropout for classifier-free guidance
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def unet_config(self) -> dict[str, Any]:
+        n = len(self.widths)
+        down = ["DownBlock2D"] + ["AttnDownBlock2D" if self.attention else "DownBlock2D"] * (n - 1)
+        up = ["AttnUpBlock2D" if self.attention else "UpBlock2D"] * (n - 1) + ["UpBlock2D"]
+        return {
+            "sample_size": self.size,
+            "in_channels": self.channels,
+            "out_channels": self.channels,
+            "block_out_channels": list(self.widths),
+            "down_block_types": down,
+            "up_block_types": up,
+            "layers_per_block": self.layers_per_block,
+            "norm_num_groups": 8,
+            "attention_head_dim": 8,
+            # one embedding per class plus the null class (index num_classes) for guidance
+            "num_class_embeds": self.num_classes + 1 if self.num_classes else None,
+        }
+
+    def scheduler_config(self) -> dict[str, Any]:
+        return {
+            "num_train_timesteps": self.train_timesteps,
+            "beta_schedule": self.beta_schedule,
+            "prediction_type": "epsilon",
+            "clip_sample": True,
+        }
+
+
+def make_scheduler(name: str, config: dict[str, Any]):
+    from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+
+    if name == "ddpm":
+        return DDPMScheduler.from_config(config)
+    if name == "ddim":
+        return DDIMScheduler.from_config(config)
+    if name == "dpm++":
+        return DPMSolverMultistepScheduler.from_config(config, algorithm_type="dpmsolver++", solver_order=2)
+    raise InvalidRequestError(f"unknown sampler {name!r}; expected {', '.join(SAMPLERS)}", param="sampler")
+
+
+class Diffusion(nn.Module):
+    family = "diffusion"
+
+    def __init__(self, cfg: DiffusionConfig) -> None:
+        from diffusers import DDPMScheduler, UNet2DModel
+
+        super().__init__()
+        cfg.check()
+        if cfg.size % 2 ** (len(cfg.widths) - 1):
+            raise InvalidRequestError(
+                f"image size {cfg.size} does not halve {len(cfg.widths) - 1} times; use fewer UNet levels"
+            )
+        self.config = cfg
+        self.unet = UNet2DModel(**cfg.unet_config())
+        self.noise = DDPMScheduler.from_config(cfg.scheduler_config())  # the forward process q(x_t | x_0)
+
+    def _labels(self, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
+        return y if self.config.num_classes else None
+
+    def eps(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        return self.unet(x_t, t, class_labels=self._labels(y, len(x_t))).sample
+
+    def loss(self, batch) -> torch.Tensor:
+        x0, y = batch
+        t = torch.randint(0, self.config.train_timesteps, (len(x0),))
+        noise = torch.randn_like(x0)
+        x_t = self.noise.add_noise(x0, noise, t)
+        if self.config.num_classes:
+            drop = torch.rand(len(x0)) < self.config.p_uncond
+            y = torch.where(drop, torch.full_like(y, self.config.num_classes), y)
+        return nn.functional.mse_loss(self.eps(x_t, t, y), noise)
+
+    @torch.no_grad()
+    def sample(
+        self,
+        labels: torch.Tensor | None,
+        generators: list[torch.Generator],
+        *,
+        steps: int = 50,
+        sampler: str = "ddim",
+        guidance: float = 2.0,
+        **_: object,
+    ) -> torch.Tensor:
+        if not isinstance(steps, int) or steps <= 0:
+            raise InvalidRequestError(f"steps must be a positive integer, got {steps!r}", param="steps")
+        if steps > self.config.train_timesteps:
+            raise InvalidRequestError(
+                f"steps must be at most {self.config.train_timesteps} (the training timesteps), got {steps}",
+                param="steps",
+            )
+        if not guidance >= 0:
+            raise InvalidRequestError(f"guidance must be >= 0, got {guidance!r}", param="guidance")
+        scheduler = make_scheduler(sampler, self.noise.config)
+        scheduler.set_timesteps(steps)
+        c = self.config
+        x = initial_noise(generators, (c.channels, c.size, c.size)) * scheduler.init_noise_sigma
+        guided = c.num_classes > 0 and guidance != 1.0
+        for t in scheduler.timesteps:
+            model_in = scheduler.scale_model_input(x, t)
+            tt = torch.full((len(x),), int(t))
+            if guided:
+                null = torch.full_like(labels, c.num_classes)
+                both = self.eps(
+                    torch.cat([model_in, model_in]), torch.cat([tt, tt]), torch.cat([labels, null])
+                )
+                cond, uncond = both.chunk(2)
+                eps = uncond + guidance * (cond - uncond)
+            else:
+                eps = self.eps(model_in, tt, labels)
+            x = scheduler.step(eps, t, x, generator=generators).prev_sample
+        return x.clamp(-1, 1)
+
+    @torch.no_grad()
+    def evaluate(self, val_x: torch.Tensor, val_y: torch.Tensor | None, generator: torch.Generator) -> dict:
+        """The denoising loss on held-out images at fixed (t, ε): comparable across evaluations."""
+        t = torch.randint(0, self.config.train_timesteps, (len(val_x),), generator=generator)
+        noise = torch.randn(val_x.shape, generator=generator)
+        losses = []
+        for i in range(0, len(val_x), 256):
+            sl = slice(i, i + 256)
+            x_t = self.noise.add_noise(val_x[sl], noise[sl], t[sl])
+            y = None if val_y is None else val_y[sl]
+            losses.append(nn.functional.mse_loss(self.eps(x_t, t[sl], y), noise[sl], reduction="sum"))
+        mse = float(sum(losses)) / noise.numel()
+        return {"val_loss": mse, "val_eps_mse": mse, "val_eps_rmse": math.sqrt(mse)}
+
+    def save_pipeline(self, directory: Path) -> None:
+        """Write a diffusers ``DDPMPipeline`` folder (safetensors weights)."""
+        from diffusers import DDPMPipeline, DDPMScheduler
+
+        DDPMPipeline(unet=self.unet, scheduler=DDPMScheduler.from_config(self.noise.config)).save_pretrained(
+            str(directory), safe_serialization=True
+        )

@@ -1,0 +1,195 @@
+"""A trained image family (GAN, VAE or diffusion) as a Generator: a prompt names a class, out come images.
+
+The three families share everything here: building from a published folder, prompt -> class,
+one seed per image (image i of a request is reproducible on its own), batching, and artifacts with
+provenance. Only ``sample`` differs, and each family file writes its own.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from genlab.core import (
+    GenerationRequest,
+    ImageArtifact,
+    InvalidRequestError,
+    ModelCard,
+    ModelLoadError,
+    UnsupportedError,
+    as_request,
+)
+from genlab.data.images import resolve_class, to_uint8
+
+SAMPLE_OPTIONS = ("steps", "sampler", "guidance")
+
+
+def build_family(family: str, config: dict[str, Any]) -> nn.Module:
+    from genlab.families.diffusion import Diffusion, DiffusionConfig
+    from genlab.families.gan import GAN, GANConfig
+    from genlab.families.vae import VAE, VAEConfig
+
+    builders = {"gan": (GAN, GANConfig), "vae": (VAE, VAEConfig), "diffusion": (Diffusion, DiffusionConfig)}
+    if family not in builders:
+        raise InvalidRequestError(
+            f"unknown image family {family!r}; expected gan, vae or diffusion", param="family"
+        )
+    module, cfg = builders[family]
+    try:
+        return module(cfg(**config))
+    except TypeError as e:
+        raise ModelLoadError(f"not a {family} configuration: {e}") from None
+
+
+def published_module(model: nn.Module) -> nn.Module:
+    """The part of a family that generates: G for a GAN, the UNet for diffusion, all of a VAE."""
+    return getattr(model, "generator", None) or getattr(model, "unet", None) or model
+
+
+class ImageModel:
+    """Generate images from a GAN, VAE or diffusion model trained in genlab."""
+
+    supports_streaming = False
+
+    def __init__(
+        self, card: ModelCard, model: nn.Module, classes: list[str], defaults: dict[str, Any]
+    ) -> None:
+        self._card = card
+        self.model = model.eval()
+        self.classes = list(classes)
+        self.defaults = dict(defaults)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_dir(cls, directory: Path, card: ModelCard, config: dict[str, Any]) -> ImageModel:
+        from genlab.families.lm import load_weights
+
+        try:
+            model = build_family(config["family"], config["model"])
+            weights = Path(directory) / config["weights"]
+        except KeyError as e:
+            raise ModelLoadError(f"{Path(directory) / 'config.json'} lacks {e}") from None
+        load_weights(published_module(model), weights, expected_sha256=config.get("weights_sha256"))
+        return cls(card, model, config.get("classes", []), config.get("sampling", {}))
+
+    @property
+    def card(self) -> ModelCard:
+        return self._card
+
+    @property
+    def family(self) -> str:
+        return self.model.family
+
+    @property
+    def conditional(self) -> bool:
+        return bool(self.classes)
+
+    def class_index(self, prompt: str | None) -> int | None:
+        if prompt is None or not str(prompt).strip():
+            return None
+        if not self.conditional:
+            raise InvalidRequestError(
+                f"{self.card.name} is unconditional: it takes no class prompt; leave the prompt out",
+                param="prompt",
+            )
+        return resolve_class(prompt, self.classes)
+
+    def options(self, extra: dict[str, Any]) -> dict[str, Any]:
+        unknown = set(extra) - set(SAMPLE_OPTIONS)
+        if unknown:
+            raise InvalidRequestError(f"unknown image option(s) {', '.join(sorted(unknown))}")
+        opts = {**self.defaults, **{k: v for k, v in extra.items() if v is not None}}
+        if self.family != "diffusion":
+            given = [k for k in SAMPLE_OPTIONS if extra.get(k) is not None]
+            if given:
+                raise InvalidRequestError(
+                    f"{', '.join(given)} apply to diffusion models; {self.card.name} is a {self.family}",
+                    param=given[0],
+                )
+            return {}
+        steps, guidance = opts.get("steps", 50), opts.get("guidance", 2.0)
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
+            raise InvalidRequestError(f"steps must be a positive integer, got {steps!r}", param="steps")
+        if not isinstance(guidance, int | float) or not guidance >= 0:
+            raise InvalidRequestError(f"guidance must be a number >= 0, got {guidance!r}", param="guidance")
+        from genlab.families.diffusion import SAMPLERS
+
+        if opts.get("sampler", "ddim") not in SAMPLERS:
+            raise InvalidRequestError(
+                f"unknown sampler {opts.get('sampler')!r}; expected {', '.join(SAMPLERS)}", param="sampler"
+            )
+        return {"steps": steps, "guidance": float(guidance), "sampler": opts.get("sampler", "ddim")}
+
+    def sample(
+        self, labels: list[int] | None, seeds: list[int], *, batch: int = 256, **options: Any
+    ) -> torch.Tensor:
+        """Images in [-1, 1] for these labels and seeds, computed in batches."""
+        out = []
+        with self._lock, torch.no_grad():
+            for i in range(0, len(seeds), batch):
+                gens = [torch.Generator().manual_seed(s) for s in seeds[i : i + batch]]
+                y = None if labels is None else torch.tensor(labels[i : i + batch], dtype=torch.long)
+                out.append(self.model.sample(y, gens, **options))
+        return torch.cat(out)
+
+    def generate(self, request: GenerationRequest | str | None = None, **kwargs: Any) -> list[ImageArtifact]:
+        extra = {k: kwargs.pop(k) for k in SAMPLE_OPTIONS if k in kwargs}
+        request = as_request(request, **kwargs)
+        request = request.validate(needs_prompt=False)
+        options = self.options({**request.params.extra, **extra})
+        prompt = request.condition or request.prompt
+        index = self.class_index(prompt)
+        seeds = request.choice_seeds()
+        if not self.conditional:
+            labels = None
+        elif index is None:  # no prompt: a class per image, cycling through them
+            labels = [s % len(self.classes) for s in seeds]
+        else:
+            labels = [index] * len(seeds)
+        images = to_uint8(self.sample(labels, seeds, **options)).permute(0, 2, 3, 1).numpy()
+        artifacts = []
+        for i, seed in enumerate(seeds):
+            pixels = images[i][:, :, 0] if images.shape[3] == 1 else images[i]
+            label = self.classes[labels[i]] if labels is not None else None
+            artifacts.append(
+                ImageArtifact.create(
+                    np.ascontiguousarray(pixels),
+                    label=label,
+                    model=self.card.name,
+                    family=self.card.family,
+                    seed=seed,
+                    parameters={"class": label, **options},
+                )
+            )
+        return artifacts
+
+    def stream(self, request, **kwargs: Any) -> Iterator:
+        raise UnsupportedError(f"{self.card.name} is a {self.family} image model: it does not stream tokens")
+
+
+def image_grid(
+    pixels: list[np.ndarray], columns: int | None = None, scale: int = 1, pad: int = 2
+) -> np.ndarray:
+    """Tile images (uint8, HxW or HxWx3, one size) into one picture, light grey gutters between them."""
+    import math
+
+    if not pixels:
+        raise InvalidRequestError("no images to tile")
+    columns = columns or math.ceil(math.sqrt(len(pixels)))
+    rows = math.ceil(len(pixels) / columns)
+    h, w = pixels[0].shape[:2]
+    color = pixels[0].ndim == 3
+    shape = (rows * (h + pad) + pad, columns * (w + pad) + pad) + ((3,) if color else ())
+    grid = np.full(shape, 200, np.uint8)
+    for i, p in enumerate(pixels):
+        r, c = divmod(i, columns)
+        grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = p
+    if scale > 1:
+        grid = grid.repeat(scale, 0).repeat(scale, 1)
+    return grid

@@ -1,0 +1,60 @@
+"""The sample-quality metrics behave as their papers define them, and the shipped classifiers are good judges."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from genlab.data.images import load_digits
+from genlab.evaluation.classifier import FeatureSpace, evaluate_samples, load_classifier
+from genlab.evaluation.metrics import fid, kid, precision_recall
+
+
+def _gauss(n: int, d: int = 8, shift: float = 0.0, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, d)) + shift
+
+
+def test_fid_is_near_zero_for_one_distribution_and_grows_with_the_gap():
+    a, b = _gauss(2000), _gauss(2000, seed=1)
+    assert fid(a, a) == pytest.approx(0.0, abs=1e-6)
+    near, far = fid(a, b), fid(a, _gauss(2000, shift=1.0, seed=1))
+    assert near < 0.1 and far == pytest.approx(8.0, rel=0.1)  # ‖Δμ‖² = 8 · 1²
+
+
+def test_kid_is_unbiased_near_zero_and_positive_for_different_distributions():
+    same = kid(_gauss(400), _gauss(400, seed=1))
+    different = kid(_gauss(400), _gauss(400, shift=1.0, seed=1))
+    assert abs(same) < 0.05 and different > 0.5
+
+
+def test_precision_and_recall_separate_fidelity_from_coverage():
+    real = _gauss(500)
+    p, r = precision_recall(real, _gauss(500, seed=1))
+    assert p > 0.75 and r > 0.75  # k = 3 balls cover most, not all, of a same-distribution sample
+    collapsed = np.repeat(real[:1], 500, axis=0) + 1e-3 * _gauss(500, seed=2)  # one mode, on the manifold
+    p, r = precision_recall(real, collapsed)
+    assert p > 0.9 and r < 0.1
+    p, r = precision_recall(real, _gauss(500, shift=10.0, seed=3))  # off the manifold
+    assert p == 0.0 and r == 0.0
+
+
+def test_shipped_digits_classifier_is_accurate_and_its_floor_is_small():
+    loaded = load_classifier("digits")
+    assert loaded is not None
+    classifier, card = loaded
+    assert card.metrics["val_accuracy"] >= 0.97
+    data = load_digits()
+    assert float((classifier.predict(data.val) == data.val_labels).float().mean()) >= 0.97
+    space = FeatureSpace("digits")
+    real = evaluate_samples(data.train[:300], data.train_labels[:300], data, space)
+    noise = evaluate_samples(
+        torch.rand(300, 1, 16, 16) * 2 - 1, data.train_labels[:300], data, space, floor=False
+    )
+    assert real["class_accuracy"] > 0.95 and real["fid"] < noise["fid"] / 10
+    assert noise["class_accuracy"] < 0.3 and noise["precision"] < real["precision"]
+
+
+def test_glyphs_classifier_is_shipped_with_its_accuracy():
+    loaded = load_classifier("glyphs")
+    assert loaded is not None and loaded[1].metrics["val_accuracy"] >= 0.85
