@@ -8,12 +8,13 @@ Reported:
              feature space and class accuracy, next to the real-data floor (training images vs the
              held-out images, same metrics);
   samplers   the shipped diffusion model with DDPM-1000, DDIM-50, DDIM-20 and DPM-Solver++-20:
-             speed and FID. Goals: DDIM-50 >= 15x faster than DDPM-1000 with FID within 20% of it;
+             speed and FID (same seeds, so the same initial noise, for every sampler);
+  guidance   DDIM-50 at classifier-free guidance 0, 1, 2 and 3. Goals: DDIM-50 >= 15x faster than DDPM-1000 with FID within 20% of it;
              every shipped model's class accuracy >= 90%.
 Writes a sample grid per family to docs/images/ (one row per class), prints a table and writes
 bench/results/image_families.json.
 
-    python bench/image_families.py [--samples 1000] [--sampler-samples 500] [--train-steps 200]
+    python bench/image_families.py [--samples 1000] [--sampler-samples 300] [--train-steps 200]
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--samples", type=int, default=1000)
-    parser.add_argument("--sampler-samples", type=int, default=500)
+    parser.add_argument("--sampler-samples", type=int, default=300)
     parser.add_argument("--train-steps", type=int, default=200)
     parser.add_argument("--skip-training", action="store_true")
     args = parser.parse_args()
@@ -138,7 +139,13 @@ def main() -> None:
     ):
         console.print(f"[dim]diffusion sampler {label}: {args.sampler_samples} images[/]")
         samplers[label] = quality(
-            diffusion, data, space, args.sampler_samples, sampler=sampler, steps=steps, guidance=2.0
+            diffusion, data, space, args.sampler_samples, sampler=sampler, steps=steps, guidance=1.0
+        )
+    guidance = {}
+    for scale in (0.0, 1.0, 2.0, 3.0):
+        console.print(f"[dim]diffusion DDIM-50, guidance {scale}: {args.sampler_samples} images[/]")
+        guidance[str(scale)] = quality(
+            diffusion, data, space, args.sampler_samples, sampler="ddim", steps=50, guidance=scale
         )
     ddpm, ddim = samplers["DDPM-1000"], samplers["DDIM-50"]
     speedup = ddpm["seconds_per_1000_images"] / ddim["seconds_per_1000_images"]
@@ -189,7 +196,19 @@ def main() -> None:
         str(floor.get("class_accuracy")),
     )
     console.print(table)
-    st = Table(title="diffusion samplers (guidance 2)")
+    gt = Table(title="diffusion guidance (DDIM-50)")
+    for col in ("guidance", "s / 1k images", "FID", "precision", "recall", "class acc"):
+        gt.add_column(col, justify="right")
+    for scale, g in guidance.items():
+        gt.add_row(
+            scale,
+            str(g["seconds_per_1000_images"]),
+            str(g["fid"]),
+            str(g["precision"]),
+            str(g["recall"]),
+            str(g.get("class_accuracy")),
+        )
+    st = Table(title="diffusion samplers (guidance 1)")
     for col in ("sampler", "s / 1k images", "FID", "KID", "class acc"):
         st.add_column(col, justify="right")
     for label, s in samplers.items():
@@ -201,6 +220,7 @@ def main() -> None:
             str(s.get("class_accuracy")),
         )
     console.print(st)
+    console.print(gt)
     console.print(goals)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
@@ -215,6 +235,7 @@ def main() -> None:
                 "args": vars(args),
                 "families": families,
                 "samplers": samplers,
+                "guidance": guidance,
                 "goals": goals,
             },
             indent=2,

@@ -33,7 +33,7 @@ def test_generate_writes_a_grid_and_images_with_provenance(image_cli_home, tmp_p
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert [i["label"] for i in result["images"]] == ["7"] * 4
-    assert [i["provenance"]["seed"] for i in result["images"]] == [2, 3, 4]
+    assert [i["provenance"]["seed"] for i in result["images"]] == [2, 3, 4, 5]
     picture = np.asarray(Image.open(grid))
     assert picture.shape[0] > 16 * 2 and picture.shape[1] > 16 * 2  # 2x2 tiles, enlarged
     saved = sorted((tmp_path / "each").glob("*.png"))

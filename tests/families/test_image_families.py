@@ -195,3 +195,32 @@ def test_family_configs_reject_bad_shapes():
         GAN(GANConfig(objective="minimax"))
     with pytest.raises(InvalidRequestError, match="halve"):
         Diffusion(DiffusionConfig(size=12, widths=[8, 8, 8, 8]))
+
+
+def test_a_users_folder_trains_generates_by_class_name_and_gets_a_classifier(tmp_path: Path):
+    from PIL import Image
+
+    from genlab.evaluation.classifier import FeatureSpace, train_classifier
+
+    rng = np.random.default_rng(0)
+    for name, row in (("bars", slice(6, 10)), ("blank", slice(0, 0))):
+        folder = tmp_path / "shapes" / name
+        folder.mkdir(parents=True)
+        for i in range(12):
+            img = rng.integers(0, 30, (16, 16), dtype=np.uint8)
+            img[row, :] = 255
+            Image.fromarray(img).save(folder / f"{i}.png")
+    settings = Settings(home=tmp_path / "home")
+    train_image_model(
+        "vae", str(tmp_path / "shapes"), preset_name="tiny", steps=20, settings=settings, progress=False
+    )
+    model = Registry(settings).load("vae-shapes")
+    assert model.classes == ["bars", "blank"]
+    assert [a.label for a in model.generate("bars", n=2, seed=0)] == ["bars", "bars"]
+    from genlab.data.images import load_folder
+
+    data = load_folder(tmp_path / "shapes")
+    metrics = train_classifier(data, settings.home / "classifiers" / data.name, steps=30, progress=False)
+    assert metrics["val_accuracy"] >= 0.5
+    assert FeatureSpace("shapes", settings).name == "classifier-shapes"
+    assert FeatureSpace("never-seen", settings).name == "pixels"

@@ -155,7 +155,9 @@ def image(
     sampler: Annotated[str | None, typer.Option(help="Diffusion: ddpm, ddim (default) or dpm++.")] = None,
     guidance: Annotated[
         float | None,
-        typer.Option(help="Diffusion: classifier-free guidance scale (default 2; 0 = unconditional)."),
+        typer.Option(
+            help="Diffusion: classifier-free guidance scale (default 1 = plain conditional; 0 = unconditional; >1 sharper)."
+        ),
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the first image; image i uses seed + i.")] = None,
     scale: Annotated[int | None, typer.Option(help="Enlarge the grid by this integer factor.")] = None,

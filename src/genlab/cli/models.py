@@ -85,7 +85,7 @@ def show(
         ("reproduce", c.reproduce),
         ("description", c.description),
     ]
-    rows += [(f"metric: {k}", str(v)) for k, v in sorted(c.metrics.items())]
+    rows += [(f"metric: {k}", str(v)) for k, v in sorted(_flatten(c.metrics).items())]
     for k, v in rows:
         table.add_row(k, v or "-")
     console.print(table)
@@ -141,3 +141,14 @@ def remove(
     """Unregister a model you added."""
     default_registry().remove(name)
     console.print(f"removed [bold]{name}[/]")
+
+
+def _flatten(metrics: dict, prefix: str = "") -> dict:
+    """{"eval": {"fid": 1, "floor": {"fid": 0.5}}} -> {"eval.fid": 1, "eval.floor.fid": 0.5}."""
+    out: dict = {}
+    for k, v in metrics.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out

@@ -134,7 +134,7 @@ class Diffusion(nn.Module):
         *,
         steps: int = 50,
         sampler: str = "ddim",
-        guidance: float = 2.0,
+        guidance: float = 1.0,
         **_: object,
     ) -> torch.Tensor:
         if not isinstance(steps, int) or steps <= 0:

@@ -113,7 +113,7 @@ class ImageModel:
                     param=given[0],
                 )
             return {}
-        steps, guidance = opts.get("steps", 50), opts.get("guidance", 2.0)
+        steps, guidance = opts.get("steps", 50), opts.get("guidance", 1.0)
         if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
             raise InvalidRequestError(f"steps must be a positive integer, got {steps!r}", param="steps")
         if not isinstance(guidance, int | float) or not guidance >= 0:

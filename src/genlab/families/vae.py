@@ -1,13 +1,13 @@
 """A convolutional variational autoencoder (Kingma & Welling, 2014), optionally class-conditional.
 
-Model: z ~ p(z) = N(0, I); x ~ p_θ(x | z, y). An encoder q_φ(z | x, y) = N(μ_φ, diag σ_φ²) is trained
-jointly by maximising the evidence lower bound
+Model: z ~ p(z | y) = N(m_y, I); x ~ p_θ(x | z, y). An encoder q_φ(z | x, y) = N(μ_φ, diag σ_φ²) is
+trained jointly by maximising the evidence lower bound
 
-    ELBO(x) = E_q[ log p_θ(x | z, y) ] - β · KL( q_φ(z | x, y) ‖ N(0, I) )  ≤  log p(x | y)
+    ELBO(x) = E_q[ log p_θ(x | z, y) ] - β · KL( q_φ(z | x, y) ‖ p(z | y) )  ≤  log p(x | y)
 
 with the reparameterisation z = μ + σ ⊙ ε, ε ~ N(0, I). β = 1 is the true bound; β > 1 trades
 reconstruction for a more disentangled latent (Higgins et al., 2017). The KL of two Gaussians is
-closed-form: KL = ½ Σ (μ² + σ² - 1 - log σ²).
+closed-form: KL = ½ Σ ((μ - m_y)² + σ² - 1 - log σ²). Unconditional: m_y = 0, the standard prior.
 
 Likelihood: pixels are 8-bit, so p_θ(x | z) is a **discretised logistic** per pixel over 256 bins
 (Salimans et al., 2017, PixelCNN++): the probability mass of the bin around x, with the edge bins
@@ -19,7 +19,11 @@ NLL estimate: the importance-weighted bound (Burda et al., 2016), tighter as k g
     log p(x) ≥ E[ log (1/k) Σ_i p(x, z_i) / q(z_i | x) ],  z_i ~ q(z | x)
 
 Conditioning (Sohn et al., 2015, CVAE): a one-hot y is appended to the encoder input as constant
-channels and to z at the decoder input.
+channels and to z at the decoder input, and the prior is conditional too: a learned mean m_y per
+class (Sohn et al. use a prior network p_θ(z | y); an embedding is its simplest form). With a
+fixed N(0, I) prior the encoder is free to put the class into z, the decoder then ignores y, and
+prior samples land between classes; the conditional prior pulls each class's posteriors to its
+own region, so z ~ N(m_y, I) decodes to class y.
 """
 
 from __future__ import annotations
@@ -78,6 +82,7 @@ class VAE(nn.Module):
             nn.Flatten(),
             nn.Linear(2 * w * s0 * s0, 2 * cfg.z_dim),  # μ and log σ²
         )
+        self.prior_mean = nn.Embedding(k, cfg.z_dim) if k else None  # m_y
         self.decoder = nn.Sequential(
             nn.Linear(cfg.z_dim + k, 2 * w * s0 * s0),
             nn.Unflatten(1, (2 * w, s0, s0)),
@@ -89,6 +94,11 @@ class VAE(nn.Module):
 
     def _y(self, y: torch.Tensor | None, n: int) -> torch.Tensor:
         return one_hot(y, self.config.num_classes, n)
+
+    def prior_mu(self, y: torch.Tensor | None, n: int) -> torch.Tensor:
+        if self.prior_mean is None:
+            return torch.zeros(n, self.config.z_dim)
+        return self.prior_mean(y)
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         yy = self._y(y, len(x))
@@ -107,7 +117,8 @@ class VAE(nn.Module):
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)  # reparameterisation
         mean, log_scale = self.decode(z, y)
         rec = discretized_logistic_log_prob(x, mean, log_scale).flatten(1).sum(1)
-        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(1)
+        m = self.prior_mu(y, len(x))
+        kl = 0.5 * ((mu - m).pow(2) + logvar.exp() - 1 - logvar).sum(1)
         return rec, kl
 
     def loss(self, batch) -> torch.Tensor:
@@ -129,7 +140,7 @@ class VAE(nn.Module):
             z = mu + std * torch.randn_like(mu)
             mean, log_scale = self.decode(z, yi)
             log_px_z = discretized_logistic_log_prob(xi, mean, log_scale).flatten(1).sum(1)
-            log_pz = (-0.5 * z.pow(2) - 0.5 * math.log(2 * math.pi)).sum(1)
+            log_pz = (-0.5 * (z - self.prior_mu(yi, k)).pow(2) - 0.5 * math.log(2 * math.pi)).sum(1)
             log_qz = (-0.5 * ((z - mu) / std).pow(2) - torch.log(std) - 0.5 * math.log(2 * math.pi)).sum(1)
             log_w = log_px_z + log_pz - log_qz
             log_px = torch.logsumexp(log_w, 0) - math.log(k)
@@ -140,8 +151,8 @@ class VAE(nn.Module):
     def sample(
         self, labels: torch.Tensor | None, generators: list[torch.Generator], **_: object
     ) -> torch.Tensor:
-        """z ~ N(0, I) from each image's generator, decoded to the likelihood's mean (the usual picture)."""
-        z = initial_noise(generators, (self.config.z_dim,))
+        """z ~ p(z | y) from each image's generator, decoded to the likelihood's mean (the usual picture)."""
+        z = initial_noise(generators, (self.config.z_dim,)) + self.prior_mu(labels, len(generators))
         return self.decode(z, labels)[0].clamp(-1, 1)
 
     @torch.no_grad()

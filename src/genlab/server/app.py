@@ -515,7 +515,7 @@ def create_app(
         side = generator.model.config.size
         if body.size is not None and body.size != f"{side}x{side}":
             raise APIError(400, f"model {body.model!r} draws {side}x{side} images; size {body.size!r} is not "
-                           "available", type_="invalid_request_error", param="size", code="invalid_size")  # fmt: skip
+                           "available", type_="invalid_request_error", code="invalid_size")  # fmt: skip
         request = GenerationRequest(
             prompt=prompt, model=body.model, n=body.n, seed=body.seed,
             params=SamplingParams(extra={"steps": body.steps, "sampler": body.sampler, "guidance": body.guidance}),

@@ -80,7 +80,13 @@ def learning_rate(step: int, cfg: TrainConfig) -> float:
 
 
 class TrainingTask(Protocol):
-    """What a family gives the Trainer."""
+    """What a family gives the Trainer.
+
+    Optional extras, looked up with ``hasattr``: ``phases() -> list[Phase] | None`` (several
+    optimisation phases per step; ``loss`` then takes the phase name as a third argument),
+    ``ema_module() -> nn.Module`` (what the EMA averages; default the whole model) and ``unit``
+    (what ``items_per_batch`` counts, for the progress bar: "tok", "img").
+    """
 
     model: nn.Module
 
