@@ -38,6 +38,7 @@ bench: $(STAMP_TEST)
 	$(PY) bench/llm_decode.py
 	$(PY) bench/train_text.py
 	$(PY) bench/serve_load.py
+	$(PY) bench/image_families.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

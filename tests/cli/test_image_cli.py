@@ -98,3 +98,20 @@ def test_empty_image_folder_is_refused(image_cli_home, tmp_path):
         "train", "image", "--family", "gan", "--data", str(tmp_path / "empty"), home=image_cli_home
     )
     assert_clean_error(out, "holds no images")
+
+
+def test_flat_folder_needs_unconditional(image_cli_home, tmp_path):
+    folder = tmp_path / "flat"
+    folder.mkdir()
+    for i in range(6):
+        Image.fromarray(np.full((8, 8), i * 40, np.uint8)).save(folder / f"{i}.png")
+    out = genlab_cli(
+        "train", "image", "--family", "vae", "--data", str(folder), "--preset", "tiny", home=image_cli_home
+    )
+    assert_clean_error(out, "no classes", "--unconditional")
+    out = genlab_cli("train", "image", "--family", "vae", "--data", str(folder), "--preset", "tiny", "--steps", "5",
+                     "--unconditional", "--name", "flat-vae", "--json", home=image_cli_home)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    gen = genlab_cli("generate", "image", "--model", "flat-vae", "-n", "2", "--out", str(tmp_path / "g.png"),
+                     home=image_cli_home)  # fmt: skip
+    assert gen.returncode == 0, gen.stderr

@@ -224,3 +224,19 @@ def test_a_users_folder_trains_generates_by_class_name_and_gets_a_classifier(tmp
     assert metrics["val_accuracy"] >= 0.5
     assert FeatureSpace("shapes", settings).name == "classifier-shapes"
     assert FeatureSpace("never-seen", settings).name == "pixels"
+
+
+@pytest.mark.parametrize("family", ["gan", "vae", "diffusion"])
+@pytest.mark.parametrize(("channels", "size"), [(1, 8), (3, 28)])
+def test_every_family_handles_other_sizes_and_colour(family: str, channels: int, size: int):
+    from genlab.families.image import build_family
+
+    small = {"gan": {"width": 16, "z_dim": 8}, "vae": {"width": 16, "z_dim": 4},
+             "diffusion": {"widths": [8, 16], "attention": False}}[family]  # fmt: skip
+    model = build_family(family, {"channels": channels, "size": size, "num_classes": 3, **small})
+    x, y = torch.rand(4, channels, size, size) * 2 - 1, torch.tensor([0, 1, 2, 0])
+    loss = model.loss((x, y), "generator") if family == "gan" else model.loss((x, y))
+    assert torch.isfinite(loss)
+    gens = [torch.Generator().manual_seed(i) for i in range(2)]
+    out = model.sample(y[:2], gens, steps=2) if family == "diffusion" else model.sample(y[:2], gens)
+    assert out.shape == (2, channels, size, size) and out.min() >= -1 and out.max() <= 1

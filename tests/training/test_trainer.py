@@ -167,6 +167,23 @@ def test_ddp_with_two_processes_under_torchrun(tmp_path, corpus_dir):
     assert lm.generate("KING:", max_tokens=10, seed=1)[0].text
 
 
+@pytest.mark.slow
+def test_gan_phases_under_torchrun_all_reduce_both_players(tmp_path):
+    """Two optimisation phases under DDP: gradients of D and of G are averaged across ranks by hand."""
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    env = {**os.environ, "GENLAB_HOME": str(tmp_path), "OMP_NUM_THREADS": "1"}
+    cmd = [torchrun, "--nproc-per-node", "2", "--master-port", "29518", "-m", "genlab.cli.main", "train", "image",
+           "--family", "gan", "--data", "digits", "--preset", "tiny", "--steps", "20", "--name", "ddp-gan", "--json"]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    directory, state = load_checkpoint(tmp_path / "models" / "ddp-gan")
+    assert state["world_size"] == 2 and state["step"] == 20
+    assert (directory / "optimizer-discriminator.safetensors").is_file()
+    assert (directory / "optimizer-generator.safetensors").is_file()
+    images = Registry(Settings(home=tmp_path)).load("ddp-gan").generate("3", n=2, seed=0)
+    assert [a.label for a in images] == ["3", "3"]
+
+
 def test_a_run_killed_before_its_first_checkpoint_can_simply_be_restarted(tmp_path, corpus_dir):
     leftover = tmp_path / "models" / "m"
     leftover.mkdir(parents=True)

@@ -297,7 +297,7 @@ def train_image_model(
     if conditional and not dataset.conditional:
         raise InvalidRequestError(
             f"{data} has no classes (a flat folder), so it cannot train a conditional model",
-            hint="leave out --conditional, or put the images in one sub-folder per class",
+            hint="add --unconditional, or put the images in one sub-folder per class",
         )
     classes = dataset.class_names if conditional else []
     model_cfg = {
