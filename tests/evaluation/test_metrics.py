@@ -58,3 +58,20 @@ def test_shipped_digits_classifier_is_accurate_and_its_floor_is_small():
 def test_glyphs_classifier_is_shipped_with_its_accuracy():
     loaded = load_classifier("glyphs")
     assert loaded is not None and loaded[1].metrics["val_accuracy"] >= 0.85
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("model", "options"),
+    [("gan-digits", {}), ("vae-digits", {}), ("diffusion-digits", {"steps": 20, "sampler": "ddim"}),
+     ("diffusion-digits", {"steps": 20, "sampler": "dpm++"})],
+)  # fmt: skip
+def test_shipped_image_models_draw_the_class_they_are_asked_for(registry, model, options):
+    """The shipped conditional models keep the >= 90% class accuracy their cards and benchmark report."""
+    generator = registry.load(model)
+    labels = [i % 10 for i in range(100)]
+    images = generator.sample(labels, list(range(1000, 1100)), **generator.options(options))
+    classifier, _ = load_classifier("digits")
+    accuracy = float((classifier.predict(images) == torch.tensor(labels)).float().mean())
+    assert accuracy >= 0.9, accuracy
+    assert generator.card.metrics["eval"]["class_accuracy"] >= 0.9

@@ -57,23 +57,13 @@ def train_text(
     )
     if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports
         return
-    summary = {
-        "name": model_name,
-        "steps": result.step,
-        "best_val_loss": result.best_val_loss,
-        "best_metrics": result.best_metrics,
-        "seconds": round(result.seconds, 2),
-        "tokens_per_second": round(result.items_per_second, 1),
-        "peak_rss_mb": round(result.peak_rss_mb, 1),
-    }
-    if json_:
-        print_json(summary)
-    else:
-        metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.best_metrics.items() if k != "step")
-        console.print(
-            f"[bold]{model_name}[/]: best at step {result.best_metrics.get('step', '?')}: {metrics}"
-        )
-        console.print(f'try it: genlab generate text --model {model_name} "ROMEO:"')
+    _report(
+        model_name,
+        result,
+        json_,
+        f'genlab generate text --model {model_name} "ROMEO:"',
+        rate_key="tokens_per_second",
+    )
 
 
 @train_app.command("image")
@@ -150,14 +140,15 @@ def train_classifier_cmd(
         )
 
 
-def _report(model_name: str, result, json_: bool, hint: str) -> None:
+def _report(model_name: str, result, json_: bool, hint: str, rate_key: str = "items_per_second") -> None:
+    """The end of a training run: a JSON summary, or the best metrics and what to try next."""
     summary = {
         "name": model_name,
         "steps": result.step,
         "best_val_loss": result.best_val_loss,
         "best_metrics": result.best_metrics,
         "seconds": round(result.seconds, 2),
-        "items_per_second": round(result.items_per_second, 1),
+        rate_key: round(result.items_per_second, 1),
         "peak_rss_mb": round(result.peak_rss_mb, 1),
     }
     if json_:

@@ -221,8 +221,8 @@ def create_app(
             return "", "content_filter"
         return result.text, None
 
-    async def run_generation(generator: Generator, request: GenerationRequest, key: KeyInfo | None, endpoint: str,
-                             raw: dict[str, Any]) -> list:  # fmt: skip
+    async def generate_queued(generator: Generator, request: GenerationRequest) -> tuple[list, float]:
+        """Generate through the model's queue (a full queue is a 429): (artifacts, latency in ms)."""
         queue = state.queue(generator.card.name)
         queue.admit()
         started = time.perf_counter()
@@ -230,7 +230,11 @@ def create_app(
             artifacts = await run_in_threadpool(generator.generate, request)
         finally:
             queue.release()
-        latency = (time.perf_counter() - started) * 1000
+        return artifacts, (time.perf_counter() - started) * 1000
+
+    async def run_generation(generator: Generator, request: GenerationRequest, key: KeyInfo | None, endpoint: str,
+                             raw: dict[str, Any]) -> list:  # fmt: skip
+        artifacts, latency = await generate_queued(generator, request)
         record_ids, released = [], []
         for a in artifacts:
             text, reason = await run_in_threadpool(guard_output, a.text, request.prompt or "")
@@ -520,14 +524,7 @@ def create_app(
             prompt=prompt, model=body.model, n=body.n, seed=body.seed,
             params=SamplingParams(extra={"steps": body.steps, "sampler": body.sampler, "guidance": body.guidance}),
         ).validate(needs_prompt=False)  # fmt: skip
-        queue = state.queue(generator.card.name)
-        queue.admit()
-        started = time.perf_counter()
-        try:
-            artifacts = await run_in_threadpool(generator.generate, request)
-        finally:
-            queue.release()
-        latency = (time.perf_counter() - started) * 1000
+        artifacts, latency = await generate_queued(generator, request)
         raw = body.model_dump(exclude_none=True)
         data = []
         for a in artifacts:
