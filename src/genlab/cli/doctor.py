@@ -24,6 +24,8 @@ PYTHON_PACKAGES = (
     "torch",
     "safetensors",
     "tokenizers",
+    "diffusers",
+    "scikit-learn",
 )
 
 # Optional system packages that later features use, and the Debian package that brings each.
@@ -81,6 +83,7 @@ def collect(load_models: bool = True) -> dict[str, Any]:
             for tool, (pkg, why) in SYSTEM_TOOLS.items()
         },
         "models": [],
+        "image_data": _image_data(),
     }
     for entry in registry.list():
         status: dict[str, Any] = {"name": entry.name, "backend": entry.card.backend}
@@ -95,6 +98,20 @@ def collect(load_models: bool = True) -> dict[str, Any]:
                 status["error"] = str(e)
         report["models"].append(status)
     return report
+
+
+def _image_data() -> dict[str, Any]:
+    """Fonts for the glyphs dataset and the shipped evaluation classifiers."""
+    from genlab.data.images import FONT_PACKAGES, font_files
+    from genlab.evaluation.classifier import SHIPPED_CLASSIFIERS
+
+    return {
+        "glyph_fonts": len(font_files()),
+        "font_packages": FONT_PACKAGES,
+        "classifiers": sorted(p.name for p in SHIPPED_CLASSIFIERS.iterdir() if (p / "config.json").is_file())
+        if SHIPPED_CLASSIFIERS.is_dir()
+        else [],
+    }
 
 
 def _writable(path) -> bool:
@@ -131,6 +148,13 @@ def doctor(
         for tool, info in report["system"].items():
             system.add_row(tool, info["path"] or "[dim]missing[/]", info["debian_package"], info["used_for"])
         console.print(system)
+        images = report["image_data"]
+        fonts = images["glyph_fonts"]
+        console.print(
+            f"glyphs dataset: {fonts} font files"
+            + ("" if fonts >= 2 else f" [red](apt-get install {images['font_packages']})[/]")
+            + f"; evaluation classifiers: {', '.join(images['classifiers']) or 'none'}"
+        )
         models = Table("model", "backend", "status")
         for m in report["models"]:
             status = m.get("status", "not checked")
