@@ -146,15 +146,24 @@ def test_shipped_models_are_built_in_and_verified(fresh_registry):
     from genlab.registry import SHIPPED_DIR
 
     shipped = sorted(p.name for p in SHIPPED_DIR.iterdir() if (p / "config.json").is_file())
-    assert "shakespeare-char" in shipped
+    assert {"shakespeare-char", "gan-digits", "vae-digits", "diffusion-digits"} <= set(shipped)
     for name in shipped:
         entry = fresh_registry.get(name)
-        assert entry.card.builtin and entry.kind == "transformer"
-        assert entry.card.reproduce.startswith("genlab train text")
+        assert entry.card.builtin and entry.kind in ("transformer", "image")
+        assert entry.card.reproduce.startswith(
+            f"genlab train {'text' if entry.kind == 'transformer' else 'image'}"
+        )
         assert entry.card.metrics["val_loss"] > 0
-        assert (SHIPPED_DIR / name / "model.safetensors").stat().st_size < 20_000_000
+        assert (SHIPPED_DIR / name / entry.config["weights"]).stat().st_size < 20_000_000
         model = fresh_registry.load(name)  # the sha256 in config.json is checked on load
-        text = model.generate("ROMEO:", max_tokens=40, seed=1)[0].text
-        assert len(text) > 10
+        if entry.kind == "transformer":
+            assert len(model.generate("ROMEO:", max_tokens=40, seed=1)[0].text) > 10
+        else:
+            assert (
+                model.generate("7", n=1, seed=1, **({"steps": 5} if name.startswith("diffusion") else {}))[
+                    0
+                ].label
+                == "7"
+            )
     with pytest.raises(InvalidRequestError, match="built in"):
         fresh_registry.remove("shakespeare-char")
