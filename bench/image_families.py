@@ -25,7 +25,6 @@ import os
 import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -61,22 +60,11 @@ def training_speed(steps: int) -> dict[str, dict]:
     return out
 
 
-def quality(model, data, space, samples: int, **options) -> dict:
-    from genlab.evaluation.classifier import evaluate_samples
+def quality(name: str, samples: int, **options) -> dict:
+    """`genlab eval image` without touching the card: seeds 0..samples-1, classes in turn."""
+    from genlab.training.evaluate import evaluate_image_model
 
-    k = len(model.classes)
-    labels = [i % k for i in range(samples)]
-    started = time.perf_counter()
-    images = torch.cat(
-        [
-            model.sample(labels[i : i + 250], list(range(i, min(i + 250, samples))), **options)
-            for i in range(0, samples, 250)
-        ]
-    )
-    seconds = time.perf_counter() - started
-    metrics = evaluate_samples(images, torch.tensor(labels), data, space)
-    metrics["seconds_per_1000_images"] = round(seconds * 1000 / samples, 2)
-    return metrics
+    return evaluate_image_model(name, samples=samples, options=options, write_card=False, progress=False)
 
 
 def grid(model, path: Path, per_class: int = 8, **options) -> None:
@@ -103,14 +91,11 @@ def main() -> None:
     torch.set_num_threads(int(os.environ.get("GENLAB_THREADS", "2")))
     console = Console()
 
-    from genlab.data.images import load_digits
-    from genlab.evaluation.classifier import FeatureSpace
+    from genlab.families.image import published_module
     from genlab.families.nets import count_parameters
     from genlab.registry import Registry
 
     registry = Registry()
-    data = load_digits()
-    space = FeatureSpace("digits")
     speed = {} if args.skip_training else training_speed(args.train_steps)
     IMAGES.mkdir(parents=True, exist_ok=True)
     families: dict[str, dict] = {}
@@ -120,16 +105,13 @@ def main() -> None:
         console.print(f"[dim]{family}: sampling {args.samples} images {options or ''}[/]")
         families[family] = {
             "model": f"{family}-digits",
-            "parameters": count_parameters(
-                model.model.unet if family == "diffusion" else getattr(model.model, "generator", model.model)
-            ),
+            "parameters": count_parameters(published_module(model.model)),
             **speed.get(family, {}),
-            **quality(model, data, space, args.samples, **options),
+            **quality(f"{family}-digits", args.samples, **options),
             "options": options,
         }
         grid(model, IMAGES / f"{family}-digits.png", **options)
 
-    diffusion = registry.load("diffusion-digits")
     samplers = {}
     for label, sampler, steps in (
         ("DDPM-1000", "ddpm", 1000),
@@ -139,13 +121,13 @@ def main() -> None:
     ):
         console.print(f"[dim]diffusion sampler {label}: {args.sampler_samples} images[/]")
         samplers[label] = quality(
-            diffusion, data, space, args.sampler_samples, sampler=sampler, steps=steps, guidance=1.0
+            "diffusion-digits", args.sampler_samples, sampler=sampler, steps=steps, guidance=1.0
         )
     guidance = {}
     for scale in (0.0, 1.0, 2.0, 3.0):
         console.print(f"[dim]diffusion DDIM-50, guidance {scale}: {args.sampler_samples} images[/]")
         guidance[str(scale)] = quality(
-            diffusion, data, space, args.sampler_samples, sampler="ddim", steps=50, guidance=scale
+            "diffusion-digits", args.sampler_samples, sampler="ddim", steps=50, guidance=scale
         )
     ddpm, ddim = samplers["DDPM-1000"], samplers["DDIM-50"]
     speedup = ddpm["seconds_per_1000_images"] / ddim["seconds_per_1000_images"]

@@ -96,9 +96,9 @@ def train_image(
 
     Example: genlab train image --family diffusion --data digits --preset small
     """
-    from genlab.training.image import _default_name, train_image_model
+    from genlab.training.image import default_name, train_image_model
 
-    model_name = name or _default_name(family, data)
+    model_name = name or default_name(family, data)
     result = train_image_model(
         family,
         data,

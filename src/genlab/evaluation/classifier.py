@@ -14,7 +14,7 @@ pool features play for ImageNet-scale FID.
 from __future__ import annotations
 
 import json
-import math
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -183,8 +183,6 @@ def train_classifier(
             "weights_sha256": sha256_file(out_dir / "model.safetensors"),
         },
     )
-    import shutil
-
     shutil.rmtree(run_dir, ignore_errors=True)
     return metrics
 
@@ -256,7 +254,3 @@ def evaluate_samples(
     out["samples"] = len(samples)
     out["real_images"] = len(data.val)
     return out
-
-
-def nan_to_none(metrics: dict[str, Any]) -> dict[str, Any]:
-    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}

@@ -30,7 +30,7 @@ The published snapshot is a plain diffusers ``DDPMPipeline`` folder (``unet/``, 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +51,6 @@ class DiffusionConfig(ImageShape):
     train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"
     p_uncond: float = 0.1  # label dropout for classifier-free guidance
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
     def unet_config(self) -> dict[str, Any]:
         n = len(self.widths)
@@ -80,6 +77,25 @@ class DiffusionConfig(ImageShape):
             "prediction_type": "epsilon",
             "clip_sample": True,
         }
+
+
+def sampling_options(
+    steps: Any = 50, sampler: Any = "ddim", guidance: Any = 1.0, *, train_timesteps: int = 1000
+) -> dict[str, Any]:
+    """Check a request's sampling options: the one place their ranges are enforced."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
+        raise InvalidRequestError(f"steps must be a positive integer, got {steps!r}", param="steps")
+    if steps > train_timesteps:
+        raise InvalidRequestError(
+            f"steps must be at most {train_timesteps} (the training timesteps), got {steps}", param="steps"
+        )
+    if isinstance(guidance, bool) or not isinstance(guidance, int | float) or not guidance >= 0:
+        raise InvalidRequestError(f"guidance must be a number >= 0, got {guidance!r}", param="guidance")
+    if sampler not in SAMPLERS:
+        raise InvalidRequestError(
+            f"unknown sampler {sampler!r}; expected {', '.join(SAMPLERS)}", param="sampler"
+        )
+    return {"steps": steps, "sampler": sampler, "guidance": float(guidance)}
 
 
 def make_scheduler(name: str, config: dict[str, Any]):
@@ -115,11 +131,8 @@ class Diffusion(nn.Module):
         self.unet = UNet2DModel(**cfg.unet_config())
         self.noise = DDPMScheduler.from_config(cfg.scheduler_config())  # the forward process q(x_t | x_0)
 
-    def _labels(self, y: torch.Tensor | None, n: int) -> torch.Tensor | None:
-        return y if self.config.num_classes else None
-
     def eps(self, x_t: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        return self.unet(x_t, t, class_labels=self._labels(y, len(x_t))).sample
+        return self.unet(x_t, t, class_labels=y if self.config.num_classes else None).sample
 
     def loss(self, batch) -> torch.Tensor:
         x0, y = batch
@@ -142,15 +155,7 @@ class Diffusion(nn.Module):
         guidance: float = 1.0,
         **_: object,
     ) -> torch.Tensor:
-        if not isinstance(steps, int) or steps <= 0:
-            raise InvalidRequestError(f"steps must be a positive integer, got {steps!r}", param="steps")
-        if steps > self.config.train_timesteps:
-            raise InvalidRequestError(
-                f"steps must be at most {self.config.train_timesteps} (the training timesteps), got {steps}",
-                param="steps",
-            )
-        if not guidance >= 0:
-            raise InvalidRequestError(f"guidance must be >= 0, got {guidance!r}", param="guidance")
+        sampling_options(steps, sampler, guidance, train_timesteps=self.config.train_timesteps)
         scheduler = make_scheduler(sampler, self.noise.config)
         scheduler.set_timesteps(steps)
         c = self.config

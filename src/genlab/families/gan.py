@@ -29,7 +29,7 @@ time-scale learning rates, D faster than G (Heusel et al., 2017), with Adam β =
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -54,9 +54,6 @@ class GANConfig(ImageShape):
             raise InvalidRequestError(
                 f"unknown GAN objective {self.objective!r}; expected {', '.join(OBJECTIVES)}"
             )
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 class Generator(nn.Module):

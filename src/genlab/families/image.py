@@ -113,18 +113,9 @@ class ImageModel:
                     param=given[0],
                 )
             return {}
-        steps, guidance = opts.get("steps", 50), opts.get("guidance", 1.0)
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0:
-            raise InvalidRequestError(f"steps must be a positive integer, got {steps!r}", param="steps")
-        if not isinstance(guidance, int | float) or not guidance >= 0:
-            raise InvalidRequestError(f"guidance must be a number >= 0, got {guidance!r}", param="guidance")
-        from genlab.families.diffusion import SAMPLERS
+        from genlab.families.diffusion import sampling_options
 
-        if opts.get("sampler", "ddim") not in SAMPLERS:
-            raise InvalidRequestError(
-                f"unknown sampler {opts.get('sampler')!r}; expected {', '.join(SAMPLERS)}", param="sampler"
-            )
-        return {"steps": steps, "guidance": float(guidance), "sampler": opts.get("sampler", "ddim")}
+        return sampling_options(**opts, train_timesteps=self.model.config.train_timesteps)
 
     def sample(
         self, labels: list[int] | None, seeds: list[int], *, batch: int = 256, **options: Any

@@ -29,7 +29,7 @@ own region, so z ~ N(m_y, I) decodes to class y.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -43,9 +43,6 @@ class VAEConfig(ImageShape):
     z_dim: int = 16
     width: int = 64
     beta: float = 1.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def discretized_logistic_log_prob(

@@ -144,6 +144,32 @@ def load_checkpoint(run_dir: Path) -> tuple[Path, dict[str, Any]]:
     return directory, state
 
 
+# -- the model directory of a training run ------------------------------------------------------------
+def claim_model_dir(model_dir: Path, name: str, *, resume: bool, rank: int) -> None:
+    """Check that a run may write ``model_dir``: new unless resuming, present when resuming.
+
+    A directory left by a run killed before its first checkpoint (no config.json, no checkpoint)
+    is removed, so the run simply starts afresh. Only rank 0 removes or refuses; under torchrun the
+    other ranks call this after rank 0 has prepared the directory.
+    """
+    from genlab.core import ModelExistsError
+
+    abandoned = (
+        not (model_dir / "config.json").exists() and not (model_dir / "checkpoints" / "latest.json").exists()
+    )
+    if model_dir.exists() and abandoned and not resume and rank == 0:
+        shutil.rmtree(model_dir)
+    if model_dir.exists() and not resume and rank == 0:
+        raise ModelExistsError(
+            f"a model named {name!r} already exists",
+            hint="pick another --name, or add --resume to continue it",
+        )
+    if resume and not model_dir.exists():
+        raise InvalidRequestError(
+            f"nothing to resume: no model named {name!r}", hint="train without --resume"
+        )
+
+
 # -- published models ---------------------------------------------------------------------------------
 def publish_model(
     model_dir: Path,

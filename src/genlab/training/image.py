@@ -14,20 +14,19 @@ the dataset classifier's feature space.
 from __future__ import annotations
 
 import shlex
-import shutil
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from genlab.core import InvalidRequestError, ModelCard, ModelExistsError
+from genlab.core import InvalidRequestError, ModelCard
 from genlab.data.images import ImageDataset, load_image_dataset, save_image_manifest
 from genlab.families.image import build_family, published_module
 from genlab.families.nets import count_parameters
 from genlab.registry import validate_name
 from genlab.settings import Settings
-from genlab.training.checkpoint import publish_model, save_tensors
+from genlab.training.checkpoint import claim_model_dir, publish_model, save_tensors
 from genlab.training.trainer import (
     Phase,
     TrainConfig,
@@ -251,7 +250,7 @@ class ImageTask:
             self.on_best(model, metrics, step)
 
 
-def _default_name(family: str, data: str) -> str:
+def default_name(family: str, data: str) -> str:
     from pathlib import Path
 
     return f"{family}-{Path(data).name if data not in ('digits', 'digits8', 'glyphs') else data}"
@@ -274,25 +273,12 @@ def train_image_model(
 ) -> TrainResult:
     settings = settings or Settings.from_env()
     chosen = image_preset(family, preset_name)
-    name = validate_name(name or _default_name(family, data))
+    name = validate_name(name or default_name(family, data))
     model_dir = settings.models_dir / name
     rank, world = distributed_rank()
     if rank > 0:
         barrier()
-    abandoned = (
-        not (model_dir / "config.json").exists() and not (model_dir / "checkpoints" / "latest.json").exists()
-    )
-    if model_dir.exists() and abandoned and not resume and rank == 0:
-        shutil.rmtree(model_dir)
-    if model_dir.exists() and not resume and rank == 0:
-        raise ModelExistsError(
-            f"a model named {name!r} already exists",
-            hint="pick another --name, or add --resume to continue it",
-        )
-    if resume and not model_dir.exists():
-        raise InvalidRequestError(
-            f"nothing to resume: no model named {name!r}", hint="train without --resume"
-        )
+    claim_model_dir(model_dir, name, resume=resume, rank=rank)
     dataset = load_image_dataset(data, settings)
     if conditional and not dataset.conditional:
         raise InvalidRequestError(
@@ -353,25 +339,14 @@ def train_image_model(
             "train": train_cfg.to_dict(),
             "sampling": SAMPLING_DEFAULTS.get(family, {}),
         }
-        if family == "diffusion":
-            publish_model(
-                model_dir,
-                generating,
-                config,
-                card,
-                step,
-                write=m.save_pipeline,
-                weights="unet/diffusion_pytorch_model.safetensors",
-            )
+        if family == "diffusion":  # the snapshot is a diffusers pipeline folder
+            write, weights = m.save_pipeline, "unet/diffusion_pytorch_model.safetensors"
         else:
-            publish_model(
-                model_dir,
-                generating,
-                config,
-                card,
-                step,
-                write=lambda tmp: save_tensors(tmp / "model.safetensors", generating.state_dict()),
+            write, weights = (
+                (lambda tmp: save_tensors(tmp / "model.safetensors", generating.state_dict())),
+                "model.safetensors",
             )
+        publish_model(model_dir, generating, config, card, step, write=write, weights=weights)
 
     task.on_best = publish
     trainer = Trainer(task, train_cfg, model_dir, resume=resume, progress=progress)

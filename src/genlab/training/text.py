@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import math
 import shlex
-import shutil
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from genlab.codecs.text import CharCodec, load_codec, train_codec
-from genlab.core import InvalidRequestError, ModelCard, ModelExistsError
+from genlab.core import InvalidRequestError, ModelCard
 from genlab.data.text import TextCorpus, load_corpus, save_manifest
 from genlab.families.transformer import GPT, TransformerConfig
 from genlab.registry import validate_name
 from genlab.settings import Settings
-from genlab.training.checkpoint import publish_model
+from genlab.training.checkpoint import claim_model_dir, publish_model
 from genlab.training.trainer import TrainConfig, Trainer, TrainResult, barrier, distributed_rank, mix_seed
 
 
@@ -149,19 +148,7 @@ def train_text_model(
     rank, world = distributed_rank()
     if rank > 0:  # under torchrun, rank 0 checks and prepares the directory; the others wait for it
         barrier()
-    abandoned = (
-        not (model_dir / "config.json").exists() and not (model_dir / "checkpoints" / "latest.json").exists()
-    )
-    if model_dir.exists() and abandoned and not resume and rank == 0:
-        shutil.rmtree(model_dir)  # a run killed before its first checkpoint left only a codec: start afresh
-    if model_dir.exists() and not resume and rank == 0:
-        raise ModelExistsError(
-            f"a model named {name!r} already exists", hint="pick another name, or add --resume to continue it"
-        )
-    if resume and not model_dir.exists():
-        raise InvalidRequestError(
-            f"nothing to resume: no model named {name!r}", hint="train without --resume"
-        )
+    claim_model_dir(model_dir, name, resume=resume, rank=rank)
     corpus = load_corpus(data, settings, seed=0)
     if resume:
         text_codec = load_codec(model_dir)

@@ -149,17 +149,24 @@ class EMA:
         self.module = module
         self.decay = decay
         self.updates = 0
-        self.shadow = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        self.load({k: v.detach().clone() for k, v in module.state_dict().items()})
+
+    def load(self, shadow: dict[str, torch.Tensor]) -> None:
+        """Take these averages (a fresh copy, or a checkpoint's) and pair each with its live tensor."""
+        self.shadow = shadow
+        # state_dict() returns the live parameters and buffers, and load_state_dict copies into them
+        # in place, so the pairs stay valid for the whole run: the per-step update walks a list.
+        self._pairs = [(self.shadow[k], v) for k, v in self.module.state_dict().items()]
 
     @torch.no_grad()
     def update(self) -> None:
         self.updates += 1
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for k, v in self.module.state_dict().items():
-            if v.dtype.is_floating_point:
-                self.shadow[k].mul_(d).add_(v.detach(), alpha=1 - d)
+        for average, live in self._pairs:
+            if average.dtype.is_floating_point:
+                average.mul_(d).add_(live.detach(), alpha=1 - d)
             else:
-                self.shadow[k].copy_(v)
+                average.copy_(live)
 
     @contextlib.contextmanager
     def applied(self):
@@ -282,7 +289,7 @@ class Trainer:
                 raise InvalidRequestError(f"the checkpoint in {self.run_dir} has no EMA weights to resume")
             from safetensors.torch import load_file
 
-            self.ema.shadow = load_file(str(directory / "ema.safetensors"))
+            self.ema.load(load_file(str(directory / "ema.safetensors")))
             self.ema.updates = int(state["step"])
         self.step = int(state["step"])
         self.best_val_loss = float(state.get("best_val_loss", math.inf))
