@@ -185,14 +185,14 @@ def image(
             f"{model} is a {generator.card.family} {generator.card.modality} model, not an image model",
             hint=f"use `genlab generate {generator.card.modality if generator.card.modality != 'code' else 'text'}`",
         )
-    artifacts = generator.generate(request)
     if scale is not None and scale < 1:
         raise InvalidRequestError(f"scale must be at least 1, got {scale}", param="scale")
-    size = artifacts[0].pixels.shape[0]
-    grid = image_grid([a.pixels for a in artifacts], scale=scale or max(1, 128 // size))
     target = out or default_registry().settings.outputs_dir / f"{model}-{int(time.time())}.png"
     if target.suffix.lower() != ".png":
         raise InvalidRequestError(f"--out must name a .png file, got {target}", param="out")
+    artifacts = generator.generate(request)
+    size = artifacts[0].pixels.shape[0]
+    grid = image_grid([a.pixels for a in artifacts], scale=scale or max(1, 128 // size))
     import io
 
     from PIL import Image, PngImagePlugin

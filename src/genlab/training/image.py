@@ -273,6 +273,8 @@ def train_image_model(
 ) -> TrainResult:
     settings = settings or Settings.from_env()
     chosen = image_preset(family, preset_name)
+    if objective and family != "gan":
+        raise InvalidRequestError("--objective applies to GANs only", param="objective")
     name = validate_name(name or default_name(family, data))
     model_dir = settings.models_dir / name
     rank, world = distributed_rank()
@@ -293,8 +295,6 @@ def train_image_model(
         "num_classes": len(classes),
         **({"objective": objective} if objective and family == "gan" else {}),
     }
-    if objective and family != "gan":
-        raise InvalidRequestError("--objective applies to GANs only", param="objective")
     train_cfg = TrainConfig(
         **{**chosen.train, "seed": seed, **({"steps": steps} if steps else {}), **(overrides or {})}
     )
