@@ -120,3 +120,8 @@ def test_unknown_class_lists_the_valid_ones():
     assert "no class 'eleven'" in str(e.value) and "0, 1, 2" in str(e.value)
     with pytest.raises(InvalidRequestError, match="unconditional"):
         resolve_class("7", [])
+
+
+def test_unknown_class_error_names_the_prompt_as_typed():
+    with pytest.raises(InvalidRequestError, match="no class 'letter Q'"):
+        resolve_class("letter Q", [str(i) for i in range(10)])

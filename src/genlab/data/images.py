@@ -331,6 +331,13 @@ def resolve_class(prompt: str, class_names: list[str]) -> int:
     """A prompt names a class: "7", "seven", "digit 7", "letter A", "lowercase a", or a folder's name."""
     if not class_names:
         raise InvalidRequestError("this model is unconditional: it takes no class prompt", param="prompt")
+    try:
+        return _lookup(prompt, class_names)
+    except InvalidRequestError:  # name what the user typed, not what was left after "letter ..."
+        return _unknown(prompt, class_names)
+
+
+def _lookup(prompt: str, class_names: list[str]) -> int:
     text = " ".join(str(prompt).strip().split())
     if text in class_names:
         return class_names.index(text)
@@ -350,7 +357,7 @@ def resolve_class(prompt: str, class_names: list[str]) -> int:
             rest = text[len(prefix) :].strip()
             if prefix in ("capital ", "uppercase ", "upper-case "):
                 rest = rest.upper()
-            return resolve_class(rest, class_names) if rest else _unknown(prompt, class_names)
+            return _lookup(rest, class_names) if rest else _unknown(prompt, class_names)
     for prefix in ("lowercase ", "lower-case ", "small "):
         if lowered.startswith(prefix):
             rest = text[len(prefix) :].strip().lower()
