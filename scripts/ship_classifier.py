@@ -1,7 +1,8 @@
-"""Train the evaluation classifier of a built-in image dataset and ship it inside the package.
+"""Train the evaluation classifier of a built-in image or audio dataset and ship it inside the package.
 
     python scripts/ship_classifier.py digits
     python scripts/ship_classifier.py glyphs
+    python scripts/ship_classifier.py spoken-digits
 
 Writes src/genlab/evaluation/classifiers/<dataset>/ (weights, card with held-out accuracy, config).
 """
@@ -13,7 +14,7 @@ import sys
 from genlab.data.images import load_image_dataset
 from genlab.evaluation.classifier import SHIPPED_CLASSIFIERS, train_classifier
 
-STEPS = {"digits": 2000, "digits8": 2000, "glyphs": 4000}
+STEPS = {"digits": 2000, "digits8": 2000, "glyphs": 4000, "spoken-digits": 3000}
 
 
 def main(dataset: str) -> None:

@@ -90,6 +90,13 @@ def _load_image(entry: ModelEntry, settings: Settings) -> Generator:
     return ImageModel.from_dir(entry.path, entry.card, entry.config)
 
 
+def _load_audio(entry: ModelEntry, settings: Settings) -> Generator:
+    from genlab.families.audio import AudioModel
+
+    assert entry.path is not None
+    return AudioModel.from_dir(entry.path, entry.card, entry.config)
+
+
 #: kind -> loader. A new family registers its loader here.
 LOADERS: dict[str, Loader] = {
     "gguf": _load_gguf,
@@ -97,6 +104,7 @@ LOADERS: dict[str, Loader] = {
     "openai_compat": _load_openai,
     "transformer": _load_transformer,
     "image": _load_image,
+    "audio": _load_audio,
 }
 
 

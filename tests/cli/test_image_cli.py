@@ -84,7 +84,7 @@ def test_shipped_image_models_are_listed_on_a_fresh_home(tmp_path):
         (["generate", "image", "--model", "shakespeare-char", "--prompt", "7"], ["not an image model"]),
         (["generate", "image", "--model", "v", "--out", "grid.jpg"], [".png"]),
         (["train", "image", "--family", "flow"], ["unknown image family 'flow'"]),
-        (["train", "image", "--family", "vae", "--data", "/nonexistent/images"], ["unknown image dataset"]),
+        (["train", "image", "--family", "vae", "--data", "/nonexistent/images"], ["unknown dataset"]),
         (["eval", "image", "--model", "shakespeare-char"], ["gan, vae and diffusion"]),
     ],
 )

@@ -90,7 +90,7 @@ def test_bad_folders_get_clear_errors(tmp_path: Path):
     (tmp_path / "broken" / "bad.png").write_bytes(b"\x89PNG garbage")
     with pytest.raises(InvalidRequestError, match="not a readable image"):
         load_folder(tmp_path / "broken")
-    with pytest.raises(InvalidRequestError, match="unknown image dataset"):
+    with pytest.raises(InvalidRequestError, match="unknown dataset"):
         load_image_dataset("no-such-dataset")
 
 

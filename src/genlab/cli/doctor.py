@@ -31,7 +31,6 @@ PYTHON_PACKAGES = (
 # Optional system packages that later features use, and the Debian package that brings each.
 SYSTEM_TOOLS = {
     "espeak-ng": ("espeak-ng", "spoken-digits audio dataset"),
-    "sox": ("sox", "audio conversion"),
     "chromium": ("chromium", "web UI tests (Playwright)"),
     "pg_ctl": ("postgresql", "PostgreSQL storage"),
     "fc-list": ("fontconfig", "glyph image dataset fonts"),

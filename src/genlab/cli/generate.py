@@ -180,7 +180,7 @@ def image(
         params=SamplingParams(extra={"steps": steps, "sampler": sampler, "guidance": guidance}),
     ).validate(needs_prompt=False)
     generator = default_registry().load(model)
-    if not isinstance(generator, ImageModel):
+    if not isinstance(generator, ImageModel) or generator.card.modality != "image":
         raise InvalidRequestError(
             f"{model} is a {generator.card.family} {generator.card.modality} model, not an image model",
             hint=f"use `genlab generate {generator.card.modality if generator.card.modality != 'code' else 'text'}`",
@@ -218,3 +218,79 @@ def image(
         labels = sorted({a.label for a in artifacts if a.label is not None})
         what = f" of {', '.join(labels)}" if labels else ""
         console.print(f"{len(artifacts)} images{what} -> {target}")
+
+
+@app.command()
+def audio(
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="A GAN, VAE or diffusion audio model (see `genlab models`).")
+    ],
+    prompt: Annotated[
+        str | None,
+        typer.Option(help='What to say: "7", "seven", "say seven", or a class folder\'s name.'),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="The .wav to write (default: GENLAB_HOME/outputs/); with -n > 1, NAME-1.wav, NAME-2.wav ..."
+        ),
+    ] = None,
+    n: Annotated[int, typer.Option("--n", "-n", help="How many clips (up to 16 per request).")] = 1,
+    steps: Annotated[int | None, typer.Option(help="Diffusion: sampling steps (default 50).")] = None,
+    sampler: Annotated[str | None, typer.Option(help="Diffusion: ddpm, ddim (default) or dpm++.")] = None,
+    guidance: Annotated[
+        float | None, typer.Option(help="Diffusion: classifier-free guidance scale (default 1).")
+    ] = None,
+    iterations: Annotated[
+        int | None, typer.Option(help="Griffin-Lim iterations, spectrogram -> waveform (default 32).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the first clip; clip i uses seed + i.")] = None,
+    json_: Annotated[
+        bool, typer.Option("--json", help="Print each clip's path and provenance as JSON.")
+    ] = False,
+) -> None:
+    """Speak a digit (or any class the model learnt) as a 16 kHz WAV with provenance inside.
+
+    Example: genlab generate audio --model diffusion-spoken-digits --prompt "say seven" --out seven.wav
+    """
+    from genlab.families.audio import AudioModel
+
+    request = GenerationRequest(
+        prompt=prompt,
+        model=model,
+        n=n,
+        seed=seed,
+        params=SamplingParams(extra={"steps": steps, "sampler": sampler, "guidance": guidance}),
+    ).validate(needs_prompt=False)
+    target = out or default_registry().settings.outputs_dir / f"{model}-{int(time.time())}.wav"
+    if target.suffix.lower() != ".wav":
+        raise InvalidRequestError(f"--out must name a .wav file, got {target}", param="out")
+    if target.is_dir():
+        raise InvalidRequestError(f"--out {target} is a folder; name a .wav file", param="out")
+    generator = default_registry().load(model)
+    if not isinstance(generator, AudioModel):
+        raise InvalidRequestError(
+            f"{model} is a {generator.card.family} {generator.card.modality} model, not an audio model",
+            hint=f"use `genlab generate {generator.card.modality if generator.card.modality != 'code' else 'text'}`",
+        )
+    artifacts = generator.generate(request, iterations=iterations)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    paths = (
+        [target]
+        if len(artifacts) == 1
+        else [target.with_name(f"{target.stem}-{i + 1}{target.suffix}") for i in range(len(artifacts))]
+    )
+    for a, path in zip(artifacts, paths, strict=True):
+        a.save(path)
+    if json_:
+        print_json(
+            {
+                "clips": [
+                    {"path": str(p), "label": a.label, "provenance": a.provenance.to_dict()}
+                    for a, p in zip(artifacts, paths, strict=True)
+                ]
+            }
+        )
+    else:
+        for a, path in zip(artifacts, paths, strict=True):
+            console.print(f"{a.label or 'clip'} ({a.duration_s:.1f} s, seed {a.provenance.seed}) -> {path}")

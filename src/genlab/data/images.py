@@ -31,6 +31,7 @@ from genlab.core.io import atomic_write_json
 from genlab.settings import Settings
 
 BUILTIN_IMAGE_DATASETS = ("digits", "digits8", "glyphs")
+BUILTIN_AUDIO_DATASETS = ("spoken-digits",)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 GLYPH_CLASSES = [*"0123456789", *"ABCDEFGHIJKLMNOPQRSTUVWXYZ", *"abcdefghijklmnopqrstuvwxyz"]
@@ -51,6 +52,8 @@ class ImageDataset:
     val_labels: torch.Tensor | None
     class_names: list[str]
     source: str
+    modality: str = "image"  # "audio": the pictures are log-mel spectrograms of ``codec``
+    codec: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -75,6 +78,8 @@ class ImageDataset:
         return {
             "dataset": self.name,
             "source": self.source,
+            "modality": self.modality,
+            **({"codec": self.codec} if self.codec else {}),
             "shape": [self.channels, self.size, self.size],
             "classes": self.class_names,
             "train": {"images": len(self.train), "per_class": counts(self.train_labels)},
@@ -317,11 +322,21 @@ def load_image_dataset(data: str, settings: Settings | None = None, *, seed: int
         return load_digits(8)
     if data == "glyphs":
         return load_glyphs(settings, seed=seed)
+    if data == "spoken-digits":
+        from genlab.data.audio import load_spoken_digits
+
+        return load_spoken_digits(settings, seed=seed)
     path = Path(data).expanduser()
+    if path.is_dir():
+        from genlab.data.audio import holds_audio, load_audio_folder
+
+        if holds_audio(path):
+            return load_audio_folder(path, seed=seed)
     if path.exists():
         return load_folder(path, seed=seed)
     raise InvalidRequestError(
-        f"unknown image dataset {data!r}: expected {', '.join(BUILTIN_IMAGE_DATASETS)} or a folder",
+        f"unknown dataset {data!r}: expected {', '.join(BUILTIN_IMAGE_DATASETS + BUILTIN_AUDIO_DATASETS)} "
+        "or a folder of images or audio clips",
         param="data",
     )
 
@@ -343,6 +358,7 @@ def _lookup(prompt: str, class_names: list[str]) -> int:
         return class_names.index(text)
     lowered = text.lower()
     for prefix in (
+        "the word ",
         "a ",
         "an ",
         "the ",
@@ -352,6 +368,8 @@ def _lookup(prompt: str, class_names: list[str]) -> int:
         "capital ",
         "uppercase ",
         "upper-case ",
+        "say ",
+        "speak ",
     ):
         if lowered.startswith(prefix):
             rest = text[len(prefix) :].strip()

@@ -75,9 +75,12 @@ class Classifier(nn.Module):
         return torch.cat([self.body(x[i : i + batch]) for i in range(0, len(x), batch)]).numpy()
 
     @torch.no_grad()
-    def predict(self, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
+    def probabilities(self, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
         self.eval()
-        return torch.cat([self(x[i : i + batch]).argmax(1) for i in range(0, len(x), batch)])
+        return torch.cat([self(x[i : i + batch]).softmax(1) for i in range(0, len(x), batch)])
+
+    def predict(self, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
+        return self.probabilities(x, batch).argmax(1)
 
 
 def shift(x: torch.Tensor, generator: torch.Generator, pixels: int) -> torch.Tensor:
@@ -165,12 +168,14 @@ def train_classifier(
     card = ModelCard(
         name=f"classifier-{data.name}",
         family="classifier",
-        modality="image",
+        modality=data.modality,
         backend="torch",
-        description=f"A 5-layer CNN classifier of {data.name} ({len(data.class_names)} classes), the "
-        "feature space for FID/KID/precision/recall and the judge of class accuracy.",
+        description=f"A 5-layer CNN classifier of {data.name} ({len(data.class_names)} classes"
+        + (", on log-mel spectrograms" if data.modality == "audio" else "")
+        + "), the feature space for FID/KID/precision/recall and the judge of class accuracy.",
         parameters=sum(p.numel() for p in model.parameters()),
-        training_data=f"{data.source}: {len(data.train)} training images, {len(data.val)} held out",
+        training_data=f"{data.source}: {len(data.train)} training "
+        f"{'clips' if data.modality == 'audio' else 'images'}, {len(data.val)} held out",
         metrics={**metrics, "steps": result.step, "seconds": round(result.seconds, 1)},
         reproduce=f"python scripts/ship_classifier.py {data.name}",
     )
@@ -225,6 +230,23 @@ class FeatureSpace:
         return self.classifier.features(x) if self.classifier is not None else _pixel_features(x)
 
 
+def judge(
+    samples: torch.Tensor, labels: torch.Tensor | None, real_features: np.ndarray, space: FeatureSpace
+) -> dict[str, Any]:
+    """FID, KID, precision, recall; with a classifier the Inception-style score and class accuracy."""
+    from genlab.evaluation.metrics import distribution_metrics, inception_score
+
+    out: dict[str, Any] = {
+        k: round(v, 4) for k, v in distribution_metrics(real_features, space.features(samples)).items()
+    }
+    if space.classifier is not None:
+        probabilities = space.classifier.probabilities(samples)
+        out["inception_score"] = round(inception_score(probabilities.numpy()), 4)
+        if labels is not None:
+            out["class_accuracy"] = round(float((probabilities.argmax(1) == labels).float().mean()), 4)
+    return out
+
+
 def evaluate_samples(
     samples: torch.Tensor,
     labels: torch.Tensor | None,
@@ -233,23 +255,25 @@ def evaluate_samples(
     *,
     floor: bool = True,
 ) -> dict[str, Any]:
-    """FID, KID, precision, recall (and class accuracy) of ``samples`` against the held-out images."""
-    from genlab.evaluation.metrics import distribution_metrics
+    """FID, KID, precision, recall (and class accuracy) of ``samples`` against the held-out images.
 
+    ``floor``: the same for real training data, the best a generator can hope for. For audio also
+    ``ceiling``: held-out clips after the codec's round trip, the best a generator's *sound* can be.
+    """
     real = space.features(data.val)
-    out: dict[str, Any] = {
-        k: round(v, 4) for k, v in distribution_metrics(real, space.features(samples)).items()
-    }
-    if labels is not None and space.classifier is not None:
-        out["class_accuracy"] = round(float((space.classifier.predict(samples) == labels).float().mean()), 4)
+    out = judge(samples, labels, real, space)
     if floor:
         g = torch.Generator().manual_seed(mix_seed(0, 99))
         idx = torch.randperm(len(data.train), generator=g)[: len(samples)]
-        ref = distribution_metrics(real, space.features(data.train[idx]))
-        out["floor"] = {k: round(v, 4) for k, v in ref.items()}
+        out["floor"] = judge(data.train[idx], None, real, space)
         if data.train_labels is not None and space.classifier is not None:
             predicted = space.classifier.predict(data.val)
             out["floor"]["class_accuracy"] = round(float((predicted == data.val_labels).float().mean()), 4)
+    if data.modality == "audio":  # the ceiling: real clips through the codec's mel -> waveform -> mel
+        from genlab.codecs.audio import MelCodec
+
+        heard = MelCodec.from_dict(data.codec).round_trip(data.val)
+        out["ceiling"] = judge(heard, data.val_labels, real, space)
     out["feature_space"] = space.name
     out["samples"] = len(samples)
     out["real_images"] = len(data.val)

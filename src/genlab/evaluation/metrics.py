@@ -9,6 +9,9 @@
   distance to its k-th nearest real neighbour) approximates the real manifold; precision is the share
   of generated samples inside it (fidelity), recall the share of real samples inside the generated
   manifold built the same way (coverage).
+- **Inception score** (Salimans et al., 2016): exp(E_x KL(p(y|x) ‖ p(y))) under the dataset classifier,
+  high when each sample is confidently one class and the classes are evenly covered; at most the
+  number of classes. SC09 papers (WaveGAN, DiffWave) report it with a digit classifier, as here.
 - **Class accuracy**: how often the shipped classifier assigns a conditional sample the class it was
   asked for.
 """
@@ -57,8 +60,11 @@ def kid(
 
 
 def _knn_radii(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Distance from each point to its k-th nearest other point (k shrinks for sets of k points or fewer)."""
+    if len(x) < 2:
+        return torch.full((len(x),), float("inf"))
     d = torch.cdist(x, x)
-    return d.kthvalue(k + 1, dim=1).values  # +1: a point is its own nearest neighbour
+    return d.kthvalue(min(k, len(x) - 1) + 1, dim=1).values  # +1: a point is its own nearest neighbour
 
 
 def precision_recall(real: np.ndarray, fake: np.ndarray, *, k: int = 3) -> tuple[float, float]:
@@ -73,3 +79,10 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, *, k: int = 3) -> tuple
 def distribution_metrics(real: np.ndarray, fake: np.ndarray, *, k: int = 3) -> dict[str, float]:
     precision, recall = precision_recall(real, fake, k=k)
     return {"fid": fid(real, fake), "kid": kid(real, fake), "precision": precision, "recall": recall}
+
+
+def inception_score(probabilities: np.ndarray) -> float:
+    """exp(mean KL(p(y|x) || p(y))) over the rows of a (N, classes) probability matrix."""
+    p = np.clip(np.asarray(probabilities, np.float64), 1e-12, 1.0)
+    marginal = p.mean(axis=0, keepdims=True)
+    return float(np.exp((p * (np.log(p) - np.log(marginal))).sum(axis=1).mean()))

@@ -129,20 +129,26 @@ class ImageModel:
                 out.append(self.model.sample(y, gens, **options))
         return torch.cat(out)
 
-    def generate(self, request: GenerationRequest | str | None = None, **kwargs: Any) -> list[ImageArtifact]:
+    def plan(
+        self, request: GenerationRequest | str | None, kwargs: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[int] | None, list[int]]:
+        """A request -> (sampling options, one class index per item or None, one seed per item)."""
         extra = {k: kwargs.pop(k) for k in SAMPLE_OPTIONS if k in kwargs}
         request = as_request(request, **kwargs)
         request = request.validate(needs_prompt=False)
         options = self.options({**request.params.extra, **extra})
-        prompt = request.condition or request.prompt
-        index = self.class_index(prompt)
+        index = self.class_index(request.condition or request.prompt)
         seeds = request.choice_seeds()
         if not self.conditional:
             labels = None
-        elif index is None:  # no prompt: a class per image, cycling through them
+        elif index is None:  # no prompt: a class per item, cycling through them
             labels = [s % len(self.classes) for s in seeds]
         else:
             labels = [index] * len(seeds)
+        return options, labels, seeds
+
+    def generate(self, request: GenerationRequest | str | None = None, **kwargs: Any) -> list[ImageArtifact]:
+        options, labels, seeds = self.plan(request, kwargs)
         images = to_uint8(self.sample(labels, seeds, **options)).permute(0, 2, 3, 1).numpy()
         artifacts = []
         for i, seed in enumerate(seeds):

@@ -15,6 +15,7 @@ import json
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -37,7 +38,13 @@ from genlab.server import chat as chat_template
 from genlab.server import errors
 from genlab.server.errors import APIError
 from genlab.server.runtime import Admission, Metrics, ModelQueue, RateLimiter, iterate_in_thread
-from genlab.server.schemas import ChatRequest, CompletionRequest, ImageRequest, ModerationRequest
+from genlab.server.schemas import (
+    ChatRequest,
+    CompletionRequest,
+    ImageRequest,
+    ModerationRequest,
+    SpeechRequest,
+)
 from genlab.settings import Settings
 from genlab.storage import Store
 from genlab.storage.db import KeyInfo
@@ -166,7 +173,7 @@ def create_app(
             "id": entry.name, "object": "model", "created": 0, "owned_by": "genlab",
             "family": card.family, "modality": card.modality, "backend": card.backend,
             "parameters": card.parameters, "context_length": card.context_length,
-            **({"classes": entry.config.get("classes", [])} if entry.kind == "image" else {}),
+            **({"classes": entry.config.get("classes", [])} if entry.kind in ("image", "audio") else {}),
         }  # fmt: skip
 
     @app.get("/v1/models")
@@ -221,13 +228,15 @@ def create_app(
             return "", "content_filter"
         return result.text, None
 
-    async def generate_queued(generator: Generator, request: GenerationRequest) -> tuple[list, float]:
+    async def generate_queued(
+        generator: Generator, request: GenerationRequest, **kwargs: Any
+    ) -> tuple[list, float]:
         """Generate through the model's queue (a full queue is a 429): (artifacts, latency in ms)."""
         queue = state.queue(generator.card.name)
         queue.admit()
         started = time.perf_counter()
         try:
-            artifacts = await run_in_threadpool(generator.generate, request)
+            artifacts = await run_in_threadpool(generator.generate, request, **kwargs)
         finally:
             queue.release()
         return artifacts, (time.perf_counter() - started) * 1000
@@ -545,6 +554,40 @@ def create_app(
             data.append(item)
         return {"created": int(time.time()), "data": data}
 
+    @app.post("/v1/audio/speech")
+    async def speech(body: SpeechRequest, key: KeyInfo | None = Depends(auth)) -> Response:
+        """OpenAI's speech API over audio GAN, VAE and diffusion models: ``input`` names the class to say.
+
+        The response is the WAV itself (provenance in its LIST/INFO chunk); headers carry the
+        generation id and seed so a client can fetch it again or cite it.
+        """
+        generator = await run_in_threadpool(state.load, body.model)
+        if generator.card.modality != "audio":
+            raise APIError(400, f"model {body.model!r} makes {generator.card.modality}, not audio",
+                           type_="invalid_request_error", code="wrong_modality")  # fmt: skip
+        seed = body.seed
+        if seed is None and body.voice:  # a named voice is a fixed seed: "alloy" always sounds the same
+            seed = zlib.crc32(body.voice.encode("utf-8"))
+        prompt = await run_in_threadpool(guard_input, body.input)
+        request = GenerationRequest(
+            prompt=prompt, model=body.model, n=1, seed=seed,
+            params=SamplingParams(extra={"steps": body.steps, "sampler": body.sampler, "guidance": body.guidance}),
+        ).validate(needs_prompt=False)  # fmt: skip
+        artifacts, latency = await generate_queued(generator, request, iterations=body.iterations)
+        a = artifacts[0]
+        path = await run_in_threadpool(a.save, state.outputs / f"{a.sha256[:32]}.wav")
+        record_id = await run_in_threadpool(
+            store.record_generation, key_id=key.id if key else None, endpoint="audio", model=generator.card.name,
+            request=body.model_dump(exclude_none=True), output_text=a.label, artifact_path=str(path),
+            artifact_sha256=a.sha256, latency_ms=latency,
+        )  # fmt: skip
+        headers = {
+            "x-genlab-id": record_id,
+            "x-genlab-seed": str(a.provenance.seed),
+            "x-genlab-class": a.label or "",
+        }
+        return Response(a.to_bytes(), media_type="audio/wav", headers=headers)
+
     @app.get("/v1/genlab/generations/{record_id}/content")
     async def generation_content(record_id: str, _: KeyInfo | None = Depends(auth)) -> Response:
         record = await run_in_threadpool(store.get_generation, record_id)
@@ -556,7 +599,10 @@ def create_app(
         if not path.is_file():
             raise APIError(410, f"the artifact of {record_id!r} is no longer on disk", type_="not_found_error",
                            code="gone")  # fmt: skip
-        return Response(path.read_bytes(), media_type="image/png")
+        media = {".png": "image/png", ".wav": "audio/wav"}.get(
+            path.suffix.lower(), "application/octet-stream"
+        )
+        return Response(path.read_bytes(), media_type=media)
 
     # -- studio pages ------------------------------------------------------------------------------
     @app.get("/", response_class=HTMLResponse)
@@ -568,6 +614,10 @@ def create_app(
     @app.get("/studio/images", response_class=HTMLResponse)
     async def studio_images(request: Request):
         return TEMPLATES.TemplateResponse(request, "images.html", {"version": genlab.__version__})
+
+    @app.get("/studio/audio", response_class=HTMLResponse)
+    async def studio_audio(request: Request):
+        return TEMPLATES.TemplateResponse(request, "audio.html", {"version": genlab.__version__})
 
     @app.get("/studio/models", response_class=HTMLResponse)
     async def studio_models(request: Request):

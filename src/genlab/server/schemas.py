@@ -78,6 +78,24 @@ class ModerationRequest(BaseModel):
     model: str | None = None
 
 
+class SpeechRequest(BaseModel):
+    """POST /v1/audio/speech. ``input`` says what to speak ("seven", "say 7"): a class of the model."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(min_length=1, max_length=100)
+    input: str = Field(min_length=1, max_length=1000)
+    voice: str | None = Field(default=None, max_length=100)  # a name for a fixed seed (when seed is absent)
+    response_format: Literal["wav"] = "wav"
+    speed: float | None = Field(default=None, ge=1.0, le=1.0)  # only the model's own pace
+    seed: int | None = Field(default=None, ge=0, lt=2**32)
+    # genlab extensions (extra_body in the openai client)
+    steps: int | None = Field(default=None, ge=1, le=1000)
+    sampler: Literal["ddpm", "ddim", "dpm++"] | None = None
+    guidance: float | None = Field(default=None, ge=0.0, le=50.0)
+    iterations: int | None = Field(default=None, ge=1, le=1000)
+
+
 class ImageRequest(BaseModel):
     """POST /v1/images/generations. ``prompt`` names a class ("7", "letter A"); empty cycles classes."""
 

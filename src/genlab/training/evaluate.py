@@ -40,6 +40,7 @@ def evaluate_image_model(
     progress: bool = True,
     iwae_k: int = 64,
     iwae_images: int = 200,
+    modality: str | None = None,
 ) -> dict[str, Any]:
     """Sample ``samples`` images (classes in turn) and measure them against the held-out images.
 
@@ -60,10 +61,14 @@ def evaluate_image_model(
 
     registry = default_registry()
     entry = registry.get(name)
-    if entry.kind != "image":
+    if entry.kind not in ("image", "audio"):
         raise UnsupportedError(
-            f"{name!r} is a {entry.card.family} {entry.card.modality} model; `genlab eval image` "
-            "measures GAN, VAE and diffusion models trained in genlab"
+            f"{name!r} is a {entry.card.family} {entry.card.modality} model; `genlab eval image` and "
+            "`genlab eval audio` measure GAN, VAE and diffusion models trained in genlab"
+        )
+    if modality is not None and entry.kind != modality:
+        raise UnsupportedError(
+            f"{name!r} is an {entry.kind} model", hint=f"use `genlab eval {entry.kind} {name}`"
         )
     if samples < 10:
         raise InvalidRequestError(f"samples must be at least 10, got {samples}", param="samples")
@@ -82,12 +87,16 @@ def evaluate_image_model(
             chunk_labels = labels[i : i + 250] if labels is not None else None
             chunks.append(model.sample(chunk_labels, seeds[i : i + 250], **opts))
             bar.advance(task, len(chunks[-1]))
-    seconds = time.perf_counter() - started
     images = torch.cat(chunks)
+    if entry.kind == "audio":  # judge the sound a listener gets: spectrogram -> waveform -> spectrogram
+        images = model.codec.round_trip(images)
+    seconds = time.perf_counter() - started
     metrics = evaluate_samples(images, torch.tensor(labels) if labels is not None else None, data, space)
     metrics = {"model": name, "data": entry.config["data"], **metrics, **opts}
     metrics["sampling_seconds"] = round(seconds, 2)
     metrics["seconds_per_1000_images"] = round(seconds * 1000 / samples, 2)
+    if entry.kind == "audio":
+        metrics["seconds_per_audio_second"] = round(seconds / (samples * model.codec.seconds), 4)
     if model.family == "vae":
         torch.manual_seed(seed)
         n = min(iwae_images, len(data.val))

@@ -21,7 +21,13 @@ import torch
 from torch import nn
 
 from genlab.core import InvalidRequestError, ModelCard
-from genlab.data.images import ImageDataset, load_image_dataset, save_image_manifest
+from genlab.data.images import (
+    BUILTIN_AUDIO_DATASETS,
+    BUILTIN_IMAGE_DATASETS,
+    ImageDataset,
+    load_image_dataset,
+    save_image_manifest,
+)
 from genlab.families.image import build_family, published_module
 from genlab.families.nets import count_parameters
 from genlab.registry import validate_name
@@ -253,7 +259,8 @@ class ImageTask:
 def default_name(family: str, data: str) -> str:
     from pathlib import Path
 
-    return f"{family}-{Path(data).name if data not in ('digits', 'digits8', 'glyphs') else data}"
+    builtin = (*BUILTIN_IMAGE_DATASETS, *BUILTIN_AUDIO_DATASETS)
+    return f"{family}-{data if data in builtin else Path(data).name}"
 
 
 def train_image_model(
@@ -270,7 +277,9 @@ def train_image_model(
     settings: Settings | None = None,
     progress: bool = True,
     overrides: dict[str, Any] | None = None,
+    modality: str = "image",
 ) -> TrainResult:
+    """Train a family on image data, or (``modality="audio"``) on audio clips as mel spectrograms."""
     settings = settings or Settings.from_env()
     chosen = image_preset(family, preset_name)
     if objective and family != "gan":
@@ -282,6 +291,13 @@ def train_image_model(
         barrier()
     claim_model_dir(model_dir, name, resume=resume, rank=rank)
     dataset = load_image_dataset(data, settings)
+    if dataset.modality != modality:
+        raise InvalidRequestError(
+            f"{data} is {dataset.modality} data, not {modality}",
+            hint=f"use `genlab train {dataset.modality}` for it",
+            param="data",
+        )
+    audio = modality == "audio"
     if conditional and not dataset.conditional:
         raise InvalidRequestError(
             f"{data} has no classes (a flat folder), so it cannot train a conditional model",
@@ -307,7 +323,7 @@ def train_image_model(
     if rank == 0 and world > 1:
         barrier()
 
-    command = ["genlab", "train", "image", "--family", family, "--data", data]
+    command = ["genlab", "train", modality, "--family", family, "--data", data]
     command += ["--conditional"] if conditional else []
     command += ["--preset", preset_name, "--name", name, "--steps", str(train_cfg.steps), "--seed", str(seed)]
     command += ["--objective", objective] if objective else []
@@ -315,15 +331,22 @@ def train_image_model(
 
     def publish(m, metrics: dict[str, float], step: int) -> None:
         kind = {"gan": "DCGAN generator", "vae": "convolutional VAE", "diffusion": "DDPM UNet"}[family]
+        shape = (
+            f"{dataset.size}-band log-mel spectrograms of {dataset.codec['seconds']:g} s at "
+            f"{dataset.codec['sample_rate']} Hz, voiced by Griffin-Lim"
+            if audio
+            else f"{dataset.size}x{dataset.size}, {dataset.channels} channel(s)"
+        )
         card = ModelCard(
             name=name,
             family=family,
-            modality="image",
+            modality=modality,
             backend="torch",
             description=f"A {'class-conditional ' if classes else ''}{kind} trained in genlab on "
-            f"{dataset.name} ({dataset.size}x{dataset.size}, {dataset.channels} channel(s)).",
+            f"{dataset.name} ({shape}).",
             parameters=count_parameters(generating),
-            training_data=f"{dataset.source}; {len(dataset.train)} training images, {len(dataset.val)} held out "
+            training_data=f"{dataset.source}; {len(dataset.train)} training {'clips' if audio else 'images'}, "
+            f"{len(dataset.val)} held out "
             "(see data_manifest.json)",
             licence="the training data's licence applies to samples; genlab's code is Apache-2.0",
             metrics={**{k: round(v, 4) for k, v in metrics.items()}, "step": step},
@@ -331,13 +354,14 @@ def train_image_model(
             source=str(model_dir),
         )
         config = {
-            "kind": "image",
+            "kind": modality,
             "family": family,
             "model": model_cfg,
             "classes": classes,
             "data": data,
             "train": train_cfg.to_dict(),
             "sampling": SAMPLING_DEFAULTS.get(family, {}),
+            **({"codec": dataset.codec} if audio else {}),
         }
         if family == "diffusion":  # the snapshot is a diffusers pipeline folder
             write, weights = m.save_pipeline, "unet/diffusion_pytorch_model.safetensors"
