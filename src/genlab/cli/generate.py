@@ -197,8 +197,13 @@ def image(
 
     from PIL import Image, PngImagePlugin
 
+    from genlab.safety.watermark import SCHEME, embed_image
+
+    grid, marked = embed_image(grid)  # the grid is what gets shared: it carries the invisible mark
     info = PngImagePlugin.PngInfo()
     info.add_text("genlab:grid", _json.dumps([a.provenance.to_dict() for a in artifacts], sort_keys=True))
+    if marked:
+        info.add_text("genlab:watermark", SCHEME)
     buf = io.BytesIO()
     Image.fromarray(grid).save(buf, format="PNG", pnginfo=info)
     target.parent.mkdir(parents=True, exist_ok=True)

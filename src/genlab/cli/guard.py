@@ -87,17 +87,24 @@ def eval_(
 
 
 def verify(
-    file: Annotated[str, typer.Argument(help="A .png, .wav, .json or .txt file.")],
+    file: Annotated[
+        str, typer.Argument(help="An image (.png, .jpg ...), audio (.wav, .flac ...), .json or .txt file.")
+    ],
     json_: Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")] = False,
 ) -> None:
-    """Say whether genlab made a file, with which model and seed, and whether its content changed since."""
+    """Say whether genlab made a file, with which model and seed, and whether its content changed since.
+
+    Images and audio are also checked for genlab's invisible watermark, which survives re-encoding
+    (JPEG, resizing, resampling, noise) that strips the metadata. Exits 1 when genlab did not make
+    the file or its content changed.
+    """
     from genlab.safety.provenance import verify as verify_file
 
     verdict = verify_file(file)
     if json_:
         print_json(verdict.to_dict())
     else:
-        style = "green" if verdict.made_by_genlab and verdict.content_unchanged else "red"
+        style = "green" if verdict.trusted else "red"
         console.print(f"[{style}]{verdict.detail}[/]")
-    if not (verdict.made_by_genlab and verdict.content_unchanged):
+    if not verdict.trusted:
         raise typer.Exit(1)

@@ -41,6 +41,7 @@ class Provenance:
     sha256: str
     created_at: str
     generator: str = "genlab"
+    watermark: str | None = None  # the invisible mark's scheme, when the content carries one
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,6 +63,7 @@ def make_provenance(
     modality: str,
     seed: int | None = None,
     parameters: dict[str, Any] | None = None,
+    watermark: str | None = None,
 ) -> Provenance:
     if modality not in MODALITIES:
         raise InvalidRequestError(f"unknown modality {modality!r}; expected one of {', '.join(MODALITIES)}")
@@ -73,6 +75,7 @@ def make_provenance(
         parameters=dict(parameters or {}),
         sha256=content_hash,
         created_at=_now(),
+        watermark=watermark,
     )
 
 

@@ -60,13 +60,18 @@ class AudioModel(ImageModel):
         mels, labels, seeds, options, iterations = self.spectrograms(request, **kwargs)
         with torch.no_grad():
             waves = self.codec.decode(mels, iterations=iterations).numpy()
+        from genlab.safety.watermark import SCHEME, embed_audio, watermark_key
+
+        key = watermark_key()
         artifacts = []
         for i, seed in enumerate(seeds):
             label = self.classes[labels[i]] if labels is not None else None
+            samples, marked = embed_audio(waves[i], self.codec.sample_rate, key)
             artifacts.append(
                 AudioArtifact.create(
-                    waves[i],
+                    samples,
                     self.codec.sample_rate,
+                    watermark=SCHEME if marked else None,
                     label=label,
                     model=self.card.name,
                     family=self.card.family,

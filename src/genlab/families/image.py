@@ -149,14 +149,19 @@ class ImageModel:
 
     def generate(self, request: GenerationRequest | str | None = None, **kwargs: Any) -> list[ImageArtifact]:
         options, labels, seeds = self.plan(request, kwargs)
+        from genlab.safety.watermark import SCHEME, embed_image, watermark_key
+
         images = to_uint8(self.sample(labels, seeds, **options)).permute(0, 2, 3, 1).numpy()
+        key = watermark_key()
         artifacts = []
         for i, seed in enumerate(seeds):
             pixels = images[i][:, :, 0] if images.shape[3] == 1 else images[i]
+            pixels, marked = embed_image(np.ascontiguousarray(pixels), key)  # images of 64 px and more
             label = self.classes[labels[i]] if labels is not None else None
             artifacts.append(
                 ImageArtifact.create(
-                    np.ascontiguousarray(pixels),
+                    pixels,
+                    watermark=SCHEME if marked else None,
                     label=label,
                     model=self.card.name,
                     family=self.card.family,

@@ -13,6 +13,10 @@ from typing import Any
 
 from genlab.core import InvalidRequestError, load_artifact
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aif", ".aiff")
+TEXT_SUFFIXES = (".json", ".txt")
+
 
 @dataclass
 class Verification:
@@ -21,31 +25,70 @@ class Verification:
     content_unchanged: bool | None
     provenance: dict[str, Any] | None
     detail: str
+    watermark: dict[str, Any] | None = None  # the invisible mark's detection, for images and audio
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def trusted(self) -> bool:
+        """genlab made it and, where its metadata survives, its content is as generated."""
+        return self.made_by_genlab and self.content_unchanged is not False
+
 
 def verify(path: str | Path) -> Verification:
+    """Provenance metadata inside the file, and for images and audio the invisible watermark.
+
+    A copy re-encoded elsewhere (a JPEG of a PNG, a resampled WAV, a FLAC) has lost the metadata;
+    the watermark still says genlab made it (``content_unchanged`` is then unknown: None).
+    """
     path = Path(path)
     if not path.is_file():
         raise InvalidRequestError(f"no such file: {path}")
-    if path.suffix.lower() not in (".png", ".wav", ".json", ".txt"):
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES + AUDIO_SUFFIXES + TEXT_SUFFIXES:
         raise InvalidRequestError(
-            f"{path.name}: genlab writes .png, .wav, .json and .txt artifacts; cannot check {path.suffix or 'this file'}"
+            f"{path.name}: genlab checks images ({', '.join(IMAGE_SUFFIXES)}), audio "
+            f"({', '.join(AUDIO_SUFFIXES)}) and text artifacts (.json, .txt); cannot check {suffix or 'this file'}"
         )
+    mark = _watermark(path) if suffix not in TEXT_SUFFIXES else None
+    found = bool(mark and mark["present"])
+    mark_note = f"; {mark['detail']}" if mark else ""
     try:
-        artifact = load_artifact(path)
+        artifact = load_artifact(path) if suffix in (".png", ".wav", *TEXT_SUFFIXES) else None
     except InvalidRequestError as e:
-        return Verification(str(path), False, None, None, f"no genlab provenance found ({e.message})")
+        artifact, reason = None, f"no genlab provenance found ({e.message})"
     except Exception as e:  # unreadable or foreign file: not ours, and not a crash
-        return Verification(
-            str(path), False, None, None, f"not a readable genlab artifact ({type(e).__name__})"
-        )
+        artifact, reason = None, f"not a readable genlab artifact ({type(e).__name__})"
+    else:
+        reason = "no genlab provenance in this format (metadata does not survive re-encoding)"
+    if artifact is None:
+        if found:
+            return Verification(
+                str(path),
+                True,
+                None,
+                None,
+                f"made by genlab: its metadata is gone, but {mark['detail']}",
+                mark,
+            )
+        return Verification(str(path), False, None, None, reason + mark_note, mark)
     p = artifact.provenance
     unchanged = artifact.content_sha256() == p.sha256
     detail = (
         f"made by genlab: model {p.model} ({p.family}, {p.modality}), seed {p.seed}, at {p.created_at}; "
         + ("content unchanged" if unchanged else "CONTENT CHANGED since it was generated")
+        + (mark_note if p.watermark or found else "")
     )
-    return Verification(str(path), p.generator == "genlab", unchanged, p.to_dict(), detail)
+    return Verification(str(path), p.generator == "genlab", unchanged, p.to_dict(), detail, mark)
+
+
+def _watermark(path: Path) -> dict[str, Any] | None:
+    from genlab.safety.watermark import detect_audio, detect_image, read_media
+
+    try:
+        kind, content, rate = read_media(path)
+    except InvalidRequestError:
+        return None
+    found = detect_image(content) if kind == "image" else detect_audio(content, rate)
+    return found.to_dict()
