@@ -39,6 +39,8 @@ bench: $(STAMP_TEST)
 	$(PY) bench/train_text.py
 	$(PY) bench/serve_load.py
 	$(PY) bench/image_families.py
+	$(PY) bench/audio_families.py
+	$(PY) bench/watermark.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
