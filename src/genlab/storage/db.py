@@ -95,7 +95,7 @@ def _info(row: ApiKey) -> KeyInfo:
 
 
 class Store:
-    """API keys and generation records. Each method is one transaction."""
+    """API keys, generation records and (through ``reviews``) the review queue. Each method is one transaction."""
 
     def __init__(self, url: str | None = None, *, settings: Settings | None = None) -> None:
         self.url = url or database_url(settings)
@@ -182,6 +182,13 @@ class Store:
                 select(GenerationRecord).order_by(GenerationRecord.created_at.desc()).limit(limit)
             )
             return [_record(r) for r in rows]
+
+    @property
+    def reviews(self):
+        """The human review queue and its audit log (safety/review.py), in this database."""
+        from genlab.safety.review import ReviewQueue
+
+        return ReviewQueue(self)
 
     def close(self) -> None:
         self.engine.dispose()
