@@ -11,6 +11,7 @@ import yaml
 
 from genlab.core import GenlabError, InvalidRequestError
 from genlab.safety.guardrails import ACTIONS, SCANNERS, Scanner, ScanResult, Vault
+from genlab.safety.review import ReviewPolicy
 
 POLICY_DIR = Path(__file__).parent / "policies"
 
@@ -45,6 +46,7 @@ class Policy:
     output: list[Rule] = field(default_factory=list)
     fail_open: bool = False
     source: str = ""
+    review: ReviewPolicy = field(default_factory=ReviewPolicy)
 
     @classmethod
     def load(cls, name_or_path: str | Path | None = None) -> Policy:
@@ -73,7 +75,7 @@ class Policy:
             raise PolicyError(f"{where}: not valid YAML: {getattr(e, 'problem', e)}") from None
         if not isinstance(data, dict):
             raise PolicyError(f"{source}: a policy is a mapping with name, input and output")
-        unknown = set(data) - {"name", "input", "output", "fail_open", "__line__"}
+        unknown = set(data) - {"name", "input", "output", "fail_open", "review", "__line__"}
         if unknown:
             raise PolicyError(f"{source}:{data['__line__']}: unknown key(s) {', '.join(sorted(unknown))}")
         return cls(
@@ -82,7 +84,37 @@ class Policy:
             output=[_rule(r, source, "output") for r in data.get("output") or []],
             fail_open=bool(data.get("fail_open", False)),
             source=source,
+            review=_review(data.get("review"), source),
         )
+
+
+def _review(raw: Any, source: str) -> ReviewPolicy:
+    """The ``review:`` section: mode (always | flagged | sample | never), sample_rate, priority,
+    due_minutes, and per-endpoint modes under ``endpoints``."""
+    if raw is None:
+        return ReviewPolicy()
+    if not isinstance(raw, dict):
+        raise PolicyError(
+            f"{source}: review is a mapping (mode, sample_rate, priority, due_minutes, endpoints)"
+        )
+    where = f"{source}:{raw.pop('__line__', '?')}"
+    unknown = set(raw) - {"mode", "sample_rate", "priority", "due_minutes", "endpoints"}
+    if unknown:
+        raise PolicyError(f"{where}: unknown review key(s) {', '.join(sorted(unknown))}")
+    endpoints = raw.get("endpoints") or {}
+    if not isinstance(endpoints, dict):
+        raise PolicyError(f"{where}: review endpoints map an endpoint to a mode")
+    endpoints = {k: v for k, v in endpoints.items() if k != "__line__"}
+    try:
+        return ReviewPolicy(
+            mode=raw.get("mode", "flagged"),
+            sample_rate=float(raw.get("sample_rate", 0.0)),
+            priority=int(raw.get("priority", 0)),
+            due_minutes=float(raw.get("due_minutes", 24 * 60)),
+            endpoints=endpoints,
+        )
+    except (InvalidRequestError, TypeError, ValueError) as e:
+        raise PolicyError(f"{where}: {getattr(e, 'message', e)}") from None
 
 
 def _rule(raw: Any, source: str, section: str) -> Rule:

@@ -242,6 +242,8 @@ def item_dict(row: ReviewItem, decisions: list[ReviewDecision] | None = None) ->
         "findings": row.findings,
         "claimed_by": row.claimed_by,
         "released": row.released,
+        "key_id": row.key_id,
+        "webhook": row.webhook,
     }
     if decisions is not None:
         out["decisions"] = [

@@ -37,6 +37,8 @@ from genlab.safety.policy import Guard, GuardBlocked, Policy, StreamGuard
 from genlab.server import chat as chat_template
 from genlab.server import errors
 from genlab.server.errors import APIError
+from genlab.server.review import Flags, Holds
+from genlab.server.review import install as install_review_routes
 from genlab.server.runtime import Admission, Metrics, ModelQueue, RateLimiter, iterate_in_thread
 from genlab.server.schemas import (
     ChatRequest,
@@ -113,6 +115,7 @@ def create_app(
     )
     app.state.genlab = state
     errors.install(app)
+    holds = Holds(state)
 
     # -- middleware: body size, metrics -------------------------------------------------------------
     @app.middleware("http")
@@ -191,6 +194,9 @@ def create_app(
         record = await run_in_threadpool(store.get_generation, record_id)
         if record is None:
             raise APIError(404, f"no generation {record_id!r}", type_="not_found_error", code="not_found")
+        if record["status"] == "held":
+            raise APIError(403, f"{record_id} is held for human review; GET /v1/reviews/{{id}} releases it once approved",
+                           type_="permission_error", code="held_for_review")  # fmt: skip
         return record
 
     # -- generation ---------------------------------------------------------------------------------
@@ -213,17 +219,21 @@ def create_app(
             logprobs=logprobs, json_schema=json_schema,
         )  # fmt: skip
 
-    def guard_input(prompt: str) -> str:
+    def guard_input(prompt: str, flags: Flags | None = None) -> str:
         """Run the input policy; a block is a 400 naming the category, redactions change the prompt."""
         result = state.guard.check_input(prompt, Vault())
         if result.blocked:
             state.metrics.rejected.labels(f"guardrail_{result.blocking_category()}").inc()
             raise GuardBlocked(result, "request")
+        if flags is not None:
+            flags.add(result, "input")
         return result.text
 
-    def guard_output(text: str, prompt: str) -> tuple[str, str | None]:
+    def guard_output(text: str, prompt: str, flags: Flags | None = None) -> tuple[str, str | None]:
         """Run the output policy on a finished text: (text to return, finish_reason override)."""
         result = state.guard.check_output(text, prompt=prompt, vault=Vault())
+        if flags is not None:
+            flags.add(result, "output")
         if result.blocked:
             return "", "content_filter"
         return result.text, None
@@ -242,11 +252,11 @@ def create_app(
         return artifacts, (time.perf_counter() - started) * 1000
 
     async def run_generation(generator: Generator, request: GenerationRequest, key: KeyInfo | None, endpoint: str,
-                             raw: dict[str, Any]) -> list:  # fmt: skip
+                             raw: dict[str, Any], flags: Flags | None = None) -> list:  # fmt: skip
         artifacts, latency = await generate_queued(generator, request)
         record_ids, released = [], []
         for a in artifacts:
-            text, reason = await run_in_threadpool(guard_output, a.text, request.prompt or "")
+            text, reason = await run_in_threadpool(guard_output, a.text, request.prompt or "", flags)
             if text != a.text or reason:  # what is released is what is hashed and recorded
                 provenance = dataclasses.replace(a.provenance, sha256=sha256_bytes(text.encode("utf-8")))
                 a = dataclasses.replace(
@@ -371,7 +381,12 @@ def create_app(
                 code="invalid_prompt",
             )
         generator = await run_in_threadpool(text_model, body.model)
-        prompts = [await run_in_threadpool(guard_input, p) if isinstance(p, str) else p for p in prompts]
+        if body.stream:
+            holds.refuse_stream("completions")
+        flags = Flags()
+        prompts = [
+            await run_in_threadpool(guard_input, p, flags) if isinstance(p, str) else p for p in prompts
+        ]
         params = sampling(body, max_tokens=body.max_tokens or 16, logprobs=body.logprobs)
         requests = [
             GenerationRequest(prompt=p, model=body.model, n=body.n, seed=body.seed, params=params).validate()
@@ -381,15 +396,23 @@ def create_app(
         cid, created = f"cmpl-{uuid.uuid4().hex}", int(time.time())
         base = {"id": cid, "object": "text_completion", "created": created, "model": body.model}
         if not body.stream:
-            choices, usage = [], {"prompt_tokens": 0, "completion_tokens": 0}
+            choices, usage, record_ids = [], {"prompt_tokens": 0, "completion_tokens": 0}, []
             for i, request in enumerate(requests):
-                for j, (a, _) in enumerate(await run_generation(generator, request, key, "completions", raw)):
+                for j, (a, rid) in enumerate(
+                    await run_generation(generator, request, key, "completions", raw, flags)
+                ):
+                    record_ids.append(rid)
                     choices.append({"text": a.text, "index": i * body.n + j, "logprobs": completion_logprobs(a.logprobs),
                                     "finish_reason": a.finish_reason})  # fmt: skip
                     usage["prompt_tokens"] += a.prompt_tokens if j == 0 else 0
                     usage["completion_tokens"] += a.completion_tokens
             usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
-            return {**base, "choices": choices, "usage": usage}
+            response = {**base, "choices": choices, "usage": usage}
+            held = await holds.hold(endpoint="completions", model=generator.card.name, modality=generator.card.modality,
+                                    request={**raw, "prompt": prompts[0] if len(prompts) == 1 else prompts},
+                                    response=response, artifact={"text": choices[0]["text"]}, flags=flags, key=key,
+                                    http=http, record_ids=record_ids)  # fmt: skip
+            return held or response
 
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         admissions: list[Admission] = []
@@ -432,7 +455,10 @@ def create_app(
                                code="invalid_response_format")  # fmt: skip
             schema = body.response_format.json_schema.schema_ or {"type": "object"}
         generator = await run_in_threadpool(text_model, body.model)
-        prompt = await run_in_threadpool(guard_input, prompt)
+        if body.stream:
+            holds.refuse_stream("chat.completions")
+        flags = Flags()
+        prompt = await run_in_threadpool(guard_input, prompt, flags)
         max_tokens = body.max_completion_tokens or body.max_tokens or DEFAULT_CHAT_MAX_TOKENS
         logprobs = (body.top_logprobs or 0) if body.logprobs else None
         params = sampling(body, max_tokens=max_tokens, extra_stop=() if schema else chat_template.STOP, logprobs=logprobs,
@@ -443,7 +469,7 @@ def create_app(
         raw = body.model_dump(exclude_none=True, by_alias=True)
         cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         if not body.stream:
-            results = await run_generation(generator, request, key, "chat.completions", raw)
+            results = await run_generation(generator, request, key, "chat.completions", raw, flags)
             choices = [{"index": j, "message": {"role": "assistant", "content": a.text.strip() if not schema else a.text},
                         "logprobs": chat_logprobs(a.logprobs) if body.logprobs else None, "finish_reason": a.finish_reason}
                        for j, (a, _) in enumerate(results)]  # fmt: skip
@@ -454,8 +480,13 @@ def create_app(
                 "completion_tokens": completion_tokens,
                 "total_tokens": prompt_tokens + completion_tokens,
             }
-            return {"id": cid, "object": "chat.completion", "created": created, "model": body.model, "choices": choices,
-                    "usage": usage, "genlab": {"generation_ids": [r for _, r in results]}}  # fmt: skip
+            response = {"id": cid, "object": "chat.completion", "created": created, "model": body.model,
+                        "choices": choices, "usage": usage, "genlab": {"generation_ids": [r for _, r in results]}}  # fmt: skip
+            held = await holds.hold(endpoint="chat.completions", model=generator.card.name,
+                                    modality=generator.card.modality, request={**raw, "prompt": prompt},
+                                    response=response, artifact={"text": choices[0]["message"]["content"]}, flags=flags,
+                                    key=key, http=http, record_ids=[r for _, r in results])  # fmt: skip
+            return held or response
 
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         admission = open_stream(generator, request)
@@ -518,13 +549,16 @@ def create_app(
         }
 
     @app.post("/v1/images/generations")
-    async def images(body: ImageRequest, key: KeyInfo | None = Depends(auth)) -> dict[str, Any]:
+    async def images(
+        body: ImageRequest, http: Request, key: KeyInfo | None = Depends(auth)
+    ) -> dict[str, Any]:
         """OpenAI's images API over the GAN, VAE and diffusion families: the prompt names a class."""
         generator = await run_in_threadpool(state.load, body.model)
         if generator.card.modality != "image":
             raise APIError(400, f"model {body.model!r} makes {generator.card.modality}, not images",
                            type_="invalid_request_error", code="wrong_modality")  # fmt: skip
-        prompt = await run_in_threadpool(guard_input, body.prompt) if body.prompt.strip() else None
+        flags = Flags()
+        prompt = await run_in_threadpool(guard_input, body.prompt, flags) if body.prompt.strip() else None
         side = generator.model.config.size
         if body.size is not None and body.size != f"{side}x{side}":
             raise APIError(400, f"model {body.model!r} draws {side}x{side} images; size {body.size!r} is not "
@@ -535,27 +569,37 @@ def create_app(
         ).validate(needs_prompt=False)  # fmt: skip
         artifacts, latency = await generate_queued(generator, request)
         raw = body.model_dump(exclude_none=True)
-        data = []
+        rule = holds.rule("images", flags)
+        data, paths = [], []
         for a in artifacts:
             path = await run_in_threadpool(a.save, state.outputs / f"{a.sha256[:32]}.png")
+            paths.append(path)
             record_id = await run_in_threadpool(
                 store.record_generation, key_id=key.id if key else None, endpoint="images", model=generator.card.name,
                 request=raw, output_text=a.label, artifact_path=str(path), artifact_sha256=a.sha256, latency_ms=latency,
+                status="held" if rule else "ok",
             )  # fmt: skip
             item: dict[str, Any] = {
                 "revised_prompt": a.label,
                 "genlab_id": record_id,
                 "seed": a.provenance.seed,
             }
-            if body.response_format == "b64_json":
+            if body.response_format == "b64_json" or rule:  # a held image is released inline, never by URL
                 item["b64_json"] = base64.b64encode(a.to_bytes()).decode("ascii")
             else:
                 item["url"] = f"/v1/genlab/generations/{record_id}/content"
             data.append(item)
-        return {"created": int(time.time()), "data": data}
+        response = {"created": int(time.time()), "data": data}
+        if rule:
+            a = artifacts[0]
+            return await holds.hold(endpoint="images", model=generator.card.name, modality="image", request=raw,
+                                    response=response, artifact={"path": str(paths[0]), "sha256": a.sha256,
+                                                                 "label": a.label, "count": len(artifacts)},
+                                    flags=flags, key=key, http=http, rule=rule)  # fmt: skip
+        return response
 
     @app.post("/v1/audio/speech")
-    async def speech(body: SpeechRequest, key: KeyInfo | None = Depends(auth)) -> Response:
+    async def speech(body: SpeechRequest, http: Request, key: KeyInfo | None = Depends(auth)) -> Response:
         """OpenAI's speech API over audio GAN, VAE and diffusion models: ``input`` names the class to say.
 
         The response is the WAV itself (provenance in its LIST/INFO chunk); headers carry the
@@ -568,7 +612,8 @@ def create_app(
         seed = body.seed
         if seed is None and body.voice:  # a named voice is a fixed seed: "alloy" always sounds the same
             seed = zlib.crc32(body.voice.encode("utf-8"))
-        prompt = await run_in_threadpool(guard_input, body.input)
+        flags = Flags()
+        prompt = await run_in_threadpool(guard_input, body.input, flags)
         request = GenerationRequest(
             prompt=prompt, model=body.model, n=1, seed=seed,
             params=SamplingParams(extra={"steps": body.steps, "sampler": body.sampler, "guidance": body.guidance}),
@@ -576,21 +621,32 @@ def create_app(
         artifacts, latency = await generate_queued(generator, request, iterations=body.iterations)
         a = artifacts[0]
         path = await run_in_threadpool(a.save, state.outputs / f"{a.sha256[:32]}.wav")
+        rule = holds.rule("audio", flags)
+        raw = body.model_dump(exclude_none=True)
         record_id = await run_in_threadpool(
             store.record_generation, key_id=key.id if key else None, endpoint="audio", model=generator.card.name,
-            request=body.model_dump(exclude_none=True), output_text=a.label, artifact_path=str(path),
-            artifact_sha256=a.sha256, latency_ms=latency,
+            request=raw, output_text=a.label, artifact_path=str(path), artifact_sha256=a.sha256, latency_ms=latency,
+            status="held" if rule else "ok",
         )  # fmt: skip
         headers = {
             "x-genlab-id": record_id,
             "x-genlab-seed": str(a.provenance.seed),
             "x-genlab-class": a.label or "",
         }
+        if rule:
+            response = {"b64_wav": base64.b64encode(a.to_bytes()).decode("ascii"), "genlab_id": record_id,
+                        "seed": a.provenance.seed, "class": a.label}  # fmt: skip
+            return await holds.hold(endpoint="audio", model=generator.card.name, modality="audio", request=raw,
+                                    response=response, artifact={"path": str(path), "sha256": a.sha256, "label": a.label},
+                                    flags=flags, key=key, http=http, rule=rule)  # fmt: skip
         return Response(a.to_bytes(), media_type="audio/wav", headers=headers)
 
     @app.get("/v1/genlab/generations/{record_id}/content")
     async def generation_content(record_id: str, _: KeyInfo | None = Depends(auth)) -> Response:
         record = await run_in_threadpool(store.get_generation, record_id)
+        if record is not None and record["status"] == "held":
+            raise APIError(403, f"{record_id} is held for human review; GET /v1/reviews/{{id}} releases it once approved",
+                           type_="permission_error", code="held_for_review")  # fmt: skip
         if record is None or not record.get("artifact_path"):
             raise APIError(
                 404, f"no stored artifact for {record_id!r}", type_="not_found_error", code="not_found"
@@ -619,6 +675,16 @@ def create_app(
     async def studio_audio(request: Request):
         return TEMPLATES.TemplateResponse(request, "audio.html", {"version": genlab.__version__})
 
+    @app.get("/studio/reviews", response_class=HTMLResponse)
+    async def studio_reviews(request: Request):
+        return TEMPLATES.TemplateResponse(request, "reviews.html", {"version": genlab.__version__})
+
+    @app.get("/studio/reviews/{item_id}", response_class=HTMLResponse)
+    async def studio_review(request: Request, item_id: str):
+        return TEMPLATES.TemplateResponse(
+            request, "review.html", {"version": genlab.__version__, "item_id": item_id}
+        )
+
     @app.get("/studio/models", response_class=HTMLResponse)
     async def studio_models(request: Request):
         return TEMPLATES.TemplateResponse(request, "models.html", {"version": genlab.__version__})
@@ -629,6 +695,7 @@ def create_app(
             request, "generation.html", {"version": genlab.__version__, "record_id": record_id}
         )
 
+    install_review_routes(app, state, auth)
     return app
 
 

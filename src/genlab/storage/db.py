@@ -171,6 +171,13 @@ class Store:
             s.add(GenerationRecord(id=record_id, **fields))
         return record_id
 
+    def set_generation_status(self, record_ids: list[str], status: str) -> None:
+        with self.session() as s, s.begin():
+            for record_id in record_ids:
+                row = s.get(GenerationRecord, record_id)
+                if row is not None:
+                    row.status = status
+
     def get_generation(self, record_id: str) -> dict[str, Any] | None:
         with self.session() as s:
             row = s.get(GenerationRecord, record_id)
