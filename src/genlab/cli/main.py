@@ -12,6 +12,7 @@ from genlab.cli import doctor as doctor_cmd
 from genlab.cli import generate, guard, models
 from genlab.cli import serve as serve_cmd
 from genlab.cli.console import err_console
+from genlab.cli.review import audit_app, review_app
 from genlab.cli.train import eval_app, export_app, train_app
 from genlab.core import GenlabError
 
@@ -39,6 +40,8 @@ app.command()(demo_cmd.demo)
 app.command()(guard.verify)
 app.command()(serve_cmd.serve)
 app.add_typer(serve_cmd.keys_app, name="keys")
+app.add_typer(review_app, name="review")
+app.add_typer(audit_app, name="audit")
 
 
 def _print_version(value: bool) -> None:

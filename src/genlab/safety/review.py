@@ -345,6 +345,8 @@ class ReviewQueue:
         if row is None:
             raise ReviewNotFound(f"no review item {item_id!r}")
         frm = row.state
+        if frm in FINAL:
+            raise ReviewConflict(f"{item_id} is already {frm}; a decided item cannot change")
         if to not in TRANSITIONS.get(frm, ()):
             raise ReviewConflict(f"{item_id} is {frm}; it cannot become {to}")
         version = row.version if expect_version is None else expect_version

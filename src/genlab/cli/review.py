@@ -1,0 +1,227 @@
+"""`genlab review ...` and `genlab audit verify`: the review queue and its audit log, from the terminal.
+
+They work on the same database as `genlab serve` (GENLAB_DATABASE_URL, else GENLAB_HOME/genlab.db).
+A terminal reviewer acts as ``cli:<user>`` (or ``--reviewer NAME``), like a key holder with the
+reviewer role.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from genlab.cli.console import console, print_json
+from genlab.core import InvalidRequestError
+
+review_app = typer.Typer(help="The human review queue: list, show, approve, reject, edit, export.",
+                         no_args_is_help=True)  # fmt: skip
+audit_app = typer.Typer(
+    help="Audits: the review log's hash chain (and bias audits of models).", no_args_is_help=True
+)
+
+_Reviewer = Annotated[str | None, typer.Option(help="Who decides (default: cli:<your user name>).")]
+_Reason = Annotated[
+    str, typer.Option("--reason", "-r", help="A reason code (`genlab review reasons` lists them).")
+]
+_Comment = Annotated[str, typer.Option(help="A comment for the record.")]
+_Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _queue():
+    from genlab.storage import Store
+
+    return Store().reviews
+
+
+def _who(reviewer: str | None) -> str:
+    return reviewer or f"cli:{getpass.getuser()}"
+
+
+@review_app.command("list")
+def list_items(
+    state: Annotated[
+        str, typer.Option(help="pending, in_review, escalated, approved, edited, rejected, expired or all.")
+    ] = "pending",
+    limit: Annotated[int, typer.Option(help="At most this many.")] = 50,
+    json_: _Json = False,
+) -> None:
+    """Items in the queue, highest priority and oldest first."""
+    items = _queue().list(None if state == "all" else state, limit)
+    if json_:
+        print_json(items)
+        return
+    table = Table(title=f"review queue: {state}")
+    for col in ("id", "model", "modality", "held because", "risk", "state", "due"):
+        table.add_column(col)
+    for i in items:
+        table.add_row(
+            i["id"],
+            i["model"],
+            i["modality"],
+            i["rule"],
+            f"{i['risk']:.2f}",
+            i["state"],
+            (i["due_at"] or "")[:16],
+        )
+    console.print(table if items else f"no {state} items")
+
+
+@review_app.command("show")
+def show(
+    item_id: Annotated[str, typer.Argument(help="A review id (rev-...).")], json_: _Json = False
+) -> None:
+    """One item: the request, the output, the guardrail findings, the decisions."""
+    item = _queue().get(item_id)
+    if json_:
+        print_json(item)
+        return
+    console.print(
+        f"[bold]{item['id']}[/] {item['state']} · {item['model']} ({item['modality']}) · held: {item['rule']}"
+    )
+    console.print(f"request: {json.dumps(item['request'])[:500]}")
+    artifact = item["artifact"]
+    console.print(
+        "output: "
+        + (
+            artifact.get("text")
+            if "text" in artifact
+            else f"{artifact.get('path')} ({artifact.get('label')})"
+        )
+    )
+    for f in item["findings"]:
+        console.print(
+            f"  finding [{f.get('where')}] {f.get('scanner')}: {f.get('category')} {f.get('text', '')!r} ({f.get('action')})"
+        )
+    for d in item.get("decisions", []):
+        console.print(
+            f"  {d['created_at'][:19]} {d['reviewer']}: {d['verdict']} ({d['reason_code']}) {d['comment']}"
+        )
+
+
+def _decide(
+    item_id: str, verdict: str, reason: str, comment: str, reviewer: str | None, edited=None, json_=False
+) -> None:
+    item = _queue().decide(item_id, _who(reviewer), verdict, reason, comment=comment, edited=edited)
+    if json_:
+        print_json(item)
+    else:
+        console.print(f"{item['id']}: {item['state']}")
+
+
+@review_app.command("approve")
+def approve(item_id: Annotated[str, typer.Argument()], reason: _Reason = "ok", comment: _Comment = "",
+            reviewer: _Reviewer = None, json_: _Json = False) -> None:  # fmt: skip
+    """Release the item as it is."""
+    _decide(item_id, "approve", reason, comment, reviewer, json_=json_)
+
+
+@review_app.command("reject")
+def reject(item_id: Annotated[str, typer.Argument()], reason: _Reason, comment: _Comment = "",
+           reviewer: _Reviewer = None, json_: _Json = False) -> None:  # fmt: skip
+    """Never release the item; the reason says why."""
+    _decide(item_id, "reject", reason, comment, reviewer, json_=json_)
+
+
+@review_app.command("escalate")
+def escalate(item_id: Annotated[str, typer.Argument()], reason: _Reason = "needs_expert", comment: _Comment = "",
+             reviewer: _Reviewer = None, json_: _Json = False) -> None:  # fmt: skip
+    """Hand the item to another reviewer."""
+    _decide(item_id, "escalate", reason, comment, reviewer, json_=json_)
+
+
+@review_app.command("edit")
+def edit(
+    item_id: Annotated[str, typer.Argument()],
+    text: Annotated[str | None, typer.Option(help="The corrected text (text and code items).")] = None,
+    file: Annotated[
+        Path | None, typer.Option(help="A corrected .png (image items) or .wav (audio items).")
+    ] = None,
+    reason: _Reason = "minor_fix",
+    comment: _Comment = "",
+    reviewer: _Reviewer = None,
+    json_: _Json = False,
+) -> None:
+    """Release a corrected version instead of the original (of the item's own modality)."""
+    import base64
+
+    if (text is None) == (file is None):
+        raise InvalidRequestError("give the correction as --text or as --file, one of them")
+    if file is not None:
+        if not file.is_file():
+            raise InvalidRequestError(f"no such file: {file}")
+        key = {".png": "b64_png", ".wav": "b64_wav"}.get(file.suffix.lower())
+        if key is None:
+            raise InvalidRequestError(f"--file takes a .png or a .wav, not {file.suffix or file.name}")
+        edited = {key: base64.b64encode(file.read_bytes()).decode("ascii")}
+    else:
+        edited = {"text": text}
+    _decide(item_id, "edit", reason, comment, reviewer, edited=edited, json_=json_)
+
+
+@review_app.command("reasons")
+def reasons(json_: _Json = False) -> None:
+    """The reason codes a decision can give."""
+    from genlab.safety.review import REASON_CODES
+
+    if json_:
+        print_json(REASON_CODES)
+        return
+    for code, meaning in REASON_CODES.items():
+        console.print(f"{code:>18}  {meaning}")
+
+
+@review_app.command("export")
+def export(
+    format_: Annotated[str, typer.Option("--format", help="jsonl (one decided item per line).")] = "jsonl",
+    out: Annotated[Path | None, typer.Option(help="Write here instead of to stdout.")] = None,
+) -> None:
+    """Decided items as JSONL: prompt, output, decision, edited output (chosen/rejected pairs for
+    preference tuning where a reviewer edited)."""
+    if format_ != "jsonl":
+        raise InvalidRequestError(f"unknown format {format_!r}; expected jsonl")
+    lines = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in _queue().export())
+    if out is None:
+        typer.echo(lines, nl=False)
+    else:
+        from genlab.core.io import atomic_write_bytes
+
+        atomic_write_bytes(out, lines.encode("utf-8"))
+        console.print(f"{lines.count(chr(10))} decided items -> {out}")
+
+
+@review_app.command("stats")
+def stats(json_: _Json = False) -> None:
+    """Items per state, and per guardrail scanner the reviewers' verdicts on its flags: false positives
+    (flagged but approved) and false negatives (not flagged, rejected for its reason), to tune thresholds."""
+    queue = _queue()
+    data = {"states": queue.counts(), "scanners": queue.scanner_feedback()}
+    if json_:
+        print_json(data)
+        return
+    console.print(" · ".join(f"{k} {v}" for k, v in data["states"].items()))
+    table = Table(title="guardrail scanners, judged by reviewers")
+    for col in ("scanner", "true positives", "false positives", "false negatives"):
+        table.add_column(col, justify="right")
+    for scanner, c in sorted(data["scanners"].items()):
+        table.add_row(scanner, str(c["true_positives"]), str(c["false_positives"]), str(c["false_negatives"]))
+    console.print(table)
+
+
+@audit_app.command("verify")
+def verify_audit(json_: _Json = False) -> None:
+    """Recompute the review log's hash chain; name any edited, deleted or reordered event (exit 1)."""
+    report = _queue().verify()
+    if json_:
+        print_json(report.to_dict())
+    elif report.ok:
+        console.print(f"[green]audit log intact: {report.events} events, hash chain verified[/]")
+    else:
+        for p in report.problems:
+            console.print(f"[red]{p}[/]")
+    if not report.ok:
+        raise typer.Exit(1)
