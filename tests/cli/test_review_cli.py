@@ -48,9 +48,7 @@ def test_review_commands_decide_export_and_verify(tmp_path):
         .stdout.strip()
         .endswith("approved")
     )
-    assert_clean_error(
-        genlab_cli("review", "approve", a, home=home), "is already approved"
-    )
+    assert_clean_error(genlab_cli("review", "approve", a, home=home), "is already approved")
     assert_clean_error(
         genlab_cli("review", "reject", b, "--reason", "meh", home=home), "unknown reason code 'meh'"
     )

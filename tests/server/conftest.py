@@ -63,3 +63,35 @@ def keyed_server(registry, gemma, tmp_path):
     with LiveServer(create_app(registry, store, ServerConfig(open_access=False))) as live:
         live.key = key
         yield live
+
+
+REVIEW_POLICY = """
+name: reviewed
+input:
+  - scanner: pii
+    action: flag
+output:
+  - scanner: pii_leakage
+    action: warn
+review:
+  mode: flagged
+  due_minutes: 60
+  endpoints:
+    chat.completions: always
+    images: always
+"""
+
+
+@pytest.fixture(scope="module")
+def reviewed(registry, gemma, tmp_path_factory):
+    """Keys required (a user and two reviewers); chat and images always held, PII in a prompt flags it."""
+    folder = tmp_path_factory.mktemp("review")
+    (folder / "reviewed.yaml").write_text(REVIEW_POLICY)
+    store = Store(f"sqlite:///{folder / 'genlab.db'}")
+    user, _ = store.create_key("app", "user")
+    reviewer, _ = store.create_key("ana", "reviewer")
+    other, _ = store.create_key("ben", "reviewer")
+    config = ServerConfig(open_access=False, policy=str(folder / "reviewed.yaml"))
+    with LiveServer(create_app(registry, store, config)) as live:
+        live.keys = {"user": user, "reviewer": reviewer, "other": other}
+        yield live

@@ -9,42 +9,6 @@ import json
 import threading
 
 import httpx
-import pytest
-
-from genlab.server.app import ServerConfig, create_app
-from genlab.storage import Store
-
-from .conftest import LiveServer
-
-POLICY = """
-name: reviewed
-input:
-  - scanner: pii
-    action: flag
-output:
-  - scanner: pii_leakage
-    action: warn
-review:
-  mode: flagged
-  due_minutes: 60
-  endpoints:
-    chat.completions: always
-    images: always
-"""
-
-
-@pytest.fixture(scope="module")
-def reviewed(registry, gemma, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("review")
-    (folder / "reviewed.yaml").write_text(POLICY)
-    store = Store(f"sqlite:///{folder / 'genlab.db'}")
-    user, _ = store.create_key("app", "user")
-    reviewer, _ = store.create_key("ana", "reviewer")
-    other, _ = store.create_key("ben", "reviewer")
-    config = ServerConfig(open_access=False, policy=str(folder / "reviewed.yaml"))
-    with LiveServer(create_app(registry, store, config)) as live:
-        live.keys = {"user": user, "reviewer": reviewer, "other": other}
-        yield live
 
 
 def call(server, method: str, path: str, who: str = "user", **kw) -> httpx.Response:

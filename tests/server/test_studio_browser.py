@@ -64,3 +64,36 @@ def test_images_page_draws_a_grid_and_links_each_image(server, page):
     page.locator("#grid a").first.click()
     expect(page.locator("#image")).to_be_visible(timeout=20_000)
     assert page.locator("#record").inner_text().count("images") >= 1
+
+
+def test_reviewer_approves_a_held_chat_with_the_keyboard(reviewed, page):
+    import httpx
+
+    user = {"authorization": f"Bearer {reviewed.keys['user']}"}
+    held = httpx.post(f"{reviewed.url}/v1/chat/completions", headers=user, timeout=60,
+                      json={"model": "gemma-3-270m", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5})  # fmt: skip
+    assert held.status_code == 202
+    item_id = held.json()["id"]
+    page.goto(reviewed.url + "/studio/reviews")
+    page.evaluate("k => localStorage.setItem('genlab-key', k)", reviewed.keys["user"])
+    page.reload()
+    expect(page.locator("#status")).to_contain_text("reviewer role", timeout=20_000)  # a user may not review
+    page.evaluate("k => localStorage.setItem('genlab-key', k)", reviewed.keys["reviewer"])
+    page.reload()
+    row = page.locator(f"#queue tr[data-id='{item_id}']")
+    expect(row).to_have_count(1, timeout=20_000)
+    position = page.locator("#queue tbody tr").evaluate_all(
+        f"rows => rows.findIndex(r => r.dataset.id === '{item_id}')"
+    )
+    for _ in range(position):
+        page.keyboard.press("j")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(f"{reviewed.url}/studio/reviews/{item_id}")
+    expect(page.locator("#text")).to_be_visible(timeout=20_000)
+    expect(page.locator("#reason option[value='ok']")).to_have_count(1)
+    page.fill("#comment", "looks fine")
+    page.locator("body").click()
+    page.keyboard.press("a")
+    expect(page.locator("#status")).to_contain_text("approved", timeout=20_000)
+    released = httpx.get(f"{reviewed.url}/v1/reviews/{item_id}", headers=user, timeout=30).json()
+    assert released["status"] == "approved" and released["comment"] == "looks fine" and "response" in released
