@@ -4,6 +4,8 @@
     python scripts/ship_model.py shakespeare-char
     genlab train image --family diffusion --data digits --preset small
     python scripts/ship_model.py diffusion-digits
+    genlab train audio --family vae --data spoken-digits --preset small --steps 3000
+    python scripts/ship_model.py vae-spoken-digits
 
 The published snapshot (weights, card; for diffusion the whole diffusers pipeline folder), the codec
 and the data manifest are copied into src/genlab/shipped/NAME/ with a flat config.json;
@@ -25,7 +27,7 @@ TARGET = Path(__file__).resolve().parent.parent / "src" / "genlab" / "shipped"
 def main(name: str) -> None:
     registry = Registry()
     entry = registry.get(name)
-    if entry.kind not in ("transformer", "image") or entry.path is None:
+    if entry.kind not in ("transformer", "image", "audio") or entry.path is None:
         sys.exit(f"error: {name!r} is not a model trained in genlab")
     out = TARGET / name
     shutil.rmtree(out, ignore_errors=True)

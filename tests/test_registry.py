@@ -146,12 +146,14 @@ def test_shipped_models_are_built_in_and_verified(fresh_registry):
     from genlab.registry import SHIPPED_DIR
 
     shipped = sorted(p.name for p in SHIPPED_DIR.iterdir() if (p / "config.json").is_file())
-    assert {"shakespeare-char", "gan-digits", "vae-digits", "diffusion-digits"} <= set(shipped)
+    assert {"shakespeare-char", "gan-digits", "vae-digits", "diffusion-digits", "vae-spoken-digits"} <= set(
+        shipped
+    )
     for name in shipped:
         entry = fresh_registry.get(name)
-        assert entry.card.builtin and entry.kind in ("transformer", "image")
+        assert entry.card.builtin and entry.kind in ("transformer", "image", "audio")
         assert entry.card.reproduce.startswith(
-            f"genlab train {'text' if entry.kind == 'transformer' else 'image'}"
+            f"genlab train {'text' if entry.kind == 'transformer' else entry.kind}"
         )
         assert entry.card.metrics["val_loss"] > 0
         assert (SHIPPED_DIR / name / entry.config["weights"]).stat().st_size < 20_000_000

@@ -75,3 +75,20 @@ def test_shipped_image_models_draw_the_class_they_are_asked_for(registry, model,
     accuracy = float((classifier.predict(images) == torch.tensor(labels)).float().mean())
     assert accuracy >= 0.9, accuracy
     assert generator.card.metrics["eval"]["class_accuracy"] >= 0.9
+
+
+def test_spoken_digits_classifier_is_shipped_with_its_accuracy():
+    loaded = load_classifier("spoken-digits")
+    assert loaded is not None and loaded[1].metrics["val_accuracy"] >= 0.95 and loaded[1].modality == "audio"
+
+
+@pytest.mark.slow
+def test_shipped_audio_model_says_the_digit_it_is_asked_for(registry):
+    """What a listener gets (spectrogram -> Griffin-Lim -> waveform), judged by the shipped classifier: >= 80%."""
+    generator = registry.load("vae-spoken-digits")
+    labels = [i % 10 for i in range(100)]
+    heard = generator.codec.round_trip(generator.sample(labels, list(range(500, 600))))
+    classifier, _ = load_classifier("spoken-digits")
+    accuracy = float((classifier.predict(heard) == torch.tensor(labels)).float().mean())
+    assert accuracy >= 0.8, accuracy
+    assert generator.card.metrics["eval"]["class_accuracy"] >= 0.8

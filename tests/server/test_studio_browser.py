@@ -97,3 +97,19 @@ def test_reviewer_approves_a_held_chat_with_the_keyboard(reviewed, page):
     expect(page.locator("#status")).to_contain_text("approved", timeout=20_000)
     released = httpx.get(f"{reviewed.url}/v1/reviews/{item_id}", headers=user, timeout=30).json()
     assert released["status"] == "approved" and released["comment"] == "looks fine" and "response" in released
+
+
+def test_audio_page_speaks_clips_with_players(server, page):
+    page.goto(server.url + "/studio/audio")
+    expect(page.locator("#model option[value='vae-spoken-digits']")).to_have_count(1, timeout=20_000)
+    page.select_option("#model", "vae-spoken-digits")
+    page.select_option("#klass", "7")
+    page.fill("#n", "2")
+    page.fill("#seed", "5")
+    page.click("#generate")
+    expect(page.locator("#clips audio")).to_have_count(2, timeout=60_000)
+    assert "7, seed 5" in page.locator("#clips").inner_text()
+    duration = page.locator("#clips audio").first.evaluate(
+        "a => new Promise(ok => a.readyState >= 1 ? ok(a.duration) : a.addEventListener('loadedmetadata', () => ok(a.duration)))"
+    )
+    assert abs(duration - 1.0) < 0.05  # a real, playable one-second WAV
