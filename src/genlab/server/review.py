@@ -184,7 +184,7 @@ def install(app: FastAPI, state, auth) -> None:
         if key is None and state.config.open_access:
             return "local"
         if key is None or key.role not in ("reviewer", "admin"):
-            raise APIError(403, "this needs the reviewer role: `genlab keys create NAME --role reviewer`",
+            raise APIError(403, "this needs the reviewer role: `genlab keys create --name NAME --role reviewer`",
                            type_="permission_error", code="reviewer_role_required")  # fmt: skip
         return actor(key)
 
