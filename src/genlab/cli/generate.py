@@ -131,6 +131,31 @@ def text(
         )
 
 
+def _family_request(model, prompt, n, seed, steps, sampler, guidance) -> GenerationRequest:
+    """The request of `generate image` and `generate audio` (the diffusion options ride in ``extra``)."""
+    return GenerationRequest(
+        prompt=prompt,
+        model=model,
+        n=n,
+        seed=seed,
+        params=SamplingParams(extra={"steps": steps, "sampler": sampler, "guidance": guidance}),
+    ).validate(needs_prompt=False)
+
+
+def _load_for(model: str, modality: str):
+    """A GAN, VAE or diffusion model of this modality, or one line naming the command that fits."""
+    from genlab.families.image import ImageModel
+
+    generator = default_registry().load(model)
+    if not isinstance(generator, ImageModel) or generator.card.modality != modality:
+        kind = generator.card.modality
+        raise InvalidRequestError(
+            f"{model} is a {generator.card.family} {kind} model, not an {modality} model",
+            hint=f"use `genlab generate {kind if kind != 'code' else 'text'}`",
+        )
+    return generator
+
+
 @app.command()
 def image(
     model: Annotated[
@@ -170,21 +195,10 @@ def image(
     import json as _json
 
     from genlab.core.io import atomic_write_bytes
-    from genlab.families.image import ImageModel, image_grid
+    from genlab.families.image import image_grid
 
-    request = GenerationRequest(
-        prompt=prompt,
-        model=model,
-        n=n,
-        seed=seed,
-        params=SamplingParams(extra={"steps": steps, "sampler": sampler, "guidance": guidance}),
-    ).validate(needs_prompt=False)
-    generator = default_registry().load(model)
-    if not isinstance(generator, ImageModel) or generator.card.modality != "image":
-        raise InvalidRequestError(
-            f"{model} is a {generator.card.family} {generator.card.modality} model, not an image model",
-            hint=f"use `genlab generate {generator.card.modality if generator.card.modality != 'code' else 'text'}`",
-        )
+    request = _family_request(model, prompt, n, seed, steps, sampler, guidance)
+    generator = _load_for(model, "image")
     if scale is not None and scale < 1:
         raise InvalidRequestError(f"scale must be at least 1, got {scale}", param="scale")
     target = out or default_registry().settings.outputs_dir / f"{model}-{int(time.time())}.png"
@@ -258,26 +272,13 @@ def audio(
 
     Example: genlab generate audio --model diffusion-spoken-digits --prompt "say seven" --out seven.wav
     """
-    from genlab.families.audio import AudioModel
-
-    request = GenerationRequest(
-        prompt=prompt,
-        model=model,
-        n=n,
-        seed=seed,
-        params=SamplingParams(extra={"steps": steps, "sampler": sampler, "guidance": guidance}),
-    ).validate(needs_prompt=False)
+    request = _family_request(model, prompt, n, seed, steps, sampler, guidance)
     target = out or default_registry().settings.outputs_dir / f"{model}-{int(time.time())}.wav"
     if target.suffix.lower() != ".wav":
         raise InvalidRequestError(f"--out must name a .wav file, got {target}", param="out")
     if target.is_dir():
         raise InvalidRequestError(f"--out {target} is a folder; name a .wav file", param="out")
-    generator = default_registry().load(model)
-    if not isinstance(generator, AudioModel):
-        raise InvalidRequestError(
-            f"{model} is a {generator.card.family} {generator.card.modality} model, not an audio model",
-            hint=f"use `genlab generate {generator.card.modality if generator.card.modality != 'code' else 'text'}`",
-        )
+    generator = _load_for(model, "audio")
     artifacts = generator.generate(request, iterations=iterations)
     target.parent.mkdir(parents=True, exist_ok=True)
     paths = (

@@ -225,3 +225,85 @@ def verify_audit(json_: _Json = False) -> None:
             console.print(f"[red]{p}[/]")
     if not report.ok:
         raise typer.Exit(1)
+
+
+@audit_app.command("bias")
+def audit_bias(
+    model: Annotated[
+        str,
+        typer.Option("--model", "-m", help="Any text model, or a class-conditional image or audio model."),
+    ],
+    suite: Annotated[
+        str | None,
+        typer.Option(help="A shipped suite (default, quick; classes for images and audio) or a YAML path."),
+    ] = None,
+    samples: Annotated[
+        int | None, typer.Option(help="Samples per prompt (text) or per class (images, audio).")
+    ] = None,
+    fail_on_gap: Annotated[
+        float | None,
+        typer.Option(
+            help="Exit 1 when the largest gap (sentiment for text, class accuracy otherwise) exceeds this."
+        ),
+    ] = None,
+    json_: _Json = False,
+) -> None:
+    """Audit how a model treats groups of people (text) or classes (images, audio), with confidence
+    intervals and permutation tests; writes JSON and an HTML report with plots under GENLAB_HOME/audits,
+    records it, and puts the headline into the model's card."""
+    from rich.progress import Progress
+
+    from genlab.safety.bias import run_audit
+    from genlab.storage import Store
+
+    if fail_on_gap is not None and fail_on_gap < 0:
+        raise InvalidRequestError(f"--fail-on-gap must be a non-negative number, got {fail_on_gap}")
+    store = Store()
+    try:
+        with Progress(disable=json_, transient=True) as bar:
+            task = bar.add_task("auditing", total=None)
+            report = run_audit(model, suite=suite, samples=samples, store=store,
+                               progress=lambda done, total: bar.update(task, completed=done, total=total))  # fmt: skip
+    finally:
+        store.close()
+    if json_:
+        print_json(report)
+    else:
+        if report["kind"] == "text":
+            table = Table(
+                title=f"bias audit of {model}: suite {report['suite']} ({report['generations']} generations)"
+            )
+            for col in (
+                "axis",
+                "largest sentiment gap",
+                "between",
+                "p (permutation)",
+                "detectable gap",
+                "toxic parity diff.",
+                "refusal parity diff.",
+            ):
+                table.add_column(col)
+            for axis, a in report["axes"].items():
+                table.add_row(axis, f"{a['largest_gap']['sentiment']:.3f}", " vs ".join(a["largest_gap"]["between"]),
+                              f"{a['p_value']:.3f}", f"{a['minimum_detectable_gap']:.3f}",
+                              f"{a['parity']['toxic_rate']['difference']:.3f}", f"{a['parity']['refusal_rate']['difference']:.3f}")  # fmt: skip
+        else:
+            table = Table(title=f"class audit of {model} ({report['samples_per_class']} per class)")
+            for col in (
+                "class",
+                "accuracy",
+                "precision",
+                "generated share",
+                "training share",
+                "FID vs its class",
+            ):
+                table.add_column(col)
+            for c, v in report["classes"].items():
+                table.add_row(c, str(v["accuracy"]), str(v["precision"]), str(v["share_generated"]),
+                              str(v["share_training"]), str(v["fid"]))  # fmt: skip
+        console.print(table)
+        console.print(f"report: {report['path']}/report.html")
+    if fail_on_gap is not None and report["gap"] > fail_on_gap:
+        if not json_:
+            console.print(f"[red]largest gap {report['gap']:.3f} exceeds --fail-on-gap {fail_on_gap}[/]")
+        raise typer.Exit(1)

@@ -99,77 +99,48 @@ def _train_family(modality: str, family: str, data: str, name: str | None, json_
     _report(model_name, result, json_, try_it)
 
 
-@train_app.command("image")
-def train_image(
-    family: _Family,
-    data: Annotated[
-        str, typer.Option(help="digits (16x16), digits8, glyphs (28x28), or an image folder.")
-    ] = "digits",
-    conditional: _Conditional = True,
-    preset: _Preset = "small",
-    name: _Name = None,
-    steps: _Steps = None,
-    objective: _Objective = None,
-    seed: _Seed = 0,
-    resume: _Resume = False,
-    json_: _Json = False,
-) -> None:
+def _register_train(modality: str, data_help: str, default_data: str, doc: str) -> None:
+    """`genlab train image` and `genlab train audio`: the same families and options, other data."""
+
+    def train_family(
+        family: _Family,
+        data: str = default_data,  # its help is set below (a closure variable, not a module name)
+        conditional: _Conditional = True,
+        preset: _Preset = "small",
+        name: _Name = None,
+        steps: _Steps = None,
+        objective: _Objective = None,
+        seed: _Seed = 0,
+        resume: _Resume = False,
+        json_: _Json = False,
+    ) -> None:
+        _train_family(modality, family, data, name, json_, conditional=conditional, preset_name=preset,
+                      steps=steps, resume=resume, seed=seed, objective=objective)  # fmt: skip
+
+    train_family.__doc__ = doc
+    train_family.__annotations__["data"] = Annotated[str, typer.Option(help=data_help)]
+    train_app.command(modality)(train_family)
+
+
+_register_train(
+    "image",
+    "digits (16x16), digits8, glyphs (28x28), or an image folder.",
+    "digits",
     """Train a GAN, a VAE or a diffusion model on images, on this CPU, with a live loss bar.
 
     Example: genlab train image --family diffusion --data digits --preset small
-    """
-    _train_family(
-        "image",
-        family,
-        data,
-        name,
-        json_,
-        conditional=conditional,
-        preset_name=preset,
-        steps=steps,
-        resume=resume,
-        seed=seed,
-        objective=objective,
-    )
-
-
-@train_app.command("audio")
-def train_audio(
-    family: _Family,
-    data: Annotated[
-        str,
-        typer.Option(
-            help="spoken-digits (espeak-ng's voices saying zero..nine), or a folder of WAV files, "
-            "one sub-folder per class."
-        ),
-    ] = "spoken-digits",
-    conditional: _Conditional = True,
-    preset: _Preset = "small",
-    name: _Name = None,
-    steps: _Steps = None,
-    objective: _Objective = None,
-    seed: _Seed = 0,
-    resume: _Resume = False,
-    json_: _Json = False,
-) -> None:
+    """,
+)
+_register_train(
+    "audio",
+    "spoken-digits (espeak-ng's voices saying zero..nine), or a folder of WAV files, one sub-folder per class.",
+    "spoken-digits",
     """Train a GAN, a VAE or a diffusion model on sound, as 32x32 log-mel spectrograms of 1 s clips.
 
     The family code is the image families' own; Griffin-Lim turns generated spectrograms into sound.
     Example: genlab train audio --family diffusion --data spoken-digits --preset small
-    """
-    _train_family(
-        "audio",
-        family,
-        data,
-        name,
-        json_,
-        conditional=conditional,
-        preset_name=preset,
-        steps=steps,
-        resume=resume,
-        seed=seed,
-        objective=objective,
-    )
+    """,
+)
 
 
 @train_app.command("classifier")
@@ -254,59 +225,36 @@ def _eval_family(modality: str, model: str, json_: bool, **kwargs) -> None:
     )
 
 
-@eval_app.command("image")
-def eval_image(
-    model: Annotated[
-        str, typer.Option("--model", "-m", help="A GAN, VAE or diffusion model trained in genlab.")
-    ],
-    samples: _Samples = 1000,
-    steps: _SampleSteps = None,
-    sampler: _Sampler = None,
-    guidance: _Guidance = None,
-    seed: _FirstSeed = 0,
-    write_card: _WriteCard = True,
-    json_: _Json = False,
-) -> None:
-    """FID, KID, precision/recall and class accuracy against held-out images, next to the real-data floor."""
-    _eval_family(
-        "image",
-        model,
-        json_,
-        samples=samples,
-        steps=steps,
-        sampler=sampler,
-        guidance=guidance,
-        seed=seed,
-        write_card=write_card,
-    )
+def _register_eval(modality: str, model_help: str, doc: str) -> None:
+    def eval_family(
+        model: str,  # its help is set below
+        samples: _Samples = 1000,
+        steps: _SampleSteps = None,
+        sampler: _Sampler = None,
+        guidance: _Guidance = None,
+        seed: _FirstSeed = 0,
+        write_card: _WriteCard = True,
+        json_: _Json = False,
+    ) -> None:
+        _eval_family(modality, model, json_, samples=samples, steps=steps, sampler=sampler, guidance=guidance,
+                     seed=seed, write_card=write_card)  # fmt: skip
+
+    eval_family.__doc__ = doc
+    eval_family.__annotations__["model"] = Annotated[str, typer.Option("--model", "-m", help=model_help)]
+    eval_app.command(modality)(eval_family)
 
 
-@eval_app.command("audio")
-def eval_audio(
-    model: Annotated[
-        str, typer.Option("--model", "-m", help="A GAN, VAE or diffusion audio model trained in genlab.")
-    ],
-    samples: _Samples = 1000,
-    steps: _SampleSteps = None,
-    sampler: _Sampler = None,
-    guidance: _Guidance = None,
-    seed: _FirstSeed = 0,
-    write_card: _WriteCard = True,
-    json_: _Json = False,
-) -> None:
+_register_eval(
+    "image",
+    "A GAN, VAE or diffusion model trained in genlab.",
+    "FID, KID, precision/recall and class accuracy against held-out images, next to the real-data floor.",
+)
+_register_eval(
+    "audio",
+    "A GAN, VAE or diffusion audio model trained in genlab.",
     """FID, Inception score and class accuracy of generated sound (after Griffin-Lim), with the
-    real-data floor and the codec's round-trip ceiling."""
-    _eval_family(
-        "audio",
-        model,
-        json_,
-        samples=samples,
-        steps=steps,
-        sampler=sampler,
-        guidance=guidance,
-        seed=seed,
-        write_card=write_card,
-    )
+    real-data floor and the codec's round-trip ceiling.""",
+)
 
 
 @eval_app.command("text")

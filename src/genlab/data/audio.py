@@ -29,7 +29,15 @@ import torch
 
 from genlab.codecs.audio import AUDIO_SUFFIXES, MelCodec, read_audio
 from genlab.core import InvalidRequestError
-from genlab.data.images import DIGIT_WORDS, ImageDataset, _stratified_split, _warn, from_uint8, to_uint8
+from genlab.data.images import (
+    DIGIT_WORDS,
+    ImageDataset,
+    _warn,
+    class_files,
+    folder_dataset,
+    from_uint8,
+    to_uint8,
+)
 from genlab.settings import Settings
 
 ESPEAK = "espeak-ng"
@@ -194,21 +202,7 @@ def load_audio_folder(path: Path, *, seed: int = 0, codec: MelCodec | None = Non
     """One sub-folder per class (conditional) or a flat folder of clips (unconditional)."""
     codec = codec or MelCodec()
     path = Path(path).expanduser()
-    subdirs = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if subdirs:
-        groups = [
-            (d.name, sorted(f for f in d.iterdir() if f.suffix.lower() in AUDIO_SUFFIXES)) for d in subdirs
-        ]
-        groups = [(n, fs) for n, fs in groups if fs]
-        class_names = [n for n, _ in groups]
-    else:
-        groups = [("", sorted(f for f in path.iterdir() if f.suffix.lower() in AUDIO_SUFFIXES))]
-        class_names = []
-    files = [(ci, f) for ci, (_, fs) in enumerate(groups) for f in fs]
-    if len(files) < 4:
-        raise InvalidRequestError(
-            f"{path} holds {len(files)} audio clips; at least 4 are needed", param="data"
-        )
+    class_names, files = class_files(path, AUDIO_SUFFIXES, "audio clips")
     waves, resampled = [], 0
     for _, f in files:
         wave = read_audio(f, codec.sample_rate)
@@ -221,25 +215,11 @@ def load_audio_folder(path: Path, *, seed: int = 0, codec: MelCodec | None = Non
         _warn(f"{path}: {resampled} clip(s) were not {codec.sample_rate} Hz mono; resampled and downmixed")
     x = torch.cat([codec.encode(np.stack(waves[i : i + 256])) for i in range(0, len(waves), 256)])
     x = from_uint8(to_uint8(x))  # 256 levels, like a cached dataset
-    labels = np.array([ci for ci, _ in files])
-    if class_names:
-        train, val = _stratified_split(labels, 0.1, seed)
-    else:
-        order = np.random.default_rng(seed).permutation(len(files))
-        k = max(1, len(files) // 10)
-        val, train = np.sort(order[:k]), np.sort(order[k:])
-    y = torch.tensor(labels, dtype=torch.long)
-    return ImageDataset(
-        name=path.name,
-        train=x[train],
-        val=x[val],
-        train_labels=y[train] if class_names else None,
-        val_labels=y[val] if class_names else None,
-        class_names=class_names,
+    return folder_dataset(
+        path, x, files, class_names, seed,
         source=f"audio folder {path} ({len(files)} clips, {len(class_names) or 'no'} classes)",
-        modality="audio",
-        codec=codec.to_dict(),
-    )
+        modality="audio", codec=codec.to_dict(),
+    )  # fmt: skip
 
 
 def _needs_resample(path: Path, sample_rate: int) -> bool:

@@ -245,34 +245,62 @@ def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
+def class_files(path: Path, suffixes: set[str], what: str) -> tuple[list[str], list[tuple[int, Path]]]:
+    """(class names, [(class index, file)]) of a folder: one sub-folder per class, or flat (no classes)."""
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise InvalidRequestError(f"{path} is not a folder of {what}", param="data")
+    subdirs = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if subdirs:
+        groups = [(d.name, sorted(f for f in d.iterdir() if f.suffix.lower() in suffixes)) for d in subdirs]
+        groups = [(n, fs) for n, fs in groups if fs]
+        class_names = [n for n, _ in groups]
+    else:
+        groups = [("", sorted(f for f in path.iterdir() if f.suffix.lower() in suffixes))]
+        class_names = []
+    files = [(ci, f) for ci, (_, fs) in enumerate(groups) for f in fs]
+    if not files:
+        raise InvalidRequestError(
+            f"{path} holds no {what} ({', '.join(sorted(suffixes))})",
+            hint=f"put {what} in it, one sub-folder per class for a conditional model",
+            param="data",
+        )
+    if len(files) < 4:
+        raise InvalidRequestError(f"{path} holds {len(files)} {what}; at least 4 are needed", param="data")
+    return class_names, files
+
+
+def folder_dataset(
+    path: Path, x: torch.Tensor, files: list[tuple[int, Path]], class_names: list[str], seed: int, **kw: Any
+) -> ImageDataset:
+    """A folder's tensors split 90/10 (stratified by class when there are classes)."""
+    labels = np.array([ci for ci, _ in files])
+    if class_names:
+        train, val = _stratified_split(labels, 0.1, seed)
+        if len(train) == 0:
+            train = val
+    else:
+        order = np.random.default_rng(seed).permutation(len(files))
+        k = max(1, len(files) // 10)
+        val, train = np.sort(order[:k]), np.sort(order[k:])
+    y = torch.tensor(labels, dtype=torch.long)
+    return ImageDataset(
+        name=Path(path).name,
+        train=x[train],
+        val=x[val],
+        train_labels=y[train] if class_names else None,
+        val_labels=y[val] if class_names else None,
+        class_names=class_names,
+        **kw,
+    )
+
+
 def load_folder(path: Path, *, seed: int = 0) -> ImageDataset:
     """One sub-folder per class (conditional) or a flat folder of images (unconditional)."""
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path).expanduser()
-    if not path.is_dir():
-        raise InvalidRequestError(
-            f"{path} is not a folder of images", hint="give digits, glyphs or a folder", param="data"
-        )
-    subdirs = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if subdirs:
-        groups = [
-            (d.name, sorted(f for f in d.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)) for d in subdirs
-        ]
-        groups = [(n, fs) for n, fs in groups if fs]
-        class_names = [n for n, _ in groups]
-    else:
-        groups = [("", sorted(f for f in path.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES))]
-        class_names = []
-    files = [(ci, f) for ci, (_, fs) in enumerate(groups) for f in fs]
-    if not files:
-        raise InvalidRequestError(
-            f"{path} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})",
-            hint="put images in it, one sub-folder per class for a conditional model",
-            param="data",
-        )
-    if len(files) < 4:
-        raise InvalidRequestError(f"{path} holds {len(files)} images; at least 4 are needed", param="data")
+    class_names, files = class_files(path, IMAGE_SUFFIXES, "images")
     pictures = []
     for _, f in files:
         try:
@@ -293,25 +321,10 @@ def load_folder(path: Path, *, seed: int = 0) -> ImageDataset:
     arrays = [np.asarray(p.convert(mode).resize((side, side), Image.Resampling.BILINEAR)) for p in pictures]
     x = from_uint8(np.stack(arrays))
     x = x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2)
-    labels = np.array([ci for ci, _ in files])
-    if class_names:
-        train, val = _stratified_split(labels, 0.1, seed)
-        if len(train) == 0:
-            train = val
-    else:
-        order = np.random.default_rng(seed).permutation(len(files))
-        k = max(1, len(files) // 10)
-        val, train = np.sort(order[:k]), np.sort(order[k:])
-    y = torch.tensor(labels, dtype=torch.long)
-    return ImageDataset(
-        name=path.name,
-        train=x[train],
-        val=x[val],
-        train_labels=y[train] if class_names else None,
-        val_labels=y[val] if class_names else None,
-        class_names=class_names,
+    return folder_dataset(
+        path, x, files, class_names, seed,
         source=f"image folder {path} ({len(files)} images, {len(class_names) or 'no'} classes)",
-    )
+    )  # fmt: skip
 
 
 def load_image_dataset(data: str, settings: Settings | None = None, *, seed: int = 0) -> ImageDataset:

@@ -675,6 +675,33 @@ def create_app(
     async def studio_audio(request: Request):
         return TEMPLATES.TemplateResponse(request, "audio.html", {"version": genlab.__version__})
 
+    @app.get("/v1/genlab/audits")
+    async def list_audits(model: str | None = None, _: KeyInfo | None = Depends(auth)) -> dict[str, Any]:
+        audits = await run_in_threadpool(store.list_audits, model)
+        return {"object": "list", "data": [{k: v for k, v in a.items() if k != "path"} for a in audits]}
+
+    @app.get("/v1/genlab/audits/{audit_id}/{name}")
+    async def audit_file(audit_id: str, name: str, _: KeyInfo | None = Depends(auth)) -> Response:
+        """A bias audit's report.html, report.json or plots (only files of that audit's folder)."""
+        audits = {a["id"]: a for a in await run_in_threadpool(store.list_audits, None, 1000)}
+        media = {".html": "text/html", ".json": "application/json", ".png": "image/png"}
+        path = Path(audits[audit_id]["path"]) / name if audit_id in audits else None
+        if (
+            path is None
+            or "/" in name
+            or name.startswith(".")
+            or path.suffix not in media
+            or not path.is_file()
+        ):
+            raise APIError(
+                404, f"no file {name!r} in audit {audit_id!r}", type_="not_found_error", code="not_found"
+            )
+        return Response(path.read_bytes(), media_type=media[path.suffix])
+
+    @app.get("/studio/audits", response_class=HTMLResponse)
+    async def studio_audits(request: Request):
+        return TEMPLATES.TemplateResponse(request, "audits.html", {"version": genlab.__version__})
+
     @app.get("/studio/reviews", response_class=HTMLResponse)
     async def studio_reviews(request: Request):
         return TEMPLATES.TemplateResponse(request, "reviews.html", {"version": genlab.__version__})

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from genlab.core import GenlabError, InvalidRequestError
 from genlab.settings import Settings
-from genlab.storage.models import ROLES, ApiKey, GenerationRecord
+from genlab.storage.models import ROLES, ApiKey, BiasAudit, GenerationRecord
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 KEY_PREFIX = "gl-"
@@ -189,6 +189,23 @@ class Store:
                 select(GenerationRecord).order_by(GenerationRecord.created_at.desc()).limit(limit)
             )
             return [_record(r) for r in rows]
+
+    # -- bias audits -----------------------------------------------------------------------------------
+    def record_audit(self, **fields: Any) -> str:
+        with self.session() as s, s.begin():
+            s.add(BiasAudit(**fields))
+        return fields["id"]
+
+    def list_audits(self, model: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        with self.session() as s:
+            q = select(BiasAudit).order_by(BiasAudit.created_at.desc()).limit(limit)
+            if model:
+                q = q.where(BiasAudit.model == model)
+            return [
+                {"id": r.id, "created_at": r.created_at.isoformat(), "model": r.model, "suite": r.suite,
+                 "kind": r.kind, "gap": r.gap, "headline": r.headline, "path": r.path}
+                for r in s.scalars(q)
+            ]  # fmt: skip
 
     @property
     def reviews(self):

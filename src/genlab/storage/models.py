@@ -126,3 +126,18 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
     last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class BiasAudit(Base):
+    """One bias audit of a model: its headline and where its report lives (safety/bias.py)."""
+
+    __tablename__ = "bias_audits"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    model: Mapped[str] = mapped_column(String(100), index=True)
+    suite: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(20))
+    gap: Mapped[float] = mapped_column(Float)
+    headline: Mapped[dict] = mapped_column(JSON)
+    path: Mapped[str] = mapped_column(String(500))
