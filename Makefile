@@ -41,6 +41,8 @@ bench: $(STAMP_TEST)
 	$(PY) bench/image_families.py
 	$(PY) bench/audio_families.py
 	$(PY) bench/watermark.py
+	$(PY) bench/review_load.py
+	$(PY) bench/review_soak.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
