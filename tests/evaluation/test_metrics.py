@@ -83,9 +83,10 @@ def test_spoken_digits_classifier_is_shipped_with_its_accuracy():
 
 
 @pytest.mark.slow
-def test_shipped_audio_model_says_the_digit_it_is_asked_for(registry):
+@pytest.mark.parametrize("model", ["gan-spoken-digits", "vae-spoken-digits"])
+def test_shipped_audio_models_say_the_digit_they_are_asked_for(registry, model):
     """What a listener gets (spectrogram -> Griffin-Lim -> waveform), judged by the shipped classifier: >= 80%."""
-    generator = registry.load("vae-spoken-digits")
+    generator = registry.load(model)
     labels = [i % 10 for i in range(100)]
     heard = generator.codec.round_trip(generator.sample(labels, list(range(500, 600))))
     classifier, _ = load_classifier("spoken-digits")
