@@ -16,7 +16,6 @@ import json
 import os
 import platform
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -31,30 +30,9 @@ RESULTS = ROOT / "bench" / "results" / "review_soak.json"
 sys.path.insert(0, str(ROOT))
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(home: Path, url: str, port: int) -> subprocess.Popen:
-    env = {**os.environ, "GENLAB_HOME": str(home), "GENLAB_DATABASE_URL": url}
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("genlab")), "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("genlab serve did not start")
-
-
 def round_(home: Path, url: str, keys: list[str]) -> dict:
+    from tests.conftest import free_port, start_serve
+
     from genlab.safety.review import FINAL
     from genlab.storage import Store
 
@@ -63,7 +41,7 @@ def round_(home: Path, url: str, keys: list[str]) -> dict:
                                 artifact={"text": f"a{i}"}, findings=[], rule="always")["id"] for i in range(300)]  # fmt: skip
     store.close()
     port = free_port()
-    server = start(home, url, port)
+    server = start_serve(home, port, GENLAB_DATABASE_URL=url)
     acknowledged: dict[str, str] = {}
     lock = threading.Lock()
 
@@ -92,7 +70,7 @@ def round_(home: Path, url: str, keys: list[str]) -> dict:
     server.wait()
     for t in threads:
         t.join()
-    restarted = start(home, url, port)
+    restarted = start_serve(home, port, GENLAB_DATABASE_URL=url)
     try:
         store = Store(url)
         queue = store.reviews

@@ -68,6 +68,35 @@ def genlab_cli(
     )
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_serve(home: Path, port: int, **env: str) -> subprocess.Popen:
+    """`genlab serve` in a real subprocess on GENLAB_HOME=home, returned once /health answers.
+    Its stdout and stderr are pipes (text): read them with ``communicate`` after stopping it."""
+    import time
+
+    import httpx
+
+    script = Path(sys.executable).with_name("genlab")
+    proc = subprocess.Popen([str(script), "serve", "--port", str(port)], env={**os.environ, "GENLAB_HOME": str(home), **env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(proc.stderr.read())
+
+
 def assert_clean_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
     """A user's mistake: non-zero exit, one line on stderr that says what is wrong, no traceback."""
     assert proc.returncode != 0, proc.stdout

@@ -5,10 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,7 +16,7 @@ import pytest
 from genlab.safety.review import FINAL
 from genlab.storage import Store
 
-from ..conftest import assert_clean_error, genlab_cli
+from ..conftest import assert_clean_error, free_port, genlab_cli, start_serve
 
 
 def seed(home: Path, n: int = 3) -> list[str]:
@@ -82,28 +79,6 @@ def test_review_commands_decide_export_and_verify(tmp_path):
     assert bad.returncode == 1 and "event 4 was edited" in bad.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start_server(home: Path, port: int) -> subprocess.Popen:
-    script = Path(sys.executable).with_name("genlab")
-    env = {**os.environ, "GENLAB_HOME": str(home)}
-    proc = subprocess.Popen([str(script), "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(proc.stderr.read().decode())
-
-
 @pytest.mark.slow
 def test_kill_9_under_load_loses_no_acknowledged_decision(tmp_path):
     home = tmp_path / "home"
@@ -112,8 +87,8 @@ def test_kill_9_under_load_loses_no_acknowledged_decision(tmp_path):
     store = Store(f"sqlite:///{home / 'genlab.db'}")
     keys = [store.create_key(f"reviewer{i}", "reviewer")[0] for i in range(6)]
     store.close()
-    port = _free_port()
-    server = _start_server(home, port)
+    port = free_port()
+    server = start_serve(home, port)
     acknowledged: dict[str, str] = {}
     lock = threading.Lock()
     stop = threading.Event()
@@ -148,7 +123,7 @@ def test_kill_9_under_load_loses_no_acknowledged_decision(tmp_path):
         t.join()
     assert len(acknowledged) >= 40, "the load never got going"
 
-    restarted = _start_server(home, port)  # the server comes back on the same database
+    restarted = start_serve(home, port)  # the server comes back on the same database
     try:
         store = Store(f"sqlite:///{home / 'genlab.db'}")
         queue = store.reviews

@@ -1,20 +1,8 @@
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 
-from ..conftest import assert_clean_error, genlab_cli
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from ..conftest import assert_clean_error, free_port, genlab_cli, start_serve
 
 
 def test_keys_create_list_revoke(tmp_path):
@@ -35,29 +23,14 @@ def test_keys_create_list_revoke(tmp_path):
 
 
 def test_serve_refuses_a_public_address_without_keys(tmp_path):
-    out = genlab_cli("serve", "--host", "0.0.0.0", "--port", str(_port()), home=tmp_path / "home")
+    out = genlab_cli("serve", "--host", "0.0.0.0", "--port", str(free_port()), home=tmp_path / "home")
     assert_clean_error(out, "refusing to serve on 0.0.0.0 without api keys", "genlab keys create")
     assert_clean_error(genlab_cli("serve", "--port", "70000", home=tmp_path / "home"), "port")
 
 
-def _start(home: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "GENLAB_HOME": str(home)}
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("genlab")), "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError(proc.stderr.read())
-
-
 def test_serve_runs_open_on_loopback_and_requires_keys_once_they_exist(tmp_path):
-    home, port = tmp_path / "home", _port()
-    proc = _start(home, port)
+    home, port = tmp_path / "home", free_port()
+    proc = start_serve(home, port)
     try:
         assert httpx.get(f"http://127.0.0.1:{port}/v1/models").status_code == 200
     finally:
@@ -65,7 +38,7 @@ def test_serve_runs_open_on_loopback_and_requires_keys_once_they_exist(tmp_path)
         out, err = proc.communicate(timeout=30)
     assert f"http://127.0.0.1:{port}" in out and "open access" in err
     key = json.loads(genlab_cli("keys", "create", "--name", "k", "--json", home=home).stdout)["key"]
-    proc = _start(home, port)
+    proc = start_serve(home, port)
     try:
         assert httpx.get(f"http://127.0.0.1:{port}/v1/models").status_code == 401
         ok = httpx.get(f"http://127.0.0.1:{port}/v1/models", headers={"Authorization": f"Bearer {key}"})
