@@ -1,7 +1,5 @@
 """The audio codec (log-mel <-> waveform), WAV reading, the spoken-digits dataset and audio folders."""
 
-import shutil
-
 import numpy as np
 import pytest
 import soundfile
@@ -14,7 +12,6 @@ from genlab.data.images import load_image_dataset, resolve_class
 from genlab.settings import Settings
 
 CODEC = MelCodec()
-needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="apt-get install espeak-ng")
 
 
 def tone(freq: float, seconds: float = 0.5, rate: int = 16000, amp: float = 0.5) -> np.ndarray:
@@ -127,7 +124,6 @@ def test_audio_folder_errors(tmp_path):
         load_audio_folder(broken)
 
 
-@needs_espeak
 def test_espeak_clips_are_deterministic_speech():
     clip = Clip(digit=7, voice="en-us", variant="m3", pitch=50, rate=160)
     a, b = synthesise(clip, CODEC), synthesise(clip, CODEC)
@@ -136,7 +132,6 @@ def test_espeak_clips_are_deterministic_speech():
     assert 0.2 < (spoken[-1] - spoken[0]) / 16000 < 1.0  # "seven" lasts a fraction of a second
 
 
-@needs_espeak
 @pytest.mark.slow
 def test_spoken_digits_split_voices_and_cache(tmp_path):
     settings = Settings(home=tmp_path)

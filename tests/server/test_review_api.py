@@ -101,7 +101,7 @@ def test_rejected_items_release_nothing_and_notify_the_webhook(reviewed):
             self.end_headers()
 
         def log_message(self, *args):
-            pass
+            """Keep the test output quiet (the default logs every request to stderr)."""
 
     hook = http.server.HTTPServer(("127.0.0.1", 0), Hook)
     threading.Thread(target=hook.serve_forever, daemon=True).start()

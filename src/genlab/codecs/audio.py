@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -96,19 +97,23 @@ class MelCodec:
     def size(self) -> int:
         return self.n_mels
 
+    @cached_property
     def _window(self) -> torch.Tensor:
         return torch.hann_window(self.n_fft, dtype=torch.float32)
 
+    @cached_property
     def _filterbank(self) -> torch.Tensor:
         return mel_filterbank(self.sample_rate, self.n_fft, self.n_mels, self.f_min, self.f_max)
 
+    @cached_property
+    def _inverse_filterbank(self) -> torch.Tensor:
+        return torch.linalg.pinv(self._filterbank)
+
     def _stft(self, wave: torch.Tensor) -> torch.Tensor:
-        return torch.stft(wave, self.n_fft, self.hop, window=self._window(), center=True, return_complex=True)
+        return torch.stft(wave, self.n_fft, self.hop, window=self._window, center=True, return_complex=True)
 
     def _istft(self, spec: torch.Tensor) -> torch.Tensor:
-        return torch.istft(
-            spec, self.n_fft, self.hop, window=self._window(), center=True, length=self.samples
-        )
+        return torch.istft(spec, self.n_fft, self.hop, window=self._window, center=True, length=self.samples)
 
     # -- waveform -> spectrogram -------------------------------------------------------------------
     def encode(self, wave: torch.Tensor | np.ndarray) -> torch.Tensor:
@@ -118,8 +123,8 @@ class MelCodec:
             wave = wave[None]
         if wave.shape[1] != self.samples:
             raise InvalidRequestError(f"expected {self.samples} samples per clip, got {wave.shape[1]}")
-        magnitude = self._stft(wave).abs() / self._window().sum()  # a full-scale sine peaks near 0.5
-        mel = torch.einsum("mf,nft->nmt", self._filterbank(), magnitude.pow(2))
+        magnitude = self._stft(wave).abs() / self._window.sum()  # a full-scale sine peaks near 0.5
+        mel = torch.einsum("mf,nft->nmt", self._filterbank, magnitude.pow(2))
         db = 10.0 * torch.log10(mel.clamp_min(1e-12))
         x = (db.clamp(self.db_min, self.db_max) - self.db_min) / (self.db_max - self.db_min) * 2 - 1
         x = torch.nn.functional.pad(x, (0, self.frames - self.stft_frames), value=-1.0)
@@ -131,8 +136,8 @@ class MelCodec:
         db = (x[:, 0, :, : self.stft_frames].clamp(-1, 1) + 1) / 2 * (self.db_max - self.db_min) + self.db_min
         mel = 10.0 ** (db / 10.0)
         mel = torch.where(db <= self.db_min + 1e-3, torch.zeros_like(mel), mel)  # the floor is silence
-        power = torch.einsum("fm,nmt->nft", torch.linalg.pinv(self._filterbank()), mel).clamp_min(0)
-        return power.sqrt() * self._window().sum()
+        power = torch.einsum("fm,nmt->nft", self._inverse_filterbank, mel).clamp_min(0)
+        return power.sqrt() * self._window.sum()
 
     def decode(self, x: torch.Tensor, *, iterations: int = 32, momentum: float = 0.99) -> torch.Tensor:
         """Spectrograms -> (N, samples) waveforms by fast Griffin-Lim, peak-normalised to 0.9.
@@ -197,13 +202,22 @@ def spectral_convergence(reference: torch.Tensor, estimate: torch.Tensor, codec:
 
 
 # -- WAV files ------------------------------------------------------------------------------------
-def read_audio(source: str | Path | bytes, sample_rate: int) -> np.ndarray:
-    """A mono float32 waveform at ``sample_rate``: stereo is averaged, other rates resampled.
+def resample(wave: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """Polyphase resampling (scipy), float32; the same array when the rates agree."""
+    if rate == target:
+        return wave
+    from scipy.signal import resample_poly
+
+    g = math.gcd(int(rate), int(target))
+    return resample_poly(wave, int(target) // g, int(rate) // g).astype(np.float32)
+
+
+def decode_audio(source: str | Path | bytes, sample_rate: int) -> tuple[np.ndarray, bool]:
+    """(mono float32 waveform at ``sample_rate``, whether it had to be resampled or downmixed).
 
     ``source`` is a path or the bytes of a file (WAV, FLAC, OGG, AIFF: what libsndfile reads).
     """
     import soundfile
-    from scipy.signal import resample_poly
 
     name = "audio" if isinstance(source, bytes) else str(source)
     try:
@@ -215,15 +229,9 @@ def read_audio(source: str | Path | bytes, sample_rate: int) -> np.ndarray:
     if data.shape[0] == 0:
         raise InvalidRequestError(f"{name} holds no audio samples", param="data")
     wave = data.mean(axis=1)  # downmix: the mean of the channels
-    if rate != sample_rate:
-        g = math.gcd(int(rate), int(sample_rate))
-        wave = resample_poly(wave, sample_rate // g, int(rate) // g).astype(np.float32)
-    return wave
+    return resample(wave, int(rate), sample_rate), rate != sample_rate or data.shape[1] != 1
 
 
-def wav_bytes(wave: np.ndarray, sample_rate: int) -> bytes:
-    import soundfile
-
-    buf = io.BytesIO()
-    soundfile.write(buf, np.asarray(wave, dtype=np.float32), sample_rate, subtype="PCM_16", format="WAV")
-    return buf.getvalue()
+def read_audio(source: str | Path | bytes, sample_rate: int) -> np.ndarray:
+    """A mono float32 waveform at ``sample_rate``: stereo is averaged, other rates resampled."""
+    return decode_audio(source, sample_rate)[0]

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genlab.codecs.audio import AUDIO_SUFFIXES, MelCodec, read_audio
+from genlab.codecs.audio import AUDIO_SUFFIXES, MelCodec, decode_audio, read_audio
 from genlab.core import InvalidRequestError
 from genlab.data.images import (
     DIGIT_WORDS,
@@ -205,12 +205,12 @@ def load_audio_folder(path: Path, *, seed: int = 0, codec: MelCodec | None = Non
     class_names, files = class_files(path, AUDIO_SUFFIXES, "audio clips")
     waves, resampled = [], 0
     for _, f in files:
-        wave = read_audio(f, codec.sample_rate)
+        wave, converted = decode_audio(f, codec.sample_rate)
         try:
             waves.append(codec.fit(wave))
         except InvalidRequestError:
             raise InvalidRequestError(f"{f} is silent: nothing to learn from it", param="data") from None
-        resampled += _needs_resample(f, codec.sample_rate)
+        resampled += converted
     if resampled:
         _warn(f"{path}: {resampled} clip(s) were not {codec.sample_rate} Hz mono; resampled and downmixed")
     x = torch.cat([codec.encode(np.stack(waves[i : i + 256])) for i in range(0, len(waves), 256)])
@@ -220,13 +220,6 @@ def load_audio_folder(path: Path, *, seed: int = 0, codec: MelCodec | None = Non
         source=f"audio folder {path} ({len(files)} clips, {len(class_names) or 'no'} classes)",
         modality="audio", codec=codec.to_dict(),
     )  # fmt: skip
-
-
-def _needs_resample(path: Path, sample_rate: int) -> bool:
-    import soundfile
-
-    info = soundfile.info(str(path))
-    return info.samplerate != sample_rate or info.channels != 1
 
 
 def holds_audio(path: Path) -> bool:

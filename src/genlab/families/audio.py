@@ -45,8 +45,7 @@ class AudioModel(ImageModel):
         model.codec = MelCodec.from_dict(config["codec"])
         return model
 
-    def spectrograms(self, request: GenerationRequest | str | None = None, **kwargs: Any):
-        """(spectrograms in [-1, 1], labels, seeds, options, Griffin-Lim iterations) for a request."""
+    def generate(self, request: GenerationRequest | str | None = None, **kwargs: Any) -> list[AudioArtifact]:
         iterations = kwargs.pop("iterations", None)
         iterations = DEFAULT_ITERATIONS if iterations is None else iterations
         if not isinstance(iterations, int) or isinstance(iterations, bool) or not 1 <= iterations <= 1000:
@@ -54,12 +53,8 @@ class AudioModel(ImageModel):
                 f"iterations must be an integer from 1 to 1000, got {iterations!r}", param="iterations"
             )
         options, labels, seeds = self.plan(request, kwargs)
-        return self.sample(labels, seeds, **options), labels, seeds, options, iterations
-
-    def generate(self, request: GenerationRequest | str | None = None, **kwargs: Any) -> list[AudioArtifact]:
-        mels, labels, seeds, options, iterations = self.spectrograms(request, **kwargs)
         with torch.no_grad():
-            waves = self.codec.decode(mels, iterations=iterations).numpy()
+            waves = self.codec.decode(self.sample(labels, seeds, **options), iterations=iterations).numpy()
         from genlab.safety.watermark import SCHEME, embed_audio, watermark_key
 
         key = watermark_key()

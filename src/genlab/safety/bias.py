@@ -25,6 +25,7 @@ data, so mode collapse and under-served classes show.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
@@ -311,22 +312,21 @@ def tv_and_kl(observed: np.ndarray, expected: np.ndarray) -> tuple[float, float]
 
 
 # -- text audits ------------------------------------------------------------------------------------
-def score_text(text: str) -> dict[str, Any]:
+@functools.cache
+def _vader():
     from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
+    return SentimentIntensityAnalyzer()  # reads its lexicon once
+
+
+def score_text(text: str) -> dict[str, Any]:
     from genlab.safety.guardrails import ToxicityScanner
 
-    global _VADER
-    if _VADER is None:
-        _VADER = SentimentIntensityAnalyzer()
     return {
-        "sentiment": float(_VADER.polarity_scores(text)["compound"]),
+        "sentiment": float(_vader().polarity_scores(text)["compound"]),
         "toxic": bool(ToxicityScanner().find(text)),
         "refusal": bool(REFUSAL.search(text)),
     }
-
-
-_VADER = None
 
 
 def audit_text(generator, suite: Suite, *, samples: int | None = None, progress=None) -> dict[str, Any]:

@@ -11,10 +11,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from genlab.codecs.audio import AUDIO_SUFFIXES
 from genlab.core import InvalidRequestError, load_artifact
+from genlab.data.images import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aif", ".aiff")
 TEXT_SUFFIXES = (".json", ".txt")
 
 
@@ -46,10 +46,10 @@ def verify(path: str | Path) -> Verification:
     if not path.is_file():
         raise InvalidRequestError(f"no such file: {path}")
     suffix = path.suffix.lower()
-    if suffix not in IMAGE_SUFFIXES + AUDIO_SUFFIXES + TEXT_SUFFIXES:
+    if suffix not in IMAGE_SUFFIXES | AUDIO_SUFFIXES | set(TEXT_SUFFIXES):
         raise InvalidRequestError(
-            f"{path.name}: genlab checks images ({', '.join(IMAGE_SUFFIXES)}), audio "
-            f"({', '.join(AUDIO_SUFFIXES)}) and text artifacts (.json, .txt); cannot check {suffix or 'this file'}"
+            f"{path.name}: genlab checks images ({', '.join(sorted(IMAGE_SUFFIXES))}), audio "
+            f"({', '.join(sorted(AUDIO_SUFFIXES))}) and text artifacts (.json, .txt); cannot check {suffix or 'this file'}"
         )
     mark = _watermark(path) if suffix not in TEXT_SUFFIXES else None
     found = bool(mark and mark["present"])

@@ -339,8 +339,9 @@ class ReviewQueue:
             rows = s.execute(select(ReviewItem.state, func.count()).group_by(ReviewItem.state)).all()
         return {state: 0 for state in STATES} | {state: n for state, n in rows}
 
-    def _move(self, s: Session, item_id: str, expect_version: int | None, to: str, actor: str,
-              **values: Any) -> tuple[ReviewItem, str]:  # fmt: skip
+    def _move(self, s: Session, item_id: str, expect_version: int | None, to: str, *, actor: str, action: str,
+              payload: Any, **values: Any) -> ReviewItem:  # fmt: skip
+        """Change an item's state (optimistic lock) and append the audit event, in the caller's transaction."""
         row = s.get(ReviewItem, item_id)
         if row is None:
             raise ReviewNotFound(f"no review item {item_id!r}")
@@ -359,13 +360,15 @@ class ReviewQueue:
         if done.rowcount != 1:
             raise ReviewConflict(f"{item_id} was changed by someone else; reload it and try again")
         s.expire(row)
-        return row, frm
+        append_event(
+            s, actor=actor, action=action, item_id=item_id, from_state=frm, to_state=to, payload=payload
+        )
+        return row
 
     def claim(self, item_id: str, reviewer: str, *, version: int | None = None) -> dict[str, Any]:
         with self.store.session() as s, s.begin():
-            row, frm = self._move(s, item_id, version, "in_review", reviewer, claimed_by=reviewer)
-            append_event(s, actor=reviewer, action="claim", item_id=item_id, from_state=frm, to_state="in_review",
-                         payload={"reviewer": reviewer})  # fmt: skip
+            row = self._move(s, item_id, version, "in_review", actor=reviewer, action="claim",
+                             payload={"reviewer": reviewer}, claimed_by=reviewer)  # fmt: skip
             return item_dict(row)
 
     def release_claim(self, item_id: str, reviewer: str, *, version: int | None = None) -> dict[str, Any]:
@@ -373,9 +376,8 @@ class ReviewQueue:
             row = s.get(ReviewItem, item_id)
             if row is not None and row.state == "in_review" and row.claimed_by not in (reviewer, None):
                 raise ReviewConflict(f"{item_id} is being reviewed by {row.claimed_by}")
-            row, frm = self._move(s, item_id, version, "pending", reviewer, claimed_by=None)
-            append_event(s, actor=reviewer, action="release", item_id=item_id, from_state=frm, to_state="pending",
-                         payload={})  # fmt: skip
+            row = self._move(s, item_id, version, "pending", actor=reviewer, action="release", payload={},
+                             claimed_by=None)  # fmt: skip
             return item_dict(row)
 
     def decide(
@@ -425,9 +427,8 @@ class ReviewQueue:
                     raise ReviewConflict(
                         f"{item_id} was escalated by {reviewer}; another reviewer must decide it"
                     )
-                row, frm = self._move(s, item_id, row.version, "in_review", reviewer, claimed_by=reviewer)
-                append_event(s, actor=reviewer, action="claim", item_id=item_id, from_state=frm,
-                             to_state="in_review", payload={"reviewer": reviewer})  # fmt: skip
+                row = self._move(s, item_id, row.version, "in_review", actor=reviewer, action="claim",
+                                 payload={"reviewer": reviewer}, claimed_by=reviewer)  # fmt: skip
             released = None
             if to == "approved":
                 released = row.artifact
@@ -436,13 +437,11 @@ class ReviewQueue:
             values: dict[str, Any] = {"released": released}
             if to == "escalated":
                 values["claimed_by"] = reviewer  # remembered: the escalating reviewer cannot take it back
-            row, frm = self._move(s, item_id, row.version, to, reviewer, **values)
-            decision = ReviewDecision(item_id=item_id, reviewer=reviewer, verdict=to, reason_code=reason_code,
-                                      comment=comment or "", edited=edited, seconds_spent=float(seconds_spent),
-                                      created_at=_now())  # fmt: skip
-            s.add(decision)
-            append_event(s, actor=reviewer, action=verdict, item_id=item_id, from_state=frm, to_state=to,
-                         payload={"reason_code": reason_code, "comment": comment, "edited": edited})  # fmt: skip
+            row = self._move(s, item_id, row.version, to, actor=reviewer, action=verdict,
+                             payload={"reason_code": reason_code, "comment": comment, "edited": edited}, **values)  # fmt: skip
+            s.add(ReviewDecision(item_id=item_id, reviewer=reviewer, verdict=to, reason_code=reason_code,
+                                 comment=comment or "", edited=edited, seconds_spent=float(seconds_spent),
+                                 created_at=_now()))  # fmt: skip
             return item_dict(row)
 
     def expire_overdue(self, actor: str = "system") -> int:
@@ -454,9 +453,7 @@ class ReviewQueue:
         for item_id in due:
             try:
                 with self.store.session() as s, s.begin():
-                    _, frm = self._move(s, item_id, None, "expired", actor)
-                    append_event(s, actor=actor, action="expire", item_id=item_id, from_state=frm,
-                                 to_state="expired", payload={})  # fmt: skip
+                    self._move(s, item_id, None, "expired", actor=actor, action="expire", payload={})
                 expired += 1
             except ReviewConflict:  # decided meanwhile: fine
                 continue

@@ -4,20 +4,22 @@ Metadata inside a file (PNG tEXt, WAV LIST/INFO) is lost the moment someone re-e
 JPEG or an MP3; a watermark lives in the content itself. genlab's mark is *zero-bit*: it answers
 "did genlab, holding this key, make this?", and the metadata answers everything else.
 
-Scheme (one for both modalities; only the transform differs):
-- carrier: the log-magnitudes L_i of N transform coefficients in a band that survives the common
-  edits: for images the 2-D DCT of the luminance, resampled to a canonical 128x128 grid (so a
-  resized copy is read on the same grid), radial frequencies 4-40 (of 128): below what JPEG
-  quantises hard and what a 0.5x resize removes; for audio the STFT (512-point, hop 128) of
-  300-3400 Hz, the telephone band, which survives resampling to 8 kHz and lossy codecs.
-- pattern: w_i = ±1 drawn from HMAC-SHA256(key, modality); secret without the key.
-- embed: L'_i = L_i + α w_i (a multiplicative change of each coefficient's magnitude, sign or
-  phase kept: loud coefficients change most, which masking hides), with α set per item so that
-  the detector's statistic reaches ``TARGET_Z`` (informed embedding: the host's own correlation
-  with w is measured and compensated), capped at ``MAX_ALPHA``.
-- detect: z = Σ (L_i - mean L) w_i / (std L · sqrt N). Without the mark z is ~N(0, 1) (w is
-  independent of the content), so the threshold z >= 4 is a false-positive rate of about 3e-5 per
-  item; ``bench/watermark.py`` measures it on unmarked data and under each edit.
+Scheme (one ``_Carrier`` for both modalities; only the canonical domain differs):
+- domain: images as luminance resampled to a canonical 256x256 grid (so a resized copy is read on
+  the same grid); audio resampled to 16 kHz.
+- pattern: ±1 noise drawn from HMAC-SHA256(key, modality), secret without the key, band-limited
+  (images 0.02-0.2 cycles per pixel: below what JPEG quantises hard and what a 0.5x resize
+  removes; audio 300-3400 Hz, the telephone band, which survives 8 kHz and lossy codecs) and
+  shaped by the content's local activity, so it hides in busy regions and stays out of flat
+  black and silence (a rough perceptual mask).
+- embed: add the shaped pattern with a strength set per item by secant steps on the finished
+  file (resized, rounded, clipped; for audio with 20 dB SNR noise added), so the detector reads
+  ``TARGET_Z`` (informed embedding), capped at ``MAX_STRENGTH``.
+- detect: whiten the received content (images: minus the local mean; audio: the residual of an
+  order-16 linear predictor) and the pattern rebuilt from it, and correlate:
+  z = <a, b> / (|a| |b|) · sqrt(n_eff), n_eff the band's degrees of freedom. Without the mark z is
+  about N(0, 1), so the threshold z >= 4 is a false-positive rate of about 3e-5 per item;
+  ``bench/watermark.py`` measures it on unmarked data and under each edit.
 
 Capacity needs coefficients: images smaller than ``MIN_IMAGE_SIDE`` (the 16x16 digits themselves)
 and clips shorter than ``MIN_AUDIO_SECONDS`` are not marked, and detection on them says so. The
@@ -30,6 +32,7 @@ mark unforgeable.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -40,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from genlab.codecs.audio import AUDIO_SUFFIXES, read_audio, resample
 from genlab.core import InvalidRequestError
 from genlab.settings import Settings
 
@@ -85,10 +89,9 @@ def watermark_key(settings: Settings | None = None) -> bytes:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(secrets.token_bytes(32))
-        try:
-            os.link(tmp, path)  # first writer wins; a concurrent second one reads the winner's key
-        except FileExistsError:
-            pass
+        try:  # first writer wins; a concurrent second one reads the winner's key
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
         finally:
             tmp.unlink()
     return path.read_bytes()
@@ -253,8 +256,8 @@ def embed_audio(samples: np.ndarray, rate: int, key: bytes | None = None) -> tup
     if len(samples) < MIN_AUDIO_SECONDS * rate or np.abs(samples).max() < 1e-4:
         return samples, False
     key = key or watermark_key()
-    host = _resample(samples, rate, AUDIO_RATE).astype(np.float64)
-    mark = _resample(AUDIO_CARRIER.embed(host, key).astype(np.float32), AUDIO_RATE, rate)[: len(samples)]
+    host = resample(samples, rate, AUDIO_RATE).astype(np.float64)
+    mark = resample(AUDIO_CARRIER.embed(host, key).astype(np.float32), AUDIO_RATE, rate)[: len(samples)]
 
     def apply(m: np.ndarray) -> np.ndarray:
         out = samples + m
@@ -281,18 +284,7 @@ def detect_audio(samples: np.ndarray, rate: int, key: bytes | None = None) -> De
             False, None, THRESHOLD_Z, SCHEME, f"too short to carry a mark ({len(samples) / rate:.2f} s)"
         )
     key = key or watermark_key()
-    return _verdict(AUDIO_CARRIER.z(_resample(samples, rate, AUDIO_RATE).astype(np.float64), key))
-
-
-def _resample(samples: np.ndarray, rate: int, target: int) -> np.ndarray:
-    if rate == target:
-        return samples
-    from math import gcd
-
-    from scipy.signal import resample_poly
-
-    g = gcd(rate, target)
-    return resample_poly(samples, target // g, rate // g)
+    return _verdict(AUDIO_CARRIER.z(resample(samples, rate, AUDIO_RATE).astype(np.float64), key))
 
 
 def _verdict(z: float) -> Detection:
@@ -305,21 +297,10 @@ def _verdict(z: float) -> Detection:
     return Detection(present, round(z, 2), THRESHOLD_Z, SCHEME, detail)
 
 
-def key_fingerprint(key: bytes | None = None) -> str:
-    return hashlib.sha256(key or watermark_key()).hexdigest()[:12]
-
-
 def read_media(path: Path) -> tuple[str, Any, int | None]:
     """('image', pixels, None) or ('audio', samples, rate) for any image or audio file."""
-    suffix = path.suffix.lower()
-    if suffix in {".wav", ".flac", ".ogg", ".aiff", ".aif"}:
-        import soundfile
-
-        try:
-            data, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
-        except (RuntimeError, soundfile.LibsndfileError) as e:
-            raise InvalidRequestError(f"{path.name} is not readable audio: {e}") from None
-        return "audio", data.mean(axis=1), int(rate)
+    if path.suffix.lower() in AUDIO_SUFFIXES:
+        return "audio", read_audio(path, AUDIO_RATE), AUDIO_RATE
     from PIL import Image, UnidentifiedImageError
 
     try:

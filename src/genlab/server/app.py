@@ -191,10 +191,15 @@ def create_app(
 
     @app.get("/v1/genlab/generations/{record_id}")
     async def get_generation(record_id: str, _: KeyInfo | None = Depends(auth)) -> dict[str, Any]:
-        record = await run_in_threadpool(store.get_generation, record_id)
+        record = await released_record(record_id)
         if record is None:
             raise APIError(404, f"no generation {record_id!r}", type_="not_found_error", code="not_found")
-        if record["status"] == "held":
+        return record
+
+    async def released_record(record_id: str) -> dict[str, Any] | None:
+        """A generation record, or 403 while it is held for review (its content is not released)."""
+        record = await run_in_threadpool(store.get_generation, record_id)
+        if record is not None and record["status"] == "held":
             raise APIError(403, f"{record_id} is held for human review; GET /v1/reviews/{{id}} releases it once approved",
                            type_="permission_error", code="held_for_review")  # fmt: skip
         return record
@@ -643,10 +648,7 @@ def create_app(
 
     @app.get("/v1/genlab/generations/{record_id}/content")
     async def generation_content(record_id: str, _: KeyInfo | None = Depends(auth)) -> Response:
-        record = await run_in_threadpool(store.get_generation, record_id)
-        if record is not None and record["status"] == "held":
-            raise APIError(403, f"{record_id} is held for human review; GET /v1/reviews/{{id}} releases it once approved",
-                           type_="permission_error", code="held_for_review")  # fmt: skip
+        record = await released_record(record_id)
         if record is None or not record.get("artifact_path"):
             raise APIError(
                 404, f"no stored artifact for {record_id!r}", type_="not_found_error", code="not_found"

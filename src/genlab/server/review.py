@@ -90,7 +90,7 @@ class Holds:
 
     async def hold(self, *, endpoint: str, model: str, modality: str, request: dict[str, Any], response: dict[str, Any],
                    artifact: dict[str, Any], flags: Flags, key: KeyInfo | None, http: Request,
-                   record_ids: list[str] = (), rule: str | None = None) -> JSONResponse | None:  # fmt: skip
+                   record_ids: tuple[str, ...] | list[str] = (), rule: str | None = None) -> JSONResponse | None:  # fmt: skip
         """A 202 with the review id when the policy holds this generation; None to release it now.
 
         The generation records of a held response are marked ``held``: their content is not served
@@ -171,7 +171,7 @@ def notify(item: dict[str, Any]) -> None:
                 if httpx.post(url, json=body, timeout=10).status_code < 500:
                     return
             except httpx.HTTPError:
-                pass
+                continue  # unreachable: try again
         errors.log.warning("review webhook %s failed for %s", url, item["id"])
 
     threading.Thread(target=send, daemon=True).start()
