@@ -170,7 +170,10 @@ _PII_PATTERNS: list[tuple[str, re.Pattern[str], float]] = [
     # Person names offline: a title or an introduction followed by capitalised words. No name list
     # is shipped, so names without such a cue are missed; guard eval measures the recall.
     ("PERSON", re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof|Sir|Madam)\.? ([A-Z][a-z]+(?: [A-Z][a-z]+)?)|(?i:my name is|name:|patient:|i am|i'm) ([A-Z][a-z]+(?: [A-Z][a-z]+)+)"), 0.8),
+    # Any calendar date (HIPAA Safe Harbor removes all dates); opt-in: name it in the rule's entities.
+    ("DATE", re.compile(r"\b(\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}/\d{2,4}|(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.? \d{1,2},? \d{4}|\d{1,2} (?:January|February|March|April|May|June|July|August|September|October|November|December) \d{4})\b"), 0.8),
 ]  # fmt: skip
+_OPT_IN = {"DATE"}  # entities a rule must name to get
 
 
 _SHAPES = re.compile(
@@ -184,7 +187,7 @@ class PIIScanner(Scanner):
     default_category = "PII"
 
     def find(self, text: str, *, prompt: str | None = None) -> list[Finding]:
-        wanted = set(self.options.get("entities") or [e for e, _, _ in _PII_PATTERNS])
+        wanted = set(self.options.get("entities") or [e for e, _, _ in _PII_PATTERNS if e not in _OPT_IN])
         out: list[Finding] = []
         for entity, pattern, score in _PII_PATTERNS:
             if entity not in wanted:
@@ -200,11 +203,12 @@ class PIIScanner(Scanner):
                         self.name, entity, start, end, score, f"{entity} found by pattern and checks", value
                     )
                 )
+        out += self._name_mentions(text, out)
         # A number shaped like a card, SSN, IBAN, IP or date (valid or not) is not also a phone number.
         strong = [
             (f.start, f.end)
             for f in out
-            if f.category in ("CREDIT_CARD", "US_SSN", "IBAN_CODE", "IP_ADDRESS", "DATE_TIME")
+            if f.category in ("CREDIT_CARD", "US_SSN", "IBAN_CODE", "IP_ADDRESS", "DATE_TIME", "DATE")
         ]
         shapes = [m.span() for m in _SHAPES.finditer(text)]
         strong += shapes
@@ -219,6 +223,21 @@ class PIIScanner(Scanner):
             for f in out
             if f.category != "PHONE_NUMBER" or not any(s <= f.start < e or s < f.end <= e for s, e in strong)
         ]
+
+    def _name_mentions(self, text: str, found: list[Finding]) -> list[Finding]:
+        """A name found by its cue ("Patient: Ana Ruiz", "Mrs. Ruiz") is a name wherever else it
+        appears: every other mention of the full name or of one of its parts is PII too."""
+        names = {f.text for f in found if f.category == "PERSON"}
+        parts = {p for n in names for p in n.split() if len(p) >= 3} | names
+        covered = [(f.start, f.end) for f in found]
+        out = []
+        for part in sorted(parts, key=len, reverse=True):
+            for m in re.finditer(rf"\b{re.escape(part)}\b", text):
+                if any(s <= m.start() < e or s < m.end() <= e for s, e in covered):
+                    continue
+                covered.append(m.span())
+                out.append(Finding(self.name, "PERSON", m.start(), m.end(), 0.8, "another mention of a name found by its cue", part))
+        return out
 
     @staticmethod
     def _valid(entity: str, value: str) -> bool:

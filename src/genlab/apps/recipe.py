@@ -1,0 +1,314 @@
+"""Recipes: industry applications over the LLM backends, with their own guardrails and review.
+
+A recipe is a small, typed pipeline around a text model (the embedded Gemma, a GGUF the user
+added, or a remote OpenAI-compatible server):
+
+    input (a pydantic schema)  -> check (clear errors for bad input)
+      -> guardrails: the recipe's input policy on the fields a person wrote (may redact, e.g. PHI)
+      -> prompt (few-shot: the embedded model is a base model) -> model
+      -> parse + validate, retried a bounded number of times with fresh seeds
+      -> guardrails: the output policy on what a person will read
+      -> review: the policy's ``review:`` section may hold the result for a human (healthcare: always)
+      -> a generation record, and the result (structured output, checks, findings)
+
+Each recipe also names an evaluation set (shipped YAML) and scores a result against a case, so
+``genlab apps eval`` measures any model on it the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, ClassVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from genlab.core import GenerationRequest, Generator, InvalidRequestError, SamplingParams
+from genlab.safety.guardrails import Vault
+from genlab.safety.policy import Guard, GuardBlocked, GuardResult, Policy
+
+DATA = resources.files("genlab.apps") / "data"
+
+
+class RecipeError(InvalidRequestError):
+    """The recipe's input is unusable (code that does not parse, an empty passage ...)."""
+
+
+class ParseError(Exception):
+    """The model's output does not have the shape the recipe asked for (this attempt is retried)."""
+
+
+@dataclass
+class Check:
+    """One validation of a result: a name a person understands, whether it passed, and why not."""
+
+    name: str
+    passed: bool
+    detail: str = ""
+
+
+@dataclass
+class Finding:
+    """A span of the result a reviewer should look at (an unsupported dose, a banned word ...)."""
+
+    category: str
+    start: int
+    end: int
+    value: str
+    explanation: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"scanner": "recipe", "category": self.category, "start": self.start, "end": self.end,
+                "text": self.value, "explanation": self.explanation, "score": 1.0, "where": "output",
+                "action": "flag"}  # fmt: skip
+
+
+@dataclass
+class Outcome:
+    """What a recipe's ``run`` returns: the structured output, the text a person reads, checks."""
+
+    output: dict[str, Any]
+    text: str
+    checks: list[Check] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    attempts: int = 1
+
+
+@dataclass
+class RecipeResult:
+    recipe: str
+    model: str
+    output: dict[str, Any]
+    text: str
+    checks: list[Check]
+    findings: list[dict[str, Any]]
+    attempts: int
+    calls: int
+    completion_tokens: int
+    latency_s: float
+    model_s: float
+    guardrails: dict[str, Any]
+    review: dict[str, Any] | None = None
+    generation_id: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    @property
+    def held(self) -> bool:
+        return self.review is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["ok"] = self.ok
+        d["object"] = "app.result"
+        return d
+
+
+class Context:
+    """What a recipe sees of the model: ``complete`` (counted, seeded, per-call settings)."""
+
+    def __init__(self, generator: Generator, *, seed: int, vault: Vault | None = None) -> None:
+        self.generator = generator
+        self.seed = seed
+        self.vault = vault
+        self.calls = 0
+        self.completion_tokens = 0
+        self.model_s = 0.0  # time inside the model, to tell the recipe's own cost from the model's
+
+    @property
+    def model(self) -> str:
+        return self.generator.card.name
+
+    @property
+    def local(self) -> bool:
+        """Whether GBNF grammars are honoured (llama.cpp); a remote server may not know them."""
+        return self.generator.card.backend == "llamacpp"
+
+    def complete(self, prompt: str, *, max_tokens: int = 256, temperature: float = 0.2,
+                 stop: tuple[str, ...] = (), grammar: str | None = None, n: int = 1) -> list[str]:  # fmt: skip
+        """``n`` continuations of ``prompt``. Each call uses the next seed, so a retry differs."""
+        params = SamplingParams(max_tokens=max_tokens, temperature=temperature, stop=stop[:8],
+                                grammar=grammar if self.local else None, repeat_penalty=1.05)  # fmt: skip
+        request = GenerationRequest(
+            prompt=prompt, n=n, seed=(self.seed + 7919 * self.calls) % 2**32, params=params
+        )
+        self.calls += 1
+        started = time.perf_counter()
+        artifacts = self.generator.generate(request.validate())
+        self.model_s += time.perf_counter() - started
+        self.completion_tokens += sum(a.completion_tokens for a in artifacts)
+        return [a.text for a in artifacts]
+
+
+def retry(
+    attempts: int, make: Callable[[int], Any], validate: Callable[[Any], list[Check]]
+) -> tuple[Any, list[Check], int]:
+    """Bounded retries: ``make(attempt)`` builds one candidate (raising ``ParseError`` when the
+    model's text has the wrong shape), ``validate`` checks it. The first candidate passing every
+    check wins; otherwise the one with the fewest failed checks, its failures listed."""
+    best: tuple[Any, list[Check]] | None = None
+    last_error = "no attempt was made"
+    for attempt in range(1, attempts + 1):
+        try:
+            candidate = make(attempt)
+        except ParseError as e:
+            last_error = str(e)
+            continue
+        checks = validate(candidate)
+        failed = sum(not c.passed for c in checks)
+        if best is None or failed < sum(not c.passed for c in best[1]):
+            best = (candidate, checks)
+        if failed == 0:
+            return candidate, checks, attempt
+    if best is None:
+        return (
+            None,
+            [Check("well-formed output", False, f"{attempts} attempts; last: {last_error}")],
+            attempts,
+        )
+    return best[0], best[1], attempts
+
+
+class Recipe(ABC):
+    """One industry application. Subclasses set the class attributes and implement ``run``."""
+
+    name: ClassVar[str]
+    industry: ClassVar[str]
+    title: ClassVar[str]
+    summary: ClassVar[str]
+    Input: ClassVar[type[BaseModel]]
+    policy: ClassVar[str] = "default"  # the guardrail policy (and its review section) it runs under
+    guarded: ClassVar[tuple[str, ...]] = ()  # input fields a person wrote, scanned by the input policy
+    metric: ClassVar[str] = "score"  # the headline of its evaluation
+
+    def parse_input(self, data: dict[str, Any] | BaseModel) -> BaseModel:
+        if isinstance(data, self.Input):
+            value = data
+        else:
+            try:
+                value = self.Input.model_validate(data)
+            except ValidationError as e:
+                err = e.errors()[0]
+                where = ".".join(str(p) for p in err["loc"]) or "input"
+                raise RecipeError(f"{self.name}: {where}: {err['msg']}", param=where) from None
+        self.check(value)
+        return value
+
+    def check(self, value: BaseModel) -> None:
+        """Semantic checks of the input (raise ``RecipeError``); the schema did the types."""
+        return None  # a recipe whose schema says everything has nothing more to check
+
+    @abstractmethod
+    def run(self, value: BaseModel, ctx: Context) -> Outcome:
+        """Prompt, parse, validate: the recipe itself."""
+
+    # -- evaluation ------------------------------------------------------------------------------
+    def eval_cases(self) -> list[dict[str, Any]]:
+        return load_yaml(f"{self.industry}/{self.name}-eval.yaml")["cases"]
+
+    def case_input(self, case: dict[str, Any]) -> dict[str, Any]:
+        """The recipe input of one evaluation case."""
+        return dict(case["input"])
+
+    def score(self, case: dict[str, Any], result: RecipeResult) -> dict[str, float]:
+        """Metric values of one case (averaged over the set); ``self.metric`` is the headline."""
+        return {self.metric: float(result.ok)}
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "industry": self.industry, "title": self.title, "summary": self.summary,
+                "policy": self.policy, "metric": self.metric, "input_schema": self.Input.model_json_schema()}  # fmt: skip
+
+
+def load_yaml(relative: str) -> dict[str, Any]:
+    with resources.as_file(DATA / relative) as path:
+        return yaml.safe_load(Path(path).read_text("utf-8"))
+
+
+def guarded_input(
+    recipe: Recipe, value: BaseModel, guard: Guard, vault: Vault
+) -> tuple[BaseModel, list[GuardResult]]:
+    """Run the input policy over the fields a person wrote: a block stops the recipe, a redaction
+    (with the vault, so it can be undone) changes what the model sees."""
+    changes, results = {}, []
+    for name in recipe.guarded:
+        text = getattr(value, name)
+        if not isinstance(text, str) or not text.strip():
+            continue
+        result = guard.check_input(text, vault)
+        if result.blocked:
+            raise GuardBlocked(result, f"{recipe.name} input {name!r}")
+        results.append(result)
+        changes[name] = result.text
+    return value.model_copy(update=changes), results
+
+
+def run_recipe(recipe: Recipe, data: dict[str, Any] | BaseModel, *, generator: Generator, seed: int = 0,
+               store=None, policy: str | None = None, key_id: int | None = None, actor: str = "local",
+               webhook: str | None = None) -> RecipeResult:  # fmt: skip
+    """The whole pipeline of the module docstring. With a ``store``, the result is recorded and,
+    where the review policy holds it, submitted to the review queue (``result.review``)."""
+    value = recipe.parse_input(data)
+    if generator.card.modality not in ("text", "code"):
+        raise RecipeError(
+            f"{recipe.name} needs a text model; {generator.card.name!r} makes {generator.card.modality}"
+        )
+    guard = Guard(Policy.load(policy or recipe.policy))
+    vault = Vault()
+    started = time.perf_counter()
+    value, input_results = guarded_input(recipe, value, guard, vault)
+    ctx = Context(generator, seed=seed, vault=vault)
+    outcome = recipe.run(value, ctx)
+    out_result = guard.check_output(outcome.text, prompt=None, vault=None) if outcome.text.strip() else None
+    text = outcome.text
+    if out_result is not None and out_result.blocked:
+        text = ""
+        outcome.checks.append(Check("output guardrails", False, f"blocked: {out_result.blocking_category()}"))
+    elif out_result is not None:
+        text = out_result.text
+    flagged_by, findings = [], []
+    for where, result in [*(("input", r) for r in input_results), ("output", out_result)]:
+        if result is None:
+            continue
+        invalid = {r.scanner for r in result.results if not r.valid}
+        flagged_by += [s for s, a in result.actions.items() if a == "flag" and s in invalid]
+        findings += [{**f.to_dict(), "where": where, "action": result.actions.get(r.scanner)}
+                     for r in result.results for f in r.findings]  # fmt: skip
+    findings += [f.to_dict() for f in outcome.findings]
+    if outcome.findings:
+        flagged_by.append("recipe")
+    result = RecipeResult(
+        recipe=recipe.name, model=generator.card.name, output=outcome.output, text=text, checks=outcome.checks,
+        findings=findings, attempts=outcome.attempts, calls=ctx.calls, completion_tokens=ctx.completion_tokens,
+        latency_s=round(time.perf_counter() - started, 3), model_s=round(ctx.model_s, 3),
+        guardrails={"policy": guard.policy.name, "redactions": len(vault),
+                    "decision": "flag" if flagged_by else "allow"},
+    )  # fmt: skip
+    if store is None:
+        return result
+    endpoint = f"apps.{recipe.name}"
+    rule = guard.policy.review.hold(endpoint, flagged_by)
+    result.generation_id = store.record_generation(
+        key_id=key_id, endpoint=endpoint, model=generator.card.name, request=value.model_dump(mode="json"),
+        output_text=text, completion_tokens=ctx.completion_tokens, latency_ms=result.latency_s * 1000,
+        status="held" if rule else "ok",
+    )  # fmt: skip
+    if rule:
+        item = store.reviews.submit(
+            endpoint=endpoint, model=generator.card.name, modality="text", request=value.model_dump(mode="json"),
+            artifact={"text": text, "response": result.to_dict()}, findings=findings, rule=rule,
+            policy=guard.policy.review, key_id=key_id, webhook=webhook, actor=actor,
+        )  # fmt: skip
+        result.review = {
+            "id": item["id"],
+            "rule": rule,
+            "due_at": item["due_at"],
+            "url": f"/v1/reviews/{item['id']}",
+        }
+    return result
