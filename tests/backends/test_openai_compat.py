@@ -122,3 +122,14 @@ def test_server_down_is_a_backend_error(fresh_registry):
 def test_bad_url_is_refused(fresh_registry, url):
     with pytest.raises(InvalidRequestError, match="not an http"):
         fresh_registry.add_openai("bad", url, "m")
+
+
+def test_an_industry_recipe_runs_on_a_remote_model(remote):
+    """The recipes take any text model: here the remote one (no GBNF grammar is sent to it)."""
+    from genlab.apps import get_recipe, run_recipe
+
+    data = {"brief": "a free class on fixing a flat tyre", "profile": "northwind-bikes", "variants": 2}
+    result = run_recipe(get_recipe("marketing-copy"), data, generator=remote, seed=1)
+    assert result.model == "remote" and result.calls == 1
+    assert [v["rank"] for v in result.output["variants"]] == [1, 2]
+    assert all(v["text"] for v in result.output["variants"])

@@ -20,6 +20,7 @@ so each learner walks their own path through the course's prerequisite graph.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from dataclasses import asdict, dataclass, field
@@ -45,12 +46,22 @@ STOPWORDS = frozenset(
 )  # fmt: skip
 
 
-def content_words(text: str) -> set[str]:
-    """Lower-case words that carry meaning (stopwords dropped, a plural -s folded)."""
+def content_sequence(text: str) -> list[str]:
+    """Lower-case words that carry meaning, in order (stopwords dropped, a plural -s folded)."""
     words = re.findall(r"[a-z0-9]+(?:\.[0-9]+)?", text.lower())
-    return {
-        w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w for w in words
-    } - STOPWORDS
+    folded = (w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w for w in words)
+    return [w for w in folded if w not in STOPWORDS]
+
+
+def content_words(text: str) -> set[str]:
+    return set(content_sequence(text))
+
+
+def stated(option: str, sentence: str) -> bool:
+    """The option's content words occur in the sentence as one run ("North Sea" is not stated by
+    "flows north ... the Mediterranean Sea"; "flows north" is)."""
+    needle, hay = content_sequence(option), content_sequence(sentence)
+    return bool(needle) and any(hay[i : i + len(needle)] == needle for i in range(len(hay) - len(needle) + 1))
 
 
 def sentences(passage: str) -> list[str]:
@@ -137,9 +148,7 @@ def check_question(q: Question, passage: str, previous: list[Question] = ()) -> 
     best, overlap, evidence = scored[0] if scored else (0.0, 0, "")
     q.evidence = evidence
     rivals = [
-        o
-        for o, letter in zip(q.options, LETTERS, strict=True)
-        if letter != q.answer and support(o, evidence) >= 0.999
+        o for o, letter in zip(q.options, LETTERS, strict=True) if letter != q.answer and stated(o, evidence)
     ]
     about = len(content_words(q.question) & content_words(passage))
     repeated = any(content_words(p.question) == content_words(q.question) for p in previous)
@@ -484,3 +493,60 @@ def simulate(
         "fixed_questions_per_skill": per_skill, "fixed_learned_rate": sum(fixed_learned) / len(fixed_learned),
         "bkt_auc": float(roc_auc_score(outcomes, predictions)) if len(set(outcomes)) == 2 else float("nan"),
     }  # fmt: skip
+
+
+# -- learners in the database (the CLI and the server share these) ----------------------------------
+LEARNER_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,100}$")
+
+
+def _learner(store, learner_id: str) -> tuple[dict[str, Any], Tutor]:
+    if not LEARNER_ID.match(learner_id or ""):
+        raise RecipeError(f"a learner id is 1-100 letters, digits or _.@- characters, not {learner_id!r}")
+    row = store.get_learner(learner_id)
+    if row is None:
+        raise LearnerNotFound(f"no learner {learner_id!r}; start one with a course first")
+    return row, Tutor(Course.load(row["course"]))
+
+
+class LearnerNotFound(RecipeError):
+    exit_code = 3
+    http_status = 404
+    error_type = "not_found_error"
+
+
+def start_learner(store, learner_id: str, course: str = "python-basics") -> dict[str, Any]:
+    if not LEARNER_ID.match(learner_id or ""):
+        raise RecipeError(f"a learner id is 1-100 letters, digits or _.@- characters, not {learner_id!r}")
+    tutor = Tutor(Course.load(course))
+    store.create_learner(learner_id, course, tutor.new_state())
+    return learner_view(store, learner_id)
+
+
+def learner_view(store, learner_id: str) -> dict[str, Any]:
+    row, tutor = _learner(store, learner_id)
+    state = row["state"]
+    pending = tutor.public(tutor._item(state, state["pending"])) if state["pending"] else None
+    return {"learner": learner_id, "course": row["course"], "title": tutor.course.title, "path": tutor.path(state),
+            "answers": state["answers"], "correct": state["correct"], "pending": pending,
+            "done": tutor.next_skill(state) is None, "version": row["version"]}  # fmt: skip
+
+
+def ask(store, learner_id: str, ctx: Context | None = None) -> dict[str, Any] | None:
+    """The learner's next question (the same one until it is answered); None once all is mastered."""
+    row, tutor = _learner(store, learner_id)
+    state = row["state"]
+    before = json.dumps(state, sort_keys=True)
+    question = tutor.next_question(state, ctx)
+    if json.dumps(state, sort_keys=True) != before:  # a new pending question (or new generated items)
+        store.save_learner(learner_id, state, row["version"])
+    return question
+
+
+def answer(store, learner_id: str, choice: str) -> dict[str, Any]:
+    row, tutor = _learner(store, learner_id)
+    state = row["state"]
+    feedback = tutor.answer(state, choice)
+    event = {"skill": feedback["skill"], "item_id": feedback["item"], "correct": feedback["correct"],
+             "mastery_before": feedback["mastery_before"], "mastery_after": feedback["mastery"]}  # fmt: skip
+    store.save_learner(learner_id, state, row["version"], event)
+    return {**feedback, "next_skill": tutor.next_skill(state), "done": tutor.next_skill(state) is None}

@@ -43,7 +43,7 @@ class BrandProfile(BaseModel):
         if self.min_words > self.max_words:
             raise ValueError(f"min_words {self.min_words} is above max_words {self.max_words}")
         if self.min_grade > self.max_grade:
-            raise ValueError(f"min_grade {self.min_grade} is above max_grade {self.max_grade}")
+            raise ValueError(f"min_grade {self.min_grade:g} is above max_grade {self.max_grade:g}")
         banned = {w.lower() for w in self.banned_words}
         for term in self.required_terms:
             clash = banned & set(re.findall(r"[\w']+", term.lower()))

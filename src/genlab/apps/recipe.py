@@ -196,8 +196,12 @@ class Recipe(ABC):
                 value = self.Input.model_validate(data)
             except ValidationError as e:
                 err = e.errors()[0]
-                where = ".".join(str(p) for p in err["loc"]) or "input"
-                raise RecipeError(f"{self.name}: {where}: {err['msg']}", param=where) from None
+                # a union's branch names (``function-after[...]``, ``str``) are pydantic's, not the user's
+                where = (
+                    ".".join(str(p) for p in err["loc"] if isinstance(p, int) or p.isidentifier()) or "input"
+                )
+                message = err["msg"].removeprefix("Value error, ")
+                raise RecipeError(f"{self.name}: {where}: {message}", param=where) from None
         self.check(value)
         return value
 
@@ -262,6 +266,7 @@ def run_recipe(recipe: Recipe, data: dict[str, Any] | BaseModel, *, generator: G
     guard = Guard(Policy.load(policy or recipe.policy))
     vault = Vault()
     started = time.perf_counter()
+    submitted = value.model_dump(mode="json")  # what the user sent: the record a reviewer checks against
     value, input_results = guarded_input(recipe, value, guard, vault)
     ctx = Context(generator, seed=seed, vault=vault)
     outcome = recipe.run(value, ctx)
@@ -295,13 +300,13 @@ def run_recipe(recipe: Recipe, data: dict[str, Any] | BaseModel, *, generator: G
     endpoint = f"apps.{recipe.name}"
     rule = guard.policy.review.hold(endpoint, flagged_by)
     result.generation_id = store.record_generation(
-        key_id=key_id, endpoint=endpoint, model=generator.card.name, request=value.model_dump(mode="json"),
+        key_id=key_id, endpoint=endpoint, model=generator.card.name, request=submitted,
         output_text=text, completion_tokens=ctx.completion_tokens, latency_ms=result.latency_s * 1000,
         status="held" if rule else "ok",
     )  # fmt: skip
     if rule:
         item = store.reviews.submit(
-            endpoint=endpoint, model=generator.card.name, modality="text", request=value.model_dump(mode="json"),
+            endpoint=endpoint, model=generator.card.name, modality="text", request=submitted,
             artifact={"text": text, "response": result.to_dict()}, findings=findings, rule=rule,
             policy=guard.policy.review, key_id=key_id, webhook=webhook, actor=actor,
         )  # fmt: skip

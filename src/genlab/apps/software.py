@@ -96,7 +96,7 @@ class CodeCompletion(Recipe):
         if not value.code.strip():
             raise RecipeError("the code is empty; give the start of a function or file to continue")
         if value.tests is not None:
-            parse_source(value.tests, "the tests")
+            parse_source(value.tests, "the test code")
 
     def run(self, value: CompletionInput, ctx: Context) -> Outcome:
         def make(attempt: int) -> str:
@@ -127,7 +127,10 @@ class CodeCompletion(Recipe):
     def score(self, case: dict[str, Any], result: RecipeResult) -> dict[str, float]:
         passed = next((c.passed for c in result.checks if c.name == "passes the tests"), False)
         parsed = next((c.passed for c in result.checks if c.name == "parses"), False)
-        return {"pass_at_1": float(passed), "parses": float(parsed)}
+        # pass@1: the first completion passes; with its tests as the oracle the recipe retries, so
+        # passing within ``attempts`` tries is reported separately (pass@k with test feedback)
+        return {"pass_at_1": float(passed and result.attempts == 1), "pass_within_attempts": float(passed),
+                "parses": float(parsed)}  # fmt: skip
 
 
 def _tail(output: str, lines: int = 6) -> str:

@@ -11,6 +11,7 @@ from genlab.cli import demo as demo_cmd
 from genlab.cli import doctor as doctor_cmd
 from genlab.cli import generate, guard, models
 from genlab.cli import serve as serve_cmd
+from genlab.cli.apps import apps_app, education_app, healthcare_app, marketing_app, software_app
 from genlab.cli.console import err_console
 from genlab.cli.review import audit_app, review_app
 from genlab.cli.train import eval_app, export_app, train_app
@@ -42,6 +43,11 @@ app.command()(serve_cmd.serve)
 app.add_typer(serve_cmd.keys_app, name="keys")
 app.add_typer(review_app, name="review")
 app.add_typer(audit_app, name="audit")
+app.add_typer(apps_app, name="apps")
+app.add_typer(software_app, name="software")
+app.add_typer(education_app, name="education")
+app.add_typer(marketing_app, name="marketing")
+app.add_typer(healthcare_app, name="healthcare")
 
 
 def _print_version(value: bool) -> None:

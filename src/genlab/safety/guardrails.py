@@ -236,7 +236,17 @@ class PIIScanner(Scanner):
                 if any(s <= m.start() < e or s < m.end() <= e for s, e in covered):
                     continue
                 covered.append(m.span())
-                out.append(Finding(self.name, "PERSON", m.start(), m.end(), 0.8, "another mention of a name found by its cue", part))
+                out.append(
+                    Finding(
+                        self.name,
+                        "PERSON",
+                        m.start(),
+                        m.end(),
+                        0.8,
+                        "another mention of a name found by its cue",
+                        part,
+                    )
+                )
         return out
 
     @staticmethod

@@ -36,6 +36,7 @@ from genlab.safety.guardrails import Vault
 from genlab.safety.policy import Guard, GuardBlocked, Policy, StreamGuard
 from genlab.server import chat as chat_template
 from genlab.server import errors
+from genlab.server.apps import install as install_app_routes
 from genlab.server.errors import APIError
 from genlab.server.review import Flags, Holds
 from genlab.server.review import install as install_review_routes
@@ -725,6 +726,7 @@ def create_app(
         )
 
     install_review_routes(app, state, auth)
+    install_app_routes(app, state, auth, TEMPLATES)
     return app
 
 

@@ -112,9 +112,14 @@ class Holds:
         if record_ids:
             await run_in_threadpool(self.state.store.set_generation_status, list(record_ids), "held")
         self.state.metrics.rejected.labels("held_for_review").inc()
-        body = {"id": item["id"], "object": "review", "status": "pending", "rule": rule,
-                "url": f"/v1/reviews/{item['id']}", "due_at": item["due_at"]}  # fmt: skip
+        body = held_body(item["id"], rule, item["due_at"])
         return JSONResponse(body, status_code=202, headers={"location": body["url"]})
+
+
+def held_body(item_id: str, rule: str, due_at: str) -> dict[str, Any]:
+    """What a client gets instead of a held generation: where to poll for its release."""
+    return {"id": item_id, "object": "review", "status": "pending", "rule": rule, "url": f"/v1/reviews/{item_id}",
+            "due_at": due_at}  # fmt: skip
 
 
 def released_response(item: dict[str, Any]) -> dict[str, Any] | None:
@@ -134,6 +139,10 @@ def released_response(item: dict[str, Any]) -> dict[str, Any] | None:
         else:
             choices[0]["text"] = edit["text"]
         response["choices"] = choices
+    elif (
+        "text" in edit and response.get("object") == "app.result"
+    ):  # a recipe's result, as the reviewer wrote it
+        response = {**response, "text": edit["text"], "edited_by_reviewer": True}
     elif "b64_png" in edit and "data" in response:
         response["data"] = [
             {**response["data"][0], "b64_json": edit["b64_png"], "url": None},

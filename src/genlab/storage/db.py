@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from genlab.core import GenlabError, InvalidRequestError
 from genlab.settings import Settings
-from genlab.storage.models import ROLES, ApiKey, BiasAudit, GenerationRecord
+from genlab.storage.models import ROLES, ApiKey, BiasAudit, GenerationRecord, Learner, LearnerEvent, utcnow
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 KEY_PREFIX = "gl-"
@@ -207,6 +207,49 @@ class Store:
                 for r in s.scalars(q)
             ]  # fmt: skip
 
+    # -- tutor learners ----------------------------------------------------------------------------------
+    def get_learner(self, learner_id: str) -> dict[str, Any] | None:
+        with self.session() as s:
+            row = s.get(Learner, learner_id)
+            return _learner(row) if row else None
+
+    def create_learner(self, learner_id: str, course: str, state: dict[str, Any]) -> dict[str, Any]:
+        with self.session() as s, s.begin():
+            if s.get(Learner, learner_id) is not None:
+                raise LearnerConflict(
+                    f"learner {learner_id!r} exists already; continue with it or pick another name"
+                )
+            row = Learner(id=learner_id, course=course, state=state, version=1)
+            s.add(row)
+            s.flush()
+            return _learner(row)
+
+    def save_learner(self, learner_id: str, state: dict[str, Any], version: int,
+                     event: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+        """Write a learner's new state if nobody changed it since ``version`` (and its answer event,
+        in the same transaction); otherwise ``LearnerConflict`` and nothing changes."""
+        from sqlalchemy import update
+
+        with self.session() as s, s.begin():
+            done = s.execute(
+                update(Learner).where(Learner.id == learner_id, Learner.version == version)
+                .values(state=state, version=version + 1, updated_at=utcnow())
+            ).rowcount  # fmt: skip
+            if done != 1:
+                raise LearnerConflict(
+                    f"learner {learner_id!r} changed meanwhile (another answer came first); reload"
+                )
+            if event is not None:
+                s.add(LearnerEvent(learner_id=learner_id, **event))
+        return {"id": learner_id, "state": state, "version": version + 1}
+
+    def learner_events(self, learner_id: str, limit: int = 500) -> list[dict[str, Any]]:
+        with self.session() as s:
+            rows = s.scalars(select(LearnerEvent).where(LearnerEvent.learner_id == learner_id)
+                             .order_by(LearnerEvent.id).limit(limit))  # fmt: skip
+            return [{"at": r.created_at.isoformat(), "skill": r.skill, "item": r.item_id, "correct": r.correct,
+                     "mastery_before": r.mastery_before, "mastery_after": r.mastery_after} for r in rows]  # fmt: skip
+
     @property
     def reviews(self):
         """The human review queue and its audit log (safety/review.py), in this database."""
@@ -216,6 +259,17 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+class LearnerConflict(GenlabError):
+    exit_code = 2
+    http_status = 409
+    error_type = "conflict_error"
+
+
+def _learner(row: Learner) -> dict[str, Any]:
+    return {"id": row.id, "course": row.course, "state": row.state, "version": row.version,
+            "created_at": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat()}  # fmt: skip
 
 
 def _record(row: GenerationRecord) -> dict[str, Any]:

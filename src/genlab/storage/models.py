@@ -141,3 +141,34 @@ class BiasAudit(Base):
     gap: Mapped[float] = mapped_column(Float)
     headline: Mapped[dict] = mapped_column(JSON)
     path: Mapped[str] = mapped_column(String(500))
+
+
+class Learner(Base):
+    """A tutor learner: the course and the state the tutor keeps (apps/education.py), versioned so
+    that two answers sent at once cannot both be applied to the same state."""
+
+    __tablename__ = "learners"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    course: Mapped[str] = mapped_column(String(100))
+    state: Mapped[dict] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LearnerEvent(Base):
+    """One answer: the skill, the item, whether it was right, and mastery before and after."""
+
+    __tablename__ = "learner_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    learner_id: Mapped[str] = mapped_column(
+        String(100), ForeignKey("learners.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    skill: Mapped[str] = mapped_column(String(100))
+    item_id: Mapped[str] = mapped_column(String(100))
+    correct: Mapped[bool] = mapped_column(Boolean)
+    mastery_before: Mapped[float] = mapped_column(Float)
+    mastery_after: Mapped[float] = mapped_column(Float)
