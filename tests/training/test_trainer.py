@@ -190,3 +190,12 @@ def test_a_run_killed_before_its_first_checkpoint_can_simply_be_restarted(tmp_pa
     (leftover / "codec.json").write_text('{"kind": "char", "chars": ["a"]}')
     result = _train(tmp_path, corpus_dir, "m", steps=10)
     assert result.step == 10 and (leftover / "config.json").is_file()
+
+
+def test_a_time_budget_stops_training_evaluated_and_published(tmp_path, corpus_dir):
+    result = _train(
+        tmp_path, corpus_dir, "m", steps=100_000, overrides={"max_seconds": 2.0, "eval_every": 10_000}
+    )
+    assert 1 <= result.step < 100_000
+    assert result.history and result.history[-1]["step"] == result.step  # evaluated at the stop
+    assert (tmp_path / "models" / "m" / "card.json").is_file()

@@ -80,6 +80,7 @@ class Limits:
 
 @dataclass
 class TestRun:
+    __test__ = False  # not a pytest test class, whatever its name
     """pytest's verdict and the module lines the tests executed."""
 
     exit_code: int  # pytest: 0 passed, 1 failed, 2 interrupted / collection error, 5 no tests; -1 killed

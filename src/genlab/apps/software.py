@@ -207,6 +207,7 @@ def test_counter_tick():
 
 
 class TestGenInput(BaseModel):
+    __test__ = False  # not a pytest test class, whatever its name
     model_config = ConfigDict(extra="forbid")
 
     source: str = Field(min_length=1, max_length=100_000, description="The Python module to test.")
@@ -318,6 +319,7 @@ def select_tests(module: str, source: str, candidates: list[tuple[str, str]], *,
 
 
 class TestGeneration(Recipe):
+    __test__ = False  # not a pytest test class, whatever its name
     name = "test-generation"
     industry = "software"
     title = "Unit-test generation (TestGen-LLM)"

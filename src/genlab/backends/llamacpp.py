@@ -13,6 +13,7 @@ import atexit
 import contextlib
 import io
 import json
+import math
 import os
 import sys
 import tempfile
@@ -294,6 +295,30 @@ class LlamaCppGenerator:
     def detokenize(self, tokens: list[int]) -> str:
         with self._lock:
             return self._llm.detokenize(tokens).decode("utf-8", errors="replace")
+
+    # -- likelihood ----------------------------------------------------------------------------------
+    def bits_per_char(self, text: str, *, window: int = 256) -> float:
+        """-Σ log2 p(token | preceding tokens) / characters, over ``text`` in windows of ``window``
+        tokens, each window starting from the beginning-of-sequence token: every token of the text
+        is scored, with up to ``window`` tokens of context (so a slight over-estimate)."""
+        import numpy as np
+
+        if not text:
+            raise InvalidRequestError("no text to score")
+        tokens = self.tokenize(text, add_bos=False)
+        bos = self._llm.token_bos()
+        nats = 0.0
+        with self._lock:
+            llm = self._context(True)
+            for start in range(0, len(tokens), window - 1):
+                chunk = [bos, *tokens[start : start + window - 1]]
+                llm.reset()
+                llm.eval(chunk)
+                logits = np.asarray(llm.scores[: len(chunk) - 1], dtype=np.float64)
+                top = logits.max(axis=1, keepdims=True)
+                log_norm = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
+                nats += float((log_norm - logits[np.arange(len(chunk) - 1), chunk[1:]]).sum())
+        return nats / math.log(2) / len(text)
 
     # -- constraints -------------------------------------------------------------------------------
     def _grammar(self, request: GenerationRequest):

@@ -7,6 +7,7 @@ import sys
 
 import typer
 
+from genlab.cli import compare as compare_cmd
 from genlab.cli import demo as demo_cmd
 from genlab.cli import doctor as doctor_cmd
 from genlab.cli import generate, guard, models
@@ -40,6 +41,7 @@ app.command()(doctor_cmd.doctor)
 app.command()(demo_cmd.demo)
 app.command()(guard.verify)
 app.command()(serve_cmd.serve)
+app.command()(compare_cmd.compare)
 app.add_typer(serve_cmd.keys_app, name="keys")
 app.add_typer(review_app, name="review")
 app.add_typer(audit_app, name="audit")

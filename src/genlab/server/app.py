@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.concurrency import run_in_threadpool
@@ -704,6 +704,32 @@ def create_app(
     @app.get("/studio/audits", response_class=HTMLResponse)
     async def studio_audits(request: Request):
         return TEMPLATES.TemplateResponse(request, "audits.html", {"version": genlab.__version__})
+
+    @app.get("/studio/compare", response_class=HTMLResponse)
+    async def studio_compare(request: Request):
+        """The latest `genlab compare` report (its figures are of built-in data and models only)."""
+        from genlab.evaluation.compare import latest_report
+
+        if await run_in_threadpool(latest_report, registry.settings) is None:
+            return TEMPLATES.TemplateResponse(request, "compare.html", {"version": genlab.__version__})
+        return RedirectResponse("/studio/compare/report.html")
+
+    @app.get("/studio/compare/{name:path}")
+    async def studio_compare_file(name: str) -> Response:
+        from genlab.evaluation.compare import latest_report
+
+        latest = await run_in_threadpool(latest_report, registry.settings)
+        media = {".html": "text/html", ".json": "application/json", ".png": "image/png", ".wav": "audio/wav"}
+        path = (latest / name).resolve() if latest is not None else None
+        if (
+            path is None
+            or not path.is_relative_to(latest.resolve())
+            or path.suffix not in media
+            or not path.is_file()
+        ):
+            raise APIError(404, f"no file {name!r} in the latest compare report", type_="not_found_error",
+                           code="not_found")  # fmt: skip
+        return Response(path.read_bytes(), media_type=media[path.suffix])
 
     @app.get("/studio/reviews", response_class=HTMLResponse)
     async def studio_reviews(request: Request):

@@ -55,6 +55,7 @@ class TrainConfig:
     eval_every: int = 250
     eval_batches: int = 20
     seed: int = 1337
+    max_seconds: float = 0.0  # 0 = off; else stop, evaluated and checkpointed, after this much training time
 
     def validate(self) -> TrainConfig:
         for name in ("steps", "batch_size", "grad_accum", "eval_every", "eval_batches"):
@@ -62,6 +63,8 @@ class TrainConfig:
                 raise InvalidRequestError(f"{name} must be positive, got {getattr(self, name)}", param=name)
         if not 0 <= self.ema_decay < 1:
             raise InvalidRequestError(f"ema_decay must be in [0, 1), got {self.ema_decay}", param="ema_decay")
+        if self.max_seconds < 0:
+            raise InvalidRequestError(f"max_seconds must be >= 0 (0 = no limit), got {self.max_seconds}")
         if not 0 < self.min_lr <= self.lr:
             raise InvalidRequestError(f"need 0 < min_lr <= lr, got lr={self.lr}, min_lr={self.min_lr}")
         return self
@@ -362,6 +365,14 @@ class Trainer:
         model.zero_grad(set_to_none=True)
         return total
 
+    def _agree(self, flag: bool) -> bool:
+        """Under DDP every rank must stop at the same step: stop when any rank says so."""
+        if self.world == 1:
+            return flag
+        t = torch.tensor([float(flag)])
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item())
+
     def fit(self) -> TrainResult:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -402,7 +413,9 @@ class Trainer:
                     self.ema.update()
                 self.step += 1
                 elapsed = time.perf_counter() - started
-                if self.step % cfg.eval_every == 0 or self.step == cfg.steps:
+                # a time budget (equal compute for every family in `genlab compare`): training time only
+                out_of_time = cfg.max_seconds > 0 and self._agree(elapsed - eval_seconds >= cfg.max_seconds)
+                if self.step % cfg.eval_every == 0 or self.step == cfg.steps or out_of_time:
                     eval_started = time.perf_counter()
                     metrics = self._evaluate_and_checkpoint()
                     eval_seconds += time.perf_counter() - eval_started
@@ -411,6 +424,8 @@ class Trainer:
                         bar.update(task_id, val=metrics["val_loss"])
                 speed = items / max(elapsed - eval_seconds, 1e-9)
                 bar.update(task_id, completed=self.step, loss=loss_value, speed=speed)
+                if out_of_time:
+                    break
         seconds = time.perf_counter() - started
         return TrainResult(
             step=self.step,

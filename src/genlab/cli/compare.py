@@ -1,0 +1,75 @@
+"""`genlab compare`: every family on every modality it fits, measured side by side (evaluation/compare.py)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from genlab.cli.console import console, err_console, print_json
+
+
+def compare(
+    budget: Annotated[str, typer.Option(help="small (the shipped models, the rest trained 45 s each; under 10 "
+                                        "minutes on 2 cores) or full (every cell trained 10 minutes).")] = "small",
+    modality: Annotated[list[str] | None, typer.Option(help="Only this modality: text, code, image or audio "
+                                                       "(repeatable).")] = None,
+    fresh: Annotated[bool, typer.Option(help="Start again instead of resuming the finished cells.")] = False,
+    json_: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:  # fmt: skip
+    """Train (or load the shipped) models of every family on every modality, evaluate them with the
+    shared metrics, and write report.json and report.html (the studio shows the latest at /studio/compare).
+
+    A rerun resumes: finished cells are kept. A family that fails is reported in the report.
+    """
+    from genlab.evaluation.compare import budget_for, run_compare
+
+    budget_for(budget)  # an unknown budget fails before anything runs
+
+    def on_cell(cell, result) -> None:
+        if result is None:
+            err_console.print(f"[dim]{cell.key} ...[/]")
+        elif result["status"] == "ok":
+            q = result["quality"]
+            err_console.print(
+                f"[green]✓[/] {cell.key}: {q['metric']} {q['value']:.3f} ({result['seconds']} s)"
+            )
+        else:
+            err_console.print(f"[red]✗[/] {cell.key}: {result['error']}", highlight=False)
+
+    report = run_compare(budget, fresh=fresh, modalities=modality, on_cell=None if json_ else on_cell)
+    if json_:
+        print_json(report)
+        return
+    table = Table(title=f"genlab compare ({budget}, {report['wall_seconds']} s)")
+    for col in (
+        "family",
+        "modality",
+        "model",
+        "params",
+        "train s",
+        "sample s/item",
+        "quality",
+        "floor",
+        "likelihood",
+        "diversity",
+    ):
+        table.add_column(col, justify="right" if col not in ("family", "modality", "model") else "left")
+    for r in report["cells"]:
+        if r["status"] != "ok":
+            table.add_row(r["family"], r["modality"], f"[red]failed: {r['error']}[/]")
+            continue
+        q, lk, dv = r["quality"], r.get("likelihood"), r["diversity"]
+        table.add_row(
+            r["family"], r["modality"], r["model"], f"{r['parameters']:,}" if r.get("parameters") else "?",
+            str(r.get("train_seconds") or ("shipped" if not r.get("trained_here") else "?")),
+            f"{r['sampling_seconds_per_item']:.3g}",
+            f"{q['value']:.3f} ({q['floor']:.3f})" if q.get("floor") is not None else f"{q['value']:.3f}",
+            f"{lk['value']:.3f}" if lk else "none", f"{dv['value']:.3f}" if dv.get("value") is not None else "",
+        )  # fmt: skip
+    console.print(table)
+    err_console.print("quality: FID (images, audio) or bits per character (text, code), lower is better; floor: real "
+                      "data or a unigram model; likelihood: bits per dim or per character; diversity: recall or "
+                      "distinct bigrams")  # fmt: skip
+    err_console.print(f"report: {report['dir']}/report.html")

@@ -1,0 +1,429 @@
+"""Generative AI vs LLMs, measured: every family on every modality it fits, side by side.
+
+`genlab compare --budget small|full` fills a table of family x modality:
+
+    transformer  x text (Shakespeare), code (Python)     trained here; bits per character
+    pretrained LLM (Gemma 3 270M) x text                 the same held-out text, the same measure
+    GAN, VAE, diffusion x image (digits), audio (spoken digits)
+                                                         FID next to the real-data floor, class
+                                                         accuracy, precision/recall, bits per dim
+
+with parameters, training time, sampling time per item, memory, a plot of quality against
+sampling time, sample galleries, audio players and text samples, and a short explanation of each
+family. ``small`` evaluates the shipped models (trained earlier, their training time from their
+cards) and trains the missing cells for 45 s each; ``full`` trains every cell from scratch for the
+same 10 minutes of training time (the equal compute budget) and evaluates on more samples.
+
+Each cell's result is written as it finishes (``GENLAB_HOME/reports/compare/<budget>/cells``): a
+rerun keeps the finished cells and redoes the rest; a cell that fails is reported with its error,
+not hidden.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from genlab.core import InvalidRequestError
+from genlab.core.io import atomic_write_json, atomic_write_text
+from genlab.settings import Settings
+
+
+@dataclass(frozen=True)
+class Budget:
+    name: str
+    train_seconds: float  # training time of every cell trained here (the equal compute budget)
+    samples: int  # images or clips per image/audio evaluation
+    text_chars: int  # held-out characters scored for bits per character
+    text_samples: int  # samples per text model (timed, shown)
+    likelihood_images: int  # held-out images for the VAE's and diffusion's bits per dimension
+    strata: int  # diffusion's variational bound: strata of t
+    use_shipped: bool  # evaluate the shipped models instead of training every cell
+
+
+BUDGETS = {
+    "small": Budget("small", 45.0, 200, 3000, 3, 64, 8, True),
+    "full": Budget("full", 600.0, 1000, 20000, 5, 300, 16, False),
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    key: str
+    family: str  # transformer | gan | vae | diffusion | pretrained
+    modality: str  # text | code | image | audio
+    data: str
+    shipped: str | None = None
+
+
+CELLS = (
+    Cell("transformer-text", "transformer", "text", "shakespeare", "shakespeare-char"),
+    Cell("pretrained-text", "pretrained", "text", "shakespeare", "gemma-3-270m"),
+    Cell("transformer-code", "transformer", "code", "python"),
+    Cell("gan-image", "gan", "image", "digits", "gan-digits"),
+    Cell("vae-image", "vae", "image", "digits", "vae-digits"),
+    Cell("diffusion-image", "diffusion", "image", "digits", "diffusion-digits"),
+    Cell("gan-audio", "gan", "audio", "spoken-digits", "gan-spoken-digits"),
+    Cell("vae-audio", "vae", "audio", "spoken-digits", "vae-spoken-digits"),
+    Cell("diffusion-audio", "diffusion", "audio", "spoken-digits"),
+)
+MODALITIES = ("text", "code", "image", "audio")
+
+# What each family is, in a paragraph, and where its code is.
+EXPLAIN = {
+    "transformer": ("Transformer language model", "src/genlab/families/transformer.py",
+                    "Predicts the next token from all the previous ones with causal self-attention, trained "
+                    "by maximum likelihood; samples one token at a time. An exact likelihood (bits per "
+                    "character), strong on sequences; sampling cost grows with the length."),
+    "pretrained": ("Pretrained LLM (Gemma 3 270M, llama.cpp)", "src/genlab/backends/llamacpp.py",
+                   "The same family at scale: a transformer pretrained by Google on trillions of tokens, "
+                   "quantised to 4 bits, run by llama.cpp. It is the LLM subset of generative AI: "
+                   "language in, language out, far more parameters and data than anything trained here."),
+    "gan": ("GAN (DCGAN, hinge loss, spectral norm)", "src/genlab/families/gan.py",
+            "A generator and a discriminator play a two-player game; the generator maps noise to a sample in "
+            "one forward pass. The fastest sampler and often the sharpest, but no likelihood, and it can "
+            "drop modes (low recall)."),
+    "vae": ("VAE (conditional, discretised logistic)", "src/genlab/families/vae.py",
+            "An encoder and a decoder trained on the evidence lower bound; sampling is one decoder pass. "
+            "A likelihood bound (IWAE, bits per dimension) and good coverage, but blurrier samples."),
+    "diffusion": ("Diffusion (DDPM, cosine schedule, classifier-free guidance)", "src/genlab/families/diffusion.py",
+                  "Learns to remove Gaussian noise step by step; samples by running the reverse chain (DDIM, 50 "
+                  "steps here). High quality and a variational likelihood bound, at tens of network passes "
+                  "per sample."),
+}  # fmt: skip
+
+
+class CompareError(InvalidRequestError):
+    pass
+
+
+def budget_for(name: str) -> Budget:
+    if name not in BUDGETS:
+        raise CompareError(f"unknown budget {name!r}; expected one of {', '.join(BUDGETS)}", param="budget")
+    return BUDGETS[name]
+
+
+def data_missing(modality: str) -> str | None:
+    """Why a modality's data cannot be made here (with what to install), or None."""
+    if modality == "audio" and shutil.which("espeak-ng") is None:
+        return "the spoken-digits data needs espeak-ng: apt-get install espeak-ng"
+    if modality == "image":
+        try:
+            import sklearn  # noqa: F401
+        except ImportError:
+            return "the digits data needs scikit-learn: pip install scikit-learn"
+    return None
+
+
+def report_dir(budget: str, settings: Settings | None = None) -> Path:
+    return (settings or Settings.from_env()).reports_dir / "compare" / budget
+
+
+def latest_report(settings: Settings | None = None) -> Path | None:
+    pointer = (settings or Settings.from_env()).reports_dir / "compare" / "latest.json"
+    if not pointer.is_file():
+        return None
+    path = Path(json.loads(pointer.read_text("utf-8"))["dir"])
+    return path if (path / "report.html").is_file() else None
+
+
+# -- one cell ------------------------------------------------------------------------------------------
+def _trained(cell: Cell, budget: Budget, registry) -> tuple[str, dict[str, Any]]:
+    """The model to evaluate for a cell: shipped (small budget) or trained here for the budget."""
+    if cell.family == "pretrained" or (budget.use_shipped and cell.shipped):
+        entry = registry.get(cell.shipped)
+        metrics = entry.card.metrics or {}
+        return cell.shipped, {"trained_here": False, "train_seconds": metrics.get("train_seconds"),  # not timed: None
+                              "train_steps": metrics.get("step")}  # fmt: skip
+    name = f"compare-{budget.name}-{cell.key}"
+    if name in registry.names():
+        card = registry.get(name).card
+        return name, {"trained_here": True, **card.metrics.get("compare", {})}
+    partial = registry.settings.models_dir / name
+    if partial.exists():  # an interrupted run: this cell starts again
+        shutil.rmtree(partial)
+    overrides = {"max_seconds": budget.train_seconds, "eval_every": 100}
+    started = time.perf_counter()
+    if cell.family == "transformer":
+        from genlab.training.text import train_text_model
+
+        result = train_text_model(name, cell.data, codec="char", preset_name="small", steps=100_000,
+                                  progress=False, overrides=overrides, settings=registry.settings)  # fmt: skip
+    else:
+        from genlab.training.image import train_image_model
+
+        result = train_image_model(cell.family, cell.data, name=name, preset_name="small", steps=100_000,
+                                   progress=False, overrides=overrides, modality=cell.modality,
+                                   settings=registry.settings)  # fmt: skip
+    info = {"train_seconds": round(time.perf_counter() - started, 1), "train_steps": result.step}
+    entry = registry.get(name)
+    card = entry.card
+    card.metrics = {**card.metrics, "compare": info}
+    atomic_write_json(entry.path / entry.config.get("card", "card.json"), card.to_dict())
+    return name, {"trained_here": True, **info}
+
+
+def _held_out_text(data: str, chars: int, settings: Settings) -> str:
+    from genlab.data.text import load_corpus
+
+    corpus = load_corpus(data, settings, seed=0)
+    return "\n".join(d.text for d in corpus.val)[:chars]
+
+
+def _distinct_2(texts: list[str]) -> float:
+    """Share of distinct word bigrams among all bigrams of the samples (a standard diversity measure)."""
+    grams = [tuple(w[i : i + 2]) for t in texts for w in [t.split()] for i in range(len(w) - 1)]
+    return round(len(set(grams)) / len(grams), 4) if grams else 0.0
+
+
+def _text_cell(cell: Cell, name: str, budget: Budget, registry, out: Path) -> dict[str, Any]:
+    from genlab.core import GenerationRequest, SamplingParams
+    from genlab.training.evaluate import evaluate_text_model
+
+    generator = registry.load(name)
+    held_out = _held_out_text(cell.data, budget.text_chars, registry.settings)
+    if cell.family == "pretrained":
+        bpc = generator.bits_per_char(held_out)
+        weights_mb = generator.model_path.stat().st_size / 2**20
+    else:
+        bpc = evaluate_text_model(name, batches=20 if budget.use_shipped else 50)["bits_per_char"]
+        weights_mb = (generator.card.parameters or 0) * 4 / 2**20
+    prompt = {"text": "ROMEO:\n", "code": "def "}[cell.modality]
+    request = GenerationRequest(prompt=prompt, n=budget.text_samples, seed=0,
+                                params=SamplingParams(max_tokens=120, temperature=0.8)).validate()  # fmt: skip
+    started = time.perf_counter()
+    texts = [a.text for a in generator.generate(request)]
+    per_item = (time.perf_counter() - started) / len(texts)
+    # the unigram baseline: bits per character of a model that knows only character frequencies
+    counts: dict[str, int] = {}
+    for ch in _held_out_text(cell.data, 200_000, registry.settings):
+        counts[ch] = counts.get(ch, 0) + 1
+    total = sum(counts.values())
+    unigram = -sum(c / total * math.log2(c / total) for c in counts.values())
+    return {
+        "quality": {"metric": "bits per character", "value": round(bpc, 4), "floor": round(unigram, 4),
+                    "floor_label": "unigram baseline", "lower_is_better": True},
+        "likelihood": {"metric": "bits per character", "value": round(bpc, 4)},
+        "diversity": {"metric": "distinct word bigrams", "value": _distinct_2(texts)},
+        "sampling_seconds_per_item": round(per_item, 3), "item": "120 tokens",
+        "weights_mb": round(weights_mb, 2), "samples": [prompt + t for t in texts], "prompt": prompt,
+    }  # fmt: skip
+
+
+def _media_cell(cell: Cell, name: str, budget: Budget, registry, out: Path) -> dict[str, Any]:
+    import torch
+    from PIL import Image
+
+    from genlab.data.images import load_image_dataset
+    from genlab.families.image import image_grid
+    from genlab.training.evaluate import evaluate_image_model
+
+    metrics = evaluate_image_model(name, samples=budget.samples, write_card=False, progress=False,
+                                   iwae_images=budget.likelihood_images, modality=cell.modality)  # fmt: skip
+    model = registry.load(name)
+    likelihood = None
+    if "bits_per_dim" in metrics:
+        likelihood = {"metric": "bits per dimension (IWAE bound)", "value": metrics["bits_per_dim"]}
+    elif model.family == "diffusion":
+        data = load_image_dataset(cell.data, registry.settings)
+        n = min(budget.likelihood_images, len(data.val))
+        y = data.val_labels[:n] if model.classes else None
+        bpd = model.model.bits_per_dim(data.val[:n], y, samples=budget.strata)
+        likelihood = {"metric": "bits per dimension (variational bound)", "value": round(bpd, 4)}
+    gallery = out / "gallery"
+    gallery.mkdir(parents=True, exist_ok=True)
+    k = len(model.classes) or 1
+    files: list[str] = []
+    if cell.modality == "image":  # four samples of every class, a class after another
+        labels = [i % k for i in range(4 * k)] if model.classes else None
+        with torch.no_grad():
+            pixels = model.sample(labels, list(range(4 * k)), **model.options({}))
+        tiles = [((p[0] + 1) * 127.5).clamp(0, 255).to(torch.uint8).numpy() for p in pixels]
+        grid = image_grid(
+            [t for _, t in sorted(enumerate(tiles), key=lambda it: (it[0] % k, it[0]))], columns=8, scale=4
+        )
+        Image.fromarray(grid).save(gallery / f"{cell.key}.png")
+        files.append(f"gallery/{cell.key}.png")
+    else:  # one watermarked clip per class for the first classes, as `genlab generate audio` writes them
+        from genlab.core import GenerationRequest
+
+        for c, label in enumerate((model.classes or [None])[:4]):
+            clip = model.generate(GenerationRequest(prompt=label, seed=c))[0]
+            path = clip.save(gallery / f"{cell.key}-{label or c}.wav")
+            files.append(f"gallery/{path.name}")
+    floor = metrics.get("floor", {})
+    return {
+        "quality": {"metric": "FID", "value": metrics["fid"], "floor": floor.get("fid"), "floor_label": "real data",
+                    "lower_is_better": True},
+        "class_accuracy": metrics.get("class_accuracy"), "class_accuracy_floor": floor.get("class_accuracy"),
+        "precision": metrics.get("precision"), "likelihood": likelihood,
+        "diversity": {"metric": "recall", "value": metrics.get("recall")},
+        "sampling_seconds_per_item": round(metrics["sampling_seconds"] / metrics["samples"], 5),
+        "item": "1 s clip" if cell.modality == "audio" else "image",
+        "weights_mb": round((model.card.parameters or 0) * 4 / 2**20, 2), "gallery": files,
+        "feature_space": metrics.get("feature_space"),
+    }  # fmt: skip
+
+
+def run_cell(cell: Cell, budget: Budget, out: Path, registry) -> dict[str, Any]:
+    started = time.perf_counter()
+    base = {"key": cell.key, "family": cell.family, "modality": cell.modality, "data": cell.data}
+    missing = data_missing(cell.modality)
+    if missing:
+        return {**base, "status": "failed", "error": missing}
+    try:
+        name, training = _trained(cell, budget, registry)
+        entry = registry.get(name)
+        evaluate = _text_cell if cell.modality in ("text", "code") else _media_cell
+        result = evaluate(cell, name, budget, registry, out)
+        return {**base, "status": "ok", "model": name, "parameters": entry.card.parameters, **training, **result,
+                "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
+    except Exception as e:  # a failed family is reported, not hidden; the others go on
+        return {**base, "status": "failed", "error": f"{type(e).__name__}: {e}",
+                "traceback": traceback.format_exc(limit=4), "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
+
+
+# -- the whole comparison ----------------------------------------------------------------------------
+def run_compare(budget_name: str = "small", *, fresh: bool = False, modalities: list[str] | None = None,
+                settings: Settings | None = None,
+                on_cell: Callable[[Cell, dict[str, Any] | None], None] | None = None) -> dict[str, Any]:  # fmt: skip
+    """Run (or resume) every cell, then write report.json, report.html and the plot."""
+    from genlab.registry import Registry
+
+    budget = budget_for(budget_name)
+    for m in modalities or ():
+        if m not in MODALITIES:
+            raise CompareError(
+                f"unknown modality {m!r}; expected one of {', '.join(MODALITIES)}", param="modality"
+            )
+        missing = data_missing(m)
+        if missing:
+            raise CompareError(f"no {m} data: {missing}", param="modality")
+    settings = settings or Settings.from_env()
+    registry = Registry(settings)
+    out = report_dir(budget.name, settings)
+    cells_dir = out / "cells"
+    if fresh and out.exists():
+        shutil.rmtree(out)
+    cells_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    results = []
+    for cell in CELLS:
+        if modalities and cell.modality not in modalities:
+            continue
+        path = cells_dir / f"{cell.key}.json"
+        if path.is_file():
+            done = json.loads(path.read_text("utf-8"))
+            if done.get("status") == "ok":  # resumed: a finished cell is not run again
+                results.append({**done, "resumed": True})
+                continue
+        if on_cell:
+            on_cell(cell, None)
+        result = run_cell(cell, budget, out, registry)
+        atomic_write_json(path, result)
+        results.append(result)
+        if on_cell:
+            on_cell(cell, result)
+    report = {
+        "budget": asdict(budget), "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "wall_seconds": round(time.perf_counter() - started, 1), "cells": results,
+        "explanations": {k: {"title": t, "code": c, "text": x} for k, (t, c, x) in EXPLAIN.items()},
+    }  # fmt: skip
+    atomic_write_json(out / "report.json", report)
+    _plot(results, out / "quality-vs-speed.png")
+    atomic_write_text(out / "report.html", render_html(report))
+    atomic_write_json(
+        settings.reports_dir / "compare" / "latest.json", {"dir": str(out), "budget": budget.name}
+    )
+    report["dir"] = str(out)
+    return report
+
+
+def _plot(results: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+    import matplotlib.ticker
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ok = [r for r in results if r["status"] == "ok"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    colours = {
+        "transformer": "#3b5bdb",
+        "pretrained": "#7048e8",
+        "gan": "#e8590c",
+        "vae": "#2b8a3e",
+        "diffusion": "#c2255c",
+    }
+    for ax, kinds, title in ((axes[0], ("image", "audio"), "images and audio: FID (lower is better)"),
+                             (axes[1], ("text", "code"), "text and code: bits per character (lower is better)")):  # fmt: skip
+        for r in (r for r in ok if r["modality"] in kinds):
+            x, y = r["sampling_seconds_per_item"], r["quality"]["value"]
+            ax.scatter(
+                [x],
+                [y],
+                s=60,
+                color=colours.get(r["family"], "k"),
+                marker="o" if r["modality"] in ("image", "text") else "s",
+            )
+            ax.annotate(r["key"], (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        ax.set_xscale("log")
+        if kinds[0] == "image":  # FIDs span orders of magnitude (a briefly trained model is far off)
+            ax.set_yscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlabel("sampling seconds per item (log)")
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>genlab compare ({{ budget.name }})</title>
+<style>
+ body { font: 15px/1.5 system-ui, sans-serif; color: #1d2330; max-width: 1100px; margin: 1.5rem auto; padding: 0 1rem; }
+ table { border-collapse: collapse; width: 100%; } th, td { padding: .35rem .5rem; border-bottom: 1px solid #e5e7eb; text-align: left; font-size: 14px; vertical-align: top; }
+ td.n { text-align: right; font-variant-numeric: tabular-nums; } .muted { color: #6b7280; font-size: 13px; } .failed { color: #b42318; }
+ pre { white-space: pre-wrap; background: #f8f9fa; padding: .5rem; border-radius: 6px; font-size: 13px; }
+ .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(320px, 1fr)); gap: 1rem; }
+</style></head><body>
+<h1>Generative AI vs LLMs, measured</h1>
+<p class="muted">genlab compare, budget <b>{{ budget.name }}</b>: {% if budget.use_shipped %}the shipped models (trained earlier; training time from their cards), and the cells without one trained here for {{ budget.train_seconds|int }} s each{% else %}every cell trained here from scratch for the same {{ budget.train_seconds|int }} s of training time{% endif %}; {{ budget.samples }} samples per image or audio model. {{ created_at }}, {{ wall_seconds }} s.</p>
+<p>An LLM is one corner of this table: the transformer family on text. The same families that learn text can learn code; GANs, VAEs and diffusion models learn images and sound, trading sampling speed, sample quality, coverage and likelihood differently.</p>
+<table><thead><tr><th>family</th><th>modality</th><th>model</th><th>parameters</th><th>weights MB</th><th>training s</th><th>sampling s / item</th><th>quality</th><th>real-data floor</th><th>likelihood</th><th>diversity</th><th>class accuracy</th></tr></thead><tbody>
+{% for r in cells %}{% if r.status == "ok" %}<tr><td>{{ r.family }}</td><td>{{ r.modality }}</td><td>{{ r.model }}{% if not r.trained_here %} <span class="muted">(shipped)</span>{% endif %}</td>
+<td class="n">{{ "{:,}".format(r.parameters) if r.parameters else "?" }}</td><td class="n">{{ r.weights_mb }}</td><td class="n">{{ r.train_seconds if r.train_seconds is not none else "shipped, not timed" }}</td>
+<td class="n">{{ "%.4g"|format(r.sampling_seconds_per_item) }} <span class="muted">per {{ r.item }}</span></td>
+<td class="n">{{ r.quality.metric }} {{ "%.3f"|format(r.quality.value) }}</td><td class="n">{{ "%.3f"|format(r.quality.floor) if r.quality.floor is not none else "" }} <span class="muted">{{ r.quality.floor_label }}</span></td>
+<td class="n">{% if r.get("likelihood") %}{{ "%.3f"|format(r.likelihood.value) }} <span class="muted">{{ r.likelihood.metric }}</span>{% else %}<span class="muted">none (implicit model)</span>{% endif %}</td>
+<td class="n">{{ r.diversity.metric }} {{ "%.3f"|format(r.diversity.value) if r.diversity.value is not none else "?" }}</td>
+<td class="n">{% if r.get("class_accuracy") is not none %}{{ "%.3f"|format(r.class_accuracy) }}{% endif %}{% if r.get("class_accuracy_floor") %} <span class="muted">(real {{ "%.3f"|format(r.class_accuracy_floor) }})</span>{% endif %}</td></tr>
+{% else %}<tr><td>{{ r.family }}</td><td>{{ r.modality }}</td><td colspan="10" class="failed">failed: {{ r.error }}</td></tr>{% endif %}{% endfor %}
+</tbody></table>
+<h2>Quality against sampling time</h2><img src="quality-vs-speed.png" alt="quality against sampling time" style="max-width:100%">
+<h2>Samples</h2>
+<h3>Text: the pretrained LLM next to the small transformer trained here</h3><div class="grid">
+{% for r in cells if r.status == "ok" and r.get("samples") %}<div><b>{{ r.model }}</b> <span class="muted">({{ r.modality }}, prompt {{ r.prompt|tojson }})</span>{% for s in r.samples %}<pre>{{ s }}</pre>{% endfor %}</div>{% endfor %}</div>
+<h3>Images</h3><div class="grid">{% for r in cells if r.status == "ok" and r.modality == "image" %}<div><b>{{ r.model }}</b><br><img src="{{ r.gallery[0] }}" alt="{{ r.key }} samples" style="max-width:100%;image-rendering:pixelated"></div>{% endfor %}</div>
+<h3>Audio</h3><div class="grid">{% for r in cells if r.status == "ok" and r.modality == "audio" %}<div><b>{{ r.model }}</b>{% for f in r.gallery %}<div class="muted">{{ f.split("/")[-1] }}</div><audio controls src="{{ f }}"></audio>{% endfor %}</div>{% endfor %}</div>
+<h2>The families</h2>
+{% for k, e in explanations.items() %}<h3>{{ e.title }}</h3><p>{{ e.text }} <span class="muted">Code: <code>{{ e.code }}</code></span></p>{% endfor %}
+<p class="muted">Quality: FID in the shipped classifier's feature space (images, audio after the codec's round trip) and bits per character on held-out text; the floor is real data against real data (images, audio) or a unigram character model (text). Likelihoods: the VAE's importance-weighted bound, diffusion's variational bound (stratified Monte-Carlo), transformers' exact bits per character (Gemma's over its own tokens, converted to characters). report.json has every figure.</p>
+</body></html>
+"""
+
+
+def render_html(report: dict[str, Any]) -> str:
+    from jinja2 import Environment
+
+    env = Environment(autoescape=True)
+    return env.from_string(HTML).render(**report)
