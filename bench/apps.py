@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="Cases per recipe (default: all).")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=160)
     generator = default_registry().load(args.model)
     reports = {}
     for name in args.recipes.split(","):
@@ -70,6 +70,9 @@ def main() -> None:
                       f"{r['model_share']:.2f}" if "model_share" in r else "")  # fmt: skip
     console.print(table)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(RESULTS.read_text("utf-8")) if RESULTS.is_file() else {}
+    if previous.get("model") == args.model:  # a run of some recipes updates their entries only
+        reports = {**previous.get("reports", {}), **reports}
     RESULTS.write_text(json.dumps({"model": args.model, "machine": platform.platform(), "python": sys.version.split()[0],
                                    "reports": reports}, indent=2) + "\n", "utf-8")  # fmt: skip
     console.print(f"wrote {RESULTS}")

@@ -91,6 +91,7 @@ QUESTION = re.compile(
     r"\s*D\)\s*(?P<d>[^\n]+)\n\s*Answer:\s*(?P<key>[ABCD])\b"
 )
 # One question in the shape QUESTION parses; llama.cpp samples only strings this grammar accepts.
+# (Bounded lengths keep a small model from running on; unbounded ones measured no faster, and worse.)
 QUESTION_GRAMMAR = r"""
 root ::= question "\n"
 question ::= qtext "?\nA) " opt "\nB) " opt "\nC) " opt "\nD) " opt "\nAnswer: " [ABCD]
@@ -190,6 +191,10 @@ class QuizGeneration(Recipe):
 
     def run(self, value: QuizInput, ctx: Context) -> Outcome:
         questions = self.write(value.passage, value.questions, ctx, attempts=value.attempts)
+        if ctx.vault is not None and len(ctx.vault):  # names the policy hid from the model come back
+            for q in questions:
+                q.question, q.evidence = ctx.vault.restore(q.question), ctx.vault.restore(q.evidence)
+                q.options = [ctx.vault.restore(o) for o in q.options]
         valid = sum(q.valid for q in questions)
         text = "\n\n".join(
             f"{i}. {q.question}\n" + "\n".join(f"   {LETTERS[j]}) {o}" for j, o in enumerate(q.options)) + f"\n   Answer: {q.answer}"

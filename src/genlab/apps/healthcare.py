@@ -47,7 +47,7 @@ DATE = re.compile(r"\b(\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}/\d{2,4})\b")
 # One SOAP note with each section on one line: llama.cpp samples only text this grammar accepts.
 SOAP_GRAMMAR = r"""
 root ::= "Subjective: " line "\nObjective: " line "\nAssessment: " line "\nPlan: " line "\n"
-line ::= [^\n] [^\n]{10,600}
+line ::= [^\n]+
 """
 
 FEW_SHOT = """Record:
