@@ -43,6 +43,8 @@ bench: $(STAMP_TEST)
 	$(PY) bench/watermark.py
 	$(PY) bench/review_load.py
 	$(PY) bench/review_soak.py
+	$(PY) bench/apps.py
+	$(PY) bench/compare.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

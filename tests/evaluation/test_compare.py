@@ -61,21 +61,6 @@ def test_compare_on_images_writes_a_report_resumes_and_reports_a_missing_modalit
     assert failed["status"] == "failed" and "espeak-ng" in failed["error"]
 
 
-def test_the_studio_serves_the_latest_report(server, session_home):
-    import httpx
-
-    r = httpx.get(f"{server.url}/studio/compare", follow_redirects=True)
-    assert r.status_code == 200
-    latest = session_home / "reports" / "compare" / "latest.json"
-    if latest.is_file():  # written by the run above (same session home)
-        assert "Generative AI vs LLMs, measured" in r.text and "<table>" in r.text
-        assert (
-            httpx.get(f"{server.url}/studio/compare/quality-vs-speed.png").headers["content-type"]
-            == "image/png"
-        )
-    assert httpx.get(f"{server.url}/studio/compare/../../genlab.db").status_code == 404
-
-
 def test_bad_budget_and_modality_are_one_line_errors(tmp_path):
     assert_clean_error(
         genlab_cli("compare", "--budget", "huge", home=tmp_path), "unknown budget 'huge'", "small, full"

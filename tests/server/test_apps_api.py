@@ -119,3 +119,19 @@ def test_an_app_page_builds_its_form_and_shows_checked_output(server, page):  # 
         page.locator("#result").inner_text().count("#") >= 2
         and "Checks" in page.locator("#result").inner_text()
     )
+
+
+def test_the_studio_serves_the_latest_compare_report(server, session_home):
+    from genlab.evaluation.compare import run_compare
+    from genlab.settings import Settings
+
+    report = run_compare(
+        "small", modalities=["image"], settings=Settings(home=session_home)
+    )  # resumes if run
+    r = httpx.get(f"{server.url}/studio/compare", follow_redirects=True)
+    assert r.status_code == 200 and "Generative AI vs LLMs, measured" in r.text and "gan-digits" in r.text
+    png = httpx.get(f"{server.url}/studio/compare/quality-vs-speed.png")
+    assert png.status_code == 200 and png.headers["content-type"] == "image/png"
+    grid = next(c for c in report["cells"] if c["key"] == "gan-image")["gallery"][0]
+    assert httpx.get(f"{server.url}/studio/compare/{grid}").status_code == 200
+    assert httpx.get(f"{server.url}/studio/compare/..%2F..%2Fgenlab.db").status_code == 404

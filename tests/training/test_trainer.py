@@ -198,4 +198,4 @@ def test_a_time_budget_stops_training_evaluated_and_published(tmp_path, corpus_d
     )
     assert 1 <= result.step < 100_000
     assert result.history and result.history[-1]["step"] == result.step  # evaluated at the stop
-    assert (tmp_path / "models" / "m" / "card.json").is_file()
+    assert Registry(Settings(home=tmp_path)).get("m").card.metrics["step"] <= result.step  # published
