@@ -68,3 +68,19 @@ def test_variants_from_the_embedded_model_are_audited_and_ranked(gemma):
     assert [len(v["violations"]) for v in variants] == sorted(len(v["violations"]) for v in variants)
     assert result.ok == (not variants[0]["violations"])
     assert result.output["compliant"] == sum(not v["violations"] for v in variants)
+
+
+def test_copy_can_come_with_an_image_from_an_image_model(gemma):
+    from pathlib import Path
+
+    data = {"brief": "a digit-shaped cookie", "profile": PROFILE.model_dump(), "variants": 1,
+            "image_model": "gan-digits", "image_prompt": "7"}  # fmt: skip
+    result = run_recipe(get_recipe("marketing-copy"), data, generator=gemma, seed=1)
+    image = result.output["image"]
+    assert image["label"] == "7" and Path(image["path"]).is_file() and image["path"].endswith(".png")
+    with pytest.raises(RecipeError, match="makes text, not images"):
+        run_recipe(
+            get_recipe("marketing-copy"), {**data, "image_model": "gemma-3-270m"}, generator=gemma, seed=1
+        )
+    with pytest.raises(RecipeError, match="give both image_model and image_prompt"):
+        get_recipe("marketing-copy").parse_input({**data, "image_prompt": None})
