@@ -504,10 +504,14 @@ def simulate(
 LEARNER_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,100}$")
 
 
-def _learner(store, learner_id: str) -> tuple[dict[str, Any], Tutor]:
+def _check_id(learner_id: str) -> str:
     if not LEARNER_ID.match(learner_id or ""):
         raise RecipeError(f"a learner id is 1-100 letters, digits or _.@- characters, not {learner_id!r}")
-    row = store.get_learner(learner_id)
+    return learner_id
+
+
+def _learner(store, learner_id: str) -> tuple[dict[str, Any], Tutor]:
+    row = store.get_learner(_check_id(learner_id))
     if row is None:
         raise LearnerNotFound(f"no learner {learner_id!r}; start one with a course first")
     return row, Tutor(Course.load(row["course"]))
@@ -520,8 +524,7 @@ class LearnerNotFound(RecipeError):
 
 
 def start_learner(store, learner_id: str, course: str = "python-basics") -> dict[str, Any]:
-    if not LEARNER_ID.match(learner_id or ""):
-        raise RecipeError(f"a learner id is 1-100 letters, digits or _.@- characters, not {learner_id!r}")
+    _check_id(learner_id)
     tutor = Tutor(Course.load(course))
     store.create_learner(learner_id, course, tutor.new_state())
     return learner_view(store, learner_id)

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ValidationError
 
 from genlab.core import GenerationRequest, Generator, InvalidRequestError, SamplingParams
 from genlab.safety.guardrails import Vault
-from genlab.safety.policy import Guard, GuardBlocked, GuardResult, Policy
+from genlab.safety.policy import Flags, Guard, GuardBlocked, GuardResult, Policy
 
 DATA = resources.files("genlab.apps") / "data"
 
@@ -277,28 +277,25 @@ def run_recipe(recipe: Recipe, data: dict[str, Any] | BaseModel, *, generator: G
         outcome.checks.append(Check("output guardrails", False, f"blocked: {out_result.blocking_category()}"))
     elif out_result is not None:
         text = out_result.text
-    flagged_by, findings = [], []
-    for where, result in [*(("input", r) for r in input_results), ("output", out_result)]:
-        if result is None:
-            continue
-        invalid = {r.scanner for r in result.results if not r.valid}
-        flagged_by += [s for s, a in result.actions.items() if a == "flag" and s in invalid]
-        findings += [{**f.to_dict(), "where": where, "action": result.actions.get(r.scanner)}
-                     for r in result.results for f in r.findings]  # fmt: skip
-    findings += [f.to_dict() for f in outcome.findings]
+    flags = Flags()
+    for result in input_results:
+        flags.add(result, "input")
+    if out_result is not None:
+        flags.add(out_result, "output")
+    flags.findings += [f.to_dict() for f in outcome.findings]
     if outcome.findings:
-        flagged_by.append("recipe")
+        flags.flagged_by.append("recipe")
     result = RecipeResult(
         recipe=recipe.name, model=generator.card.name, output=outcome.output, text=text, checks=outcome.checks,
-        findings=findings, attempts=outcome.attempts, calls=ctx.calls, completion_tokens=ctx.completion_tokens,
+        findings=flags.findings, attempts=outcome.attempts, calls=ctx.calls, completion_tokens=ctx.completion_tokens,
         latency_s=round(time.perf_counter() - started, 3), model_s=round(ctx.model_s, 3),
         guardrails={"policy": guard.policy.name, "redactions": len(vault),
-                    "decision": "flag" if flagged_by else "allow"},
+                    "decision": "flag" if flags.flagged_by else "allow"},
     )  # fmt: skip
     if store is None:
         return result
     endpoint = f"apps.{recipe.name}"
-    rule = guard.policy.review.hold(endpoint, flagged_by)
+    rule = guard.policy.review.hold(endpoint, flags.flagged_by)
     result.generation_id = store.record_generation(
         key_id=key_id, endpoint=endpoint, model=generator.card.name, request=submitted,
         output_text=text, completion_tokens=ctx.completion_tokens, latency_ms=result.latency_s * 1000,
@@ -307,7 +304,7 @@ def run_recipe(recipe: Recipe, data: dict[str, Any] | BaseModel, *, generator: G
     if rule:
         item = store.reviews.submit(
             endpoint=endpoint, model=generator.card.name, modality="text", request=submitted,
-            artifact={"text": text, "response": result.to_dict()}, findings=findings, rule=rule,
+            artifact={"text": text, "response": result.to_dict()}, findings=flags.findings, rule=rule,
             policy=guard.policy.review, key_id=key_id, webhook=webhook, actor=actor,
         )  # fmt: skip
         result.review = {

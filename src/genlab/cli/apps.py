@@ -304,10 +304,8 @@ def courses(json_: _Json = False) -> None:
     """The shipped courses."""
     from genlab.apps.education import Course, shipped_courses
 
-    rows = [
-        {"course": c, "title": Course.load(c).title, "skills": list(Course.load(c).order())}
-        for c in shipped_courses()
-    ]
+    courses = [Course.load(c) for c in shipped_courses()]
+    rows = [{"course": c.id, "title": c.title, "skills": c.order()} for c in courses]
     if json_:
         print_json(rows)
         return

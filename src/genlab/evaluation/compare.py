@@ -102,7 +102,7 @@ EXPLAIN = {
 
 
 class CompareError(InvalidRequestError):
-    pass
+    """A budget, modality or data problem, said before anything runs."""
 
 
 def budget_for(name: str) -> Budget:
@@ -171,11 +171,11 @@ def _trained(cell: Cell, budget: Budget, registry) -> tuple[str, dict[str, Any]]
     return name, {"trained_here": True, **info}
 
 
-def _held_out_text(data: str, chars: int, settings: Settings) -> str:
+def _held_out_text(data: str, settings: Settings) -> str:
     from genlab.data.text import load_corpus
 
     corpus = load_corpus(data, settings, seed=0)
-    return "\n".join(d.text for d in corpus.val)[:chars]
+    return "\n".join(d.text for d in corpus.val)
 
 
 def _distinct_2(texts: list[str]) -> float:
@@ -189,7 +189,8 @@ def _text_cell(cell: Cell, name: str, budget: Budget, registry, out: Path) -> di
     from genlab.training.evaluate import evaluate_text_model
 
     generator = registry.load(name)
-    held_out = _held_out_text(cell.data, budget.text_chars, registry.settings)
+    held_out_all = _held_out_text(cell.data, registry.settings)  # read once: scored and counted below
+    held_out = held_out_all[: budget.text_chars]
     if cell.family == "pretrained":
         bpc = generator.bits_per_char(held_out)
         weights_mb = generator.model_path.stat().st_size / 2**20
@@ -204,7 +205,7 @@ def _text_cell(cell: Cell, name: str, budget: Budget, registry, out: Path) -> di
     per_item = (time.perf_counter() - started) / len(texts)
     # the unigram baseline: bits per character of a model that knows only character frequencies
     counts: dict[str, int] = {}
-    for ch in _held_out_text(cell.data, 200_000, registry.settings):
+    for ch in held_out_all[:200_000]:
         counts[ch] = counts.get(ch, 0) + 1
     total = sum(counts.values())
     unigram = -sum(c / total * math.log2(c / total) for c in counts.values())

@@ -164,6 +164,23 @@ class GuardResult:
         }
 
 
+@dataclass
+class Flags:
+    """What the guardrails found in one request: every finding (for the reviewer) and the scanners
+    whose action was ``flag`` (which hold the generation under a ``flagged`` review policy)."""
+
+    flagged_by: list[str] = field(default_factory=list)
+    findings: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, result: GuardResult, where: str) -> None:
+        invalid = {r.scanner for r in result.results if not r.valid}
+        self.flagged_by += [s for s, action in result.actions.items() if action == "flag" and s in invalid]
+        for r in result.results:
+            action = result.actions.get(r.scanner)
+            for f in r.findings:
+                self.findings.append({**f.to_dict(), "where": where, "action": action})
+
+
 class GuardBlocked(GenlabError):
     """A policy blocked the request; the HTTP answer is 400 and names the category."""
 

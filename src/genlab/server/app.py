@@ -33,12 +33,12 @@ from genlab.core import GenerationRequest, Generator, SamplingParams, TextChunk
 from genlab.core.io import sha256_bytes
 from genlab.registry import Registry
 from genlab.safety.guardrails import Vault
-from genlab.safety.policy import Guard, GuardBlocked, Policy, StreamGuard
+from genlab.safety.policy import Flags, Guard, GuardBlocked, Policy, StreamGuard
 from genlab.server import chat as chat_template
 from genlab.server import errors
 from genlab.server.apps import install as install_app_routes
 from genlab.server.errors import APIError
-from genlab.server.review import Flags, Holds
+from genlab.server.review import Holds
 from genlab.server.review import install as install_review_routes
 from genlab.server.runtime import Admission, Metrics, ModelQueue, RateLimiter, iterate_in_thread
 from genlab.server.schemas import (

@@ -1,6 +1,6 @@
 """Human review over HTTP: held generations (202 + review id), the reviewer API and webhooks.
 
-A generation route collects its guardrail findings in a ``Flags``, then asks ``Holds.hold`` whether
+A generation route collects its guardrail findings in a ``Flags`` (safety.policy), then asks ``Holds.hold`` whether
 the policy's ``review:`` section holds it. A held generation's response is kept in the review item
 and released by ``GET /v1/reviews/{id}`` once a reviewer approves it (or as edited). Reviewer routes
 need the reviewer or admin role (an open-access loopback server treats its local user as admin).
@@ -9,7 +9,6 @@ need the reviewer or admin role (an open-access loopback server treats its local
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,30 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
-from genlab.safety.policy import GuardResult
+from genlab.safety.policy import Flags
 from genlab.safety.review import FINAL, REASON_CODES, STATES
 from genlab.server import errors
 from genlab.server.errors import APIError
 from genlab.storage.db import KeyInfo
 
 WEBHOOK_HEADER = "x-genlab-review-webhook"
-
-
-@dataclass
-class Flags:
-    """What the guardrails found in one request: every finding (for the reviewer) and the scanners
-    whose action was ``flag`` (which hold the generation under a ``flagged`` review policy)."""
-
-    flagged_by: list[str] = field(default_factory=list)
-    findings: list[dict[str, Any]] = field(default_factory=list)
-
-    def add(self, result: GuardResult, where: str) -> None:
-        invalid = {r.scanner for r in result.results if not r.valid}
-        self.flagged_by += [s for s, action in result.actions.items() if action == "flag" and s in invalid]
-        for r in result.results:
-            action = result.actions.get(r.scanner)
-            for f in r.findings:
-                self.findings.append({**f.to_dict(), "where": where, "action": action})
 
 
 def actor(key: KeyInfo | None) -> str:
