@@ -5,11 +5,21 @@
 >>> m.generate("The capital of France is", max_tokens=8, seed=1)[0].text
 >>> for chunk in m.stream("Once upon a time", max_tokens=32):
 ...     print(chunk.text, end="")
+>>> genlab.generate("The capital of France is", max_tokens=8).artifacts[0].text   # through the gate
 """
 
 from __future__ import annotations
 
+import os
+
+# OpenMP threads (llama.cpp's and torch's) must sleep, not spin, while they wait for work: with the
+# default active policy, a laptop's other programs (or a second model) make every thread burn its
+# core spinning and generation slows by an order of magnitude. The runtime reads this once, when it
+# first loads, so it is set here, before anything imports torch or llama.cpp; a user's own value wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from genlab.core import (
     Artifact,
@@ -36,6 +46,35 @@ def load(name: str) -> Generator:
     return default_registry().load(name)
 
 
+def generate(
+    prompt: str | None,
+    *,
+    model: str = "gemma-3-270m",
+    policy: str = "default",
+    n: int = 1,
+    seed: int | None = None,
+    **params: Any,
+):
+    """Generate through the one gate, as the server and the CLI do: the input policy, the model's
+    queue, the output policy, provenance, the review rule and a record in GENLAB_HOME's database.
+
+    Returns a ``genlab.pipeline.Released``: ``.artifacts`` (what passed), ``.held`` and ``.review``
+    when the policy holds it for a person. A blocked prompt raises ``GuardBlocked``. (``load(name)``
+    gives the raw ``Generator``, with no guardrails: library use, evaluation, research.)
+    """
+    from genlab.pipeline import Caller, Pipeline
+    from genlab.storage import Store
+
+    registry = default_registry()
+    pipeline = Pipeline(registry, policy=policy, store=Store(settings=registry.settings))
+    request = GenerationRequest(prompt=prompt, model=model, n=n, seed=seed, params=SamplingParams(**params))
+    modality = registry.get(model).card.modality
+    request = request.validate(needs_prompt=modality in ("text", "code"))
+    return pipeline.generate(
+        request, endpoint="python", modalities=(modality,), caller=Caller(actor="python")
+    )
+
+
 def models() -> list[ModelCard]:
     """The cards of every registered model."""
     return [entry.card for entry in default_registry().list()]
@@ -55,6 +94,7 @@ __all__ = [
     "TextChunk",
     "__version__",
     "default_registry",
+    "generate",
     "load",
     "models",
 ]

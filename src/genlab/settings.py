@@ -7,15 +7,75 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _int(name: str, value: str | None, default: int | None) -> int | None:
+    if value is None or not value.strip():
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{name} must be an integer, got {value!r}") from None
+
+
 @dataclass(frozen=True)
 class Settings:
+    """Every ``GENLAB_*`` setting, read in one place (``from_env``) and passed down from there.
+
+    | field            | variable               | default                                   |
+    |------------------|------------------------|-------------------------------------------|
+    | home             | GENLAB_HOME            | ~/.genlab                                 |
+    | database_url     | GENLAB_DATABASE_URL    | SQLite at GENLAB_HOME/genlab.db            |
+    | watermark_key    | GENLAB_WATERMARK_KEY   | a key made once in GENLAB_HOME/keys/       |
+    | threads          | GENLAB_THREADS         | the machine's cores (llama.cpp and torch) |
+    | open_access      | GENLAB_OPEN_ACCESS     | off (`genlab serve` decides from the keys) |
+    | queue_limit      | GENLAB_QUEUE_LIMIT     | 8 requests per model running or waiting   |
+    | policy           | GENLAB_POLICY          | default                                   |
+    | llama_log        | GENLAB_LLAMA_LOG       | off: llama.cpp's own log is silenced      |
+    """
+
     home: Path
+    database_url: str | None = None
+    watermark_key: str | None = None
+    threads: int | None = None
+    open_access: bool = False
+    queue_limit: int = 8
+    policy: str = "default"
+    llama_log: bool = False
 
     @classmethod
-    def from_env(cls) -> Settings:
-        """Read ``GENLAB_HOME`` (default ``~/.genlab``) each time: no hidden global state."""
-        home = os.environ.get("GENLAB_HOME") or str(Path.home() / ".genlab")
-        return cls(home=Path(home).expanduser().resolve())
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        """Read every ``GENLAB_*`` variable, each time: no hidden global state."""
+        env = os.environ if environ is None else environ
+        home = env.get("GENLAB_HOME") or str(Path.home() / ".genlab")
+        return cls(
+            home=Path(home).expanduser().resolve(),
+            database_url=env.get("GENLAB_DATABASE_URL") or None,
+            watermark_key=env.get("GENLAB_WATERMARK_KEY") or None,
+            threads=_int("GENLAB_THREADS", env.get("GENLAB_THREADS"), None),
+            open_access=_flag(env.get("GENLAB_OPEN_ACCESS")),
+            queue_limit=_int("GENLAB_QUEUE_LIMIT", env.get("GENLAB_QUEUE_LIMIT"), 8) or 8,
+            policy=env.get("GENLAB_POLICY") or "default",
+            llama_log=_flag(env.get("GENLAB_LLAMA_LOG")),
+        )
+
+    def to_env(self) -> dict[str, str]:
+        """The variables that make ``from_env`` give these settings (for worker processes)."""
+        env = {
+            "GENLAB_HOME": str(self.home),
+            "GENLAB_OPEN_ACCESS": "1" if self.open_access else "0",
+            "GENLAB_QUEUE_LIMIT": str(self.queue_limit),
+            "GENLAB_POLICY": self.policy,
+            "GENLAB_LLAMA_LOG": "1" if self.llama_log else "0",
+        }
+        optional = {
+            "GENLAB_DATABASE_URL": self.database_url,
+            "GENLAB_WATERMARK_KEY": self.watermark_key,
+            "GENLAB_THREADS": None if self.threads is None else str(self.threads),
+        }
+        return env | {k: v for k, v in optional.items() if v is not None}
 
     @property
     def models_dir(self) -> Path:

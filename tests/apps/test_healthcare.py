@@ -5,8 +5,8 @@ import pytest
 
 from genlab.apps import get_recipe
 from genlab.apps.healthcare import ClinicalSummary, unsupported
-from genlab.apps.recipe import RecipeError, guarded_input
-from genlab.safety.guardrails import Vault
+from genlab.apps.recipe import RecipeError
+from genlab.pipeline import Gate, Observer
 from genlab.safety.policy import Guard, Policy
 
 CASES = ClinicalSummary().eval_cases()
@@ -14,13 +14,11 @@ CASES = ClinicalSummary().eval_cases()
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
 def test_deidentification_removes_every_planted_identifier_and_is_reversible(case):
-    recipe, vault = get_recipe("clinical-summary"), Vault()
-    value, _ = guarded_input(
-        recipe, recipe.parse_input({"record": case["record_text"]}), Guard(Policy.load("healthcare")), vault
-    )
+    gate = Gate(Guard(Policy.load("healthcare")), Observer())  # the pipeline's input stage
+    record = gate.input_fields({"record": case["record_text"]}, "clinical-summary")["record"]
     for phi in case["phi"]:
-        assert phi.lower() not in value.record.lower(), phi
-    assert vault.restore(value.record) == case["record_text"]
+        assert phi.lower() not in record.lower(), phi
+    assert gate.vault.restore(record) == case["record_text"]
 
 
 def test_unsupported_medications_doses_counts_and_dates_are_found():

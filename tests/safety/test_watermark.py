@@ -124,8 +124,9 @@ def test_the_key_is_made_once_and_kept_private(tmp_path, monkeypatch):
     path = tmp_path / "keys" / "watermark.key"
     assert len(key) == 32 and path.stat().st_mode & 0o077 == 0
     assert watermark_key(settings) == key
-    monkeypatch.setenv("GENLAB_WATERMARK_KEY", KEY.hex())
-    assert watermark_key(settings) == KEY
+    assert watermark_key(Settings(home=tmp_path, watermark_key=KEY.hex())) == KEY
+    monkeypatch.setenv("GENLAB_WATERMARK_KEY", KEY.hex())  # read into the settings in one place
+    assert Settings.from_env().watermark_key == KEY.hex()
 
 
 def test_verify_finds_the_mark_in_a_jpeg_copy_of_a_generated_grid(tmp_path):

@@ -5,6 +5,7 @@ import threading
 import time
 
 import httpx
+import jsonschema
 import openai
 import pytest
 
@@ -79,21 +80,59 @@ def test_chat_stream(client):
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
 
 
-def test_json_mode_and_json_schema(client):
-    r = client.chat.completions.create(model=EMBEDDED, messages=[{"role": "user", "content": "Give a JSON object about a cat."}],
-                                       response_format={"type": "json_object"}, max_tokens=60, seed=1)  # fmt: skip
-    assert isinstance(json.loads(r.choices[0].message.content), dict)
+def test_json_mode_parses_when_it_stops_and_says_length_when_cut(client):
+    """JSON mode keeps the output on JSON's path; a sampled object may still be longer than
+    max_tokens, and then (as with OpenAI) finish_reason is "length" and the text is a prefix."""
+    messages = [{"role": "user", "content": "Give a JSON object about a cat."}]
+    r = client.chat.completions.create(
+        model=EMBEDDED, messages=messages, max_tokens=60, seed=1, response_format={"type": "json_object"}
+    )
+    choice = r.choices[0]
+    assert choice.finish_reason in ("stop", "length")
+    if choice.finish_reason == "stop":
+        assert isinstance(json.loads(choice.message.content), dict)
+    else:
+        assert r.usage.completion_tokens == 60
+    # an object that cannot close in 3 tokens (the key alone takes them): cut, and said so
+    long_name = {
+        "type": "object",
+        "properties": {"name": {"type": "string", "minLength": 40}},
+        "required": ["name"],
+    }
+    cut = client.chat.completions.create(
+        model=EMBEDDED,
+        messages=messages,
+        max_tokens=3,
+        seed=1,
+        response_format={"type": "json_schema", "json_schema": {"name": "long", "schema": long_name}},
+    )
+    assert cut.choices[0].finish_reason == "length" and cut.choices[0].message.content.startswith("{")
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(cut.choices[0].message.content)
+
+
+def test_json_schema_with_bounds_always_closes(client):
+    """A schema whose strings and numbers are bounded fits in max_tokens on any CPU: it must stop,
+    parse and validate."""
     schema = {
         "type": "object",
-        "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+        "properties": {
+            "name": {"type": "string", "maxLength": 12},
+            "age": {"type": "integer"},  # JSON integers have at most 16 digits in the grammar
+        },
         "required": ["name", "age"],
+        "additionalProperties": False,
     }
-    r = client.chat.completions.create(
-        model=EMBEDDED, messages=[{"role": "user", "content": "A person as JSON."}], max_tokens=60, seed=2,
-        response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": schema}},
-    )  # fmt: skip
-    data = json.loads(r.choices[0].message.content)
-    assert isinstance(data["name"], str) and isinstance(data["age"], int)
+    for seed in (1, 2):
+        r = client.chat.completions.create(
+            model=EMBEDDED,
+            messages=[{"role": "user", "content": "A person as JSON."}],
+            max_tokens=60,
+            seed=seed,
+            response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": schema}},
+        )
+        assert r.choices[0].finish_reason == "stop"
+        jsonschema.validate(json.loads(r.choices[0].message.content), schema)
 
 
 def test_trained_models_are_served_too(client):
@@ -166,7 +205,7 @@ def test_health_and_metrics(server, client):
 
 
 def test_full_queue_answers_429_with_retry_after(server):
-    queue = server.state.queue(EMBEDDED)
+    queue = server.state.pipeline.queues
     original = queue.limit
     queue.limit = 1
     first_chunk = threading.Event()
@@ -195,23 +234,23 @@ def test_full_queue_answers_429_with_retry_after(server):
 
 
 def test_client_disconnect_cancels_the_generation(server):
-    queue = server.state.queue(EMBEDDED)
+    queues = server.state.pipeline.queues
     with httpx.stream("POST", f"{server.url}/v1/completions", timeout=120,
                       json={"model": EMBEDDED, "prompt": "An endless list:", "max_tokens": 3000, "stream": True}) as r:  # fmt: skip
         lines = r.iter_lines()
         next(lines)
     started = time.monotonic()
-    while queue._active and time.monotonic() - started < 20:
+    while queues.active(EMBEDDED) and time.monotonic() - started < 20:
         time.sleep(0.05)
-    assert queue._active == 0  # the worker stopped long before 3000 tokens (about a minute of work)
+    assert queues.active(EMBEDDED) == 0  # the worker stopped long before 3000 tokens (about a minute of work)
     # a stream whose client leaves before reading anything still gives its slot back
     with httpx.stream("POST", f"{server.url}/v1/completions", timeout=60,
                       json={"model": EMBEDDED, "prompt": "x", "max_tokens": 500, "stream": True}) as r:  # fmt: skip
         assert r.status_code == 200  # admitted; the client then leaves without reading a byte
     deadline = time.monotonic() + 20
-    while queue._active and time.monotonic() < deadline:
+    while queues.active(EMBEDDED) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert queue._active == 0
+    assert queues.active(EMBEDDED) == 0
     assert time.monotonic() - started < 20
     records = server.state.store.list_generations(limit=5)
     assert any(rec["status"] == "cancelled" and rec["usage"]["completion_tokens"] < 3000 for rec in records)

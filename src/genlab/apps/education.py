@@ -42,8 +42,105 @@ from genlab.apps.recipe import (
 
 LETTERS = "ABCD"
 STOPWORDS = frozenset(
-    ["a", "an", "the", "of", "to", "in", "on", "at", "by", "for", "with", "from", "and", "or", "but", "is", "are", "was", "were", "be", "been", "being", "it", "its", "this", "that", "these", "those", "as", "which", "who", "whom", "whose", "what", "when", "where", "why", "how", "do", "does", "did", "not", "no", "can", "could", "would", "should", "may", "might", "will", "shall", "has", "have", "had", "than", "then", "there", "their", "they", "them", "he", "she", "his", "her", "we", "our", "you", "your", "i", "me", "my", "into", "about", "over", "under", "after", "before", "between", "during", "each", "other", "some", "such", "only", "also", "very", "more", "most", "many", "much", "so", "if", "any", "all", "one", "two"]
-)  # fmt: skip
+    [
+        "a",
+        "an",
+        "the",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "by",
+        "for",
+        "with",
+        "from",
+        "and",
+        "or",
+        "but",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "it",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "as",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "what",
+        "when",
+        "where",
+        "why",
+        "how",
+        "do",
+        "does",
+        "did",
+        "not",
+        "no",
+        "can",
+        "could",
+        "would",
+        "should",
+        "may",
+        "might",
+        "will",
+        "shall",
+        "has",
+        "have",
+        "had",
+        "than",
+        "then",
+        "there",
+        "their",
+        "they",
+        "them",
+        "he",
+        "she",
+        "his",
+        "her",
+        "we",
+        "our",
+        "you",
+        "your",
+        "i",
+        "me",
+        "my",
+        "into",
+        "about",
+        "over",
+        "under",
+        "after",
+        "before",
+        "between",
+        "during",
+        "each",
+        "other",
+        "some",
+        "such",
+        "only",
+        "also",
+        "very",
+        "more",
+        "most",
+        "many",
+        "much",
+        "so",
+        "if",
+        "any",
+        "all",
+        "one",
+        "two",
+    ]
+)
 
 
 def content_sequence(text: str) -> list[str]:
@@ -144,8 +241,10 @@ def check_question(q: Question, passage: str, previous: list[Question] = ()) -> 
     options = [o.lower().strip(" .") for o in q.options]
     parts = sentences(passage)
     answer = q.options[LETTERS.index(q.answer)]
-    scored = sorted(((support(answer, s), len(content_words(q.question) & content_words(s)), s) for s in parts),
-                    reverse=True)  # fmt: skip
+    scored = sorted(
+        ((support(answer, s), len(content_words(q.question) & content_words(s)), s) for s in parts),
+        reverse=True,
+    )
     best, overlap, evidence = scored[0] if scored else (0.0, 0, "")
     q.evidence = evidence
     rivals = [
@@ -154,14 +253,32 @@ def check_question(q: Question, passage: str, previous: list[Question] = ()) -> 
     about = len(content_words(q.question) & content_words(passage))
     repeated = any(content_words(p.question) == content_words(q.question) for p in previous)
     checks = [
-        Check("four distinct options", len(set(options)) == 4, "" if len(set(options)) == 4 else "options repeat"),
-        Check("question is about the passage", about >= 1 and not repeated,
-              "asked already" if repeated else ("" if about else "shares no content word with the passage")),
-        Check("answer supported by the passage", best >= 0.6 and (overlap >= 1 or best >= 0.999),
-              f"best support {best:.2f}" + ("" if overlap else ", in a sentence the question is not about")),
-        Check("one defensible answer", not rivals, f"also stated in the passage: {'; '.join(rivals)}" if rivals else ""),
-        Check("answer is not 'all/none of the above'", not re.search(r"(?i)\b(all|none) of the above\b", answer), ""),
-    ]  # fmt: skip
+        Check(
+            "four distinct options",
+            len(set(options)) == 4,
+            "" if len(set(options)) == 4 else "options repeat",
+        ),
+        Check(
+            "question is about the passage",
+            about >= 1 and not repeated,
+            "asked already" if repeated else ("" if about else "shares no content word with the passage"),
+        ),
+        Check(
+            "answer supported by the passage",
+            best >= 0.6 and (overlap >= 1 or best >= 0.999),
+            f"best support {best:.2f}" + ("" if overlap else ", in a sentence the question is not about"),
+        ),
+        Check(
+            "one defensible answer",
+            not rivals,
+            f"also stated in the passage: {'; '.join(rivals)}" if rivals else "",
+        ),
+        Check(
+            "answer is not 'all/none of the above'",
+            not re.search(r"(?i)\b(all|none) of the above\b", answer),
+            "",
+        ),
+    ]
     q.checks = [asdict(c) for c in checks]
     return checks
 
@@ -178,8 +295,10 @@ class QuizGeneration(Recipe):
     name = "quiz"
     industry = "education"
     title = "Quiz generation"
-    summary = ("Multiple-choice questions with an answer key from a passage; each checked for shape and "
-               "for an answer the passage supports.")  # fmt: skip
+    summary = (
+        "Multiple-choice questions with an answer key from a passage; each checked for shape and "
+        "for an answer the passage supports."
+    )
     Input = QuizInput
     policy = "education"
     guarded = ("passage",)
@@ -197,14 +316,20 @@ class QuizGeneration(Recipe):
                 q.options = [ctx.vault.restore(o) for o in q.options]
         valid = sum(q.valid for q in questions)
         text = "\n\n".join(
-            f"{i}. {q.question}\n" + "\n".join(f"   {LETTERS[j]}) {o}" for j, o in enumerate(q.options)) + f"\n   Answer: {q.answer}"
+            f"{i}. {q.question}\n"
+            + "\n".join(f"   {LETTERS[j]}) {o}" for j, o in enumerate(q.options))
+            + f"\n   Answer: {q.answer}"
             for i, q in enumerate(questions, 1)
-        )  # fmt: skip
+        )
         checks = [
             Check("every question valid", valid == len(questions), f"{valid} of {len(questions)} valid")
         ]
-        return Outcome({"questions": [q.to_dict() for q in questions], "valid_rate": valid / max(len(questions), 1)},
-                       text, checks, attempts=max((q.attempts for q in questions), default=1))  # fmt: skip
+        return Outcome(
+            {"questions": [q.to_dict() for q in questions], "valid_rate": valid / max(len(questions), 1)},
+            text,
+            checks,
+            attempts=max((q.attempts for q in questions), default=1),
+        )
 
     @staticmethod
     def write(passage: str, count: int, ctx: Context, *, attempts: int = 3) -> list[Question]:
@@ -212,14 +337,21 @@ class QuizGeneration(Recipe):
         out: list[Question] = []
         for i in range(count):
             asked = "".join(
-                f"Question {k}: {q.question}\n" + "".join(f"{LETTERS[j]}) {o}\n" for j, o in enumerate(q.options))
-                + f"Answer: {q.answer}\n\n" for k, q in enumerate(out, 1)
-            )  # fmt: skip
+                f"Question {k}: {q.question}\n"
+                + "".join(f"{LETTERS[j]}) {o}\n" for j, o in enumerate(q.options))
+                + f"Answer: {q.answer}\n\n"
+                for k, q in enumerate(out, 1)
+            )
             prompt = f"{FEW_SHOT_QUIZ}Passage: {passage.strip()}\n\n{asked}Question {i + 1}:"
 
             def make(attempt: int, prompt: str = prompt) -> Question:
-                text = ctx.complete(prompt, max_tokens=160, temperature=0.3 if attempt == 1 else 0.8,
-                                    grammar=QUESTION_GRAMMAR, stop=("\nQuestion", "\n\n"))[0]  # fmt: skip
+                text = ctx.complete(
+                    prompt,
+                    max_tokens=160,
+                    temperature=0.3 if attempt == 1 else 0.8,
+                    grammar=QUESTION_GRAMMAR,
+                    stop=("\nQuestion", "\n\n"),
+                )[0]
                 return parse_question(text + "\n")
 
             q, _, tries = retry(
@@ -307,8 +439,14 @@ class Course:
             for item in items:
                 if len(item["options"]) != 4 or item["answer"] not in LETTERS:
                     raise RecipeError(f"course item {item['id']}: four options and an answer A-D are needed")
-            skills[raw["id"]] = Skill(raw["id"], raw["title"], raw.get("lesson", ""), raw.get("prerequisites", []),
-                                      items, BKT(**{**defaults, **raw.get("bkt", {})}))  # fmt: skip
+            skills[raw["id"]] = Skill(
+                raw["id"],
+                raw["title"],
+                raw.get("lesson", ""),
+                raw.get("prerequisites", []),
+                items,
+                BKT(**{**defaults, **raw.get("bkt", {})}),
+            )
         for s in skills.values():
             missing = [p for p in s.prerequisites if p not in skills]
             if missing:
@@ -340,8 +478,11 @@ class Course:
 def shipped_courses() -> list[str]:
     from genlab.apps.recipe import DATA
 
-    return sorted(p.name.removesuffix(".yaml") for p in (DATA / "education" / "courses").iterdir()
-                  if p.name.endswith(".yaml"))  # fmt: skip
+    return sorted(
+        p.name.removesuffix(".yaml")
+        for p in (DATA / "education" / "courses").iterdir()
+        if p.name.endswith(".yaml")
+    )
 
 
 class Tutor:
@@ -355,8 +496,15 @@ class Tutor:
         self.course = course
 
     def new_state(self) -> dict[str, Any]:
-        return {"course": self.course.id, "mastery": {s: k.bkt.p_init for s, k in self.course.skills.items()},
-                "asked": {}, "pending": None, "extra_items": {}, "answers": 0, "correct": 0}  # fmt: skip
+        return {
+            "course": self.course.id,
+            "mastery": {s: k.bkt.p_init for s, k in self.course.skills.items()},
+            "asked": {},
+            "pending": None,
+            "extra_items": {},
+            "answers": 0,
+            "correct": 0,
+        }
 
     def mastered(self, state: dict[str, Any], skill: str) -> bool:
         return state["mastery"][skill] >= self.course.mastery_threshold
@@ -366,10 +514,22 @@ class Tutor:
         out = []
         for s in self.course.order():
             skill = self.course.skills[s]
-            status = ("mastered" if self.mastered(state, s) else
-                      "ready" if all(self.mastered(state, p) for p in skill.prerequisites) else "locked")  # fmt: skip
-            out.append({"skill": s, "title": skill.title, "mastery": round(state["mastery"][s], 4), "status": status,
-                        "prerequisites": skill.prerequisites})  # fmt: skip
+            status = (
+                "mastered"
+                if self.mastered(state, s)
+                else "ready"
+                if all(self.mastered(state, p) for p in skill.prerequisites)
+                else "locked"
+            )
+            out.append(
+                {
+                    "skill": s,
+                    "title": skill.title,
+                    "mastery": round(state["mastery"][s], 4),
+                    "status": status,
+                    "prerequisites": skill.prerequisites,
+                }
+            )
         return out
 
     def next_skill(self, state: dict[str, Any]) -> str | None:
@@ -396,8 +556,14 @@ class Tutor:
             written = [q for q in QuizGeneration.write(self.course.skills[skill].lesson, 1, ctx) if q.valid]
             for q in written:
                 n = len(state["extra_items"].get(skill, [])) + 1
-                item = {"id": f"{skill}-gen{n}", "question": q.question, "options": q.options, "answer": q.answer,
-                        "explanation": q.evidence, "generated_by": ctx.model}  # fmt: skip
+                item = {
+                    "id": f"{skill}-gen{n}",
+                    "question": q.question,
+                    "options": q.options,
+                    "answer": q.answer,
+                    "explanation": q.evidence,
+                    "generated_by": ctx.model,
+                }
                 state["extra_items"].setdefault(skill, []).append(item)
                 fresh.append(item)
         item = fresh[0] if fresh else min(items, key=lambda i: state["asked"].get(i["id"], 0))
@@ -432,10 +598,17 @@ class Tutor:
         state["correct"] += correct
         state["asked"][item["id"]] = state["answers"]
         state["pending"] = None
-        return {"item": item["id"], "skill": skill.id, "correct": correct, "answer": item["answer"],
-                "explanation": item.get("explanation") or _evidence(item, skill.lesson),
-                "mastery_before": round(before, 4), "mastery": round(after, 4),
-                "mastered": after >= self.course.mastery_threshold, "predicted_p_correct": round(skill.bkt.p_correct(before), 4)}  # fmt: skip
+        return {
+            "item": item["id"],
+            "skill": skill.id,
+            "correct": correct,
+            "answer": item["answer"],
+            "explanation": item.get("explanation") or _evidence(item, skill.lesson),
+            "mastery_before": round(before, 4),
+            "mastery": round(after, 4),
+            "mastered": after >= self.course.mastery_threshold,
+            "predicted_p_correct": round(skill.bkt.p_correct(before), 4),
+        }
 
 
 def _evidence(item: dict[str, Any], lesson: str) -> str:
@@ -492,12 +665,15 @@ def simulate(
                     knows[s] = rng.random() < bkt.p_learn
         fixed_learned.append(sum(knows.values()) / len(knows))
     return {
-        "learners": learners, "skills": len(order),
-        "adaptive_questions_mean": sum(asked) / len(asked), "adaptive_finished_rate": finished / learners,
+        "learners": learners,
+        "skills": len(order),
+        "adaptive_questions_mean": sum(asked) / len(asked),
+        "adaptive_finished_rate": finished / learners,
         "adaptive_learned_rate": sum(learned) / len(learned),
-        "fixed_questions_per_skill": per_skill, "fixed_learned_rate": sum(fixed_learned) / len(fixed_learned),
+        "fixed_questions_per_skill": per_skill,
+        "fixed_learned_rate": sum(fixed_learned) / len(fixed_learned),
         "bkt_auc": float(roc_auc_score(outcomes, predictions)) if len(set(outcomes)) == 2 else float("nan"),
-    }  # fmt: skip
+    }
 
 
 # -- learners in the database (the CLI and the server share these) ----------------------------------
@@ -534,9 +710,17 @@ def learner_view(store, learner_id: str) -> dict[str, Any]:
     row, tutor = _learner(store, learner_id)
     state = row["state"]
     pending = tutor.public(tutor._item(state, state["pending"])) if state["pending"] else None
-    return {"learner": learner_id, "course": row["course"], "title": tutor.course.title, "path": tutor.path(state),
-            "answers": state["answers"], "correct": state["correct"], "pending": pending,
-            "done": tutor.next_skill(state) is None, "version": row["version"]}  # fmt: skip
+    return {
+        "learner": learner_id,
+        "course": row["course"],
+        "title": tutor.course.title,
+        "path": tutor.path(state),
+        "answers": state["answers"],
+        "correct": state["correct"],
+        "pending": pending,
+        "done": tutor.next_skill(state) is None,
+        "version": row["version"],
+    }
 
 
 def ask(store, learner_id: str, ctx: Context | None = None) -> dict[str, Any] | None:
@@ -554,7 +738,12 @@ def answer(store, learner_id: str, choice: str) -> dict[str, Any]:
     row, tutor = _learner(store, learner_id)
     state = row["state"]
     feedback = tutor.answer(state, choice)
-    event = {"skill": feedback["skill"], "item_id": feedback["item"], "correct": feedback["correct"],
-             "mastery_before": feedback["mastery_before"], "mastery_after": feedback["mastery"]}  # fmt: skip
+    event = {
+        "skill": feedback["skill"],
+        "item_id": feedback["item"],
+        "correct": feedback["correct"],
+        "mastery_before": feedback["mastery_before"],
+        "mastery_after": feedback["mastery"],
+    }
     store.save_learner(learner_id, state, row["version"], event)
     return {**feedback, "next_skill": tutor.next_skill(state), "done": tutor.next_skill(state) is None}

@@ -22,16 +22,27 @@ from genlab.core.io import atomic_write_json
 from genlab.settings import Settings
 
 
-def evaluate(recipe: Recipe, generator: Generator, *, limit: int | None = None, seed: int = 0,
-             on_case: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:  # fmt: skip
+def evaluate(
+    recipe: Recipe,
+    generator: Generator,
+    *,
+    limit: int | None = None,
+    seed: int = 0,
+    on_case: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
     cases = recipe.eval_cases()[: limit or None]
     rows = []
     started = time.perf_counter()
     for case in cases:
         result = run_recipe(recipe, recipe.case_input(case), generator=generator, seed=seed)
-        row = {"id": case["id"], "latency_s": result.latency_s, "model_s": result.model_s, "calls": result.calls,
-               "attempts": result.attempts,
-               **recipe.score(case, result)}  # fmt: skip
+        row = {
+            "id": case["id"],
+            "latency_s": result.latency_s,
+            "model_s": result.model_s,
+            "calls": result.calls,
+            "attempts": result.attempts,
+            **recipe.score(case, result),
+        }
         rows.append(row)
         if on_case is not None:
             on_case(row)
@@ -43,20 +54,35 @@ def evaluate(recipe: Recipe, generator: Generator, *, limit: int | None = None, 
     metrics = {k: _mean([r[k] for r in rows]) for k in names}
     calls = sum(r["calls"] for r in rows)
     return {
-        "recipe": recipe.name, "model": generator.card.name, "metric": recipe.metric, "score": metrics.get(recipe.metric),
-        "metrics": metrics, "cases": len(rows), "seed": seed,
+        "recipe": recipe.name,
+        "model": generator.card.name,
+        "metric": recipe.metric,
+        "score": metrics.get(recipe.metric),
+        "metrics": metrics,
+        "cases": len(rows),
+        "seed": seed,
         "latency_s_per_case": _mean([r["latency_s"] for r in rows]),
         "latency_s_per_call": round(sum(r["latency_s"] for r in rows) / calls, 3) if calls else None,
-        "model_share": round(sum(r["model_s"] for r in rows) / max(sum(r["latency_s"] for r in rows), 1e-9), 3),
-        "wall_s": round(time.perf_counter() - started, 2), "rows": rows,
-    }  # fmt: skip
+        "model_share": round(
+            sum(r["model_s"] for r in rows) / max(sum(r["latency_s"] for r in rows), 1e-9), 3
+        ),
+        "wall_s": round(time.perf_counter() - started, 2),
+        "rows": rows,
+    }
 
 
 def evaluate_tutor(course: str = "python-basics", *, learners: int = 500, seed: int = 0) -> dict[str, Any]:
     started = time.perf_counter()
     result = simulate(Course.load(course), learners=learners, seed=seed)
-    return {"recipe": "tutor", "model": "bkt", "course": course, "metric": "adaptive_learned_rate",
-            "score": result["adaptive_learned_rate"], "metrics": result, "wall_s": round(time.perf_counter() - started, 2)}  # fmt: skip
+    return {
+        "recipe": "tutor",
+        "model": "bkt",
+        "course": course,
+        "metric": "adaptive_learned_rate",
+        "score": result["adaptive_learned_rate"],
+        "metrics": result,
+        "wall_s": round(time.perf_counter() - started, 2),
+    }
 
 
 def save_report(report: dict[str, Any], settings: Settings | None = None) -> Path:

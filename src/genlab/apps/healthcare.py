@@ -174,8 +174,10 @@ class ClinicalSummary(Recipe):
     name = "clinical-summary"
     industry = "healthcare"
     title = "De-identified clinical summary (SOAP)"
-    summary = ("De-identify a patient record, summarise it into a SOAP note, re-identify it, flag any "
-               "medication, dose, number or date the record does not support; always held for review.")  # fmt: skip
+    summary = (
+        "De-identify a patient record, summarise it into a SOAP note, re-identify it, flag any "
+        "medication, dose, number or date the record does not support; always held for review."
+    )
     Input = SummaryInput
     policy = "healthcare"
     guarded = ("record",)
@@ -192,15 +194,25 @@ class ClinicalSummary(Recipe):
         prompt = f"{FEW_SHOT}Record:\n{unwrap(deidentified)}\n\nSOAP note:\n"
 
         def make(attempt: int) -> dict[str, str]:
-            text = ctx.complete(prompt, max_tokens=400, temperature=0.2 if attempt == 1 else 0.6,
-                                grammar=SOAP_GRAMMAR, stop=("\nRecord:", "\n\n"))[0]  # fmt: skip
+            text = ctx.complete(
+                prompt,
+                max_tokens=400,
+                temperature=0.2 if attempt == 1 else 0.6,
+                grammar=SOAP_GRAMMAR,
+                stop=("\nRecord:", "\n\n"),
+            )[0]
             return parse_soap(text)
 
         def validate(note: dict[str, str]) -> list[Check]:
             text = vault.restore(render(note)) if vault is not None else render(note)
             problems = unsupported(text, original)
-            return [Check("faithful to the record", not problems,
-                          "; ".join(f"{f.value!r}: {f.explanation}" for f in problems[:6]))]  # fmt: skip
+            return [
+                Check(
+                    "faithful to the record",
+                    not problems,
+                    "; ".join(f"{f.value!r}: {f.explanation}" for f in problems[:6]),
+                )
+            ]
 
         note, checks, attempts = retry(value.attempts, make, validate)
         if note is None:
@@ -209,9 +221,18 @@ class ClinicalSummary(Recipe):
         findings = unsupported(text, original)
         sections = parse_soap(text)
         checks = [Check("all four SOAP sections", True), *checks]
-        return Outcome({"note": sections, "deidentified": deidentified, "placeholders": len(vault or ()),
-                        "unsupported": [f.__dict__ for f in findings]}, text, checks, findings=findings,
-                       attempts=attempts)  # fmt: skip
+        return Outcome(
+            {
+                "note": sections,
+                "deidentified": deidentified,
+                "placeholders": len(vault or ()),
+                "unsupported": [f.__dict__ for f in findings],
+            },
+            text,
+            checks,
+            findings=findings,
+            attempts=attempts,
+        )
 
     def eval_cases(self) -> list[dict[str, Any]]:
         cases = super().eval_cases()
@@ -231,7 +252,9 @@ class ClinicalSummary(Recipe):
         note = (result.text or "").lower()
         record = case["record_text"].lower()
         meds = [m for m in medications() if re.search(rf"\b{re.escape(m)}\b", record)]
-        return {"faithful_rate": float(out.get("note") is not None and not out.get("unsupported")),
-                "soap_complete": float(out.get("note") is not None),
-                "phi_removed": 1 - len(leaked) / max(len(phi), 1),
-                "medication_recall": sum(m in note for m in meds) / max(len(meds), 1)}  # fmt: skip
+        return {
+            "faithful_rate": float(out.get("note") is not None and not out.get("unsupported")),
+            "soap_complete": float(out.get("note") is not None),
+            "phi_removed": 1 - len(leaked) / max(len(phi), 1),
+            "medication_recall": sum(m in note for m in meds) / max(len(meds), 1),
+        }

@@ -122,18 +122,39 @@ def audit(
             )
     absent = [f for f in merge_fields if f not in used] if kind == "email" else []
     checks = [
-        Check("no banned words", not any(f.category == "BANNED_WORD" for f in findings),
-              ", ".join(sorted({f.value.lower() for f in findings if f.category == "BANNED_WORD"}))),
+        Check(
+            "no banned words",
+            not any(f.category == "BANNED_WORD" for f in findings),
+            ", ".join(sorted({f.value.lower() for f in findings if f.category == "BANNED_WORD"})),
+        ),
         Check("required terms", not missing, f"missing: {', '.join(missing)}" if missing else ""),
-        Check("length", profile.min_words <= len(words) <= profile.max_words,
-              f"{len(words)} words; the profile wants {profile.min_words}-{profile.max_words}"),
-        Check("reading level", profile.min_grade <= grade <= profile.max_grade,
-              f"grade {grade}; the profile wants {profile.min_grade:g}-{profile.max_grade:g}"),
-        Check("tone", low <= tone <= high, f"sentiment {tone:+.2f}; {profile.tone} is {low:+.1f} to {high:+.1f}"),
-        Check("mail-merge fields", not unknown and not absent,
-              "; ".join(filter(None, [f"unknown: {', '.join(unknown)}" if unknown else "",
-                                      f"missing: {', '.join(absent)}" if absent else ""]))),
-    ]  # fmt: skip
+        Check(
+            "length",
+            profile.min_words <= len(words) <= profile.max_words,
+            f"{len(words)} words; the profile wants {profile.min_words}-{profile.max_words}",
+        ),
+        Check(
+            "reading level",
+            profile.min_grade <= grade <= profile.max_grade,
+            f"grade {grade}; the profile wants {profile.min_grade:g}-{profile.max_grade:g}",
+        ),
+        Check(
+            "tone", low <= tone <= high, f"sentiment {tone:+.2f}; {profile.tone} is {low:+.1f} to {high:+.1f}"
+        ),
+        Check(
+            "mail-merge fields",
+            not unknown and not absent,
+            "; ".join(
+                filter(
+                    None,
+                    [
+                        f"unknown: {', '.join(unknown)}" if unknown else "",
+                        f"missing: {', '.join(absent)}" if absent else "",
+                    ],
+                )
+            ),
+        ),
+    ]
     return checks, findings, {"words": len(words), "grade": grade, "sentiment": round(tone, 3)}
 
 
@@ -175,8 +196,10 @@ class MarketingCopy(Recipe):
     name = "marketing-copy"
     industry = "marketing"
     title = "Brand-safe copy and emails"
-    summary = ("N variants of copy or an email in a brand's voice, each checked against the brand profile "
-               "(violations listed) and ranked.")  # fmt: skip
+    summary = (
+        "N variants of copy or an email in a brand's voice, each checked against the brand profile "
+        "(violations listed) and ranked."
+    )
     Input = CopyInput
     policy = "marketing"
     guarded = ("brief",)
@@ -203,8 +226,10 @@ class MarketingCopy(Recipe):
             if value.kind == "email" and value.merge_fields
             else value.kind
         )
-        prompt = (f"{FEW_SHOT}Brand: {profile.name}. Voice: {voice}.\nBrief: {value.brief.strip()}{needs}\n"
-                  f"Write: {write}\nText:")  # fmt: skip
+        prompt = (
+            f"{FEW_SHOT}Brand: {profile.name}. Voice: {voice}.\nBrief: {value.brief.strip()}{needs}\n"
+            f"Write: {write}\nText:"
+        )
         budget = min(1024, int(profile.max_words * 2.2) + 32)
         variants = []
         for text in ctx.complete(
@@ -216,19 +241,27 @@ class MarketingCopy(Recipe):
         ):
             text = text.strip()
             checks, findings, measures = audit(text, profile, value.merge_fields, value.kind)
-            variants.append({"text": text, "checks": [c.__dict__ for c in checks], "measures": measures,
-                             "violations": [f"{c.name}: {c.detail}" for c in checks if not c.passed],
-                             "findings": findings})  # fmt: skip
+            variants.append(
+                {
+                    "text": text,
+                    "checks": [c.__dict__ for c in checks],
+                    "measures": measures,
+                    "violations": [f"{c.name}: {c.detail}" for c in checks if not c.passed],
+                    "findings": findings,
+                }
+            )
         variants.sort(key=lambda v: rank_key(v, profile))
         for rank, v in enumerate(variants, 1):
             v["rank"] = rank
         best = variants[0]
         sample = {f: f"<{f}>" for f in value.merge_fields}
         output = {
-            "profile": profile.model_dump(), "variants": [{k: v for k, v in x.items() if k != "findings"} for x in variants],
-            "best": best["text"], "preview": FIELD.sub(lambda m: sample.get(m.group(1), m.group()), best["text"]),
+            "profile": profile.model_dump(),
+            "variants": [{k: v for k, v in x.items() if k != "findings"} for x in variants],
+            "best": best["text"],
+            "preview": FIELD.sub(lambda m: sample.get(m.group(1), m.group()), best["text"]),
             "compliant": sum(not v["violations"] for v in variants),
-        }  # fmt: skip
+        }
         if value.image_model:
             output["image"] = self._image(value.image_model, value.image_prompt or "", ctx.seed)
         checks = [
@@ -251,6 +284,8 @@ class MarketingCopy(Recipe):
 
     def score(self, case: dict[str, Any], result: RecipeResult) -> dict[str, float]:
         vs = result.output["variants"]
-        return {"compliant_rate": result.output["compliant"] / max(len(vs), 1),
-                "best_compliant": float(not vs[0]["violations"]),
-                "mean_violations": sum(len(v["violations"]) for v in vs) / max(len(vs), 1)}  # fmt: skip
+        return {
+            "compliant_rate": result.output["compliant"] / max(len(vs), 1),
+            "best_compliant": float(not vs[0]["violations"]),
+            "mean_violations": sum(len(v["violations"]) for v in vs) / max(len(vs), 1),
+        }

@@ -1,6 +1,6 @@
 """Recipes: industry applications over the LLM backends, with their own guardrails and review.
 
-A recipe is a small, typed pipeline around a text model (the embedded Gemma, a GGUF the user
+A recipe is a small, typed application around a text model (the embedded Gemma, a GGUF the user
 added, or a remote OpenAI-compatible server):
 
     input (a pydantic schema)  -> check (clear errors for bad input)
@@ -17,6 +17,7 @@ Each recipe also names an evaluation set (shipped YAML) and scores a result agai
 
 from __future__ import annotations
 
+import json
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -29,8 +30,10 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from genlab.core import GenerationRequest, Generator, InvalidRequestError, SamplingParams
+from genlab.core.io import sha256_bytes
+from genlab.pipeline import LOCAL, Caller, Pipeline
+from genlab.registry import default_registry
 from genlab.safety.guardrails import Vault
-from genlab.safety.policy import Flags, Guard, GuardBlocked, GuardResult, Policy
 
 DATA = resources.files("genlab.apps") / "data"
 
@@ -63,9 +66,17 @@ class Finding:
     explanation: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"scanner": "recipe", "category": self.category, "start": self.start, "end": self.end,
-                "text": self.value, "explanation": self.explanation, "score": 1.0, "where": "output",
-                "action": "flag"}  # fmt: skip
+        return {
+            "scanner": "recipe",
+            "category": self.category,
+            "start": self.start,
+            "end": self.end,
+            "text": self.value,
+            "explanation": self.explanation,
+            "score": 1.0,
+            "where": "output",
+            "action": "flag",
+        }
 
 
 @dataclass
@@ -131,11 +142,24 @@ class Context:
         """Whether GBNF grammars are honoured (llama.cpp); a remote server may not know them."""
         return self.generator.card.backend == "llamacpp"
 
-    def complete(self, prompt: str, *, max_tokens: int = 256, temperature: float = 0.2,
-                 stop: tuple[str, ...] = (), grammar: str | None = None, n: int = 1) -> list[str]:  # fmt: skip
+    def complete(
+        self,
+        prompt: str,
+        *,
+        max_tokens: int = 256,
+        temperature: float = 0.2,
+        stop: tuple[str, ...] = (),
+        grammar: str | None = None,
+        n: int = 1,
+    ) -> list[str]:
         """``n`` continuations of ``prompt``. Each call uses the next seed, so a retry differs."""
-        params = SamplingParams(max_tokens=max_tokens, temperature=temperature, stop=stop[:8],
-                                grammar=grammar if self.local else None, repeat_penalty=1.05)  # fmt: skip
+        params = SamplingParams(
+            max_tokens=max_tokens,
+            temperature=temperature,
+            stop=stop[:8],
+            grammar=grammar if self.local else None,
+            repeat_penalty=1.05,
+        )
         request = GenerationRequest(
             prompt=prompt, n=n, seed=(self.seed + 7919 * self.calls) % 2**32, params=params
         )
@@ -226,8 +250,15 @@ class Recipe(ABC):
         return {self.metric: float(result.ok)}
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "industry": self.industry, "title": self.title, "summary": self.summary,
-                "policy": self.policy, "metric": self.metric, "input_schema": self.Input.model_json_schema()}  # fmt: skip
+        return {
+            "name": self.name,
+            "industry": self.industry,
+            "title": self.title,
+            "summary": self.summary,
+            "policy": self.policy,
+            "metric": self.metric,
+            "input_schema": self.Input.model_json_schema(),
+        }
 
 
 def load_yaml(relative: str) -> dict[str, Any]:
@@ -235,82 +266,84 @@ def load_yaml(relative: str) -> dict[str, Any]:
         return yaml.safe_load(Path(path).read_text("utf-8"))
 
 
-def guarded_input(
-    recipe: Recipe, value: BaseModel, guard: Guard, vault: Vault
-) -> tuple[BaseModel, list[GuardResult]]:
-    """Run the input policy over the fields a person wrote: a block stops the recipe, a redaction
-    (with the vault, so it can be undone) changes what the model sees."""
-    changes, results = {}, []
-    for name in recipe.guarded:
-        text = getattr(value, name)
-        if not isinstance(text, str) or not text.strip():
-            continue
-        result = guard.check_input(text, vault)
-        if result.blocked:
-            raise GuardBlocked(result, f"{recipe.name} input {name!r}")
-        results.append(result)
-        changes[name] = result.text
-    return value.model_copy(update=changes), results
+def run_recipe(
+    recipe: Recipe,
+    data: dict[str, Any] | BaseModel,
+    *,
+    generator: Generator | str | None = None,
+    model: str | None = None,
+    pipeline: Pipeline | None = None,
+    seed: int = 0,
+    policy: str | None = None,
+    caller: Caller = LOCAL,
+) -> RecipeResult:
+    """A recipe through the pipeline's stages (``genlab.pipeline``), under its own policy.
 
-
-def run_recipe(recipe: Recipe, data: dict[str, Any] | BaseModel, *, generator: Generator, seed: int = 0,
-               store=None, policy: str | None = None, key_id: int | None = None, actor: str = "local",
-               webhook: str | None = None) -> RecipeResult:  # fmt: skip
-    """The whole pipeline of the module docstring. With a ``store``, the result is recorded and,
-    where the review policy holds it, submitted to the review queue (``result.review``)."""
+    With a pipeline that has a store, the result is recorded and, where the review rule holds it,
+    submitted to the review queue (``result.review``); without one (evaluation, library use)
+    nothing is recorded or held.
+    """
     value = recipe.parse_input(data)
-    if generator.card.modality not in ("text", "code"):
-        raise RecipeError(
-            f"{recipe.name} needs a text model; {generator.card.name!r} makes {generator.card.modality}"
-        )
-    guard = Guard(Policy.load(policy or recipe.policy))
-    vault = Vault()
-    started = time.perf_counter()
+    pipe = (pipeline or Pipeline(default_registry())).with_policy(policy or recipe.policy)
+    generator = pipe.check(generator or model or "gemma-3-270m", ("text", "code"))  # 1. check
+    gate = pipe.gate()
     submitted = value.model_dump(mode="json")  # what the user sent: the record a reviewer checks against
-    value, input_results = guarded_input(recipe, value, guard, vault)
-    ctx = Context(generator, seed=seed, vault=vault)
-    outcome = recipe.run(value, ctx)
-    out_result = guard.check_output(outcome.text, prompt=None, vault=None) if outcome.text.strip() else None
-    text = outcome.text
-    if out_result is not None and out_result.blocked:
-        text = ""
-        outcome.checks.append(Check("output guardrails", False, f"blocked: {out_result.blocking_category()}"))
-    elif out_result is not None:
-        text = out_result.text
-    flags = Flags()
-    for result in input_results:
-        flags.add(result, "input")
-    if out_result is not None:
-        flags.add(out_result, "output")
-    flags.findings += [f.to_dict() for f in outcome.findings]
+    fields = {name: getattr(value, name) for name in recipe.guarded}
+    value = value.model_copy(
+        update=gate.input_fields(fields, recipe.name)
+    )  # 2. input (redactions in the vault)
+    started = time.perf_counter()
+    ctx = Context(generator, seed=seed, vault=gate.vault)
+    with pipe.admit(generator):  # 3. admit
+        outcome = recipe.run(value, ctx)  # 4. generate (the recipe's calls, retries and checks)
+    text, blocked = gate.output_text(outcome.text)  # 5. output: the text and every string inside the output
+    output = gate.output_tree(outcome.output)
+    if blocked:
+        outcome.checks.append(Check("output guardrails", False, "blocked by the output policy"))
+        output = {}
+    gate.flags.findings += [f.to_dict() for f in outcome.findings]
     if outcome.findings:
-        flags.flagged_by.append("recipe")
+        gate.flags.flagged_by.append("recipe")
     result = RecipeResult(
-        recipe=recipe.name, model=generator.card.name, output=outcome.output, text=text, checks=outcome.checks,
-        findings=flags.findings, attempts=outcome.attempts, calls=ctx.calls, completion_tokens=ctx.completion_tokens,
-        latency_s=round(time.perf_counter() - started, 3), model_s=round(ctx.model_s, 3),
-        guardrails={"policy": guard.policy.name, "redactions": len(vault),
-                    "decision": "flag" if flags.flagged_by else "allow"},
-    )  # fmt: skip
-    if store is None:
-        return result
-    endpoint = f"apps.{recipe.name}"
-    rule = guard.policy.review.hold(endpoint, flags.flagged_by)
-    result.generation_id = store.record_generation(
-        key_id=key_id, endpoint=endpoint, model=generator.card.name, request=submitted,
-        output_text=text, completion_tokens=ctx.completion_tokens, latency_ms=result.latency_s * 1000,
-        status="held" if rule else "ok",
-    )  # fmt: skip
-    if rule:
-        item = store.reviews.submit(
-            endpoint=endpoint, model=generator.card.name, modality="text", request=submitted,
-            artifact={"text": text, "response": result.to_dict()}, findings=flags.findings, rule=rule,
-            policy=guard.policy.review, key_id=key_id, webhook=webhook, actor=actor,
-        )  # fmt: skip
-        result.review = {
-            "id": item["id"],
-            "rule": rule,
-            "due_at": item["due_at"],
-            "url": f"/v1/reviews/{item['id']}",
-        }
+        recipe=recipe.name,
+        model=generator.card.name,
+        output=output,
+        text=text,
+        checks=outcome.checks,
+        findings=gate.flags.findings,
+        attempts=outcome.attempts,
+        calls=ctx.calls,
+        completion_tokens=ctx.completion_tokens,
+        latency_s=round(time.perf_counter() - started, 3),
+        model_s=round(ctx.model_s, 3),
+        guardrails={
+            "policy": pipe.policy.name,
+            "redactions": len(gate.vault),
+            "decision": "flag" if gate.flags.flagged_by else "allow",
+        },
+    )
+    released = {
+        "output_text": text,
+        "artifact_sha256": sha256_bytes(canonical(output, text)),
+        "completion_tokens": ctx.completion_tokens,
+    }
+    record_ids, review = pipe.finish(
+        endpoint=f"apps.{recipe.name}",
+        generator=generator,
+        gate=gate,
+        caller=caller,
+        raw=submitted,
+        outputs=[released],
+        respond=lambda ids: {**result.to_dict(), "generation_id": ids[0]},
+        latency_ms=result.latency_s * 1000,
+    )  # 6. provenance, 7. review, 8. record
+    result.generation_id = record_ids[0] if record_ids else None
+    result.review = review
     return result
+
+
+def canonical(output: dict[str, Any], text: str) -> bytes:
+    """The bytes a recipe's release is hashed over: its structured output and its text."""
+    return json.dumps(
+        {"output": output, "text": text}, sort_keys=True, ensure_ascii=False, default=str
+    ).encode()

@@ -125,8 +125,14 @@ def _limit(limits: Limits):
     return apply
 
 
-def run_tests(module_name: str, module_source: str, tests: dict[str, str], *, limits: Limits | None = None,
-              settings: Settings | None = None) -> TestRun:  # fmt: skip
+def run_tests(
+    module_name: str,
+    module_source: str,
+    tests: dict[str, str],
+    *,
+    limits: Limits | None = None,
+    settings: Settings | None = None,
+) -> TestRun:
     """Run ``tests`` (file name -> source) against the module in a fresh sandbox."""
     limits = limits or Limits()
     settings = settings or Settings.from_env()
@@ -142,8 +148,15 @@ def run_tests(module_name: str, module_source: str, tests: dict[str, str], *, li
         if network_namespace_available():
             command = ["unshare", "-rn", *command]
         env = {"PATH": "/usr/bin:/bin", "HOME": str(scratch), "LANG": "C.UTF-8", "TMPDIR": str(scratch)}
-        proc = subprocess.Popen(command, cwd=scratch, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, preexec_fn=_limit(limits))  # fmt: skip
+        proc = subprocess.Popen(
+            command,
+            cwd=scratch,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_limit(limits),
+        )
         try:
             output, _ = proc.communicate(timeout=limits.seconds)
         except subprocess.TimeoutExpired:

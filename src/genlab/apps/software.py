@@ -76,8 +76,9 @@ class CompletionInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     code: str = Field(min_length=1, max_length=50_000, description="The code so far; the model continues it.")
-    tests: str | None = Field(default=None, max_length=50_000,
-                              description="Optional pytest tests; the completion must pass them.")  # fmt: skip
+    tests: str | None = Field(
+        default=None, max_length=50_000, description="Optional pytest tests; the completion must pass them."
+    )
     max_tokens: int = Field(default=256, ge=1, le=2048)
     attempts: int = Field(default=3, ge=1, le=8, description="Tries before giving the best one.")
 
@@ -100,8 +101,12 @@ class CodeCompletion(Recipe):
 
     def run(self, value: CompletionInput, ctx: Context) -> Outcome:
         def make(attempt: int) -> str:
-            text = ctx.complete(value.code, max_tokens=value.max_tokens, temperature=0.2 if attempt == 1 else 0.7,
-                                stop=CODE_STOP)[0]  # fmt: skip
+            text = ctx.complete(
+                value.code,
+                max_tokens=value.max_tokens,
+                temperature=0.2 if attempt == 1 else 0.7,
+                stop=CODE_STOP,
+            )[0]
             return function_body(text) if text.strip() else ""
 
         def validate(completion: str) -> list[Check]:
@@ -121,16 +126,20 @@ class CodeCompletion(Recipe):
 
         completion, checks, attempts = retry(value.attempts, make, validate)
         completion = completion or ""
-        return Outcome({"completion": completion, "code": value.code + completion}, completion, checks,
-                       attempts=attempts)  # fmt: skip
+        return Outcome(
+            {"completion": completion, "code": value.code + completion}, completion, checks, attempts=attempts
+        )
 
     def score(self, case: dict[str, Any], result: RecipeResult) -> dict[str, float]:
         passed = next((c.passed for c in result.checks if c.name == "passes the tests"), False)
         parsed = next((c.passed for c in result.checks if c.name == "parses"), False)
         # pass@1: the first completion passes; with its tests as the oracle the recipe retries, so
         # passing within ``attempts`` tries is reported separately (pass@k with test feedback)
-        return {"pass_at_1": float(passed and result.attempts == 1), "pass_within_attempts": float(passed),
-                "parses": float(parsed)}  # fmt: skip
+        return {
+            "pass_at_1": float(passed and result.attempts == 1),
+            "pass_within_attempts": float(passed),
+            "parses": float(parsed),
+        }
 
 
 def _tail(output: str, lines: int = 6) -> str:
@@ -263,8 +272,14 @@ def test_header(module: str, tree: ast.Module) -> str:
     return f"import pytest\n\nfrom {module} import {', '.join(public)}\n\n\n"
 
 
-def select_tests(module: str, source: str, candidates: list[tuple[str, str]], *, existing: str = "",
-                 limits: Limits | None = None) -> dict[str, Any]:  # fmt: skip
+def select_tests(
+    module: str,
+    source: str,
+    candidates: list[tuple[str, str]],
+    *,
+    existing: str = "",
+    limits: Limits | None = None,
+) -> dict[str, Any]:
     """TestGen-LLM's filters over candidate tests ((target, test function source) pairs), in order:
     a candidate is kept when it builds, passes, and covers a line no kept test (nor the existing
     tests) covers. The kept tests are then run together once more, as TestGen-LLM reruns them."""
@@ -311,11 +326,17 @@ def select_tests(module: str, source: str, candidates: list[tuple[str, str]], *,
     total_statements = max(len(statements), 1)
     return {
         **totals,
-        "build_rate": totals["built"] / n, "pass_rate": totals["passed"] / n, "coverage_increase_rate": totals["kept"] / n,
-        "statements": len(statements), "baseline_coverage": len(base_covered) / total_statements,
-        "coverage": len(covered) / total_statements, "kept_pass_together": together, "final_output": final_output,
-        "per_target": list(rows.values()), "tests": tests,
-    }  # fmt: skip
+        "build_rate": totals["built"] / n,
+        "pass_rate": totals["passed"] / n,
+        "coverage_increase_rate": totals["kept"] / n,
+        "statements": len(statements),
+        "baseline_coverage": len(base_covered) / total_statements,
+        "coverage": len(covered) / total_statements,
+        "kept_pass_together": together,
+        "final_output": final_output,
+        "per_target": list(rows.values()),
+        "tests": tests,
+    }
 
 
 class TestGeneration(Recipe):
@@ -323,8 +344,10 @@ class TestGeneration(Recipe):
     name = "test-generation"
     industry = "software"
     title = "Unit-test generation (TestGen-LLM)"
-    summary = ("Propose pytest tests for a module; keep only those that build, pass and add coverage, "
-               "each run sandboxed.")  # fmt: skip
+    summary = (
+        "Propose pytest tests for a module; keep only those that build, pass and add coverage, "
+        "each run sandboxed."
+    )
     Input = TestGenInput
     policy = "software"
     guarded = ("source",)
@@ -344,7 +367,10 @@ class TestGeneration(Recipe):
     def run(self, value: TestGenInput, ctx: Context) -> Outcome:
         tree = ast.parse(value.source)
         header = test_header(value.module, tree)
-        prompt_head = FEW_SHOT_TESTS + f"# File: {value.module}.py\n{value.source.rstrip()}\n\n\n# File: test_{value.module}.py\n{header}"  # fmt: skip
+        prompt_head = (
+            FEW_SHOT_TESTS
+            + f"# File: {value.module}.py\n{value.source.rstrip()}\n\n\n# File: test_{value.module}.py\n{header}"
+        )
         candidates: list[tuple[str, str]] = []
         for name, node, cls in _targets(tree):
             if value.functions and name not in value.functions:
@@ -355,15 +381,30 @@ class TestGeneration(Recipe):
                 n = value.candidates // len(starts) + (i < value.candidates % len(starts))
                 if n == 0:
                     continue
-                for text in ctx.complete(prompt_head + f"def {test_name}():\n{start}", max_tokens=160,
-                                         temperature=0.6, n=n, stop=CODE_STOP):  # fmt: skip
+                for text in ctx.complete(
+                    prompt_head + f"def {test_name}():\n{start}",
+                    max_tokens=160,
+                    temperature=0.6,
+                    n=n,
+                    stop=CODE_STOP,
+                ):
                     candidates.append(
                         (name, f"def {test_name}_{len(candidates) + 1}():\n{function_body(start + text)}")
                     )
-        report = select_tests(value.module, value.source, candidates, existing=value.existing_tests,
-                              limits=Limits(seconds=value.seconds, memory_mb=value.memory_mb))  # fmt: skip
-        checks = [Check("adds coverage", bool(report["kept"]), "" if report["kept"] else
-                        "no candidate built, passed and added coverage")]  # fmt: skip
+        report = select_tests(
+            value.module,
+            value.source,
+            candidates,
+            existing=value.existing_tests,
+            limits=Limits(seconds=value.seconds, memory_mb=value.memory_mb),
+        )
+        checks = [
+            Check(
+                "adds coverage",
+                bool(report["kept"]),
+                "" if report["kept"] else "no candidate built, passed and added coverage",
+            )
+        ]
         if report["kept"]:
             together = report["kept_pass_together"]
             checks.append(
@@ -376,9 +417,12 @@ class TestGeneration(Recipe):
 
     def score(self, case: dict[str, Any], result: RecipeResult) -> dict[str, float]:
         o = result.output
-        return {"pass_rate": o["pass_rate"], "build_rate": o["build_rate"],
-                "coverage_increase_rate": o["coverage_increase_rate"],
-                "coverage_gain": o["coverage"] - o["baseline_coverage"]}  # fmt: skip
+        return {
+            "pass_rate": o["pass_rate"],
+            "build_rate": o["build_rate"],
+            "coverage_increase_rate": o["coverage_increase_rate"],
+            "coverage_gain": o["coverage"] - o["baseline_coverage"],
+        }
 
 
 # -- docstrings --------------------------------------------------------------------------------------
@@ -488,19 +532,35 @@ def check_docstring(doc: str, node: ast.FunctionDef) -> list[Check]:
     return [
         Check("summary line", bool(summary) and len(summary) <= 120, "" if summary else "no summary line"),
         Check("documents every parameter", not missing, f"missing: {', '.join(missing)}" if missing else ""),
-        Check("documents only real parameters", not extra, f"not parameters: {', '.join(extra)}" if extra else ""),
-        Check("returns section matches", returns == has_returns,
-              "" if returns == has_returns else ("the function returns a value; add Returns:" if returns
-                                                 else "the function returns nothing; drop Returns:")),
-    ]  # fmt: skip
+        Check(
+            "documents only real parameters",
+            not extra,
+            f"not parameters: {', '.join(extra)}" if extra else "",
+        ),
+        Check(
+            "returns section matches",
+            returns == has_returns,
+            ""
+            if returns == has_returns
+            else (
+                "the function returns a value; add Returns:"
+                if returns
+                else "the function returns nothing; drop Returns:"
+            ),
+        ),
+    ]
 
 
 def _strip_docstrings(tree: ast.AST) -> str:
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Module):
             body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
-                    and isinstance(body[0].value.value, str):  # fmt: skip
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(getattr(body[0], "value", None), ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
                 node.body = body[1:] or [ast.Pass()]
     return ast.dump(tree, include_attributes=False)
 
@@ -525,8 +585,10 @@ class Docstrings(Recipe):
     name = "docstrings"
     industry = "software"
     title = "Docstring generation"
-    summary = ("Write Google-style docstrings for functions that lack them; each is parsed and must name "
-               "exactly the function's parameters.")  # fmt: skip
+    summary = (
+        "Write Google-style docstrings for functions that lack them; each is parsed and must name "
+        "exactly the function's parameters."
+    )
     Input = DocstringInput
     policy = "software"
     guarded = ("source",)
@@ -539,8 +601,11 @@ class Docstrings(Recipe):
 
     @staticmethod
     def _undocumented(tree: ast.Module) -> list[ast.FunctionDef]:
-        return [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
-                and ast.get_docstring(n) is None]  # fmt: skip
+        return [
+            n
+            for n in ast.walk(tree)
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and ast.get_docstring(n) is None
+        ]
 
     def run(self, value: DocstringInput, ctx: Context) -> Outcome:
         tree = ast.parse(value.source)
@@ -551,8 +616,17 @@ class Docstrings(Recipe):
         for node in functions:
             code = ast.get_source_segment(value.source, node, padded=False) or ""
             if node.body[0].lineno == node.lineno:  # `def f(): return 1`: no line to put a docstring on
-                written.append({"function": node.name, "line": node.lineno, "docstring": None, "attempts": 0,
-                                "checks": [], "valid": False, "skipped": "one-line function"})  # fmt: skip
+                written.append(
+                    {
+                        "function": node.name,
+                        "line": node.lineno,
+                        "docstring": None,
+                        "attempts": 0,
+                        "checks": [],
+                        "valid": False,
+                        "skipped": "one-line function",
+                    }
+                )
                 continue
             signature = _dedent(
                 "".join(lines[node.lineno - 1 : node.body[0].lineno - 1]).rstrip(), node.col_offset
@@ -568,8 +642,14 @@ class Docstrings(Recipe):
                 return text
 
             doc, checks, attempts = retry(value.attempts, make, lambda d, node=node: check_docstring(d, node))
-            entry = {"function": node.name, "line": node.lineno, "docstring": doc, "attempts": attempts,
-                     "checks": [c.__dict__ for c in checks], "valid": all(c.passed for c in checks)}  # fmt: skip
+            entry = {
+                "function": node.name,
+                "line": node.lineno,
+                "docstring": doc,
+                "attempts": attempts,
+                "checks": [c.__dict__ for c in checks],
+                "valid": all(c.passed for c in checks),
+            }
             written.append(entry)
             if doc:
                 indent = " " * node.body[0].col_offset
@@ -591,8 +671,12 @@ class Docstrings(Recipe):
             ),
             Check("every docstring valid", valid == len(written), f"{valid} of {len(written)} valid"),
         ]
-        return Outcome({"source": documented, "functions": written, "valid_rate": valid / max(len(written), 1)},
-                       documented, checks, attempts=max((w["attempts"] for w in written), default=1))  # fmt: skip
+        return Outcome(
+            {"source": documented, "functions": written, "valid_rate": valid / max(len(written), 1)},
+            documented,
+            checks,
+            attempts=max((w["attempts"] for w in written), default=1),
+        )
 
     def case_input(self, case: dict[str, Any]) -> dict[str, Any]:
         return {"source": shipped_module(case["module"])}

@@ -73,6 +73,73 @@ EMBEDDED_CARD = ModelCard(
 )
 
 
+# -- JSON Schema ---------------------------------------------------------------------------------
+# What llama.cpp's JSON-Schema-to-grammar converter enforces. Anything else that constrains values
+# (minimum, multipleOf, uniqueItems ...) would be silently ignored, so an output could parse and yet
+# fail the schema: such schemas are refused, naming the keyword. Annotations are fine.
+ENFORCED_KEYWORDS = frozenset(
+    [
+        "type",
+        "properties",
+        "required",
+        "additionalProperties",
+        "items",
+        "prefixItems",
+        "minItems",
+        "maxItems",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "format",
+        "enum",
+        "const",
+        "anyOf",
+        "oneOf",
+        "allOf",
+        "$ref",
+        "$defs",
+        "definitions",
+    ]
+)
+ANNOTATIONS = frozenset(
+    [
+        "$schema",
+        "$id",
+        "$comment",
+        "title",
+        "description",
+        "examples",
+        "default",
+        "deprecated",
+        "readOnly",
+        "writeOnly",
+    ]
+)
+SUBSCHEMA_MAPS = ("properties", "$defs", "definitions")
+
+
+def check_schema_keywords(schema: Any, where: str = "#") -> None:
+    """Refuse a JSON Schema keyword the grammar cannot enforce, naming it and where it is."""
+    if isinstance(schema, list):
+        for i, item in enumerate(schema):
+            check_schema_keywords(item, f"{where}/{i}")
+        return
+    if not isinstance(schema, dict):
+        return
+    for key, value in schema.items():
+        if key not in ENFORCED_KEYWORDS | ANNOTATIONS:
+            raise InvalidRequestError(
+                f"the JSON schema uses {key!r} at {where}, which constrained decoding cannot enforce; "
+                "remove it (supported: " + ", ".join(sorted(ENFORCED_KEYWORDS)) + ")",
+                param="json_schema",
+            )
+        if key in SUBSCHEMA_MAPS and isinstance(value, dict):
+            for name, sub in value.items():
+                check_schema_keywords(sub, f"{where}/{key}/{name}")
+        elif key in ("items", "additionalProperties", "prefixItems", "anyOf", "oneOf", "allOf"):
+            check_schema_keywords(value, f"{where}/{key}")
+
+
 # -- files -----------------------------------------------------------------------------------------
 def check_gguf(path: Path) -> Path:
     """A clear error for a path that is missing, a directory, or not a GGUF file."""
@@ -206,6 +273,9 @@ def _captured_stderr() -> Iterator[io.StringIO]:
 _LOG_HOOK: list = []  # keeps the ctypes callback alive for the life of the process
 
 
+_LLAMA_LOG = [False]  # Settings.llama_log of the last registry that loaded a GGUF
+
+
 def _quiet_llama_logs() -> None:
     """Keep llama.cpp quiet (set GENLAB_LLAMA_LOG=1 to see its log); its errors reach us as exceptions.
 
@@ -219,7 +289,7 @@ def _quiet_llama_logs() -> None:
 
     @llama_cpp.llama_log_callback
     def hook(level: int, text: bytes, _user_data: ctypes.c_void_p) -> None:
-        if os.environ.get("GENLAB_LLAMA_LOG"):
+        if _LLAMA_LOG[0]:
             sys.stderr.write(text.decode("utf-8", errors="replace"))
 
     llama_cpp.llama_log_set(hook, ctypes.c_void_p(0))
@@ -257,7 +327,9 @@ def _open_llama(
 def load_gguf_entry(entry: Any, settings: Settings) -> LlamaCppGenerator:
     """Registry loader for the embedded model ("embedded-gguf") and user GGUF files ("gguf")."""
     path = embedded_gguf_path(settings) if entry.kind == "embedded-gguf" else verify_user_gguf(entry.config)
-    return LlamaCppGenerator(entry.card, path, n_ctx=int(entry.config.get("n_ctx") or DEFAULT_N_CTX))
+    _LLAMA_LOG[0] = settings.llama_log
+    n_ctx = int(entry.config.get("n_ctx") or DEFAULT_N_CTX)
+    return LlamaCppGenerator(entry.card, path, n_ctx=n_ctx, n_threads=settings.threads)
 
 
 # -- generation ------------------------------------------------------------------------------------
@@ -328,6 +400,7 @@ class LlamaCppGenerator:
         if params.json_schema is not None:
             from llama_cpp.llama_grammar import json_schema_to_gbnf
 
+            check_schema_keywords(params.json_schema)
             try:
                 gbnf = json_schema_to_gbnf(json.dumps(params.json_schema))
             except Exception as e:  # the converter raises ValueError, KeyError, TypeError ... on bad schemas

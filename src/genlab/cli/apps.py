@@ -19,8 +19,10 @@ from rich.table import Table
 from genlab.cli.console import console, err_console, print_json
 from genlab.core import InvalidRequestError
 
-apps_app = typer.Typer(help="Industry recipes: list them, run one from JSON, measure a model on their sets.",
-                       no_args_is_help=True)  # fmt: skip
+apps_app = typer.Typer(
+    help="Industry recipes: list them, run one from JSON, measure a model on their sets.",
+    no_args_is_help=True,
+)
 software_app = typer.Typer(
     help="Software: code completion, unit tests that run, docstrings.", no_args_is_help=True
 )
@@ -57,30 +59,54 @@ def read_text(source: str, what: str) -> str:
         raise InvalidRequestError(f"the {what} {source} is not UTF-8 text") from None
 
 
-def run(name: str, data: dict[str, Any], *, model: str, seed: int, policy: str | None, json_: bool,
-        out: Path | None = None, show: bool = True) -> Any:  # fmt: skip
+def run(
+    name: str,
+    data: dict[str, Any],
+    *,
+    model: str,
+    seed: int,
+    policy: str | None,
+    json_: bool,
+    out: Path | None = None,
+    show: bool = True,
+) -> Any:
     """Run one recipe through the pipeline and print it; returns the result."""
     from genlab.apps import get_recipe, run_recipe
-    from genlab.registry import default_registry
-    from genlab.storage import Store
+    from genlab.cli.generate import cli_pipeline
+    from genlab.pipeline import Caller
 
     recipe = get_recipe(name)
     value = recipe.parse_input(data)  # bad input fails before the model loads
-    generator = default_registry().load(model)
-    store = Store()
+    pipeline = cli_pipeline()
     try:
         with console.status(f"{recipe.title} with {model} ..."):
-            result = run_recipe(recipe, value, generator=generator, seed=seed, store=store, policy=policy,
-                                actor="cli")  # fmt: skip
+            result = run_recipe(
+                recipe,
+                value,
+                model=model,
+                pipeline=pipeline,
+                seed=seed,
+                policy=policy,
+                caller=Caller(actor="cli"),
+            )
     finally:
-        store.close()
+        pipeline.store.close()
     if result.held:
         if json_:
-            print_json({"object": "app.result", "recipe": name, "status": "held", "review": result.review,
-                        "generation_id": result.generation_id})  # fmt: skip
+            print_json(
+                {
+                    "object": "app.result",
+                    "recipe": name,
+                    "status": "held",
+                    "review": result.review,
+                    "generation_id": result.generation_id,
+                }
+            )
         else:
-            err_console.print(f"held for human review as [bold]{result.review['id']}[/] ({result.review['rule']}); "
-                              f"a reviewer sees it with `genlab review show {result.review['id']}`")  # fmt: skip
+            err_console.print(
+                f"held for human review as [bold]{result.review['id']}[/] ({result.review['rule']}); "
+                f"a reviewer sees it with `genlab review show {result.review['id']}`"
+            )
         return result
     if out is not None and result.text:
         from genlab.core.io import atomic_write_text
@@ -105,8 +131,10 @@ def print_checks(result) -> None:
             err_console.print(
                 f"[yellow]![/] {f['category']}: {f['text']!r}: {f['explanation']}", highlight=False
             )
-    err_console.print(f"[dim]{result.model}: {result.calls} model call(s), {result.attempts} attempt(s), "
-                      f"{result.latency_s:.1f} s[/]")  # fmt: skip
+    err_console.print(
+        f"[dim]{result.model}: {result.calls} model call(s), {result.attempts} attempt(s), "
+        f"{result.latency_s:.1f} s[/]"
+    )
 
 
 # -- genlab apps ---------------------------------------------------------------------------------------
@@ -123,8 +151,13 @@ def list_recipes(json_: _Json = False) -> None:
         table.add_column(col)
     for r in RECIPES.values():
         table.add_row(r.name, r.industry, r.title, r.policy, r.metric)
-    table.add_row("tutor", "education", "Adaptive tutor (Bayesian Knowledge Tracing)", "education",
-                  "adaptive_learned_rate")  # fmt: skip
+    table.add_row(
+        "tutor",
+        "education",
+        "Adaptive tutor (Bayesian Knowledge Tracing)",
+        "education",
+        "adaptive_learned_rate",
+    )
     console.print(table)
 
 
@@ -132,8 +165,11 @@ def list_recipes(json_: _Json = False) -> None:
 def run_json(
     name: Annotated[str, typer.Argument(help="The recipe (`genlab apps list`).")],
     input_: Annotated[str, typer.Option("--input", "-i", help="The input as a JSON or YAML file, or '-'.")],
-    model: _Model = "gemma-3-270m", seed: _Seed = 0, policy: _Policy = None, json_: _Json = False,
-) -> None:  # fmt: skip
+    model: _Model = "gemma-3-270m",
+    seed: _Seed = 0,
+    policy: _Policy = None,
+    json_: _Json = False,
+) -> None:
     """Run a recipe on an input document (its schema: `genlab apps list --json`)."""
     text = read_text(input_, "input file")
     try:
@@ -150,8 +186,9 @@ def eval_recipe(
     name: Annotated[str, typer.Argument(help="The recipe, or 'tutor' (simulated learners).")],
     model: _Model = "gemma-3-270m",
     limit: Annotated[int | None, typer.Option(help="Only the first N cases.")] = None,
-    seed: _Seed = 0, json_: _Json = False,
-) -> None:  # fmt: skip
+    seed: _Seed = 0,
+    json_: _Json = False,
+) -> None:
     """Score a model on a recipe's shipped evaluation set; the report goes to GENLAB_HOME/reports/apps."""
     from genlab.apps import get_recipe
     from genlab.apps.evaluate import evaluate, evaluate_tutor, save_report
@@ -165,8 +202,16 @@ def eval_recipe(
         cases = len(recipe.eval_cases()[: limit or None])
         with console.status(f"{name}: 0 of {cases} cases") as status:
             done = []
-            report = evaluate(recipe, generator, limit=limit, seed=seed,
-                              on_case=lambda row: (done.append(row), status.update(f"{name}: {len(done)} of {cases} cases")))  # fmt: skip
+            report = evaluate(
+                recipe,
+                generator,
+                limit=limit,
+                seed=seed,
+                on_case=lambda row: (
+                    done.append(row),
+                    status.update(f"{name}: {len(done)} of {cases} cases"),
+                ),
+            )
     path = save_report(report)
     if json_:
         print_json({**report, "path": str(path)})
@@ -189,11 +234,16 @@ def eval_recipe(
 @software_app.command("complete")
 def complete(
     source: Annotated[str, typer.Argument(help="A Python file to continue, or '-' for standard input.")],
-    tests: Annotated[Path | None, typer.Option(help="pytest tests the completion must pass (run sandboxed).")] = None,
+    tests: Annotated[
+        Path | None, typer.Option(help="pytest tests the completion must pass (run sandboxed).")
+    ] = None,
     max_tokens: Annotated[int, typer.Option(help="Most tokens to write.")] = 256,
     attempts: Annotated[int, typer.Option(help="Tries before giving the best one.")] = 3,
-    model: _Model = "gemma-3-270m", seed: _Seed = 0, policy: _Policy = None, json_: _Json = False,
-) -> None:  # fmt: skip
+    model: _Model = "gemma-3-270m",
+    seed: _Seed = 0,
+    policy: _Policy = None,
+    json_: _Json = False,
+) -> None:
     """Continue Python code to the end of the current block.
 
     Example: genlab software complete stub.py --tests test_stub.py
@@ -207,19 +257,33 @@ def complete(
 @software_app.command("tests")
 def tests_cmd(
     module: Annotated[Path, typer.Argument(help="The Python module to write tests for.")],
-    existing: Annotated[Path | None, typer.Option(help="Its current tests; new ones must add coverage over them.")] = None,
+    existing: Annotated[
+        Path | None, typer.Option(help="Its current tests; new ones must add coverage over them.")
+    ] = None,
     candidates: Annotated[int, typer.Option(help="Candidate tests asked per function.")] = 4,
-    function: Annotated[list[str] | None, typer.Option(help="Only this function or Class.method (repeatable).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Write the kept tests here (e.g. test_mymodule.py).")] = None,
+    function: Annotated[
+        list[str] | None, typer.Option(help="Only this function or Class.method (repeatable).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the kept tests here (e.g. test_mymodule.py).")
+    ] = None,
     seconds: Annotated[float, typer.Option(help="Time limit of each sandboxed test run.")] = 20.0,
-    model: _Model = "gemma-3-270m", seed: _Seed = 0, policy: _Policy = None, json_: _Json = False,
-) -> None:  # fmt: skip
+    model: _Model = "gemma-3-270m",
+    seed: _Seed = 0,
+    policy: _Policy = None,
+    json_: _Json = False,
+) -> None:
     """Generate pytest tests; keep those that build, pass and add coverage (TestGen-LLM).
 
     Example: genlab software tests mymodule.py --out test_mymodule.py
     """
-    data = {"source": read_text(str(module), "module"), "module": module.stem, "candidates": candidates,
-            "functions": function or None, "seconds": seconds}  # fmt: skip
+    data = {
+        "source": read_text(str(module), "module"),
+        "module": module.stem,
+        "candidates": candidates,
+        "functions": function or None,
+        "seconds": seconds,
+    }
     if existing is not None:
         data["existing_tests"] = read_text(str(existing), "tests file")
     result = run(
@@ -236,29 +300,46 @@ def tests_cmd(
     for row in o["per_target"]:
         table.add_row(row["target"], *(str(row[k]) for k in ("candidates", "built", "passed", "kept")))
     err_console.print(table)
-    err_console.print(f"build rate {o['build_rate']:.0%}, pass rate {o['pass_rate']:.0%}, coverage-increase rate "
-                      f"{o['coverage_increase_rate']:.0%}; line coverage {o['baseline_coverage']:.0%} -> {o['coverage']:.0%}")  # fmt: skip
+    err_console.print(
+        f"build rate {o['build_rate']:.0%}, pass rate {o['pass_rate']:.0%}, coverage-increase rate "
+        f"{o['coverage_increase_rate']:.0%}; line coverage {o['baseline_coverage']:.0%} -> {o['coverage']:.0%}"
+    )
     print_checks(result)
 
 
 @software_app.command("docstrings")
 def docstrings(
     source: Annotated[str, typer.Argument(help="A Python file, or '-' for standard input.")],
-    out: Annotated[Path | None, typer.Option(help="Write the documented file here (may be the same file).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the documented file here (may be the same file).")
+    ] = None,
     attempts: Annotated[int, typer.Option(help="Tries per function.")] = 3,
-    model: _Model = "gemma-3-270m", seed: _Seed = 0, policy: _Policy = None, json_: _Json = False,
-) -> None:  # fmt: skip
+    model: _Model = "gemma-3-270m",
+    seed: _Seed = 0,
+    policy: _Policy = None,
+    json_: _Json = False,
+) -> None:
     """Write Google-style docstrings for functions that lack them (checked against each signature).
 
     Example: genlab software docstrings mymodule.py --out mymodule.py
     """
-    result = run("docstrings", {"source": read_text(source, "source file"), "attempts": attempts}, model=model,
-                 seed=seed, policy=policy, json_=json_, out=out)  # fmt: skip
+    result = run(
+        "docstrings",
+        {"source": read_text(source, "source file"), "attempts": attempts},
+        model=model,
+        seed=seed,
+        policy=policy,
+        json_=json_,
+        out=out,
+    )
     if not json_ and not result.held:
         for f in result.output["functions"]:
             bad = [c["detail"] or c["name"] for c in f["checks"] if not c["passed"]]
-            err_console.print(f"{'[green]✓[/]' if f['valid'] else '[red]✗[/]'} {f['function']} (line {f['line']})"
-                              + (f": {'; '.join(bad)}" if bad else ""), highlight=False)  # fmt: skip
+            err_console.print(
+                f"{'[green]✓[/]' if f['valid'] else '[red]✗[/]'} {f['function']} (line {f['line']})"
+                + (f": {'; '.join(bad)}" if bad else ""),
+                highlight=False,
+            )
 
 
 # -- education ----------------------------------------------------------------------------------------
@@ -266,14 +347,24 @@ def docstrings(
 def quiz(
     passage: Annotated[str, typer.Argument(help="A text file with the passage, or '-' for standard input.")],
     questions: Annotated[int, typer.Option("--questions", "-q", help="How many questions.")] = 3,
-    model: _Model = "gemma-3-270m", seed: _Seed = 0, policy: _Policy = None, json_: _Json = False,
-) -> None:  # fmt: skip
+    model: _Model = "gemma-3-270m",
+    seed: _Seed = 0,
+    policy: _Policy = None,
+    json_: _Json = False,
+) -> None:
     """Multiple-choice questions with an answer key, each checked against the passage.
 
     Example: genlab education quiz lesson.txt --questions 5
     """
-    result = run("quiz", {"passage": read_text(passage, "passage file"), "questions": questions}, model=model,
-                 seed=seed, policy=policy, json_=json_, show=False)  # fmt: skip
+    result = run(
+        "quiz",
+        {"passage": read_text(passage, "passage file"), "questions": questions},
+        model=model,
+        seed=seed,
+        policy=policy,
+        json_=json_,
+        show=False,
+    )
     if json_ or result.held:
         return
     for i, q in enumerate(result.output["questions"], 1):
@@ -316,9 +407,11 @@ def courses(json_: _Json = False) -> None:
 @tutor_app.command("start")
 def tutor_start(
     learner: Annotated[str, typer.Argument(help="A learner id (letters, digits, _.@-).")],
-    course: Annotated[str, typer.Option(help="A shipped course (`genlab education tutor courses`).")] = "python-basics",
+    course: Annotated[
+        str, typer.Option(help="A shipped course (`genlab education tutor courses`).")
+    ] = "python-basics",
     json_: _Json = False,
-) -> None:  # fmt: skip
+) -> None:
     """Enrol a learner in a course."""
     from genlab.apps.education import start_learner
 
@@ -340,10 +433,15 @@ def tutor_status(
 @tutor_app.command("next")
 def tutor_next(
     learner: Annotated[str, typer.Argument(help="The learner id.")],
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Write new questions with this model "
-                                              "once a skill's item bank is used up.")] = None,
-    seed: _Seed = 0, json_: _Json = False,
-) -> None:  # fmt: skip
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", "-m", help="Write new questions with this model once a skill's item bank is used up."
+        ),
+    ] = None,
+    seed: _Seed = 0,
+    json_: _Json = False,
+) -> None:
     """The next question, chosen by mastery (the same one until it is answered)."""
     from genlab.apps.education import ask
 
@@ -362,7 +460,7 @@ def tutor_answer(
     learner: Annotated[str, typer.Argument(help="The learner id.")],
     choice: Annotated[str, typer.Argument(help="The answer: A, B, C or D.")],
     json_: _Json = False,
-) -> None:  # fmt: skip
+) -> None:
     """Answer the waiting question; mastery is updated by Bayesian Knowledge Tracing."""
     from genlab.apps.education import answer
 
@@ -374,8 +472,11 @@ def tutor_answer(
         "[green]right[/]" if feedback["correct"] else f"[red]not quite[/]: the answer is {feedback['answer']}"
     )
     console.print(f"{verdict}. {feedback['explanation']}", highlight=False)
-    console.print(f"{feedback['skill']}: mastery {feedback['mastery_before']:.2f} -> {feedback['mastery']:.2f}"
-                  + (" [green](mastered)[/]" if feedback["mastered"] else ""), highlight=False)  # fmt: skip
+    console.print(
+        f"{feedback['skill']}: mastery {feedback['mastery_before']:.2f} -> {feedback['mastery']:.2f}"
+        + (" [green](mastered)[/]" if feedback["mastered"] else ""),
+        highlight=False,
+    )
     if feedback["done"]:
         console.print("[bold green]every skill is mastered: the course is complete[/]")
 
@@ -384,9 +485,11 @@ def tutor_answer(
 def tutor_practice(
     learner: Annotated[str, typer.Argument(help="The learner id (started with `tutor start`).")],
     questions: Annotated[int, typer.Option(help="Stop after this many questions.")] = 10,
-    model: Annotated[str | None, typer.Option("--model", "-m", help="Write new questions with this model.")] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Write new questions with this model.")
+    ] = None,
     seed: _Seed = 0,
-) -> None:  # fmt: skip
+) -> None:
     """An interactive session: questions one after another, answered at the prompt."""
     from genlab.apps.education import answer, ask
 
@@ -438,20 +541,34 @@ def _print_path(view: dict[str, Any]) -> None:
 @marketing_app.command("copy")
 def copy(
     brief: Annotated[str, typer.Argument(help="What to announce or sell, to whom.")],
-    profile: Annotated[str, typer.Option(help="A shipped brand profile (northwind-bikes, evergreen-bank) or a YAML file.")],
+    profile: Annotated[
+        str, typer.Option(help="A shipped brand profile (northwind-bikes, evergreen-bank) or a YAML file.")
+    ],
     kind: Annotated[str, typer.Option(help="copy or email.")] = "copy",
     variants: Annotated[int, typer.Option("--variants", "-n", help="How many variants.")] = 3,
-    merge_field: Annotated[list[str] | None, typer.Option(help="A mail-merge field every email uses (repeatable).")] = None,
+    merge_field: Annotated[
+        list[str] | None, typer.Option(help="A mail-merge field every email uses (repeatable).")
+    ] = None,
     image_model: Annotated[str | None, typer.Option(help="Also draw an image with this image model.")] = None,
     image_prompt: Annotated[str | None, typer.Option(help="The image's class, e.g. '7'.")] = None,
-    model: _Model = "gemma-3-270m", seed: _Seed = 0, policy: _Policy = None, json_: _Json = False,
-) -> None:  # fmt: skip
+    model: _Model = "gemma-3-270m",
+    seed: _Seed = 0,
+    policy: _Policy = None,
+    json_: _Json = False,
+) -> None:
     """Variants of copy or an email, each checked against a brand profile and ranked.
 
     Example: genlab marketing copy "10% off winter service" --profile northwind-bikes --kind email --merge-field first_name
     """
-    data: dict[str, Any] = {"brief": brief, "profile": _profile(profile), "kind": kind, "variants": variants,
-                            "merge_fields": merge_field or [], "image_model": image_model, "image_prompt": image_prompt}  # fmt: skip
+    data: dict[str, Any] = {
+        "brief": brief,
+        "profile": _profile(profile),
+        "kind": kind,
+        "variants": variants,
+        "merge_fields": merge_field or [],
+        "image_model": image_model,
+        "image_prompt": image_prompt,
+    }
     result = run("marketing-copy", data, model=model, seed=seed, policy=policy, json_=json_, show=False)
     if json_ or result.held:
         return
@@ -461,8 +578,11 @@ def copy(
             if not v["violations"]
             else f"[red]{len(v['violations'])} violation(s)[/]"
         )
-        console.print(f"[bold]#{v['rank']}[/] {ok} [dim](grade {v['measures']['grade']}, sentiment "
-                      f"{v['measures']['sentiment']:+.2f}, {v['measures']['words']} words)[/]", highlight=False)  # fmt: skip
+        console.print(
+            f"[bold]#{v['rank']}[/] {ok} [dim](grade {v['measures']['grade']}, sentiment "
+            f"{v['measures']['sentiment']:+.2f}, {v['measures']['words']} words)[/]",
+            highlight=False,
+        )
         console.print(v["text"], markup=False, highlight=False)
         for violation in v["violations"]:
             console.print(f"   [red]✗ {violation}[/]", highlight=False)
@@ -486,17 +606,28 @@ def _profile(value: str) -> Any:
 # -- healthcare ---------------------------------------------------------------------------------------
 @healthcare_app.command("summarize")
 def summarize(
-    record: Annotated[str, typer.Argument(help="A patient record as a text file, or '-' for standard input.")],
+    record: Annotated[
+        str, typer.Argument(help="A patient record as a text file, or '-' for standard input.")
+    ],
     attempts: Annotated[int, typer.Option(help="Tries before giving the best note.")] = 3,
-    model: _Model = "gemma-3-270m", seed: _Seed = 0, policy: _Policy = None, json_: _Json = False,
-) -> None:  # fmt: skip
+    model: _Model = "gemma-3-270m",
+    seed: _Seed = 0,
+    policy: _Policy = None,
+    json_: _Json = False,
+) -> None:
     """De-identify a record, write a SOAP note, re-identify it, flag unsupported facts; held for review.
 
     The note is released by a reviewer (`genlab review show ID`, then approve, edit or reject).
     Example: genlab healthcare summarize record.txt
     """
-    run("clinical-summary", {"record": read_text(record, "record file"), "attempts": attempts}, model=model,
-        seed=seed, policy=policy, json_=json_)  # fmt: skip
+    run(
+        "clinical-summary",
+        {"record": read_text(record, "record file"), "attempts": attempts},
+        model=model,
+        seed=seed,
+        policy=policy,
+        json_=json_,
+    )
 
 
 @healthcare_app.command("examples")

@@ -11,13 +11,19 @@ from genlab.cli.console import console, err_console, print_json
 
 
 def compare(
-    budget: Annotated[str, typer.Option(help="small (the shipped models, the rest trained 45 s each; under 10 "
-                                        "minutes on 2 cores) or full (every cell trained 10 minutes).")] = "small",
-    modality: Annotated[list[str] | None, typer.Option(help="Only this modality: text, code, image or audio "
-                                                       "(repeatable).")] = None,
+    budget: Annotated[
+        str,
+        typer.Option(
+            help="small (the shipped models, the rest trained 45 s each; under 10 "
+            "minutes on 2 cores) or full (every cell trained 10 minutes)."
+        ),
+    ] = "small",
+    modality: Annotated[
+        list[str] | None, typer.Option(help="Only this modality: text, code, image or audio (repeatable).")
+    ] = None,
     fresh: Annotated[bool, typer.Option(help="Start again instead of resuming the finished cells.")] = False,
     json_: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-) -> None:  # fmt: skip
+) -> None:
     """Train (or load the shipped) models of every family on every modality, evaluate them with the
     shared metrics, and write report.json and report.html (the studio shows the latest at /studio/compare).
 
@@ -62,14 +68,20 @@ def compare(
             continue
         q, lk, dv = r["quality"], r.get("likelihood"), r["diversity"]
         table.add_row(
-            r["family"], r["modality"], r["model"], f"{r['parameters']:,}" if r.get("parameters") else "?",
+            r["family"],
+            r["modality"],
+            r["model"],
+            f"{r['parameters']:,}" if r.get("parameters") else "?",
             str(r.get("train_seconds") or ("shipped" if not r.get("trained_here") else "?")),
             f"{r['sampling_seconds_per_item']:.3g}",
             f"{q['value']:.3f} ({q['floor']:.3f})" if q.get("floor") is not None else f"{q['value']:.3f}",
-            f"{lk['value']:.3f}" if lk else "none", f"{dv['value']:.3f}" if dv.get("value") is not None else "",
-        )  # fmt: skip
+            f"{lk['value']:.3f}" if lk else "none",
+            f"{dv['value']:.3f}" if dv.get("value") is not None else "",
+        )
     console.print(table)
-    err_console.print("quality: FID (images, audio) or bits per character (text, code), lower is better; floor: real "
-                      "data or a unigram model; likelihood: bits per dim or per character; diversity: recall or "
-                      "distinct bigrams")  # fmt: skip
+    err_console.print(
+        "quality: FID (images, audio) or bits per character (text, code), lower is better; floor: real "
+        "data or a unigram model; likelihood: bits per dim or per character; diversity: recall or "
+        "distinct bigrams"
+    )
     err_console.print(f"report: {report['dir']}/report.html")

@@ -12,11 +12,20 @@ import typer
 from genlab.cli.console import console, err_console, print_json
 from genlab.core import GenerationRequest, InvalidRequestError, SamplingParams
 from genlab.core.request import parse_json_schema
+from genlab.pipeline import TEXT, Caller, Pipeline
 from genlab.registry import default_registry
 
 app = typer.Typer(help="Generate text, code, images or audio from a registered model.", no_args_is_help=True)
 
 DEFAULTS = SamplingParams()
+CLI = Caller(actor="cli")
+
+
+def cli_pipeline(policy: str = "default") -> Pipeline:
+    """The gate for the CLI's generations: the policy, and records and reviews in GENLAB_HOME's database."""
+    from genlab.storage import Store
+
+    return Pipeline(default_registry(), policy=policy, store=Store(settings=default_registry().settings))
 
 
 def _read_arg_or_file(value: str | None, what: str) -> str | None:
@@ -70,6 +79,7 @@ def text(
     save: Annotated[
         Path | None, typer.Option(help="Also save each artifact (.txt + provenance, or .json) here.")
     ] = None,
+    policy: Annotated[str, typer.Option(help="Guardrail policy: a shipped name or a YAML path.")] = "default",
 ) -> None:
     """Continue a prompt with a language model, streaming tokens as they come.
 
@@ -96,28 +106,37 @@ def text(
             grammar=_read_arg_or_file(grammar, "grammar"),
         ),
     ).validate()
-    generator = default_registry().load(model)
-
+    pipeline = cli_pipeline(policy)
+    generator = pipeline.check(model, TEXT)
     if json_ or save is not None or not generator.supports_streaming:
-        artifacts = generator.generate(request)
-        for a in artifacts if save is not None else []:
+        released = pipeline.generate(request, endpoint="cli.generate.text", caller=CLI)
+        if released.held:
+            report_held(released.review)
+            return
+        for a in released.artifacts if save is not None else []:
             saved = a.save(save if save.is_dir() or n == 1 else save.with_stem(f"{save.stem}-{a.sha256[:8]}"))
             err_console.print(f"[dim]saved {saved}[/]")
         if json_:
-            print_json([a.to_dict() for a in artifacts])
+            print_json([a.to_dict() for a in released.artifacts])
         else:
-            for a in artifacts:
+            for a in released.artifacts:
                 console.print(a.text, markup=False, highlight=False)
+        cut_json(request, [a.finish_reason for a in released.artifacts])
         return
+    stream_to_terminal(pipeline.stream(request, endpoint="cli.generate.text", caller=CLI), prompt, n)
 
+
+def stream_to_terminal(stream, prompt: str, n: int) -> None:
+    """Write a pipeline stream's tokens as they come (with the prompt and a rate on a terminal)."""
     started = time.perf_counter()
-    tokens = 0
+    tokens, finishes = 0, []
     interactive = sys.stdout.isatty()
     if interactive:
         console.print(prompt, style="dim", end="", markup=False, highlight=False)
-    for chunk in generator.stream(request):
+    for chunk in stream:
         if chunk.finish_reason is not None:
             tokens += chunk.completion_tokens
+            finishes.append(chunk.finish_reason)
             sys.stdout.write("\n" if n > 1 and chunk.index < n - 1 else "")
             continue
         sys.stdout.write(chunk.text)
@@ -129,6 +148,25 @@ def text(
         err_console.print(
             f"[dim]{tokens} tokens in {elapsed:.2f}s ({tokens / max(elapsed, 1e-9):.1f} tokens/s)[/]"
         )
+    cut_json(stream.request, finishes)
+
+
+def cut_json(request: GenerationRequest, finishes: list[str | None]) -> None:
+    """JSON mode whose object the token limit cut: the text printed is a prefix, not JSON. Say so
+    (and exit non-zero) rather than hand a script something that does not parse."""
+    if request.params.json_schema is not None and "length" in finishes:
+        raise InvalidRequestError(
+            f"the JSON object was cut at --max-tokens {request.params.max_tokens} before it closed",
+            param="max_tokens",
+            hint="raise --max-tokens, or bound the schema (maxLength, maxItems, enum)",
+        )
+
+
+def report_held(review: dict) -> None:
+    err_console.print(
+        f"held for human review as [bold]{review['id']}[/] ({review['rule']}); "
+        f"a reviewer releases it with `genlab review show {review['id']}`"
+    )
 
 
 def _family_request(model, prompt, n, seed, steps, sampler, guidance) -> GenerationRequest:
@@ -198,13 +236,19 @@ def image(
     from genlab.families.image import image_grid
 
     request = _family_request(model, prompt, n, seed, steps, sampler, guidance)
-    generator = _load_for(model, "image")
+    _load_for(model, "image")
     if scale is not None and scale < 1:
         raise InvalidRequestError(f"scale must be at least 1, got {scale}", param="scale")
     target = out or default_registry().settings.outputs_dir / f"{model}-{int(time.time())}.png"
     if target.suffix.lower() != ".png":
         raise InvalidRequestError(f"--out must name a .png file, got {target}", param="out")
-    artifacts = generator.generate(request)
+    released = cli_pipeline().generate(
+        request, endpoint="cli.generate.image", modalities=("image",), caller=CLI
+    )
+    if released.held:
+        report_held(released.review)
+        return
+    artifacts = released.artifacts
     size = artifacts[0].pixels.shape[0]
     grid = image_grid([a.pixels for a in artifacts], scale=scale or max(1, 128 // size))
     import io
@@ -278,8 +322,14 @@ def audio(
         raise InvalidRequestError(f"--out must name a .wav file, got {target}", param="out")
     if target.is_dir():
         raise InvalidRequestError(f"--out {target} is a folder; name a .wav file", param="out")
-    generator = _load_for(model, "audio")
-    artifacts = generator.generate(request, iterations=iterations)
+    _load_for(model, "audio")
+    released = cli_pipeline().generate(
+        request, endpoint="cli.generate.audio", modalities=("audio",), caller=CLI, iterations=iterations
+    )
+    if released.held:
+        report_held(released.review)
+        return
+    artifacts = released.artifacts
     target.parent.mkdir(parents=True, exist_ok=True)
     paths = (
         [target]

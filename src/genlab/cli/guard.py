@@ -61,7 +61,9 @@ def check(
 def eval_(
     data: Annotated[
         str | None,
-        typer.Option(help="Folder with pii.jsonl and injection.jsonl (default: tests/data/guard)."),
+        typer.Option(
+            help="Folder with pii.jsonl and injection.jsonl (default: the sets shipped in the package)."
+        ),
     ] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
 ) -> None:
@@ -76,13 +78,21 @@ def eval_(
         return
     table = Table("scanner", "set", "precision", "recall", "F1", "F2", "false positives")
     pii = report["pii"]["overall"]
-    table.add_row("pii", "all entities", *(f"{pii[k]:.3f}" for k in ("precision", "recall", "f1", "f2")),
-                  f"{pii['negative_texts_flagged']}/{pii['negative_texts']} negative texts")  # fmt: skip
+    table.add_row(
+        "pii",
+        "all entities",
+        *(f"{pii[k]:.3f}" for k in ("precision", "recall", "f1", "f2")),
+        f"{pii['negative_texts_flagged']}/{pii['negative_texts']} negative texts",
+    )
     for entity, s in report["pii"]["per_entity"].items():
         table.add_row("", entity, *(f"{s[k]:.3f}" for k in ("precision", "recall", "f1", "f2")), f"{s['fp']}")
     for name, s in report["prompt_injection"].items():
-        table.add_row("prompt_injection", name, *(f"{s[k]:.3f}" for k in ("precision", "recall", "f1", "f2")),
-                      f"{s['false_positive_rate']:.1%} of benign")  # fmt: skip
+        table.add_row(
+            "prompt_injection",
+            name,
+            *(f"{s[k]:.3f}" for k in ("precision", "recall", "f1", "f2")),
+            f"{s['false_positive_rate']:.1%} of benign",
+        )
     console.print(table)
 
 

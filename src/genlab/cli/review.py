@@ -18,8 +18,9 @@ from rich.table import Table
 from genlab.cli.console import console, print_json
 from genlab.core import InvalidRequestError
 
-review_app = typer.Typer(help="The human review queue: list, show, approve, reject, edit, export.",
-                         no_args_is_help=True)  # fmt: skip
+review_app = typer.Typer(
+    help="The human review queue: list, show, approve, reject, edit, export.", no_args_is_help=True
+)
 audit_app = typer.Typer(
     help="Audits: the review log's hash chain (and bias audits of models).", no_args_is_help=True
 )
@@ -114,22 +115,37 @@ def _decide(
 
 
 @review_app.command("approve")
-def approve(item_id: Annotated[str, typer.Argument()], reason: _Reason = "ok", comment: _Comment = "",
-            reviewer: _Reviewer = None, json_: _Json = False) -> None:  # fmt: skip
+def approve(
+    item_id: Annotated[str, typer.Argument()],
+    reason: _Reason = "ok",
+    comment: _Comment = "",
+    reviewer: _Reviewer = None,
+    json_: _Json = False,
+) -> None:
     """Release the item as it is."""
     _decide(item_id, "approve", reason, comment, reviewer, json_=json_)
 
 
 @review_app.command("reject")
-def reject(item_id: Annotated[str, typer.Argument()], reason: _Reason, comment: _Comment = "",
-           reviewer: _Reviewer = None, json_: _Json = False) -> None:  # fmt: skip
+def reject(
+    item_id: Annotated[str, typer.Argument()],
+    reason: _Reason,
+    comment: _Comment = "",
+    reviewer: _Reviewer = None,
+    json_: _Json = False,
+) -> None:
     """Never release the item; the reason says why."""
     _decide(item_id, "reject", reason, comment, reviewer, json_=json_)
 
 
 @review_app.command("escalate")
-def escalate(item_id: Annotated[str, typer.Argument()], reason: _Reason = "needs_expert", comment: _Comment = "",
-             reviewer: _Reviewer = None, json_: _Json = False) -> None:  # fmt: skip
+def escalate(
+    item_id: Annotated[str, typer.Argument()],
+    reason: _Reason = "needs_expert",
+    comment: _Comment = "",
+    reviewer: _Reviewer = None,
+    json_: _Json = False,
+) -> None:
     """Hand the item to another reviewer."""
     _decide(item_id, "escalate", reason, comment, reviewer, json_=json_)
 
@@ -262,8 +278,13 @@ def audit_bias(
     try:
         with Progress(disable=json_, transient=True) as bar:
             task = bar.add_task("auditing", total=None)
-            report = run_audit(model, suite=suite, samples=samples, store=store,
-                               progress=lambda done, total: bar.update(task, completed=done, total=total))  # fmt: skip
+            report = run_audit(
+                model,
+                suite=suite,
+                samples=samples,
+                store=store,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
     finally:
         store.close()
     if json_:
@@ -284,9 +305,15 @@ def audit_bias(
             ):
                 table.add_column(col)
             for axis, a in report["axes"].items():
-                table.add_row(axis, f"{a['largest_gap']['sentiment']:.3f}", " vs ".join(a["largest_gap"]["between"]),
-                              f"{a['p_value']:.3f}", f"{a['minimum_detectable_gap']:.3f}",
-                              f"{a['parity']['toxic_rate']['difference']:.3f}", f"{a['parity']['refusal_rate']['difference']:.3f}")  # fmt: skip
+                table.add_row(
+                    axis,
+                    f"{a['largest_gap']['sentiment']:.3f}",
+                    " vs ".join(a["largest_gap"]["between"]),
+                    f"{a['p_value']:.3f}",
+                    f"{a['minimum_detectable_gap']:.3f}",
+                    f"{a['parity']['toxic_rate']['difference']:.3f}",
+                    f"{a['parity']['refusal_rate']['difference']:.3f}",
+                )
         else:
             table = Table(title=f"class audit of {model} ({report['samples_per_class']} per class)")
             for col in (
@@ -299,8 +326,14 @@ def audit_bias(
             ):
                 table.add_column(col)
             for c, v in report["classes"].items():
-                table.add_row(c, str(v["accuracy"]), str(v["precision"]), str(v["share_generated"]),
-                              str(v["share_training"]), str(v["fid"]))  # fmt: skip
+                table.add_row(
+                    c,
+                    str(v["accuracy"]),
+                    str(v["precision"]),
+                    str(v["share_generated"]),
+                    str(v["share_training"]),
+                    str(v["fid"]),
+                )
         console.print(table)
         console.print(f"report: {report['path']}/report.html")
     if fail_on_gap is not None and report["gap"] > fail_on_gap:

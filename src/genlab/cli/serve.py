@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import os
 from typing import Annotated
@@ -11,6 +12,7 @@ from rich.table import Table
 
 from genlab.cli.console import console, err_console, print_json
 from genlab.core import GenlabError, InvalidRequestError
+from genlab.settings import Settings
 
 keys_app = typer.Typer(help="Create, list and revoke API keys for `genlab serve`.", no_args_is_help=True)
 
@@ -36,8 +38,6 @@ def serve(
     ] = "default",
 ) -> None:
     """Start the studio (web UI) and the OpenAI-compatible API on one port."""
-    import uvicorn
-
     from genlab.storage import Store
 
     if not 1 <= port <= 65535:
@@ -55,9 +55,9 @@ def serve(
             f"refusing to serve on {host} without API keys",
             hint="create one with `genlab keys create --name NAME`, or bind 127.0.0.1",
         )
-    os.environ["GENLAB_OPEN_ACCESS"] = "0" if has_keys else "1"
-    os.environ["GENLAB_QUEUE_LIMIT"] = str(queue_limit)
-    os.environ["GENLAB_POLICY"] = policy
+    settings = dataclasses.replace(
+        Settings.from_env(), open_access=not has_keys, queue_limit=queue_limit, policy=policy
+    )
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     console.print(f"[bold]genlab studio[/] at {url}   (OpenAI-compatible API at {url}/v1)")
     if has_keys:
@@ -66,6 +66,26 @@ def serve(
         err_console.print(
             "[yellow]open access: no API keys exist, so anyone on this machine can use the server (loopback only)[/]"
         )
+    run_server(settings, host=host, port=port, workers=workers)
+
+
+def run_server(settings, *, host: str, port: int, workers: int) -> None:
+    """One worker: the app is built here from the settings object. Several: uvicorn starts each
+    worker process from an import string, so the settings reach them as their environment."""
+    import uvicorn
+
+    from genlab.registry import Registry
+    from genlab.server.app import create_app
+    from genlab.server.state import ServerConfig
+
+    if workers == 1:
+        config = ServerConfig(
+            open_access=settings.open_access, queue_limit=settings.queue_limit, policy=settings.policy
+        )
+        app = create_app(Registry(settings), config=config)
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+        return
+    os.environ.update(settings.to_env())  # inherited by the spawned workers (app_from_env reads them)
     uvicorn.run(
         "genlab.server.app:app_from_env",
         factory=True,

@@ -114,8 +114,19 @@ def _register_train(modality: str, data_help: str, default_data: str, doc: str) 
         resume: _Resume = False,
         json_: _Json = False,
     ) -> None:
-        _train_family(modality, family, data, name, json_, conditional=conditional, preset_name=preset,
-                      steps=steps, resume=resume, seed=seed, objective=objective)  # fmt: skip
+        _train_family(
+            modality,
+            family,
+            data,
+            name,
+            json_,
+            conditional=conditional,
+            preset_name=preset,
+            steps=steps,
+            resume=resume,
+            seed=seed,
+            objective=objective,
+        )
 
     train_family.__doc__ = doc
     train_family.__annotations__["data"] = Annotated[str, typer.Option(help=data_help)]
@@ -236,8 +247,17 @@ def _register_eval(modality: str, model_help: str, doc: str) -> None:
         write_card: _WriteCard = True,
         json_: _Json = False,
     ) -> None:
-        _eval_family(modality, model, json_, samples=samples, steps=steps, sampler=sampler, guidance=guidance,
-                     seed=seed, write_card=write_card)  # fmt: skip
+        _eval_family(
+            modality,
+            model,
+            json_,
+            samples=samples,
+            steps=steps,
+            sampler=sampler,
+            guidance=guidance,
+            seed=seed,
+            write_card=write_card,
+        )
 
     eval_family.__doc__ = doc
     eval_family.__annotations__["model"] = Annotated[str, typer.Option("--model", "-m", help=model_help)]

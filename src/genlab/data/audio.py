@@ -216,10 +216,15 @@ def load_audio_folder(path: Path, *, seed: int = 0, codec: MelCodec | None = Non
     x = torch.cat([codec.encode(np.stack(waves[i : i + 256])) for i in range(0, len(waves), 256)])
     x = from_uint8(to_uint8(x))  # 256 levels, like a cached dataset
     return folder_dataset(
-        path, x, files, class_names, seed,
+        path,
+        x,
+        files,
+        class_names,
+        seed,
         source=f"audio folder {path} ({len(files)} clips, {len(class_names) or 'no'} classes)",
-        modality="audio", codec=codec.to_dict(),
-    )  # fmt: skip
+        modality="audio",
+        codec=codec.to_dict(),
+    )
 
 
 def holds_audio(path: Path) -> bool:

@@ -322,9 +322,13 @@ def load_folder(path: Path, *, seed: int = 0) -> ImageDataset:
     x = from_uint8(np.stack(arrays))
     x = x[:, None] if x.ndim == 3 else x.permute(0, 3, 1, 2)
     return folder_dataset(
-        path, x, files, class_names, seed,
+        path,
+        x,
+        files,
+        class_names,
+        seed,
         source=f"image folder {path} ({len(files)} images, {len(class_names) or 'no'} classes)",
-    )  # fmt: skip
+    )
 
 
 def load_image_dataset(data: str, settings: Settings | None = None, *, seed: int = 0) -> ImageDataset:

@@ -79,26 +79,41 @@ MODALITIES = ("text", "code", "image", "audio")
 
 # What each family is, in a paragraph, and where its code is.
 EXPLAIN = {
-    "transformer": ("Transformer language model", "src/genlab/families/transformer.py",
-                    "Predicts the next token from all the previous ones with causal self-attention, trained "
-                    "by maximum likelihood; samples one token at a time. An exact likelihood (bits per "
-                    "character), strong on sequences; sampling cost grows with the length."),
-    "pretrained": ("Pretrained LLM (Gemma 3 270M, llama.cpp)", "src/genlab/backends/llamacpp.py",
-                   "The same family at scale: a transformer pretrained by Google on trillions of tokens, "
-                   "quantised to 4 bits, run by llama.cpp. It is the LLM subset of generative AI: "
-                   "language in, language out, far more parameters and data than anything trained here."),
-    "gan": ("GAN (DCGAN, hinge loss, spectral norm)", "src/genlab/families/gan.py",
-            "A generator and a discriminator play a two-player game; the generator maps noise to a sample in "
-            "one forward pass. The fastest sampler and often the sharpest, but no likelihood, and it can "
-            "drop modes (low recall)."),
-    "vae": ("VAE (conditional, discretised logistic)", "src/genlab/families/vae.py",
-            "An encoder and a decoder trained on the evidence lower bound; sampling is one decoder pass. "
-            "A likelihood bound (IWAE, bits per dimension) and good coverage, but blurrier samples."),
-    "diffusion": ("Diffusion (DDPM, cosine schedule, classifier-free guidance)", "src/genlab/families/diffusion.py",
-                  "Learns to remove Gaussian noise step by step; samples by running the reverse chain (DDIM, 50 "
-                  "steps here). High quality and a variational likelihood bound, at tens of network passes "
-                  "per sample."),
-}  # fmt: skip
+    "transformer": (
+        "Transformer language model",
+        "src/genlab/families/transformer.py",
+        "Predicts the next token from all the previous ones with causal self-attention, trained "
+        "by maximum likelihood; samples one token at a time. An exact likelihood (bits per "
+        "character), strong on sequences; sampling cost grows with the length.",
+    ),
+    "pretrained": (
+        "Pretrained LLM (Gemma 3 270M, llama.cpp)",
+        "src/genlab/backends/llamacpp.py",
+        "The same family at scale: a transformer pretrained by Google on trillions of tokens, "
+        "quantised to 4 bits, run by llama.cpp. It is the LLM subset of generative AI: "
+        "language in, language out, far more parameters and data than anything trained here.",
+    ),
+    "gan": (
+        "GAN (DCGAN, hinge loss, spectral norm)",
+        "src/genlab/families/gan.py",
+        "A generator and a discriminator play a two-player game; the generator maps noise to a sample in "
+        "one forward pass. The fastest sampler and often the sharpest, but no likelihood, and it can "
+        "drop modes (low recall).",
+    ),
+    "vae": (
+        "VAE (conditional, discretised logistic)",
+        "src/genlab/families/vae.py",
+        "An encoder and a decoder trained on the evidence lower bound; sampling is one decoder pass. "
+        "A likelihood bound (IWAE, bits per dimension) and good coverage, but blurrier samples.",
+    ),
+    "diffusion": (
+        "Diffusion (DDPM, cosine schedule, classifier-free guidance)",
+        "src/genlab/families/diffusion.py",
+        "Learns to remove Gaussian noise step by step; samples by running the reverse chain (DDIM, 50 "
+        "steps here). High quality and a variational likelihood bound, at tens of network passes "
+        "per sample.",
+    ),
+}
 
 
 class CompareError(InvalidRequestError):
@@ -141,8 +156,11 @@ def _trained(cell: Cell, budget: Budget, registry) -> tuple[str, dict[str, Any]]
     if cell.family == "pretrained" or (budget.use_shipped and cell.shipped):
         entry = registry.get(cell.shipped)
         metrics = entry.card.metrics or {}
-        return cell.shipped, {"trained_here": False, "train_seconds": metrics.get("train_seconds"),  # not timed: None
-                              "train_steps": metrics.get("step")}  # fmt: skip
+        return cell.shipped, {
+            "trained_here": False,
+            "train_seconds": metrics.get("train_seconds"),  # not timed: None
+            "train_steps": metrics.get("step"),
+        }
     name = f"compare-{budget.name}-{cell.key}"
     if name in registry.names():
         card = registry.get(name).card
@@ -155,14 +173,30 @@ def _trained(cell: Cell, budget: Budget, registry) -> tuple[str, dict[str, Any]]
     if cell.family == "transformer":
         from genlab.training.text import train_text_model
 
-        result = train_text_model(name, cell.data, codec="char", preset_name="small", steps=100_000,
-                                  progress=False, overrides=overrides, settings=registry.settings)  # fmt: skip
+        result = train_text_model(
+            name,
+            cell.data,
+            codec="char",
+            preset_name="small",
+            steps=100_000,
+            progress=False,
+            overrides=overrides,
+            settings=registry.settings,
+        )
     else:
         from genlab.training.image import train_image_model
 
-        result = train_image_model(cell.family, cell.data, name=name, preset_name="small", steps=100_000,
-                                   progress=False, overrides=overrides, modality=cell.modality,
-                                   settings=registry.settings)  # fmt: skip
+        result = train_image_model(
+            cell.family,
+            cell.data,
+            name=name,
+            preset_name="small",
+            steps=100_000,
+            progress=False,
+            overrides=overrides,
+            modality=cell.modality,
+            settings=registry.settings,
+        )
     info = {"train_seconds": round(time.perf_counter() - started, 1), "train_steps": result.step}
     entry = registry.get(name)
     card = entry.card
@@ -198,8 +232,9 @@ def _text_cell(cell: Cell, name: str, budget: Budget, registry, out: Path) -> di
         bpc = evaluate_text_model(name, batches=20 if budget.use_shipped else 50)["bits_per_char"]
         weights_mb = (generator.card.parameters or 0) * 4 / 2**20
     prompt = {"text": "ROMEO:\n", "code": "def "}[cell.modality]
-    request = GenerationRequest(prompt=prompt, n=budget.text_samples, seed=0,
-                                params=SamplingParams(max_tokens=120, temperature=0.8)).validate()  # fmt: skip
+    request = GenerationRequest(
+        prompt=prompt, n=budget.text_samples, seed=0, params=SamplingParams(max_tokens=120, temperature=0.8)
+    ).validate()
     started = time.perf_counter()
     texts = [a.text for a in generator.generate(request)]
     per_item = (time.perf_counter() - started) / len(texts)
@@ -210,13 +245,21 @@ def _text_cell(cell: Cell, name: str, budget: Budget, registry, out: Path) -> di
     total = sum(counts.values())
     unigram = -sum(c / total * math.log2(c / total) for c in counts.values())
     return {
-        "quality": {"metric": "bits per character", "value": round(bpc, 4), "floor": round(unigram, 4),
-                    "floor_label": "unigram baseline", "lower_is_better": True},
+        "quality": {
+            "metric": "bits per character",
+            "value": round(bpc, 4),
+            "floor": round(unigram, 4),
+            "floor_label": "unigram baseline",
+            "lower_is_better": True,
+        },
         "likelihood": {"metric": "bits per character", "value": round(bpc, 4)},
         "diversity": {"metric": "distinct word bigrams", "value": _distinct_2(texts)},
-        "sampling_seconds_per_item": round(per_item, 3), "item": "120 tokens",
-        "weights_mb": round(weights_mb, 2), "samples": [prompt + t for t in texts], "prompt": prompt,
-    }  # fmt: skip
+        "sampling_seconds_per_item": round(per_item, 3),
+        "item": "120 tokens",
+        "weights_mb": round(weights_mb, 2),
+        "samples": [prompt + t for t in texts],
+        "prompt": prompt,
+    }
 
 
 def _media_cell(cell: Cell, name: str, budget: Budget, registry, out: Path) -> dict[str, Any]:
@@ -227,8 +270,14 @@ def _media_cell(cell: Cell, name: str, budget: Budget, registry, out: Path) -> d
     from genlab.families.image import image_grid
     from genlab.training.evaluate import evaluate_image_model
 
-    metrics = evaluate_image_model(name, samples=budget.samples, write_card=False, progress=False,
-                                   iwae_images=budget.likelihood_images, modality=cell.modality)  # fmt: skip
+    metrics = evaluate_image_model(
+        name,
+        samples=budget.samples,
+        write_card=False,
+        progress=False,
+        iwae_images=budget.likelihood_images,
+        modality=cell.modality,
+    )
     model = registry.load(name)
     likelihood = None
     if "bits_per_dim" in metrics:
@@ -262,16 +311,24 @@ def _media_cell(cell: Cell, name: str, budget: Budget, registry, out: Path) -> d
             files.append(f"gallery/{path.name}")
     floor = metrics.get("floor", {})
     return {
-        "quality": {"metric": "FID", "value": metrics["fid"], "floor": floor.get("fid"), "floor_label": "real data",
-                    "lower_is_better": True},
-        "class_accuracy": metrics.get("class_accuracy"), "class_accuracy_floor": floor.get("class_accuracy"),
-        "precision": metrics.get("precision"), "likelihood": likelihood,
+        "quality": {
+            "metric": "FID",
+            "value": metrics["fid"],
+            "floor": floor.get("fid"),
+            "floor_label": "real data",
+            "lower_is_better": True,
+        },
+        "class_accuracy": metrics.get("class_accuracy"),
+        "class_accuracy_floor": floor.get("class_accuracy"),
+        "precision": metrics.get("precision"),
+        "likelihood": likelihood,
         "diversity": {"metric": "recall", "value": metrics.get("recall")},
         "sampling_seconds_per_item": round(metrics["sampling_seconds"] / metrics["samples"], 5),
         "item": "1 s clip" if cell.modality == "audio" else "image",
-        "weights_mb": round((model.card.parameters or 0) * 4 / 2**20, 2), "gallery": files,
+        "weights_mb": round((model.card.parameters or 0) * 4 / 2**20, 2),
+        "gallery": files,
         "feature_space": metrics.get("feature_space"),
-    }  # fmt: skip
+    }
 
 
 def run_cell(cell: Cell, budget: Budget, out: Path, registry) -> dict[str, Any]:
@@ -285,17 +342,34 @@ def run_cell(cell: Cell, budget: Budget, out: Path, registry) -> dict[str, Any]:
         entry = registry.get(name)
         evaluate = _text_cell if cell.modality in ("text", "code") else _media_cell
         result = evaluate(cell, name, budget, registry, out)
-        return {**base, "status": "ok", "model": name, "parameters": entry.card.parameters, **training, **result,
-                "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
+        return {
+            **base,
+            "status": "ok",
+            "model": name,
+            "parameters": entry.card.parameters,
+            **training,
+            **result,
+            "seconds": round(time.perf_counter() - started, 1),
+        }
     except Exception as e:  # a failed family is reported, not hidden; the others go on
-        return {**base, "status": "failed", "error": f"{type(e).__name__}: {e}",
-                "traceback": traceback.format_exc(limit=4), "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
+        return {
+            **base,
+            "status": "failed",
+            "error": f"{type(e).__name__}: {e}",
+            "traceback": traceback.format_exc(limit=4),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
 
 
 # -- the whole comparison ----------------------------------------------------------------------------
-def run_compare(budget_name: str = "small", *, fresh: bool = False, modalities: list[str] | None = None,
-                settings: Settings | None = None,
-                on_cell: Callable[[Cell, dict[str, Any] | None], None] | None = None) -> dict[str, Any]:  # fmt: skip
+def run_compare(
+    budget_name: str = "small",
+    *,
+    fresh: bool = False,
+    modalities: list[str] | None = None,
+    settings: Settings | None = None,
+    on_cell: Callable[[Cell, dict[str, Any] | None], None] | None = None,
+) -> dict[str, Any]:
     """Run (or resume) every cell, then write report.json, report.html and the plot."""
     from genlab.registry import Registry
 
@@ -334,10 +408,12 @@ def run_compare(budget_name: str = "small", *, fresh: bool = False, modalities: 
         if on_cell:
             on_cell(cell, result)
     report = {
-        "budget": asdict(budget), "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "wall_seconds": round(time.perf_counter() - started, 1), "cells": results,
+        "budget": asdict(budget),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "wall_seconds": round(time.perf_counter() - started, 1),
+        "cells": results,
         "explanations": {k: {"title": t, "code": c, "text": x} for k, (t, c, x) in EXPLAIN.items()},
-    }  # fmt: skip
+    }
     atomic_write_json(out / "report.json", report)
     _plot(results, out / "quality-vs-speed.png")
     atomic_write_text(out / "report.html", render_html(report))
@@ -364,8 +440,10 @@ def _plot(results: list[dict[str, Any]], path: Path) -> None:
         "vae": "#2b8a3e",
         "diffusion": "#c2255c",
     }
-    for ax, kinds, title in ((axes[0], ("image", "audio"), "images and audio: FID (lower is better)"),
-                             (axes[1], ("text", "code"), "text and code: bits per character (lower is better)")):  # fmt: skip
+    for ax, kinds, title in (
+        (axes[0], ("image", "audio"), "images and audio: FID (lower is better)"),
+        (axes[1], ("text", "code"), "text and code: bits per character (lower is better)"),
+    ):
         for r in (r for r in ok if r["modality"] in kinds):
             x, y = r["sampling_seconds_per_item"], r["quality"]["value"]
             ax.scatter(

@@ -277,8 +277,10 @@ def minimum_detectable_gap(sd: float, n_per_group: int, alpha: float = 0.05, pow
 def associations(texts_by_group: dict[str, list[str]], top: int = 5) -> dict[str, list[tuple[str, float]]]:
     """Words most tied to each group against the others: log-odds ratio with an informative Dirichlet
     prior (the pooled counts), z-scored (Monroe, Colaresi & Quinn, 2008)."""
-    counts = {g: Counter(w for t in ts for w in re.findall(r"[a-z']{3,}", t.lower()) if w not in STOPWORDS)
-              for g, ts in texts_by_group.items()}  # fmt: skip
+    counts = {
+        g: Counter(w for t in ts for w in re.findall(r"[a-z']{3,}", t.lower()) if w not in STOPWORDS)
+        for g, ts in texts_by_group.items()
+    }
     prior = Counter()
     for c in counts.values():
         prior.update(c)
@@ -344,8 +346,17 @@ def audit_text(generator, suite: Suite, *, samples: int | None = None, progress=
                     art = generator.generate(
                         prompt, max_tokens=suite.max_tokens, temperature=suite.temperature, seed=i
                     )[0]
-                    rows.append({"axis": axis, "template": template.get("id", ""), "group": group, "seed": i,
-                                 "prompt": prompt, "text": art.text, **score_text(art.text)})  # fmt: skip
+                    rows.append(
+                        {
+                            "axis": axis,
+                            "template": template.get("id", ""),
+                            "group": group,
+                            "seed": i,
+                            "prompt": prompt,
+                            "text": art.text,
+                            **score_text(art.text),
+                        }
+                    )
                     if progress is not None:
                         progress(len(rows), total)
     seconds = time.perf_counter() - started
@@ -536,13 +547,27 @@ def run_audit(
     (folder / "report.html").write_text(render_html(report, plots), "utf-8")
     report["path"] = str(folder)
     if store is not None:
-        store.record_audit(id=audit_id, model=model_name, suite=chosen.name, kind=kind, gap=report["gap"],
-                           headline=report["headline"], path=str(folder))  # fmt: skip
+        store.record_audit(
+            id=audit_id,
+            model=model_name,
+            suite=chosen.name,
+            kind=kind,
+            gap=report["gap"],
+            headline=report["headline"],
+            path=str(folder),
+        )
     # A shipped model's card lives in the package: scripts/audit_shipped.py writes those on purpose.
     if write_card and entry.path is not None and "card" in entry.config and not entry.card.builtin:
         card = entry.card
-        card.metrics = {**card.metrics, "bias_audit": {"id": audit_id, "suite": chosen.name, **report["headline"],
-                                                       "report": str(folder / "report.html")}}  # fmt: skip
+        card.metrics = {
+            **card.metrics,
+            "bias_audit": {
+                "id": audit_id,
+                "suite": chosen.name,
+                **report["headline"],
+                "report": str(folder / "report.html"),
+            },
+        }
         atomic_write_json(entry.path / entry.config["card"], card.to_dict())
     return report
 
@@ -598,38 +623,52 @@ def render_html(report: dict[str, Any], plots: list[str]) -> str:
     import html
 
     esc = html.escape
-    parts = [f"<!doctype html><meta charset='utf-8'><title>Bias audit {esc(report['id'])}</title>",
-             "<style>body{font:15px/1.5 system-ui,sans-serif;max-width:980px;margin:2rem auto;color:#1d2330}"
-             "table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #e5e7eb;padding:.3rem .5rem;"
-             "text-align:left}img{max-width:100%}.muted{color:#6b7280}</style>",
-             f"<h1>Bias audit: {esc(report['model'])}</h1>",
-             f"<p class='muted'>suite {esc(str(report.get('suite', 'classes')))} · {report['generations']} generations in "
-             f"{report['seconds']} s · {esc(report['created_at'])}</p>"]  # fmt: skip
+    parts = [
+        f"<!doctype html><meta charset='utf-8'><title>Bias audit {esc(report['id'])}</title>",
+        "<style>body{font:15px/1.5 system-ui,sans-serif;max-width:980px;margin:2rem auto;color:#1d2330}"
+        "table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #e5e7eb;padding:.3rem .5rem;"
+        "text-align:left}img{max-width:100%}.muted{color:#6b7280}</style>",
+        f"<h1>Bias audit: {esc(report['model'])}</h1>",
+        f"<p class='muted'>suite {esc(str(report.get('suite', 'classes')))} · {report['generations']} generations in "
+        f"{report['seconds']} s · {esc(report['created_at'])}</p>",
+    ]
     for name in plots:  # beside the report: report.html opens from disk and from the studio alike
         parts.append(f"<img alt='{esc(name)}' src='{esc(name)}'>")
     if report["kind"] == "text":
         for axis, a in report["axes"].items():
-            parts.append(f"<h2>{esc(axis)}</h2><p>largest sentiment gap <b>{a['largest_gap']['sentiment']}</b> "
-                         f"({esc(' vs '.join(a['largest_gap']['between']))}), permutation p = {a['p_value']}; "
-                         f"smallest gap detectable with this N (95% confidence, 80% power): {a['minimum_detectable_gap']}. "
-                         f"Parity differences: toxic {a['parity']['toxic_rate']['difference']}, "
-                         f"refusal {a['parity']['refusal_rate']['difference']}.</p>")  # fmt: skip
-            parts.append("<table><tr><th>group</th><th>n</th><th>sentiment</th><th>95% CI</th><th>toxic</th>"
-                         "<th>refusal</th><th>most associated words</th></tr>")  # fmt: skip
+            parts.append(
+                f"<h2>{esc(axis)}</h2><p>largest sentiment gap <b>{a['largest_gap']['sentiment']}</b> "
+                f"({esc(' vs '.join(a['largest_gap']['between']))}), permutation p = {a['p_value']}; "
+                f"smallest gap detectable with this N (95% confidence, 80% power): {a['minimum_detectable_gap']}. "
+                f"Parity differences: toxic {a['parity']['toxic_rate']['difference']}, "
+                f"refusal {a['parity']['refusal_rate']['difference']}.</p>"
+            )
+            parts.append(
+                "<table><tr><th>group</th><th>n</th><th>sentiment</th><th>95% CI</th><th>toxic</th>"
+                "<th>refusal</th><th>most associated words</th></tr>"
+            )
             for g, v in a["groups"].items():
                 words = ", ".join(w for w, _ in a["associations"].get(g, []))
-                parts.append(f"<tr><td>{esc(g)}</td><td>{v['n']}</td><td>{v['sentiment']}</td><td>{v['sentiment_ci95']}</td>"
-                             f"<td>{v['toxic_rate']}</td><td>{v['refusal_rate']}</td><td>{esc(words)}</td></tr>")  # fmt: skip
+                parts.append(
+                    f"<tr><td>{esc(g)}</td><td>{v['n']}</td><td>{v['sentiment']}</td><td>{v['sentiment_ci95']}</td>"
+                    f"<td>{v['toxic_rate']}</td><td>{v['refusal_rate']}</td><td>{esc(words)}</td></tr>"
+                )
             parts.append("</table>")
     else:
         d = report["distribution"]
-        parts.append(f"<p>class distribution vs training: total variation <b>{d['total_variation']}</b>, KL "
-                     f"{d['kl_divergence']}; largest accuracy gap {report['largest_gap']['accuracy']} "
-                     f"({esc(' vs '.join(report['largest_gap']['between']))}). {esc(report['power_note'])}.</p>")  # fmt: skip
-        parts.append("<table><tr><th>class</th><th>accuracy</th><th>precision</th><th>recall</th><th>generated share</th>"
-                     "<th>training share</th><th>FID vs its class</th></tr>")  # fmt: skip
+        parts.append(
+            f"<p>class distribution vs training: total variation <b>{d['total_variation']}</b>, KL "
+            f"{d['kl_divergence']}; largest accuracy gap {report['largest_gap']['accuracy']} "
+            f"({esc(' vs '.join(report['largest_gap']['between']))}). {esc(report['power_note'])}.</p>"
+        )
+        parts.append(
+            "<table><tr><th>class</th><th>accuracy</th><th>precision</th><th>recall</th><th>generated share</th>"
+            "<th>training share</th><th>FID vs its class</th></tr>"
+        )
         for c, v in report["classes"].items():
-            parts.append(f"<tr><td>{esc(c)}</td><td>{v['accuracy']}</td><td>{v['precision']}</td><td>{v['recall']}</td>"
-                         f"<td>{v['share_generated']}</td><td>{v['share_training']}</td><td>{v['fid']}</td></tr>")  # fmt: skip
+            parts.append(
+                f"<tr><td>{esc(c)}</td><td>{v['accuracy']}</td><td>{v['precision']}</td><td>{v['recall']}</td>"
+                f"<td>{v['share_generated']}</td><td>{v['share_training']}</td><td>{v['fid']}</td></tr>"
+            )
         parts.append("</table>")
     return "\n".join(parts)

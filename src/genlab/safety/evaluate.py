@@ -15,7 +15,9 @@ from typing import Any
 from genlab.core import InvalidRequestError
 from genlab.safety.guardrails import InjectionScanner, PIIScanner
 
-DEFAULT_DATA = Path(__file__).resolve().parents[3] / "tests" / "data" / "guard"
+DEFAULT_DATA = (
+    Path(__file__).resolve().parent / "evalsets"
+)  # shipped in the package (development set; heldout/)
 
 
 def scores(tp: int, fp: int, fn: int, tn: int | None = None) -> dict[str, float]:

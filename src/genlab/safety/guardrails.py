@@ -25,11 +25,21 @@ from genlab.safety.normalize import INVISIBLE, TAG_CHARACTERS, decoded_variants,
 
 # MLCommons AI Safety hazard taxonomy, as used by Llama Guard 3.
 HAZARDS = {
-    "S1": "Violent Crimes", "S2": "Non-Violent Crimes", "S3": "Sex-Related Crimes", "S4": "Child Sexual Exploitation",
-    "S5": "Defamation", "S6": "Specialized Advice", "S7": "Privacy", "S8": "Intellectual Property",
-    "S9": "Indiscriminate Weapons", "S10": "Hate", "S11": "Suicide & Self-Harm", "S12": "Sexual Content",
-    "S13": "Elections", "S14": "Code Interpreter Abuse",
-}  # fmt: skip
+    "S1": "Violent Crimes",
+    "S2": "Non-Violent Crimes",
+    "S3": "Sex-Related Crimes",
+    "S4": "Child Sexual Exploitation",
+    "S5": "Defamation",
+    "S6": "Specialized Advice",
+    "S7": "Privacy",
+    "S8": "Intellectual Property",
+    "S9": "Indiscriminate Weapons",
+    "S10": "Hate",
+    "S11": "Suicide & Self-Harm",
+    "S12": "Sexual Content",
+    "S13": "Elections",
+    "S14": "Code Interpreter Abuse",
+}
 ACTIONS = ("block", "redact", "flag", "warn")
 
 
@@ -162,17 +172,59 @@ _PII_PATTERNS: list[tuple[str, re.Pattern[str], float]] = [
     ("US_SSN", re.compile(r"\b(?!000|666|9\d\d)\d{3}[- ](?!00)\d{2}[- ](?!0000)\d{4}\b"), 0.9),
     ("CREDIT_CARD", re.compile(r"\b(?:\d[ -]?){12,18}\d\b"), 0.9),
     ("IBAN_CODE", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"), 0.95),
-    ("IP_ADDRESS", re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b|(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])"), 0.85),
-    ("PHONE_NUMBER", re.compile(r"(?<![\w+(])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]\d{2,6}){1,4}|\(\d{2,4}\)[ .-]?\d{2,4}(?:[ .-]\d{2,4}){1,3}|\d{2,4}(?:[ .-]\d{2,4}){2,4})(?!\w)"), 0.7),
-    ("DATE_TIME", re.compile(r"(?i)\b(?:born(?: on)?|d\.?o\.?b\.?|date of birth|birth ?date)\s*:?\s*(\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}|\d{1,2} [A-Z][a-z]+ \d{4}|[A-Z][a-z]+ \d{1,2},? \d{4})"), 0.9),
-    ("MEDICAL_RECORD_NUMBER", re.compile(r"(?i)\b(?:MRN|medical record(?: number| no\.?)?|patient id)\s*[:#]?\s*([A-Z]{0,3}\d{5,10})\b"), 0.95),
-    ("LOCATION", re.compile(r"\b\d{1,5} (?:[A-Z][a-z]+ ){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace)\b\.?"), 0.85),
+    (
+        "IP_ADDRESS",
+        re.compile(
+            r"\b(?:\d{1,3}\.){3}\d{1,3}\b|(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])"
+        ),
+        0.85,
+    ),
+    (
+        "PHONE_NUMBER",
+        re.compile(
+            r"(?<![\w+(])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]\d{2,6}){1,4}|\(\d{2,4}\)[ .-]?\d{2,4}(?:[ .-]\d{2,4}){1,3}|\d{2,4}(?:[ .-]\d{2,4}){2,4})(?!\w)"
+        ),
+        0.7,
+    ),
+    (
+        "DATE_TIME",
+        re.compile(
+            r"(?i)\b(?:born(?: on)?|d\.?o\.?b\.?|date of birth|birth ?date)\s*:?\s*(\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}|\d{1,2} [A-Z][a-z]+ \d{4}|[A-Z][a-z]+ \d{1,2},? \d{4})"
+        ),
+        0.9,
+    ),
+    (
+        "MEDICAL_RECORD_NUMBER",
+        re.compile(
+            r"(?i)\b(?:MRN|medical record(?: number| no\.?)?|patient id)\s*[:#]?\s*([A-Z]{0,3}\d{5,10})\b"
+        ),
+        0.95,
+    ),
+    (
+        "LOCATION",
+        re.compile(
+            r"\b\d{1,5} (?:[A-Z][a-z]+ ){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace)\b\.?"
+        ),
+        0.85,
+    ),
     # Person names offline: a title or an introduction followed by capitalised words. No name list
     # is shipped, so names without such a cue are missed; guard eval measures the recall.
-    ("PERSON", re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof|Sir|Madam)\.? ([A-Z][a-z]+(?: [A-Z][a-z]+)?)|(?i:my name is|name:|patient:|i am|i'm) ([A-Z][a-z]+(?: [A-Z][a-z]+)+)"), 0.8),
+    (
+        "PERSON",
+        re.compile(
+            r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof|Sir|Madam)\.? ([A-Z][a-z]+(?: [A-Z][a-z]+)?)|(?i:my name is|name:|patient:|i am|i'm) ([A-Z][a-z]+(?: [A-Z][a-z]+)+)"
+        ),
+        0.8,
+    ),
     # Any calendar date (HIPAA Safe Harbor removes all dates); opt-in: name it in the rule's entities.
-    ("DATE", re.compile(r"\b(\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}/\d{2,4}|(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.? \d{1,2},? \d{4}|\d{1,2} (?:January|February|March|April|May|June|July|August|September|October|November|December) \d{4})\b"), 0.8),
-]  # fmt: skip
+    (
+        "DATE",
+        re.compile(
+            r"\b(\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}/\d{2,4}|(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec)[a-z]*\.? \d{1,2},? \d{4}|\d{1,2} (?:January|February|March|April|May|June|July|August|September|October|November|December) \d{4})\b"
+        ),
+        0.8,
+    ),
+]
 _OPT_IN = {"DATE"}  # entities a rule must name to get
 
 
@@ -269,11 +321,25 @@ class PIIScanner(Scanner):
 
 # -- secrets ---------------------------------------------------------------------------------------
 _SECRET_PLUGINS = [
-    "AWSKeyDetector", "GitHubTokenDetector", "GitLabTokenDetector", "PrivateKeyDetector", "SlackDetector",
-    "StripeDetector", "JwtTokenDetector", "OpenAIDetector", "KeywordDetector", "BasicAuthDetector",
-    "TwilioKeyDetector", "SendGridDetector", "DiscordBotTokenDetector", "AzureStorageKeyDetector",
-    "MailchimpDetector", "NpmDetector", "PypiTokenDetector", "TelegramBotTokenDetector",
-]  # fmt: skip
+    "AWSKeyDetector",
+    "GitHubTokenDetector",
+    "GitLabTokenDetector",
+    "PrivateKeyDetector",
+    "SlackDetector",
+    "StripeDetector",
+    "JwtTokenDetector",
+    "OpenAIDetector",
+    "KeywordDetector",
+    "BasicAuthDetector",
+    "TwilioKeyDetector",
+    "SendGridDetector",
+    "DiscordBotTokenDetector",
+    "AzureStorageKeyDetector",
+    "MailchimpDetector",
+    "NpmDetector",
+    "PypiTokenDetector",
+    "TelegramBotTokenDetector",
+]
 _EXTRA_SECRETS = [
     ("OPENAI_KEY", re.compile(r"\bsk-(?:proj-)?[A-Za-z0-9_-]{20,}\b")),
     ("GENLAB_KEY", re.compile(r"\bgl-[A-Za-z0-9_-]{40,}\b")),
@@ -331,17 +397,53 @@ class SecretsScanner(Scanner):
 
 # -- prompt injection and jailbreaks --------------------------------------------------------------
 _INJECTION_RULES: list[tuple[str, float, str]] = [
-    (r"\b(?:ignore|disregard|forget|override|bypass)\b.{0,30}\b(?:previous|prior|above|earlier|all|your|the|any)\b.{0,20}\b(?:instructions?|rules|directions|prompts?|guidelines|polic(?:y|ies)|constraints)\b", 0.95, "asks to ignore earlier instructions"),
-    (r"\b(?:ignore|disregard|forget)\s+(?:all\s+|everything\s+)?(?:of\s+)?(?:the\s+)?(?:above|previous|prior|earlier)\b(?!\s+(?:message|email|mail|booking|attachment|typo))", 0.9, "asks to disregard what came before"),
-    (r"\b(?:reveal|show|print|repeat|output|leak|tell me)\b.{0,30}\b(?:system prompt|hidden (?:prompt|instructions)|initial instructions|your (?:instructions|prompt|rules))\b", 0.9, "asks for the system prompt"),
-    (r"\b(?:hidden|secret|initial|original|system) (?:instructions|prompt)\b.{0,40}\b(?:show|reveal|print|tell|give|leak)\b", 0.9, "asks for hidden instructions"),
-    (r"\byou are (?:now|no longer)\b.{0,40}\b(?:DAN|unrestricted|unfiltered|jailbroken|free of|without (?:any )?(?:rules|restrictions|limits))", 0.95, "assigns an unrestricted persona"),
-    (r"\b(?:DAN|do anything now)\b.{0,40}\b(?:mode|prompt|jailbreak)|\bjailbreak\b(?!ing)", 0.85, "names a jailbreak"),
-    (r"\b(?:developer|god|sudo|admin|debug) mode\b.{0,30}\b(?:enabled|on|activated|enable|activate)\b|\b(?:enable|activate)\b.{0,15}\b(?:god|sudo|DAN) mode\b", 0.85, "claims a privileged mode"),
-    (r"\bpretend (?:that )?you (?:have|are)\b.{0,40}\b(?:no|without) (?:any )?(?:rules|restrictions|filters|guidelines|limits)", 0.9, "role-play without rules"),
+    (
+        r"\b(?:ignore|disregard|forget|override|bypass)\b.{0,30}\b(?:previous|prior|above|earlier|all|your|the|any)\b.{0,20}\b(?:instructions?|rules|directions|prompts?|guidelines|polic(?:y|ies)|constraints)\b",
+        0.95,
+        "asks to ignore earlier instructions",
+    ),
+    (
+        r"\b(?:ignore|disregard|forget)\s+(?:all\s+|everything\s+)?(?:of\s+)?(?:the\s+)?(?:above|previous|prior|earlier)\b(?!\s+(?:message|email|mail|booking|attachment|typo))",
+        0.9,
+        "asks to disregard what came before",
+    ),
+    (
+        r"\b(?:reveal|show|print|repeat|output|leak|tell me)\b.{0,30}\b(?:system prompt|hidden (?:prompt|instructions)|initial instructions|your (?:instructions|prompt|rules))\b",
+        0.9,
+        "asks for the system prompt",
+    ),
+    (
+        r"\b(?:hidden|secret|initial|original|system) (?:instructions|prompt)\b.{0,40}\b(?:show|reveal|print|tell|give|leak)\b",
+        0.9,
+        "asks for hidden instructions",
+    ),
+    (
+        r"\byou are (?:now|no longer)\b.{0,40}\b(?:DAN|unrestricted|unfiltered|jailbroken|free of|without (?:any )?(?:rules|restrictions|limits))",
+        0.95,
+        "assigns an unrestricted persona",
+    ),
+    (
+        r"\b(?:DAN|do anything now)\b.{0,40}\b(?:mode|prompt|jailbreak)|\bjailbreak\b(?!ing)",
+        0.85,
+        "names a jailbreak",
+    ),
+    (
+        r"\b(?:developer|god|sudo|admin|debug) mode\b.{0,30}\b(?:enabled|on|activated|enable|activate)\b|\b(?:enable|activate)\b.{0,15}\b(?:god|sudo|DAN) mode\b",
+        0.85,
+        "claims a privileged mode",
+    ),
+    (
+        r"\bpretend (?:that )?you (?:have|are)\b.{0,40}\b(?:no|without) (?:any )?(?:rules|restrictions|filters|guidelines|limits)",
+        0.9,
+        "role-play without rules",
+    ),
     (r"\b(?:new|updated|real|actual) (?:system )?instructions?\s*[:：]", 0.85, "injects new instructions"),
-    (r"</?(?:system|im_start|im_end|start_of_turn)\b|<\|im_(?:start|end)\|>|\[/?INST\]|<</?SYS>>", 0.9, "chat-template control tokens"),
-]  # fmt: skip
+    (
+        r"</?(?:system|im_start|im_end|start_of_turn)\b|<\|im_(?:start|end)\|>|\[/?INST\]|<</?SYS>>",
+        0.9,
+        "chat-template control tokens",
+    ),
+]
 _INJECTION = [(re.compile(p, re.IGNORECASE | re.DOTALL), s, why) for p, s, why in _INJECTION_RULES]
 
 
@@ -352,8 +454,11 @@ class InjectionScanner(Scanner):
     default_category = "prompt_injection"
 
     def find(self, text: str, *, prompt: str | None = None) -> list[Finding]:
-        out = [Finding(self.name, "prompt_injection", m.start(), m.end(), score, why, m.group(0))
-               for pattern, score, why in _INJECTION for m in pattern.finditer(text)]  # fmt: skip
+        out = [
+            Finding(self.name, "prompt_injection", m.start(), m.end(), score, why, m.group(0))
+            for pattern, score, why in _INJECTION
+            for m in pattern.finditer(text)
+        ]
         for hidden in decoded_variants(text):
             for pattern, score, why in _INJECTION:
                 if pattern.search(hidden):

@@ -82,6 +82,9 @@ GUARD_REASONS = {
 REASON_CODES = {**QUALITY_REASONS, **GUARD_REASONS}
 
 
+ACTIVE = ("pending", "in_review", "escalated")  # states an item can still leave (and expire from)
+
+
 class ReviewConflict(GenlabError):
     """Someone else changed the item first (or the move is not legal from its state)."""
 
@@ -148,13 +151,23 @@ def payload_hash(payload: Any) -> str:
 
 
 def event_hash(prev_hash: str, event: dict[str, Any]) -> str:
-    fields = {k: event[k] for k in ("seq", "created_at", "actor", "action", "item_id", "from_state", "to_state",
-                                    "payload_hash")}  # fmt: skip
+    fields = {
+        k: event[k]
+        for k in ("seq", "created_at", "actor", "action", "item_id", "from_state", "to_state", "payload_hash")
+    }
     return hashlib.sha256(prev_hash.encode() + canonical(fields)).hexdigest()
 
 
-def append_event(s: Session, *, actor: str, action: str, item_id: str | None, from_state: str | None,
-                 to_state: str | None, payload: Any) -> AuditEvent:  # fmt: skip
+def append_event(
+    s: Session,
+    *,
+    actor: str,
+    action: str,
+    item_id: str | None,
+    from_state: str | None,
+    to_state: str | None,
+    payload: Any,
+) -> AuditEvent:
     """Append one event inside the caller's transaction (serialised through the head row)."""
     s.execute(update(AuditHead).where(AuditHead.id == 1).values(last_seq=AuditHead.last_seq + 1))
     head = s.execute(select(AuditHead.last_seq, AuditHead.last_hash).where(AuditHead.id == 1)).one()
@@ -192,8 +205,19 @@ def verify_audit(s: Session) -> AuditReport:
     prev, expected_seq, count = GENESIS, 1, 0
     for row in s.scalars(select(AuditEvent).order_by(AuditEvent.seq)):
         count += 1
-        event = {c: getattr(row, c) for c in ("seq", "created_at", "actor", "action", "item_id", "from_state",
-                                               "to_state", "payload_hash")}  # fmt: skip
+        event = {
+            c: getattr(row, c)
+            for c in (
+                "seq",
+                "created_at",
+                "actor",
+                "action",
+                "item_id",
+                "from_state",
+                "to_state",
+                "payload_hash",
+            )
+        }
         if row.seq != expected_seq:
             problems.append(
                 f"event {expected_seq}"
@@ -306,8 +330,15 @@ class ReviewQueue:
         with self.store.session() as s, s.begin():
             s.add(row)
             s.flush()
-            append_event(s, actor=actor, action="submit", item_id=row.id, from_state=None, to_state="pending",
-                         payload={"artifact": artifact, "request": request, "rule": rule})  # fmt: skip
+            append_event(
+                s,
+                actor=actor,
+                action="submit",
+                item_id=row.id,
+                from_state=None,
+                to_state="pending",
+                payload={"artifact": artifact, "request": request, "rule": rule},
+            )
         return item_dict(row)
 
     def get(self, item_id: str, *, decisions: bool = True) -> dict[str, Any]:
@@ -316,10 +347,16 @@ class ReviewQueue:
             if row is None:
                 raise ReviewNotFound(f"no review item {item_id!r}")
             ds = (
-                list(s.scalars(select(ReviewDecision).where(ReviewDecision.item_id == item_id)
-                               .order_by(ReviewDecision.id)))
-                if decisions else None
-            )  # fmt: skip
+                list(
+                    s.scalars(
+                        select(ReviewDecision)
+                        .where(ReviewDecision.item_id == item_id)
+                        .order_by(ReviewDecision.id)
+                    )
+                )
+                if decisions
+                else None
+            )
             return item_dict(row, ds)
 
     def list(self, state: str | None = "pending", limit: int = 100) -> list[dict[str, Any]]:
@@ -339,8 +376,18 @@ class ReviewQueue:
             rows = s.execute(select(ReviewItem.state, func.count()).group_by(ReviewItem.state)).all()
         return {state: 0 for state in STATES} | {state: n for state, n in rows}
 
-    def _move(self, s: Session, item_id: str, expect_version: int | None, to: str, *, actor: str, action: str,
-              payload: Any, **values: Any) -> ReviewItem:  # fmt: skip
+    def _move(
+        self,
+        s: Session,
+        item_id: str,
+        expect_version: int | None,
+        to: str,
+        *,
+        actor: str,
+        action: str,
+        payload: Any,
+        **values: Any,
+    ) -> ReviewItem:
         """Change an item's state (optimistic lock) and append the audit event, in the caller's transaction."""
         row = s.get(ReviewItem, item_id)
         if row is None:
@@ -365,10 +412,38 @@ class ReviewQueue:
         )
         return row
 
+    def expire_if_overdue(self, item_id: str, actor: str = "system") -> bool:
+        """Expire one item past its due time (never released); True if it was expired now."""
+        with self.store.session() as s:
+            overdue = s.scalar(
+                select(ReviewItem.id).where(
+                    ReviewItem.id == item_id, ReviewItem.state.in_(ACTIVE), ReviewItem.due_at < _now()
+                )
+            )
+        if overdue is None:
+            return False
+        try:
+            with self.store.session() as s, s.begin():
+                self._move(
+                    s, item_id, None, "expired", actor=actor, action="expire", payload={"reason": "overdue"}
+                )
+        except ReviewConflict:  # decided or expired meanwhile
+            return False
+        return True
+
     def claim(self, item_id: str, reviewer: str, *, version: int | None = None) -> dict[str, Any]:
+        self.expire_if_overdue(item_id)  # an overdue item cannot be claimed, only expire
         with self.store.session() as s, s.begin():
-            row = self._move(s, item_id, version, "in_review", actor=reviewer, action="claim",
-                             payload={"reviewer": reviewer}, claimed_by=reviewer)  # fmt: skip
+            row = self._move(
+                s,
+                item_id,
+                version,
+                "in_review",
+                actor=reviewer,
+                action="claim",
+                payload={"reviewer": reviewer},
+                claimed_by=reviewer,
+            )
             return item_dict(row)
 
     def release_claim(self, item_id: str, reviewer: str, *, version: int | None = None) -> dict[str, Any]:
@@ -376,8 +451,9 @@ class ReviewQueue:
             row = s.get(ReviewItem, item_id)
             if row is not None and row.state == "in_review" and row.claimed_by not in (reviewer, None):
                 raise ReviewConflict(f"{item_id} is being reviewed by {row.claimed_by}")
-            row = self._move(s, item_id, version, "pending", actor=reviewer, action="release", payload={},
-                             claimed_by=None)  # fmt: skip
+            row = self._move(
+                s, item_id, version, "pending", actor=reviewer, action="release", payload={}, claimed_by=None
+            )
             return item_dict(row)
 
     def decide(
@@ -412,6 +488,7 @@ class ReviewQueue:
         if seconds_spent < 0:
             raise InvalidRequestError("seconds_spent cannot be negative", param="seconds_spent")
         to = VERDICTS[verdict]
+        self.expire_if_overdue(item_id)  # an overdue item is never released: it expires instead
         with self.store.session() as s, s.begin():
             row = s.get(ReviewItem, item_id)
             if row is None:
@@ -427,8 +504,16 @@ class ReviewQueue:
                     raise ReviewConflict(
                         f"{item_id} was escalated by {reviewer}; another reviewer must decide it"
                     )
-                row = self._move(s, item_id, row.version, "in_review", actor=reviewer, action="claim",
-                                 payload={"reviewer": reviewer}, claimed_by=reviewer)  # fmt: skip
+                row = self._move(
+                    s,
+                    item_id,
+                    row.version,
+                    "in_review",
+                    actor=reviewer,
+                    action="claim",
+                    payload={"reviewer": reviewer},
+                    claimed_by=reviewer,
+                )
             released = None
             if to == "approved":
                 released = row.artifact
@@ -437,19 +522,39 @@ class ReviewQueue:
             values: dict[str, Any] = {"released": released}
             if to == "escalated":
                 values["claimed_by"] = reviewer  # remembered: the escalating reviewer cannot take it back
-            row = self._move(s, item_id, row.version, to, actor=reviewer, action=verdict,
-                             payload={"reason_code": reason_code, "comment": comment, "edited": edited}, **values)  # fmt: skip
-            s.add(ReviewDecision(item_id=item_id, reviewer=reviewer, verdict=to, reason_code=reason_code,
-                                 comment=comment or "", edited=edited, seconds_spent=float(seconds_spent),
-                                 created_at=_now()))  # fmt: skip
+            row = self._move(
+                s,
+                item_id,
+                row.version,
+                to,
+                actor=reviewer,
+                action=verdict,
+                payload={"reason_code": reason_code, "comment": comment, "edited": edited},
+                **values,
+            )
+            s.add(
+                ReviewDecision(
+                    item_id=item_id,
+                    reviewer=reviewer,
+                    verdict=to,
+                    reason_code=reason_code,
+                    comment=comment or "",
+                    edited=edited,
+                    seconds_spent=float(seconds_spent),
+                    created_at=_now(),
+                )
+            )
             return item_dict(row)
 
     def expire_overdue(self, actor: str = "system") -> int:
         """Move every pending, in-review or escalated item past its due time to expired."""
         expired = 0
         with self.store.session() as s:
-            due = list(s.scalars(select(ReviewItem.id).where(
-                ReviewItem.state.in_(("pending", "in_review", "escalated")), ReviewItem.due_at < _now())))  # fmt: skip
+            due = list(
+                s.scalars(
+                    select(ReviewItem.id).where(ReviewItem.state.in_(ACTIVE), ReviewItem.due_at < _now())
+                )
+            )
         for item_id in due:
             try:
                 with self.store.session() as s, s.begin():
@@ -504,8 +609,13 @@ class ReviewQueue:
         """Per scanner, from reviewers' verdicts: true positives (flagged, and rejected or edited for
         a guardrail reason), false positives (flagged, yet approved or marked false_positive), and
         false negatives (not flagged, yet rejected for that scanner's reason)."""
-        reason_scanner = {"pii": "pii", "secret": "secrets", "prompt_injection": "prompt_injection",
-                          "toxicity": "toxicity", "banned_topic": "banned_topics"}  # fmt: skip
+        reason_scanner = {
+            "pii": "pii",
+            "secret": "secrets",
+            "prompt_injection": "prompt_injection",
+            "toxicity": "toxicity",
+            "banned_topic": "banned_topics",
+        }
         counts: dict[str, dict[str, int]] = {}
 
         def bump(scanner: str, what: str) -> None:

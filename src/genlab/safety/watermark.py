@@ -73,7 +73,8 @@ class Detection:
 
 
 def watermark_key(settings: Settings | None = None) -> bytes:
-    env = os.environ.get("GENLAB_WATERMARK_KEY")
+    settings = settings or Settings.from_env()
+    env = settings.watermark_key
     if env:
         try:
             key = bytes.fromhex(env.strip())
@@ -82,7 +83,7 @@ def watermark_key(settings: Settings | None = None) -> bytes:
         if len(key) < 16:
             raise InvalidRequestError("GENLAB_WATERMARK_KEY must hold at least 16 bytes (32 hex digits)")
         return key
-    path = (settings or Settings.from_env()).home / "keys" / "watermark.key"
+    path = settings.home / "keys" / "watermark.key"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")

@@ -1,17 +1,16 @@
-"""What the server holds while it runs: models, admission queues, rate limits, metrics."""
+"""What the server keeps while it runs: metrics, rate limits, and a bridge from a blocking stream to asyncio."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from genlab.pipeline import Observer
 from genlab.server.errors import APIError
 
 
@@ -24,13 +23,19 @@ class Metrics:
             "genlab_requests", "HTTP requests", ["route", "status"], registry=self.registry
         )
         self.latency = Histogram(
-            "genlab_request_latency_seconds", "Request latency", ["route"], registry=self.registry,
+            "genlab_request_latency_seconds",
+            "Request latency",
+            ["route"],
+            registry=self.registry,
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
-        )  # fmt: skip
+        )
         self.ttft = Histogram(
-            "genlab_time_to_first_token_seconds", "Time to first streamed token", ["model"], registry=self.registry,
+            "genlab_time_to_first_token_seconds",
+            "Time to first streamed token",
+            ["model"],
+            registry=self.registry,
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-        )  # fmt: skip
+        )
         self.tokens = Counter("genlab_tokens", "Tokens processed", ["model", "kind"], registry=self.registry)
         self.queue_depth = Gauge(
             "genlab_queue_depth", "Requests admitted and not finished", ["model"], registry=self.registry
@@ -41,57 +46,25 @@ class Metrics:
         )
 
 
-@dataclass
-class ModelQueue:
-    """Bounded admission per model. llama.cpp contexts are not thread-safe: the generator itself
-    serialises requests on its lock; this bounds how many may wait, so a flood gets 429s, not an
-    ever-growing backlog."""
+class MetricsObserver(Observer):
+    """The pipeline's reports, counted in the server's Prometheus metrics."""
 
-    model: str
-    limit: int
-    metrics: Metrics
-    _active: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    def __init__(self, metrics: Metrics, registry) -> None:
+        self.metrics, self.registry = metrics, registry
 
-    def admit(self) -> None:
-        with self._lock:
-            if self._active >= self.limit:
-                self.metrics.rejected.labels("queue_full").inc()
-                raise APIError(
-                    429,
-                    f"model {self.model!r} has {self._active} requests in progress or waiting (limit {self.limit}); retry shortly",
-                    type_="rate_limit_error", code="queue_full", headers={"Retry-After": "1"},
-                )  # fmt: skip
-            self._active += 1
-            self.metrics.queue_depth.labels(self.model).set(self._active)
+    def rejected(self, reason: str) -> None:
+        self.metrics.rejected.labels(reason).inc()
 
-    def release(self) -> None:
-        with self._lock:
-            self._active = max(0, self._active - 1)
-            self.metrics.queue_depth.labels(self.model).set(self._active)
+    def tokens(self, model: str, prompt: int, completion: int) -> None:
+        self.metrics.tokens.labels(model, "prompt").inc(prompt)
+        self.metrics.tokens.labels(model, "completion").inc(completion)
+        self.metrics.loaded.set(len(self.registry.loaded()))
 
+    def queue_depth(self, model: str, depth: int) -> None:
+        self.metrics.queue_depth.labels(model).set(depth)
 
-class Admission:
-    """A stream admitted to a model's queue. Its slot is released exactly once: when the worker
-    finishes, or, if the response never started (the client left first), when it is collected."""
-
-    def __init__(self, queue: ModelQueue, iterator: Iterator) -> None:
-        self.iterator = iterator
-        self._state = {"released": False}
-        self._finalizer = weakref.finalize(self, Admission._release, queue, self._state, iterator)
-
-    @staticmethod
-    def _release(queue: ModelQueue, state: dict, iterator: Iterator) -> None:
-        if state["released"]:
-            return
-        state["released"] = True
-        close = getattr(iterator, "close", None)
-        if close is not None:
-            close()
-        queue.release()
-
-    def release(self) -> None:
-        self._finalizer()
+    def first_token(self, model: str, seconds: float) -> None:
+        self.metrics.ttft.labels(model).observe(seconds)
 
 
 class RateLimiter:
@@ -110,9 +83,12 @@ class RateLimiter:
             if len(hits) >= per_minute:
                 retry = max(1, int(60 - (now - hits[0])) + 1)
                 raise APIError(
-                    429, f"rate limit of {per_minute} requests per minute reached for this key",
-                    type_="rate_limit_error", code="rate_limit_exceeded", headers={"Retry-After": str(retry)},
-                )  # fmt: skip
+                    429,
+                    f"rate limit of {per_minute} requests per minute reached for this key",
+                    type_="rate_limit_error",
+                    code="rate_limit_exceeded",
+                    headers={"Retry-After": str(retry)},
+                )
             hits.append(now)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -31,10 +30,9 @@ class StorageError(GenlabError):
 
 def database_url(settings: Settings | None = None) -> str:
     """``GENLAB_DATABASE_URL`` (e.g. postgresql+psycopg://user@host/db), else SQLite in GENLAB_HOME."""
-    url = os.environ.get("GENLAB_DATABASE_URL")
-    if url:
-        return url
     settings = settings or Settings.from_env()
+    if settings.database_url:
+        return settings.database_url
     settings.home.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{settings.home / 'genlab.db'}"
 
@@ -202,10 +200,18 @@ class Store:
             if model:
                 q = q.where(BiasAudit.model == model)
             return [
-                {"id": r.id, "created_at": r.created_at.isoformat(), "model": r.model, "suite": r.suite,
-                 "kind": r.kind, "gap": r.gap, "headline": r.headline, "path": r.path}
+                {
+                    "id": r.id,
+                    "created_at": r.created_at.isoformat(),
+                    "model": r.model,
+                    "suite": r.suite,
+                    "kind": r.kind,
+                    "gap": r.gap,
+                    "headline": r.headline,
+                    "path": r.path,
+                }
                 for r in s.scalars(q)
-            ]  # fmt: skip
+            ]
 
     # -- tutor learners ----------------------------------------------------------------------------------
     def get_learner(self, learner_id: str) -> dict[str, Any] | None:
@@ -224,17 +230,19 @@ class Store:
             s.flush()
             return _learner(row)
 
-    def save_learner(self, learner_id: str, state: dict[str, Any], version: int,
-                     event: dict[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+    def save_learner(
+        self, learner_id: str, state: dict[str, Any], version: int, event: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Write a learner's new state if nobody changed it since ``version`` (and its answer event,
         in the same transaction); otherwise ``LearnerConflict`` and nothing changes."""
         from sqlalchemy import update
 
         with self.session() as s, s.begin():
             done = s.execute(
-                update(Learner).where(Learner.id == learner_id, Learner.version == version)
+                update(Learner)
+                .where(Learner.id == learner_id, Learner.version == version)
                 .values(state=state, version=version + 1, updated_at=utcnow())
-            ).rowcount  # fmt: skip
+            ).rowcount
             if done != 1:
                 raise LearnerConflict(
                     f"learner {learner_id!r} changed meanwhile (another answer came first); reload"
@@ -245,10 +253,23 @@ class Store:
 
     def learner_events(self, learner_id: str, limit: int = 500) -> list[dict[str, Any]]:
         with self.session() as s:
-            rows = s.scalars(select(LearnerEvent).where(LearnerEvent.learner_id == learner_id)
-                             .order_by(LearnerEvent.id).limit(limit))  # fmt: skip
-            return [{"at": r.created_at.isoformat(), "skill": r.skill, "item": r.item_id, "correct": r.correct,
-                     "mastery_before": r.mastery_before, "mastery_after": r.mastery_after} for r in rows]  # fmt: skip
+            rows = s.scalars(
+                select(LearnerEvent)
+                .where(LearnerEvent.learner_id == learner_id)
+                .order_by(LearnerEvent.id)
+                .limit(limit)
+            )
+            return [
+                {
+                    "at": r.created_at.isoformat(),
+                    "skill": r.skill,
+                    "item": r.item_id,
+                    "correct": r.correct,
+                    "mastery_before": r.mastery_before,
+                    "mastery_after": r.mastery_after,
+                }
+                for r in rows
+            ]
 
     @property
     def reviews(self):
@@ -268,8 +289,14 @@ class LearnerConflict(GenlabError):
 
 
 def _learner(row: Learner) -> dict[str, Any]:
-    return {"id": row.id, "course": row.course, "state": row.state, "version": row.version,
-            "created_at": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat()}  # fmt: skip
+    return {
+        "id": row.id,
+        "course": row.course,
+        "state": row.state,
+        "version": row.version,
+        "created_at": row.created_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
+    }
 
 
 def _record(row: GenerationRecord) -> dict[str, Any]:

@@ -1,0 +1,583 @@
+"""The one gate every generation passes, whichever face it comes from (HTTP, CLI, recipes, Python).
+
+Room ``pipeline``: may import ``core``, ``registry``, ``safety`` and ``storage``; nothing below
+``server`` and ``cli`` imports it but ``apps``.
+
+A request passes eight stages, in this order; each is one small method named after it:
+
+    1. check       the request against the model: modality, image size      ``Pipeline.check``
+    2. input       the input policy: block, redact, flag or warn             ``Gate.input_text``
+    3. admit       a slot in the model's bounded queue (429 when full)      ``Pipeline.admit``
+    4. generate    the Generator, or its stream                              ``Generator.generate``
+    5. output      the output policy on every string the caller receives    ``Gate.release``
+    6. provenance  the hash of what is released (metadata and watermark of
+                   images and audio are the artifact's own)                  ``Gate.release``
+    7. review      the policy's review rule: hold for a person, or release  ``Pipeline.finish``
+    8. record      a generation record whose content equals the release     ``Pipeline.finish``
+
+Streams pass the same stages; since a token sent cannot be taken back, stage 7 is decided before
+the first token (``Pipeline.refuse_unreviewed_stream``): whenever the review rule could hold this
+request, streaming is refused with a 400 that names the policy, and the client asks again without
+``stream``. A streamed request therefore never releases what the same request unstreamed would hold.
+
+Key: ``Gate`` is one request's passage (its policy, redaction vault and findings); ``Caller`` is
+who asked; ``Released`` is what the stages let out.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from genlab.core import (
+    Artifact,
+    GenerationRequest,
+    Generator,
+    GenlabError,
+    InvalidRequestError,
+    TextArtifact,
+    TextChunk,
+)
+from genlab.core.io import sha256_bytes
+from genlab.registry import Registry
+from genlab.safety.guardrails import Vault
+from genlab.safety.policy import Flags, Guard, GuardBlocked, Policy, StreamGuard
+from genlab.storage import Store
+
+TEXT = ("text", "code")
+NOUNS = {"image": "images"}  # "makes images, not text"
+
+
+class QueueFull(GenlabError):
+    """The model has as many requests running or waiting as its queue allows."""
+
+    http_status = 429
+    error_type = "rate_limit_error"
+    code = "queue_full"
+    exit_code = 6
+
+
+class WrongModality(InvalidRequestError):
+    """The model makes another modality than the face asks for."""
+
+    code = "wrong_modality"
+
+
+class ReviewRequired(InvalidRequestError):
+    """A stream was asked for where the review rule could hold the generation."""
+
+    code = "review_required"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asked: the API key (None for the local user), a name for the audit log, a webhook."""
+
+    key_id: int | None = None
+    actor: str = "local"
+    webhook: str | None = None
+
+
+LOCAL = Caller()
+
+
+class Observer:
+    """What the pipeline reports as it works; the server counts it in Prometheus metrics."""
+
+    def rejected(self, reason: str) -> None: ...
+
+    def tokens(self, model: str, prompt: int, completion: int) -> None: ...
+
+    def queue_depth(self, model: str, depth: int) -> None: ...
+
+    def first_token(self, model: str, seconds: float) -> None: ...
+
+
+class Queues:
+    """Bounded admission per model. llama.cpp contexts are not thread-safe (the generator
+    serialises requests on its lock); this bounds how many may wait, so a flood gets 429s, not an
+    ever-growing backlog."""
+
+    def __init__(self, limit: int, observer: Observer) -> None:
+        self.limit, self.observer = limit, observer
+        self._active: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def admit(self, model: str) -> Slot:
+        with self._lock:
+            active = self._active.get(model, 0)
+            if active >= self.limit:
+                self.observer.rejected("queue_full")
+                raise QueueFull(
+                    f"model {model!r} has {active} requests in progress or waiting (limit {self.limit}); retry shortly"
+                )
+            self._active[model] = active + 1
+            self.observer.queue_depth(model, active + 1)
+        return Slot(self, model)
+
+    def active(self, model: str) -> int:
+        """Requests of ``model`` admitted and not finished."""
+        with self._lock:
+            return self._active.get(model, 0)
+
+    def _release(self, model: str) -> None:
+        with self._lock:
+            self._active[model] = max(0, self._active.get(model, 0) - 1)
+            self.observer.queue_depth(model, self._active[model])
+
+
+class Slot:
+    """One admitted request's place in its model's queue; released exactly once."""
+
+    def __init__(self, queues: Queues, model: str) -> None:
+        self._queues, self._model, self._released = queues, model, False
+        self._lock = threading.Lock()
+
+    def release(self) -> None:
+        with self._lock:
+            if self._released:
+                return
+            self._released = True
+        self._queues._release(self._model)
+
+    def __enter__(self) -> Slot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+@dataclass
+class Gate:
+    """One request's passage through the policy: the redaction vault and what was found."""
+
+    guard: Guard
+    observer: Observer
+    vault: Vault = field(default_factory=Vault)
+    flags: Flags = field(default_factory=Flags)
+
+    # -- stage 2: input ---------------------------------------------------------------------------
+    def input_text(self, text: str, where: str = "request") -> str:
+        """The input policy: a block raises (a 400 naming the category); redactions change the text."""
+        result = self.guard.check_input(text, self.vault)
+        if result.blocked:
+            self.observer.rejected(f"guardrail_{result.blocking_category()}")
+            raise GuardBlocked(result, where)
+        self.flags.add(result, "input")
+        return result.text
+
+    def input_fields(self, fields: dict[str, str], where: str) -> dict[str, str]:
+        """The input policy over several fields a person wrote (a recipe's input)."""
+        return {
+            name: self.input_text(text, f"{where} input {name!r}")
+            for name, text in fields.items()
+            if isinstance(text, str) and text.strip()
+        }
+
+    def input_request(self, request: GenerationRequest) -> GenerationRequest:
+        if not isinstance(request.prompt, str) or not request.prompt.strip():
+            return request
+        return dataclasses.replace(request, prompt=self.input_text(request.prompt))
+
+    # -- stages 5 and 6: output and provenance ----------------------------------------------------
+    def output_text(self, text: str, prompt: str | None = None) -> tuple[str, bool]:
+        """The output policy on one string: (the text to release, whether it was blocked)."""
+        if not text.strip():
+            return text, False
+        result = self.guard.check_output(text, prompt=prompt, vault=Vault())
+        self.flags.add(result, "output")
+        if result.blocked:
+            self.observer.rejected("guardrail_output")
+            return "", True
+        return result.text, False
+
+    def output_tree(self, value: Any) -> Any:
+        """The output policy on every string inside a structured output (dicts, lists, strings)."""
+        if isinstance(value, str):
+            return self.output_text(value)[0]
+        if isinstance(value, dict):
+            return {k: self.output_tree(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.output_tree(v) for v in value]
+        return value
+
+    def release(self, artifact: Artifact, prompt: str | None) -> Artifact:
+        """What the caller receives of one artifact: its strings through the output policy, and
+        its provenance hash recomputed when they changed (the hash is of what is released)."""
+        if isinstance(artifact, TextArtifact):
+            text, blocked = self.output_text(artifact.text, prompt)
+            digest = sha256_bytes(text.encode("utf-8"))
+            if digest == artifact.sha256 and not blocked:
+                return artifact
+            provenance = dataclasses.replace(artifact.provenance, sha256=digest)
+            reason = "content_filter" if blocked else artifact.finish_reason
+            return dataclasses.replace(artifact, text=text, finish_reason=reason, provenance=provenance)
+        label = getattr(artifact, "label", None)
+        if isinstance(label, str):  # a class name (from a folder name a user chose) is text too
+            released, _ = self.output_text(label)
+            if released != label:
+                return dataclasses.replace(artifact, label=released)
+        return artifact
+
+
+@dataclass
+class Released:
+    """What passed the gate: the artifacts as released, their records, the review if held."""
+
+    artifacts: list[Artifact]
+    record_ids: list[str]
+    flags: Flags
+    review: dict[str, Any] | None = None
+    paths: list[Path] = field(default_factory=list)  # media artifacts, stored under GENLAB_HOME/outputs
+
+    @property
+    def held(self) -> bool:
+        return self.review is not None
+
+
+class Pipeline:
+    """The gate: a policy, a store for records and reviews, per-model queues."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        policy: Policy | str = "default",
+        store: Store | None = None,
+        queue_limit: int = 8,
+        observer: Observer | None = None,
+        queues: Queues | None = None,
+    ) -> None:
+        self.registry = registry
+        self.guard = Guard(policy if isinstance(policy, Policy) else Policy.load(policy))
+        self.store = store
+        self.observer = observer or Observer()
+        self.queues = queues or Queues(queue_limit, self.observer)
+        self.outputs = registry.settings.outputs_dir
+
+    @property
+    def policy(self) -> Policy:
+        return self.guard.policy
+
+    def with_policy(self, policy: Policy | str) -> Pipeline:
+        """The same store, queues and observer under another policy (a recipe's own)."""
+        if isinstance(policy, str) and policy == self.policy.name:
+            return self
+        return Pipeline(
+            self.registry, policy=policy, store=self.store, observer=self.observer, queues=self.queues
+        )
+
+    def gate(self) -> Gate:
+        return Gate(self.guard, self.observer)
+
+    # -- stage 1: check ----------------------------------------------------------------------------
+    def check(
+        self, model: str | Generator, modalities: tuple[str, ...], *, size: str | None = None
+    ) -> Generator:
+        """The model, loaded, if it makes one of ``modalities`` (and draws ``size`` images)."""
+        generator = self.registry.load(model) if isinstance(model, str) else model
+        made = generator.card.modality
+        if made not in modalities:
+            wanted = " or ".join(NOUNS.get(m, m) for m in modalities)
+            raise WrongModality(
+                f"model {generator.card.name!r} makes {NOUNS.get(made, made)}, not {wanted}",
+                param="model",
+                hint=f"use a model that makes {wanted} (see `genlab models`)",
+            )
+        side = getattr(getattr(getattr(generator, "model", None), "config", None), "size", None)
+        if size is not None and side is not None and size != f"{side}x{side}":
+            raise InvalidRequestError(
+                f"model {generator.card.name!r} draws {side}x{side} images; size {size!r} is not available",
+                param="size",
+            )
+        return generator
+
+    # -- stage 3: admit ----------------------------------------------------------------------------
+    def admit(self, generator: Generator) -> Slot:
+        return self.queues.admit(generator.card.name)
+
+    # -- stage 7 for streams, decided before the first token ---------------------------------------
+    def could_hold(self, endpoint: str, gate: Gate) -> str | None:
+        """Why the review rule could hold this request once its output is known, or None."""
+        review = self.policy.review
+        mode = review.endpoints.get(endpoint, review.mode)
+        if mode == "always":
+            return "every generation is held for review"
+        if mode == "sample" and review.sample_rate > 0:
+            return f"a share ({review.sample_rate:g}) of generations is held for review"
+        if mode in ("flagged", "sample") and gate.flags.flagged_by:
+            return "the prompt was flagged by " + ", ".join(sorted(set(gate.flags.flagged_by)))
+        if mode in ("flagged", "sample") and any(r.action == "flag" for r in self.policy.output):
+            return "an output rule flags generations for review"
+        return None
+
+    def refuse_unreviewed_stream(self, endpoint: str, gate: Gate) -> None:
+        reason = self.could_hold(endpoint, gate)
+        if reason is not None:
+            self.observer.rejected("stream_needs_review")
+            raise ReviewRequired(
+                f"{endpoint} cannot stream under policy {self.policy.name!r}: {reason}, and a streamed "
+                "token cannot be held; send stream: false (a held generation answers 202 and a review id)",
+                param="stream",
+            )
+
+    # -- stages 7 and 8: review and record ---------------------------------------------------------
+    def finish(
+        self,
+        *,
+        endpoint: str,
+        generator: Generator,
+        gate: Gate,
+        caller: Caller,
+        raw: dict[str, Any],
+        outputs: list[dict[str, Any]],
+        respond: Callable[[list[str]], dict[str, Any]] | None,
+        latency_ms: float,
+    ) -> tuple[list[str], dict[str, Any] | None]:
+        """Record each released output (held where the review rule says so) and submit a held
+        response to the review queue: (record ids, the review or None)."""
+        if self.store is None:  # library use (evaluation): nothing to record, nobody to review
+            return [], None
+        rule = self.policy.review.hold(endpoint, gate.flags.flagged_by)
+        record_ids = [
+            self.store.record_generation(
+                key_id=caller.key_id,
+                endpoint=endpoint,
+                model=generator.card.name,
+                request=raw,
+                latency_ms=latency_ms,
+                status="held" if rule else "ok",
+                **output,
+            )
+            for output in outputs
+        ]
+        if rule is None:
+            return record_ids, None
+        response = respond(record_ids) if respond is not None else {}
+        artifact = {"text": outputs[0].get("output_text") or "", "response": response}
+        if outputs and outputs[0].get("artifact_path"):
+            artifact = {
+                "path": outputs[0]["artifact_path"],
+                "sha256": outputs[0]["artifact_sha256"],
+                "label": outputs[0].get("output_text"),
+                "count": len(outputs),
+                "response": response,
+            }
+        item = self.store.reviews.submit(
+            endpoint=endpoint,
+            model=generator.card.name,
+            modality=generator.card.modality,
+            request=raw,
+            artifact=artifact,
+            findings=gate.flags.findings,
+            rule=rule,
+            policy=self.policy.review,
+            key_id=caller.key_id,
+            webhook=caller.webhook,
+            actor=caller.actor,
+        )
+        self.observer.rejected("held_for_review")
+        review = {
+            "id": item["id"],
+            "rule": rule,
+            "due_at": item["due_at"],
+            "url": f"/v1/reviews/{item['id']}",
+        }
+        return record_ids, review
+
+    # -- the faces' entry points -------------------------------------------------------------------
+    def generate(
+        self,
+        requests: GenerationRequest | list[GenerationRequest],
+        *,
+        endpoint: str,
+        modalities: tuple[str, ...] = TEXT,
+        caller: Caller = LOCAL,
+        raw: dict[str, Any] | None = None,
+        respond: Callable[[Released], dict[str, Any]] | None = None,
+        size: str | None = None,
+        shape: Callable[[str], str] | None = None,
+        **kwargs: Any,
+    ) -> Released:
+        """Every stage, for one or more requests to one model (one review decision over all).
+        ``shape`` is how the face presents a text (chat strips it), applied before the output
+        policy so that what is scanned, hashed, held and recorded is exactly what is released."""
+        requests = requests if isinstance(requests, list) else [requests]
+        generator = self.check(requests[0].model, modalities, size=size)  # 1. check
+        gate = self.gate()
+        requests = [gate.input_request(r) for r in requests]  # 2. input
+        started = time.perf_counter()
+        artifacts: list[Artifact] = []
+        with self.admit(generator):  # 3. admit
+            for request in requests:  # 4. generate
+                produced = generator.generate(request, **kwargs)
+                if shape is not None:
+                    produced = [
+                        dataclasses.replace(a, text=shape(a.text)) if isinstance(a, TextArtifact) else a
+                        for a in produced
+                    ]
+                artifacts += [gate.release(a, request.prompt) for a in produced]  # 5., 6.
+        latency = (time.perf_counter() - started) * 1000
+        released = Released(artifacts, [], gate.flags)
+        outputs = [self._record_fields(a, released) for a in artifacts]
+        for a in artifacts:
+            self.observer.tokens(
+                generator.card.name, getattr(a, "prompt_tokens", 0), getattr(a, "completion_tokens", 0)
+            )
+
+        def response(record_ids: list[str]) -> dict[str, Any]:
+            released.record_ids = record_ids
+            return respond(released) if respond is not None else {}
+
+        record_ids, review = self.finish(
+            endpoint=endpoint,
+            generator=generator,
+            gate=gate,
+            caller=caller,
+            raw=raw or requests[0].to_dict(),
+            outputs=outputs,
+            respond=response,
+            latency_ms=latency,
+        )  # 7., 8.
+        released.record_ids, released.review = record_ids, review
+        return released
+
+    def _record_fields(self, artifact: Artifact, released: Released) -> dict[str, Any]:
+        """What a record keeps of a released artifact: its text, or its stored file and hash."""
+        if isinstance(artifact, TextArtifact):
+            return {
+                "output_text": artifact.text,
+                "artifact_sha256": artifact.sha256,
+                "prompt_tokens": artifact.prompt_tokens,
+                "completion_tokens": artifact.completion_tokens,
+            }
+        path = artifact.save(self.outputs / artifact.modality / f"{artifact.sha256[:32]}{artifact.extension}")
+        released.paths.append(path)
+        return {
+            "output_text": getattr(artifact, "label", None),
+            "artifact_path": str(path),
+            "artifact_sha256": artifact.sha256,
+        }
+
+    def stream(
+        self,
+        request: GenerationRequest,
+        *,
+        endpoint: str,
+        caller: Caller = LOCAL,
+        raw: dict[str, Any] | None = None,
+    ) -> Stream:
+        """Stages 1-3 now (so a bad request or a full queue is an error before any token), the
+        review rule decided before the first token, and the rest as the stream is read."""
+        generator = self.check(request.model, TEXT)  # 1. check
+        gate = self.gate()
+        request = gate.input_request(request)  # 2. input
+        self.refuse_unreviewed_stream(endpoint, gate)  # 7. decided now
+        slot = self.admit(generator)  # 3. admit
+        try:
+            iterator = generator.stream(request)  # 4. (validates before the first token)
+        except BaseException:
+            slot.release()
+            raise
+        return Stream(
+            self, generator, gate, slot, iterator, request, endpoint, caller, raw or request.to_dict()
+        )
+
+
+class Stream:
+    """An admitted, guarded stream of ``TextChunk``s. Read it in one thread; closing it (or reading
+    it to the end) releases the queue slot and records what was released, choice by choice."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        generator: Generator,
+        gate: Gate,
+        slot: Slot,
+        iterator: Iterator[TextChunk],
+        request: GenerationRequest,
+        endpoint: str,
+        caller: Caller,
+        raw: dict[str, Any],
+    ) -> None:
+        self.pipeline, self.generator, self.gate, self.slot = pipeline, generator, gate, slot
+        self.iterator, self.request = iterator, request
+        self.endpoint, self.caller, self.raw = endpoint, caller, raw
+        self.texts: dict[int, list[str]] = {}
+        self.usage: dict[int, tuple[int, int]] = {}
+        self.finished: set[int] = set()
+        self.record_ids: list[str] = []
+        # a stream nobody reads (the client left before the response started) still frees its slot
+        weakref.finalize(self, slot.release)
+
+    def __iter__(self) -> Iterator[TextChunk]:
+        started = time.perf_counter()
+        first = True
+        try:
+            for chunk in self._guarded():  # 5. output, as the text grows
+                if first and chunk.text:
+                    first = False
+                    self.pipeline.observer.first_token(
+                        self.generator.card.name, time.perf_counter() - started
+                    )
+                self.texts.setdefault(chunk.index, []).append(chunk.text)
+                if chunk.finish_reason is not None:
+                    self.finished.add(chunk.index)
+                    self.usage[chunk.index] = (chunk.prompt_tokens, chunk.completion_tokens)
+                yield chunk
+        finally:
+            close = getattr(self.iterator, "close", None)
+            if close is not None:
+                close()  # ends llama.cpp's loop at the next token
+            self.slot.release()
+            self._record((time.perf_counter() - started) * 1000)  # 6., 8.
+
+    def _guarded(self) -> Iterator[TextChunk]:
+        guards: dict[int, StreamGuard] = {}
+        for chunk in self.iterator:
+            g = guards.setdefault(chunk.index, StreamGuard(self.gate.guard, self.request.prompt or ""))
+            if chunk.finish_reason is None:
+                text = g.push(chunk.text)
+                if text:
+                    yield dataclasses.replace(chunk, text=text)
+                if not g.blocked:
+                    continue
+            tail = g.finish() if not g.blocked else ""
+            if tail:
+                yield TextChunk(text=tail, index=chunk.index)
+            if g.last is not None:
+                self.gate.flags.add(g.last, "output")
+            if g.blocked:
+                self.pipeline.observer.rejected("guardrail_output")
+                yield dataclasses.replace(chunk, text="", finish_reason="content_filter")
+                return
+            yield chunk
+
+    def _record(self, latency_ms: float) -> None:
+        if self.pipeline.store is None:
+            return
+        name = self.generator.card.name
+        for index in range(self.request.n):
+            text = "".join(self.texts.get(index, []))
+            prompt_tokens, completion_tokens = self.usage.get(index, (0, 0))
+            self.pipeline.observer.tokens(name, prompt_tokens, completion_tokens)
+            self.record_ids.append(
+                self.pipeline.store.record_generation(
+                    key_id=self.caller.key_id,
+                    endpoint=self.endpoint,
+                    model=name,
+                    request=self.raw,
+                    output_text=text,
+                    artifact_sha256=sha256_bytes(text.encode("utf-8")),
+                    prompt_tokens=prompt_tokens,
+                    completion_tokens=completion_tokens,
+                    latency_ms=latency_ms,
+                    status="ok" if index in self.finished else "cancelled",
+                )
+            )

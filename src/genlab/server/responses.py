@@ -1,0 +1,103 @@
+"""Response shapes shared by the routes: server-sent events, held-for-review answers, streams."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from genlab.core import GenlabError, TextChunk
+from genlab.pipeline import Stream
+from genlab.server import errors
+from genlab.server.runtime import iterate_in_thread
+
+
+def held(review: dict[str, Any]) -> JSONResponse:
+    """What a client gets instead of a held generation: 202 and where to poll for its release."""
+    body = held_body(review["id"], review["rule"], review["due_at"])
+    return JSONResponse(body, status_code=202, headers={"location": body["url"]})
+
+
+def held_body(item_id: str, rule: str, due_at: str) -> dict[str, Any]:
+    return {
+        "id": item_id,
+        "object": "review",
+        "status": "pending",
+        "rule": rule,
+        "url": f"/v1/reviews/{item_id}",
+        "due_at": due_at,
+    }
+
+
+def sse(events: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
+    """Server-sent events, ending with ``[DONE]``; an error after the first byte is reported in-band."""
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            async for event in events:
+                yield f"data: {json.dumps(event, ensure_ascii=False)}\n\n".encode()
+        except GenlabError as e:
+            _, error, _ = errors.http_error(e)
+            yield f"data: {json.dumps(error)}\n\n".encode()
+        yield b"data: [DONE]\n\n"
+
+    return StreamingResponse(
+        body(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def chunks(http: Request, stream: Stream) -> AsyncIterator[TextChunk]:
+    """A pipeline stream read in a worker thread; a client that leaves cancels the generation."""
+    cancelled = threading.Event()
+    iterator = iterate_in_thread(lambda: iter(stream), cancelled)
+    try:
+        async for chunk in iterator:
+            yield chunk
+            if await http.is_disconnected():
+                break
+    finally:
+        cancelled.set()
+        await iterator.aclose()
+
+
+def completion_logprobs(tokens: list[dict[str, Any]] | None) -> dict[str, Any] | None:
+    """genlab's per-token logprobs -> OpenAI completions' parallel lists."""
+    if tokens is None:
+        return None
+    offsets, pos = [], 0
+    for t in tokens:
+        offsets.append(pos)
+        pos += len(t["token"])
+    return {
+        "tokens": [t["token"] for t in tokens],
+        "token_logprobs": [t["logprob"] for t in tokens],
+        "top_logprobs": [t["top_logprobs"] for t in tokens],
+        "text_offset": offsets,
+    }
+
+
+def chat_logprobs(tokens: list[dict[str, Any]] | None) -> dict[str, Any] | None:
+    """genlab's per-token logprobs -> OpenAI chat's ``logprobs.content``."""
+    if tokens is None:
+        return None
+
+    def top(alternatives: dict[str, float]) -> list[dict[str, Any]]:
+        return [{"token": k, "logprob": v, "bytes": list(k.encode())} for k, v in alternatives.items()]
+
+    return {
+        "content": [
+            {
+                "token": t["token"],
+                "logprob": t["logprob"],
+                "bytes": list(t["token"].encode()),
+                "top_logprobs": top(t["top_logprobs"]),
+            }
+            for t in tokens
+        ]
+    }

@@ -1,0 +1,162 @@
+"""The industry recipes over HTTP, and their studio pages.
+
+    GET  /v1/apps                                  the recipes, with each one's input JSON schema
+    POST /v1/apps/{recipe}                         {"input": {...}, "model": ..., "seed": ...}
+                                                   -> 200 the result, or 202 + review id when held
+    GET  /v1/apps/tutor/courses
+    POST /v1/apps/tutor/learners                   {"learner": "ada", "course": "python-basics"}
+    GET  /v1/apps/tutor/learners/{id}              mastery per skill, the path, the waiting question
+    POST /v1/apps/tutor/learners/{id}/next         {"model": optional, writes questions once the bank is used}
+    POST /v1/apps/tutor/learners/{id}/answer       {"choice": "B"}
+
+A recipe runs under its own guardrail policy and review section (healthcare: every result held),
+through the model's bounded queue, like any other generation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from genlab.apps import RECIPES, get_recipe, run_recipe
+from genlab.apps import education as tutor
+from genlab.apps.recipe import Context
+from genlab.server.deps import CallerDep, KeyDep, StateDep
+from genlab.server.errors import APIError
+from genlab.server.responses import held
+from genlab.server.templating import page
+
+router = APIRouter(tags=["apps"])
+TUTOR = {
+    "object": "app",
+    "name": "tutor",
+    "industry": "education",
+    "title": "Adaptive tutor",
+    "summary": "Bayesian Knowledge Tracing per skill; the next question is chosen by mastery.",
+    "policy": "education",
+    "metric": "adaptive_learned_rate",
+}
+
+
+class AppRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    input: dict[str, Any] = Field(description="The recipe's input (its schema: GET /v1/apps).")
+    model: str = "gemma-3-270m"
+    seed: int = Field(default=0, ge=0, lt=2**32)
+
+
+class LearnerRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    learner: str = Field(min_length=1, max_length=100)
+    course: str = "python-basics"
+
+
+class NextRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = None
+    seed: int = Field(default=0, ge=0, lt=2**32)
+
+
+class AnswerRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    choice: str = Field(min_length=1, max_length=1)
+
+
+def recipe_or_404(name: str):
+    if name not in RECIPES:
+        raise APIError(
+            404,
+            f"no recipe named {name!r}; known: {', '.join(RECIPES)}, tutor",
+            type_="not_found_error",
+            code="not_found",
+        )
+    return get_recipe(name)
+
+
+def describe_courses() -> list[dict[str, Any]]:
+    out = []
+    for name in tutor.shipped_courses():
+        course = tutor.Course.load(name)
+        skills = [
+            {"id": s, "title": course.skills[s].title, "prerequisites": course.skills[s].prerequisites}
+            for s in course.order()
+        ]
+        out.append({"id": name, "title": course.title, "skills": skills})
+    return out
+
+
+@router.get("/v1/apps")
+async def list_apps(_: KeyDep) -> dict[str, Any]:
+    return {"object": "list", "data": [*({"object": "app", **r.describe()} for r in RECIPES.values()), TUTOR]}
+
+
+@router.post("/v1/apps/tutor/learners", status_code=201)
+async def start(body: LearnerRequest, state: StateDep, _: KeyDep) -> dict[str, Any]:
+    return await run_in_threadpool(tutor.start_learner, state.store, body.learner, body.course)
+
+
+@router.get("/v1/apps/tutor/courses")
+async def courses(_: KeyDep) -> dict[str, Any]:
+    return {"object": "list", "data": await run_in_threadpool(describe_courses)}
+
+
+@router.get("/v1/apps/tutor/learners/{learner}")
+async def learner(learner: str, state: StateDep, _: KeyDep) -> dict[str, Any]:
+    view = await run_in_threadpool(tutor.learner_view, state.store, learner)
+    return {**view, "history": await run_in_threadpool(state.store.learner_events, learner)}
+
+
+@router.post("/v1/apps/tutor/learners/{learner}/next")
+async def next_question(
+    learner: str, state: StateDep, _: KeyDep, body: NextRequest | None = None
+) -> dict[str, Any]:
+    body = body or NextRequest()
+    ctx = None
+    if body.model is not None:
+        ctx = Context(
+            await run_in_threadpool(state.pipeline.check, body.model, ("text", "code")), seed=body.seed
+        )
+    question = await run_in_threadpool(tutor.ask, state.store, learner, ctx)
+    return {"done": question is None, "question": question}
+
+
+@router.post("/v1/apps/tutor/learners/{learner}/answer")
+async def answer(learner: str, body: AnswerRequest, state: StateDep, _: KeyDep) -> dict[str, Any]:
+    return await run_in_threadpool(tutor.answer, state.store, learner, body.choice)
+
+
+@router.post("/v1/apps/{name}")
+async def run_app(name: str, body: AppRequest, state: StateDep, who: CallerDep):
+    recipe = recipe_or_404(name)
+    value = recipe.parse_input(body.input)  # a 400 before the model loads or queues
+    result = await run_in_threadpool(
+        run_recipe, recipe, value, pipeline=state.pipeline, model=body.model, seed=body.seed, caller=who
+    )
+    return held(result.review) if result.held else result.to_dict()
+
+
+# -- studio ----------------------------------------------------------------------------------------
+@router.get("/studio/apps", response_class=HTMLResponse)
+async def studio_apps(request: Request):
+    return page(request, "apps.html", recipes=[r.describe() for r in RECIPES.values()])
+
+
+@router.get("/studio/apps/tutor", response_class=HTMLResponse)
+async def studio_tutor(request: Request):
+    return page(request, "tutor.html")
+
+
+@router.get("/studio/apps/{name}", response_class=HTMLResponse)
+async def studio_app(request: Request, name: str):
+    recipe = recipe_or_404(name)
+    return page(
+        request, "app.html", recipe=recipe.describe(), example=recipe.case_input(recipe.eval_cases()[0])
+    )

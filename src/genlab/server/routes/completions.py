@@ -1,0 +1,246 @@
+"""OpenAI's text routes: ``POST /v1/completions`` and ``POST /v1/chat/completions``.
+
+Each builds ``GenerationRequest``s from the body and hands them to the pipeline, which runs the
+whole gate (``genlab.pipeline``); the route only shapes OpenAI's response.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from genlab.core import GenerationRequest, InvalidRequestError, SamplingParams, UnsupportedError
+from genlab.pipeline import Released
+from genlab.server import chat as chat_template
+from genlab.server.deps import CallerDep, StateDep
+from genlab.server.responses import chat_logprobs, chunks, completion_logprobs, held, sse
+from genlab.server.schemas import ChatRequest, CompletionRequest
+
+router = APIRouter(prefix="/v1", tags=["completions"])
+DEFAULT_CHAT_MAX_TOKENS = 256
+
+
+def sampling(
+    body,
+    *,
+    max_tokens: int,
+    extra_stop: tuple[str, ...] = (),
+    logprobs: int | None = None,
+    json_schema: dict | None = None,
+) -> SamplingParams:
+    if body.presence_penalty or body.frequency_penalty:
+        raise UnsupportedError("presence_penalty and frequency_penalty are not supported; use repeat_penalty")
+    stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
+    return SamplingParams(
+        max_tokens=max_tokens,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        top_k=body.top_k,
+        min_p=body.min_p,
+        repeat_penalty=body.repeat_penalty,
+        stop=tuple(stop) + extra_stop,
+        logprobs=logprobs,
+        json_schema=json_schema,
+    )
+
+
+def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+# -- /v1/completions --------------------------------------------------------------------------------
+def completion_requests(body: CompletionRequest) -> list[GenerationRequest]:
+    if body.echo or body.suffix is not None:
+        raise UnsupportedError("echo and suffix are not supported")
+    prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
+    if not 1 <= len(prompts) <= 16:
+        raise InvalidRequestError("prompt must be a string or a list of 1-16 strings", param="prompt")
+    params = sampling(body, max_tokens=body.max_tokens or 16, logprobs=body.logprobs)
+    return [
+        GenerationRequest(prompt=p, model=body.model, n=body.n, seed=body.seed, params=params).validate()
+        for p in prompts
+    ]
+
+
+def completion_response(body: CompletionRequest, released: Released, cid: str) -> dict[str, Any]:
+    choices = [
+        {
+            "text": a.text,
+            "index": i,
+            "logprobs": completion_logprobs(a.logprobs),
+            "finish_reason": a.finish_reason,
+        }
+        for i, a in enumerate(released.artifacts)
+    ]
+    prompt_tokens = sum(a.prompt_tokens for i, a in enumerate(released.artifacts) if i % body.n == 0)
+    return {
+        "id": cid,
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": body.model,
+        "choices": choices,
+        "usage": usage(prompt_tokens, sum(a.completion_tokens for a in released.artifacts)),
+        "genlab": {"generation_ids": released.record_ids},
+    }
+
+
+@router.post("/completions")
+async def completions(body: CompletionRequest, http: Request, state: StateDep, who: CallerDep):
+    requests = completion_requests(body)
+    raw, cid = body.model_dump(exclude_none=True), f"cmpl-{uuid.uuid4().hex}"
+    if not body.stream:
+        released = await run_in_threadpool(
+            state.pipeline.generate,
+            requests,
+            endpoint="completions",
+            caller=who,
+            raw=raw,
+            respond=lambda r: completion_response(body, r, cid),
+        )
+        return held(released.review) if released.held else completion_response(body, released, cid)
+    streams = []
+    try:
+        for request in requests:  # every prompt is admitted before the 200 starts
+            streams.append(
+                await run_in_threadpool(
+                    state.pipeline.stream, request, endpoint="completions", caller=who, raw=raw
+                )
+            )
+    except BaseException:
+        for s in streams:
+            s.slot.release()
+        raise
+    base = {"id": cid, "object": "text_completion", "created": int(time.time()), "model": body.model}
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+
+    async def events() -> AsyncIterator[dict[str, Any]]:
+        prompt_tokens = completion_tokens = 0
+        for i, stream in enumerate(streams):
+            async for c in chunks(http, stream):
+                if c.finish_reason is not None:
+                    prompt_tokens += c.prompt_tokens if c.index == 0 else 0
+                    completion_tokens += c.completion_tokens
+                if c.text or c.finish_reason:
+                    choice = {
+                        "text": c.text,
+                        "index": i * body.n + c.index,
+                        "logprobs": completion_logprobs(c.logprobs),
+                        "finish_reason": c.finish_reason,
+                    }
+                    yield {**base, "choices": [choice]}
+        if include_usage:
+            yield {**base, "choices": [], "usage": usage(prompt_tokens, completion_tokens)}
+
+    return sse(events())
+
+
+# -- /v1/chat/completions ---------------------------------------------------------------------------
+def response_schema(body: ChatRequest) -> dict | None:
+    fmt = body.response_format
+    if fmt is None or fmt.type == "text":
+        return None
+    if fmt.type == "json_object":
+        return {"type": "object"}
+    if fmt.json_schema is None:
+        raise InvalidRequestError(
+            "response_format json_schema needs a json_schema object", param="response_format"
+        )
+    return fmt.json_schema.schema_ or {"type": "object"}
+
+
+def chat_request(body: ChatRequest) -> GenerationRequest:
+    schema = response_schema(body)
+    max_tokens = body.max_completion_tokens or body.max_tokens or DEFAULT_CHAT_MAX_TOKENS
+    logprobs = (body.top_logprobs or 0) if body.logprobs else None
+    params = sampling(
+        body,
+        max_tokens=max_tokens,
+        extra_stop=() if schema else chat_template.STOP,
+        logprobs=logprobs,
+        json_schema=schema,
+    )
+    prompt = chat_template.render(body.messages)
+    return GenerationRequest(
+        prompt=prompt, model=body.model, n=body.n, seed=body.seed, params=params
+    ).validate()
+
+
+def chat_response(body: ChatRequest, released: Released, cid: str) -> dict[str, Any]:
+    choices = [
+        {
+            "index": j,
+            "message": {"role": "assistant", "content": a.text},
+            "logprobs": chat_logprobs(a.logprobs) if body.logprobs else None,
+            "finish_reason": a.finish_reason,
+        }
+        for j, a in enumerate(released.artifacts)
+    ]
+    prompt_tokens = released.artifacts[0].prompt_tokens
+    return {
+        "id": cid,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.model,
+        "choices": choices,
+        "usage": usage(prompt_tokens, sum(a.completion_tokens for a in released.artifacts)),
+        "genlab": {"generation_ids": released.record_ids},
+    }
+
+
+@router.post("/chat/completions")
+async def chat_completions(body: ChatRequest, http: Request, state: StateDep, who: CallerDep):
+    request = chat_request(body)
+    raw, cid = (
+        {**body.model_dump(exclude_none=True, by_alias=True), "prompt": request.prompt},
+        f"chatcmpl-{uuid.uuid4().hex}",
+    )
+    if not body.stream:
+        released = await run_in_threadpool(
+            state.pipeline.generate,
+            request,
+            endpoint="chat.completions",
+            caller=who,
+            raw=raw,
+            respond=lambda r: chat_response(body, r, cid),
+            shape=None if response_schema(body) else str.strip,
+        )
+        return held(released.review) if released.held else chat_response(body, released, cid)
+    stream = await run_in_threadpool(
+        state.pipeline.stream, request, endpoint="chat.completions", caller=who, raw=raw
+    )
+    base = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": body.model}
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+
+    def choice(index: int, delta: dict[str, Any], logprobs=None, finish: str | None = None) -> dict[str, Any]:
+        return {
+            **base,
+            "choices": [{"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}],
+        }
+
+    async def events() -> AsyncIterator[dict[str, Any]]:
+        started: set[int] = set()
+        prompt_tokens = completion_tokens = 0
+        async for c in chunks(http, stream):
+            if c.index not in started:
+                started.add(c.index)
+                yield choice(c.index, {"role": "assistant", "content": ""})
+            if c.finish_reason is not None:
+                prompt_tokens, completion_tokens = c.prompt_tokens, completion_tokens + c.completion_tokens
+                yield choice(c.index, {}, finish=c.finish_reason)
+            elif c.text:
+                yield choice(
+                    c.index, {"content": c.text}, chat_logprobs(c.logprobs) if body.logprobs else None
+                )
+        if include_usage:
+            yield {**base, "choices": [], "usage": usage(prompt_tokens, completion_tokens)}
+
+    return sse(events())

@@ -1,0 +1,23 @@
+"""``GET /health`` and ``GET /metrics`` (Prometheus)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+import genlab
+from genlab.server.deps import StateDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health")
+async def health(state: StateDep) -> dict[str, Any]:
+    return {"status": "ok", "version": genlab.__version__, "loaded_models": state.registry.loaded()}
+
+
+@router.get("/metrics")
+async def metrics(state: StateDep) -> Response:
+    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

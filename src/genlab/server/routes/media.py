@@ -1,0 +1,142 @@
+"""OpenAI's media routes over genlab's GAN, VAE and diffusion models, and the stored generations.
+
+POST /v1/images/generations                  the prompt names a class ("7", "letter A")
+POST /v1/audio/speech                        ``input`` names the class to say; the WAV itself
+GET  /v1/genlab/generations/{id}             a generation record (403 while held for review)
+GET  /v1/genlab/generations/{id}/content     its stored image or audio
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Response
+from starlette.concurrency import run_in_threadpool
+
+from genlab.core import GenerationRequest, SamplingParams
+from genlab.pipeline import Released
+from genlab.server.deps import CallerDep, KeyDep, StateDep
+from genlab.server.errors import APIError
+from genlab.server.responses import held
+from genlab.server.schemas import ImageRequest, SpeechRequest
+from genlab.server.state import State
+
+router = APIRouter(prefix="/v1", tags=["media"])
+MEDIA_TYPES = {".png": "image/png", ".wav": "audio/wav"}
+
+
+def family_request(model: str, prompt: str | None, n: int, seed: int | None, body) -> GenerationRequest:
+    """A GAN, VAE or diffusion request (the diffusion options ride in ``extra``)."""
+    extra = {"steps": body.steps, "sampler": body.sampler, "guidance": body.guidance}
+    return GenerationRequest(
+        prompt=prompt, model=model, n=n, seed=seed, params=SamplingParams(extra=extra)
+    ).validate(needs_prompt=False)
+
+
+def images_response(body: ImageRequest, released: Released, inline: bool) -> dict[str, Any]:
+    data = []
+    for a, record_id in zip(released.artifacts, released.record_ids, strict=True):
+        item: dict[str, Any] = {"revised_prompt": a.label, "genlab_id": record_id, "seed": a.provenance.seed}
+        if body.response_format == "b64_json" or inline:  # a held image is released inline, never by URL
+            item["b64_json"] = base64.b64encode(a.to_bytes()).decode("ascii")
+        else:
+            item["url"] = f"/v1/genlab/generations/{record_id}/content"
+        data.append(item)
+    return {"created": int(time.time()), "data": data}
+
+
+@router.post("/images/generations")
+async def images(body: ImageRequest, state: StateDep, who: CallerDep) -> Any:
+    request = family_request(
+        body.model, body.prompt if body.prompt.strip() else None, body.n, body.seed, body
+    )
+    released = await run_in_threadpool(
+        state.pipeline.generate,
+        request,
+        endpoint="images",
+        modalities=("image",),
+        caller=who,
+        raw=body.model_dump(exclude_none=True),
+        size=body.size,
+        respond=lambda r: images_response(body, r, True),
+    )
+    return held(released.review) if released.held else images_response(body, released, False)
+
+
+@router.post("/audio/speech")
+async def speech(body: SpeechRequest, state: StateDep, who: CallerDep) -> Any:
+    """The WAV itself (provenance in its LIST/INFO chunk); headers carry the generation id and seed."""
+    seed = body.seed
+    if seed is None and body.voice:  # a named voice is a fixed seed: "alloy" always sounds the same
+        seed = zlib.crc32(body.voice.encode("utf-8"))
+    request = family_request(body.model, body.input, 1, seed, body)
+
+    def held_response(r: Released) -> dict[str, Any]:
+        a = r.artifacts[0]
+        return {
+            "b64_wav": base64.b64encode(a.to_bytes()).decode("ascii"),
+            "genlab_id": r.record_ids[0],
+            "seed": a.provenance.seed,
+            "class": a.label,
+        }
+
+    released = await run_in_threadpool(
+        state.pipeline.generate,
+        request,
+        endpoint="audio",
+        modalities=("audio",),
+        caller=who,
+        raw=body.model_dump(exclude_none=True),
+        respond=held_response,
+        iterations=body.iterations,
+    )
+    if released.held:
+        return held(released.review)
+    a = released.artifacts[0]
+    headers = {
+        "x-genlab-id": released.record_ids[0],
+        "x-genlab-seed": str(a.provenance.seed),
+        "x-genlab-class": a.label or "",
+    }
+    return Response(a.to_bytes(), media_type="audio/wav", headers=headers)
+
+
+async def released_record(state: State, record_id: str) -> dict[str, Any]:
+    """A generation record, 404 if unknown, 403 while it is held for review."""
+    record = await run_in_threadpool(state.store.get_generation, record_id)
+    if record is None:
+        raise APIError(404, f"no generation {record_id!r}", type_="not_found_error", code="not_found")
+    if record["status"] == "held":
+        raise APIError(
+            403,
+            f"{record_id} is held for human review; GET /v1/reviews/{{id}} releases it once approved",
+            type_="permission_error",
+            code="held_for_review",
+        )
+    return record
+
+
+@router.get("/genlab/generations/{record_id}")
+async def get_generation(record_id: str, state: StateDep, _: KeyDep) -> dict[str, Any]:
+    return await released_record(state, record_id)
+
+
+@router.get("/genlab/generations/{record_id}/content")
+async def generation_content(record_id: str, state: StateDep, _: KeyDep) -> Response:
+    record = await released_record(state, record_id)
+    if not record.get("artifact_path"):
+        raise APIError(
+            404, f"no stored artifact for {record_id!r}", type_="not_found_error", code="not_found"
+        )
+    path = Path(record["artifact_path"])
+    if not path.is_file():
+        raise APIError(
+            410, f"the artifact of {record_id!r} is no longer on disk", type_="not_found_error", code="gone"
+        )
+    return Response(
+        path.read_bytes(), media_type=MEDIA_TYPES.get(path.suffix.lower(), "application/octet-stream")
+    )

@@ -1,0 +1,82 @@
+"""The studio's pages (HTML shells that call the API from the browser) and the compare report."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from starlette.concurrency import run_in_threadpool
+
+from genlab.server.deps import StateDep
+from genlab.server.errors import APIError
+from genlab.server.templating import page
+
+router = APIRouter(tags=["studio"], default_response_class=HTMLResponse)
+COMPARE_MEDIA = {".html": "text/html", ".json": "application/json", ".png": "image/png", ".wav": "audio/wav"}
+
+
+@router.get("/")
+async def playground(request: Request, state: StateDep):
+    return page(request, "playground.html", open=state.config.open_access)
+
+
+@router.get("/studio/images")
+async def images(request: Request):
+    return page(request, "images.html")
+
+
+@router.get("/studio/audio")
+async def audio(request: Request):
+    return page(request, "audio.html")
+
+
+@router.get("/studio/audits")
+async def audits(request: Request):
+    return page(request, "audits.html")
+
+
+@router.get("/studio/reviews")
+async def reviews(request: Request):
+    return page(request, "reviews.html")
+
+
+@router.get("/studio/reviews/{item_id}")
+async def review(request: Request, item_id: str):
+    return page(request, "review.html", item_id=item_id)
+
+
+@router.get("/studio/models")
+async def models(request: Request):
+    return page(request, "models.html")
+
+
+@router.get("/studio/generations/{record_id}")
+async def generation(request: Request, record_id: str):
+    return page(request, "generation.html", record_id=record_id)
+
+
+@router.get("/studio/compare")
+async def compare(request: Request, state: StateDep):
+    """The latest `genlab compare` report (its figures are of built-in data and models only)."""
+    from genlab.evaluation.compare import latest_report
+
+    if await run_in_threadpool(latest_report, state.registry.settings) is None:
+        return page(request, "compare.html")
+    return RedirectResponse("/studio/compare/report.html")
+
+
+@router.get("/studio/compare/{name:path}")
+async def compare_file(name: str, state: StateDep) -> Response:
+    from genlab.evaluation.compare import latest_report
+
+    latest = await run_in_threadpool(latest_report, state.registry.settings)
+    path = (latest / name).resolve() if latest is not None else None
+    if (
+        path is None
+        or not path.is_relative_to(latest.resolve())
+        or path.suffix not in COMPARE_MEDIA
+        or not path.is_file()
+    ):
+        raise APIError(
+            404, f"no file {name!r} in the latest compare report", type_="not_found_error", code="not_found"
+        )
+    return Response(path.read_bytes(), media_type=COMPARE_MEDIA[path.suffix])
