@@ -75,7 +75,8 @@ def _accuracy(classifier, mels: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 def training_speed(steps: int, families: tuple[str, ...]) -> dict[str, dict]:
-    from genlab.settings import Settings
+    from genlab.core.settings import Settings
+    from genlab.evaluation.classifier import fid_scorer
     from genlab.training.image import train_image_model
 
     out = {}
@@ -94,6 +95,7 @@ def training_speed(steps: int, families: tuple[str, ...]) -> dict[str, dict]:
                 progress=False,
                 modality="audio",
                 overrides={"eval_every": steps * 10, "warmup_steps": 0},
+                gan_scorer=fid_scorer,
             )
             out[family] = {
                 "seconds_per_1000_steps": round(1000 * result.seconds / steps, 1),
@@ -106,8 +108,7 @@ def examples(model, name: str, options: dict) -> None:
     """A spectrogram grid (one row per digit) and one WAV per digit."""
     from PIL import Image
 
-    from genlab.data.images import to_uint8
-    from genlab.families.image import image_grid
+    from genlab.codecs.image import image_grid, to_uint8
 
     per_class = 8
     labels = [c for c in range(len(model.classes)) for _ in range(per_class)]
@@ -132,10 +133,10 @@ def main() -> None:
     console = Console()
 
     from genlab.core import ModelNotFoundError
-    from genlab.families.image import published_module
+    from genlab.evaluation.models import evaluate_image_model
+    from genlab.families.build import published_module
     from genlab.families.nets import count_parameters
     from genlab.registry import Registry
-    from genlab.training.evaluate import evaluate_image_model
 
     console.print(f"[dim]codec round trip on {args.clips} held-out clips[/]")
     codec = codec_round_trip(args.clips)

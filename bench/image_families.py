@@ -38,7 +38,8 @@ FAMILIES = ("gan", "vae", "diffusion")
 
 
 def training_speed(steps: int) -> dict[str, dict]:
-    from genlab.settings import Settings
+    from genlab.core.settings import Settings
+    from genlab.evaluation.classifier import fid_scorer
     from genlab.training.image import train_image_model
 
     out = {}
@@ -52,6 +53,7 @@ def training_speed(steps: int) -> dict[str, dict]:
                 settings=Settings(home=Path(home)),
                 progress=False,
                 overrides={"eval_every": steps * 10, "warmup_steps": 0},
+                gan_scorer=fid_scorer,
             )
             out[family] = {
                 "seconds_per_1000_steps": round(1000 * result.seconds / steps, 1),
@@ -62,7 +64,7 @@ def training_speed(steps: int) -> dict[str, dict]:
 
 def quality(name: str, samples: int, **options) -> dict:
     """`genlab eval image` without touching the card: seeds 0..samples-1, classes in turn."""
-    from genlab.training.evaluate import evaluate_image_model
+    from genlab.evaluation.models import evaluate_image_model
 
     return evaluate_image_model(name, samples=samples, options=options, write_card=False, progress=False)
 
@@ -70,8 +72,7 @@ def quality(name: str, samples: int, **options) -> dict:
 def grid(model, path: Path, per_class: int = 8, **options) -> None:
     from PIL import Image
 
-    from genlab.data.images import to_uint8
-    from genlab.families.image import image_grid
+    from genlab.codecs.image import image_grid, to_uint8
 
     k = len(model.classes)
     labels = [c for c in range(k) for _ in range(per_class)]
@@ -91,7 +92,7 @@ def main() -> None:
     torch.set_num_threads(int(os.environ.get("GENLAB_THREADS", "2")))
     console = Console()
 
-    from genlab.families.image import published_module
+    from genlab.families.build import published_module
     from genlab.families.nets import count_parameters
     from genlab.registry import Registry
 

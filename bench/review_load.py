@@ -35,9 +35,10 @@ def run(url: str, items: int, reviewers: int) -> dict:
     from sqlalchemy import text
     from tests.server.conftest import LiveServer
 
+    from genlab.core.settings import Settings
     from genlab.registry import Registry
+    from genlab.safety.review import ReviewQueue
     from genlab.server.app import ServerConfig, create_app
-    from genlab.settings import Settings
     from genlab.storage import Store
 
     store = Store(url)
@@ -46,7 +47,7 @@ def run(url: str, items: int, reviewers: int) -> dict:
             c.execute(text(f"DELETE FROM {table}"))
         c.execute(text("UPDATE audit_head SET last_seq = 0, last_hash = :h WHERE id = 1"), {"h": "0" * 64})
     ids = [
-        store.reviews.submit(endpoint="chat.completions", model="bench", modality="text", request={"prompt": f"q{i}"},
+        ReviewQueue(store).submit(endpoint="chat.completions", model="bench", modality="text", request={"prompt": f"q{i}"},
                              artifact={"text": f"a{i}"}, findings=[], rule="always")["id"]
         for i in range(items)
     ]  # fmt: skip
@@ -85,7 +86,7 @@ def run(url: str, items: int, reviewers: int) -> dict:
             for t in threads:
                 t.join()
             seconds = time.perf_counter() - started
-    queue = store.reviews
+    queue = ReviewQueue(store)
     double = sum(len(v) > 1 for v in won.values())
     undecided = sum(1 for i in ids if i not in won)
     missing = 0

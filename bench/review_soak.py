@@ -33,11 +33,11 @@ sys.path.insert(0, str(ROOT))
 def round_(home: Path, url: str, keys: list[str]) -> dict:
     from tests.conftest import free_port, start_serve
 
-    from genlab.safety.review import FINAL
+    from genlab.safety.review import FINAL, ReviewQueue
     from genlab.storage import Store
 
     store = Store(url)
-    ids = [store.reviews.submit(endpoint="chat.completions", model="soak", modality="text", request={"prompt": f"q{i}"},
+    ids = [ReviewQueue(store).submit(endpoint="chat.completions", model="soak", modality="text", request={"prompt": f"q{i}"},
                                 artifact={"text": f"a{i}"}, findings=[], rule="always")["id"] for i in range(300)]  # fmt: skip
     store.close()
     port = free_port()
@@ -73,7 +73,7 @@ def round_(home: Path, url: str, keys: list[str]) -> dict:
     restarted = start_serve(home, port, GENLAB_DATABASE_URL=url)
     try:
         store = Store(url)
-        queue = store.reviews
+        queue = ReviewQueue(store)
         lost = sum(
             1 for item_id, state in acknowledged.items()
             if not ((s := queue.get(item_id)["state"]) == state or (state == "escalated" and s in FINAL))

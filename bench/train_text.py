@@ -83,9 +83,9 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("GENLAB_HOME", tempfile.mkdtemp(prefix="genlab-bench-"))
 
+    from genlab.core.settings import Settings
     from genlab.data.text import load_corpus, shakespeare_dir
     from genlab.families.transformer import GPT, TransformerConfig
-    from genlab.settings import Settings
     from genlab.training.text import PRESETS, TextTask, train_text_model
     from genlab.training.trainer import TrainConfig, Trainer
 

@@ -73,9 +73,9 @@ AUDIO_EDITS = {
 
 
 def image_items(n: int) -> list[np.ndarray]:
-    from genlab.data.images import load_digits, load_glyphs, to_uint8
-    from genlab.families.image import image_grid
-    from genlab.settings import Settings
+    from genlab.codecs.image import image_grid, to_uint8
+    from genlab.core.settings import Settings
+    from genlab.data.images import load_digits, load_glyphs
 
     digits = to_uint8(load_digits(16).val)[:, 0].numpy()
     glyphs = to_uint8(load_glyphs(Settings.from_env()).val)[:, 0].numpy()

@@ -13,8 +13,9 @@ import json
 import sys
 
 from genlab.core.io import atomic_write_json
+from genlab.evaluation.bias import run_audit
 from genlab.registry import SHIPPED_DIR, Registry
-from genlab.safety.bias import run_audit
+from genlab.reports import write_html
 
 
 def main(names: list[str]) -> None:
@@ -23,6 +24,7 @@ def main(names: list[str]) -> None:
         names = [e.name for e in registry.list() if e.card.builtin and e.kind in ("image", "audio")]
     for name in names:
         report = run_audit(name, registry=registry, write_card=False)
+        write_html("bias", report["path"])
         headline = {"id": report["id"], "suite": report.get("suite", "classes"), **report["headline"]}
         card_path = SHIPPED_DIR / name / "card.json"
         if card_path.is_file():

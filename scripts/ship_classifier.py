@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from genlab.data.images import load_image_dataset
+from genlab.data.datasets import load_image_dataset
 from genlab.evaluation.classifier import SHIPPED_CLASSIFIERS, train_classifier
 
 STEPS = {"digits": 2000, "digits8": 2000, "glyphs": 4000, "spoken-digits": 3000}

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from genlab.core.settings import Settings
 from genlab.registry import Registry
-from genlab.settings import Settings
 
 EMBEDDED = "gemma-3-270m"
 

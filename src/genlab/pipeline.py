@@ -48,6 +48,7 @@ from genlab.core.io import sha256_bytes
 from genlab.registry import Registry
 from genlab.safety.guardrails import Vault
 from genlab.safety.policy import Flags, Guard, GuardBlocked, Policy, StreamGuard
+from genlab.safety.review import ReviewQueue
 from genlab.storage import Store
 
 TEXT = ("text", "code")
@@ -257,6 +258,7 @@ class Pipeline:
         self.registry = registry
         self.guard = Guard(policy if isinstance(policy, Policy) else Policy.load(policy))
         self.store = store
+        self.reviews = ReviewQueue(store) if store is not None else None
         self.observer = observer or Observer()
         self.queues = queues or Queues(queue_limit, self.observer)
         self.outputs = registry.settings.outputs_dir
@@ -369,7 +371,7 @@ class Pipeline:
                 "count": len(outputs),
                 "response": response,
             }
-        item = self.store.reviews.submit(
+        item = self.reviews.submit(
             endpoint=endpoint,
             model=generator.card.name,
             modality=generator.card.modality,

@@ -9,6 +9,8 @@ Two sources:
 A loader turns an entry into a ``Generator``. Loaders are registered by kind in ``LOADERS``, so a
 new family adds one function and nothing here changes. Weights are read with safetensors or
 llama.cpp; nothing is ever unpickled.
+
+Room ``registry``: may import ``core``, ``generators`` and ``backends``.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from genlab.core import (
     ModelNotFoundError,
 )
 from genlab.core.io import atomic_write_json
-from genlab.settings import Settings
+from genlab.core.settings import Settings
 
 # Names become directory names: a conservative alphabet, no path separators, no leading dot.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -77,21 +79,21 @@ def _load_openai(entry: ModelEntry, settings: Settings) -> Generator:
 
 
 def _load_transformer(entry: ModelEntry, settings: Settings) -> Generator:
-    from genlab.families.lm import TransformerLM
+    from genlab.generators.lm import TransformerLM
 
     assert entry.path is not None
     return TransformerLM.from_dir(entry.path, entry.card, entry.config)
 
 
 def _load_image(entry: ModelEntry, settings: Settings) -> Generator:
-    from genlab.families.image import ImageModel
+    from genlab.generators.image import ImageModel
 
     assert entry.path is not None
     return ImageModel.from_dir(entry.path, entry.card, entry.config)
 
 
 def _load_audio(entry: ModelEntry, settings: Settings) -> Generator:
-    from genlab.families.audio import AudioModel
+    from genlab.generators.audio import AudioModel
 
     assert entry.path is not None
     return AudioModel.from_dir(entry.path, entry.card, entry.config)

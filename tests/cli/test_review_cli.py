@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from genlab.safety.review import FINAL
+from genlab.safety.review import FINAL, ReviewQueue
 from genlab.storage import Store
 
 from ..conftest import assert_clean_error, free_port, genlab_cli, start_serve
@@ -22,7 +22,7 @@ from ..conftest import assert_clean_error, free_port, genlab_cli, start_serve
 def seed(home: Path, n: int = 3) -> list[str]:
     store = Store(f"sqlite:///{home / 'genlab.db'}")
     ids = [
-        store.reviews.submit(endpoint="chat.completions", model="gemma-3-270m", modality="text",
+        ReviewQueue(store).submit(endpoint="chat.completions", model="gemma-3-270m", modality="text",
                              request={"prompt": f"question {i}"}, artifact={"text": f"answer {i}"},
                              findings=[{"scanner": "pii", "category": "PERSON", "start": 0, "end": 6, "score": 0.7}],
                              rule="flagged by pii")["id"]
@@ -126,7 +126,7 @@ def test_kill_9_under_load_loses_no_acknowledged_decision(tmp_path):
     restarted = start_serve(home, port)  # the server comes back on the same database
     try:
         store = Store(f"sqlite:///{home / 'genlab.db'}")
-        queue = store.reviews
+        queue = ReviewQueue(store)
         report = queue.verify()
         assert report.ok, report.problems
         for item_id, state in acknowledged.items():

@@ -6,10 +6,11 @@ import soundfile
 import torch
 
 from genlab.codecs.audio import MelCodec, mel_filterbank, read_audio, spectral_convergence
+from genlab.codecs.image import resolve_class
 from genlab.core import InvalidRequestError
+from genlab.core.settings import Settings
 from genlab.data.audio import Clip, load_audio_folder, load_spoken_digits, synthesise
-from genlab.data.images import load_image_dataset, resolve_class
-from genlab.settings import Settings
+from genlab.data.datasets import load_image_dataset
 
 CODEC = MelCodec()
 

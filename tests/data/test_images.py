@@ -9,16 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
+from genlab.codecs.image import resolve_class
 from genlab.core import InvalidRequestError
-from genlab.data.images import (
-    GLYPH_CLASSES,
-    load_digits,
-    load_folder,
-    load_glyphs,
-    load_image_dataset,
-    resolve_class,
-)
-from genlab.settings import Settings
+from genlab.core.settings import Settings
+from genlab.data.datasets import load_image_dataset
+from genlab.data.images import GLYPH_CLASSES, load_digits, load_folder, load_glyphs
 
 
 def test_digits_are_the_real_sklearn_set_split_by_class():

@@ -1,8 +1,8 @@
 import pytest
 
 from genlab.core import InvalidRequestError
+from genlab.core.settings import Settings
 from genlab.data.text import load_corpus, shakespeare_dir
-from genlab.settings import Settings
 
 from ..conftest import write_corpus
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from genlab.data.images import load_image_dataset
+from genlab.core.settings import Settings
+from genlab.data.datasets import load_image_dataset
 from genlab.evaluation.compare import CompareError, budget_for, run_compare
-from genlab.settings import Settings
+from genlab.reports import render_file
 from tests.conftest import assert_clean_error, genlab_cli
 
 
@@ -40,7 +41,7 @@ def test_compare_on_images_writes_a_report_resumes_and_reports_a_missing_modalit
     assert cells["gan-image"]["likelihood"] is None  # an implicit model has none
     assert "IWAE" in cells["vae-image"]["likelihood"]["metric"]
     assert "variational" in cells["diffusion-image"]["likelihood"]["metric"]
-    html = (Path(report["dir"]) / "report.html").read_text()
+    html = render_file("compare", Path(report["dir"]))
     assert (
         "gan-digits" in html
         and "quality-vs-speed.png" in html

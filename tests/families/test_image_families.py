@@ -9,12 +9,13 @@ import pytest
 import torch
 
 from genlab.core import ImageArtifact, InvalidRequestError, UnsupportedError, load_artifact
+from genlab.core.settings import Settings
 from genlab.data.images import load_digits
+from genlab.evaluation.classifier import fid_scorer
 from genlab.families.diffusion import Diffusion, DiffusionConfig
 from genlab.families.gan import GAN, GANConfig
 from genlab.families.vae import VAE, VAEConfig, discretized_logistic_log_prob
 from genlab.registry import Registry
-from genlab.settings import Settings
 from genlab.training.image import train_image_model
 
 pytestmark = pytest.mark.slow
@@ -25,7 +26,9 @@ def image_home(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """One tiny model of each family (conditional, digits), trained once for this module."""
     settings = Settings(home=tmp_path_factory.mktemp("image-home"))
     for family in ("gan", "vae", "diffusion"):
-        train_image_model(family, "digits", preset_name="tiny", settings=settings, progress=False)
+        train_image_model(
+            family, "digits", preset_name="tiny", settings=settings, progress=False, gan_scorer=fid_scorer
+        )
     return settings
 
 
@@ -153,7 +156,7 @@ def test_gan_objectives_and_phases_update_only_their_player():
             gan.loss(batch, "generator")
         )
     gan = GAN(GANConfig(size=16, num_classes=10, z_dim=8, width=16))
-    task = ImageTask(gan, data)
+    task = ImageTask(gan, data, gan_score=fid_scorer(data.name))
     phases = task.phases()
     assert [p.name for p in phases] == ["discriminator", "generator"]
     before = {k: v.clone() for k, v in gan.state_dict().items()}
@@ -176,7 +179,12 @@ def test_gan_resume_is_exact_with_two_optimisers_and_ema(tmp_path: Path):
     """A run resumed from its checkpoint makes the same updates as one never interrupted."""
     whole = Settings(home=tmp_path / "whole")
     parts = Settings(home=tmp_path / "parts")
-    common = {"preset_name": "tiny", "progress": False, "overrides": {"eval_every": 10}}
+    common = {
+        "preset_name": "tiny",
+        "progress": False,
+        "overrides": {"eval_every": 10},
+        "gan_scorer": fid_scorer,
+    }
     train_image_model("gan", "digits", name="g", steps=20, settings=whole, **common)
     train_image_model("gan", "digits", name="g", steps=10, settings=parts, **common)
     train_image_model("gan", "digits", name="g", steps=20, settings=parts, resume=True, **common)
@@ -229,7 +237,7 @@ def test_a_users_folder_trains_generates_by_class_name_and_gets_a_classifier(tmp
 @pytest.mark.parametrize("family", ["gan", "vae", "diffusion"])
 @pytest.mark.parametrize(("channels", "size"), [(1, 8), (3, 28)])
 def test_every_family_handles_other_sizes_and_colour(family: str, channels: int, size: int):
-    from genlab.families.image import build_family
+    from genlab.families.build import build_family
 
     small = {"gan": {"width": 16, "z_dim": 8}, "vae": {"width": 16, "z_dim": 4},
              "diffusion": {"widths": [8, 16], "attention": False}}[family]  # fmt: skip

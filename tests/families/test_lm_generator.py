@@ -2,8 +2,8 @@
 
 import pytest
 
-from genlab.backends.gguf_export import export_gguf
 from genlab.core import Generator, InvalidRequestError, UnsupportedError
+from genlab.training.gguf_export import export_gguf
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from genlab.core import InvalidRequestError
-from genlab.safety.bias import (
+from genlab.evaluation.bias import (
     Suite,
     associations,
     audit_classes,

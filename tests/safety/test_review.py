@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import text
 
 from genlab.core import InvalidRequestError
-from genlab.safety.review import ReviewConflict, ReviewNotFound, ReviewPolicy
+from genlab.safety.review import ReviewConflict, ReviewNotFound, ReviewPolicy, ReviewQueue
 from genlab.storage import Store
 
 
@@ -29,7 +29,7 @@ def store(request, tmp_path):
 
 
 def submit(store: Store, text_out: str = "The answer is 42.", **kw) -> dict:
-    return store.reviews.submit(
+    return ReviewQueue(store).submit(
         endpoint=kw.pop("endpoint", "completions"), model="gemma-3-270m", modality=kw.pop("modality", "text"),
         request={"prompt": "What is the answer?"}, artifact=kw.pop("artifact", {"text": text_out}),
         findings=kw.pop("findings", []), rule=kw.pop("rule", "always"), **kw,
@@ -37,7 +37,7 @@ def submit(store: Store, text_out: str = "The answer is 42.", **kw) -> dict:
 
 
 def test_an_item_moves_only_along_legal_transitions(store):
-    q = store.reviews
+    q = ReviewQueue(store)
     item = submit(store)
     assert item["state"] == "pending" and item["released"] is None
     claimed = q.claim(item["id"], "ana")
@@ -55,7 +55,7 @@ def test_an_item_moves_only_along_legal_transitions(store):
 
 
 def test_edit_releases_the_edited_artifact_and_checks_its_modality(store):
-    q = store.reviews
+    q = ReviewQueue(store)
     item = submit(store)
     with pytest.raises(InvalidRequestError, match="this item is text"):
         q.decide(item["id"], "ana", "edit", "minor_fix", edited={"b64_png": "AAAA"})
@@ -72,7 +72,7 @@ def test_edit_releases_the_edited_artifact_and_checks_its_modality(store):
 
 
 def test_bad_decisions_are_refused_without_a_state_change(store):
-    q = store.reviews
+    q = ReviewQueue(store)
     item = submit(store)
     with pytest.raises(InvalidRequestError, match="unknown reason code 'meh'"):
         q.decide(item["id"], "ana", "reject", "meh")
@@ -84,7 +84,7 @@ def test_bad_decisions_are_refused_without_a_state_change(store):
 
 
 def test_escalation_goes_to_another_reviewer(store):
-    q = store.reviews
+    q = ReviewQueue(store)
     item = submit(store)
     q.decide(item["id"], "ana", "escalate", "needs_expert")
     with pytest.raises(ReviewConflict, match="another reviewer"):
@@ -93,7 +93,7 @@ def test_escalation_goes_to_another_reviewer(store):
 
 
 def test_overdue_items_expire(store):
-    q = store.reviews
+    q = ReviewQueue(store)
     late = submit(store, policy=ReviewPolicy(mode="always", due_minutes=1e-6))
     on_time = submit(store)
     assert q.expire_overdue() == 1
@@ -101,7 +101,7 @@ def test_overdue_items_expire(store):
 
 
 def test_two_reviewers_never_both_decide_one_item(store):
-    q = store.reviews
+    q = ReviewQueue(store)
     items = [submit(store, f"answer {i}") for i in range(12)]
     wins: dict[str, list[str]] = {}
     errors: list[BaseException] = []
@@ -150,7 +150,7 @@ def tamper(store: Store, sql: str, **params) -> None:
     ],
 )
 def test_audit_verify_names_the_tampered_event(store, sql, needle):
-    q = store.reviews
+    q = ReviewQueue(store)
     for i in range(2):
         item = submit(store, f"answer {i}")
         q.decide(item["id"], "ana", "approve", "ok")
@@ -161,7 +161,7 @@ def test_audit_verify_names_the_tampered_event(store, sql, needle):
 
 
 def test_swapped_events_are_found(store):
-    q = store.reviews
+    q = ReviewQueue(store)
     item = submit(store)
     q.decide(item["id"], "ana", "approve", "ok")
     tamper(store, "UPDATE audit_events SET seq = 99 WHERE seq = 1")
@@ -172,7 +172,7 @@ def test_swapped_events_are_found(store):
 
 
 def test_export_and_scanner_feedback(store):
-    q = store.reviews
+    q = ReviewQueue(store)
     pii = [{"scanner": "pii", "category": "EMAIL_ADDRESS", "start": 0, "end": 5, "score": 0.9}]
     a = submit(store, "mail bob@x.org", findings=pii, rule="flagged by pii")
     b = submit(store, "harmless", findings=pii, rule="flagged by pii")

@@ -10,8 +10,8 @@ from PIL import Image
 from scipy.signal import resample_poly
 
 from genlab.codecs.audio import MelCodec
-from genlab.data.images import load_digits, to_uint8
-from genlab.families.image import image_grid
+from genlab.codecs.image import image_grid, to_uint8
+from genlab.data.images import load_digits
 from genlab.safety.watermark import (
     MIN_IMAGE_SIDE,
     THRESHOLD_Z,
@@ -116,7 +116,7 @@ def test_audio_mark_survives_resampling_and_noise(edit):
 
 
 def test_the_key_is_made_once_and_kept_private(tmp_path, monkeypatch):
-    from genlab.settings import Settings
+    from genlab.core.settings import Settings
 
     monkeypatch.delenv("GENLAB_WATERMARK_KEY", raising=False)
     settings = Settings(home=tmp_path)

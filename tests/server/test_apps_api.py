@@ -81,7 +81,7 @@ def test_a_clinical_summary_is_held_until_a_reviewer_approves_it(server):
     review_id = r.json()["id"]
     pending = httpx.get(f"{server.url}/v1/reviews/{review_id}").json()
     assert pending["status"] == "pending" and "response" not in pending
-    queue = server.state.store.reviews
+    queue = server.state.reviews
     item = queue.get(review_id)
     assert item["request"]["record"] == record  # the reviewer checks the note against the real record
     note = item["artifact"]["text"]
@@ -122,8 +122,8 @@ def test_an_app_page_builds_its_form_and_shows_checked_output(server, page):  # 
 
 
 def test_the_studio_serves_the_latest_compare_report(server, session_home):
+    from genlab.core.settings import Settings
     from genlab.evaluation.compare import run_compare
-    from genlab.settings import Settings
 
     report = run_compare(
         "small", modalities=["image"], settings=Settings(home=session_home)

@@ -3,7 +3,7 @@
 import httpx
 import pytest
 
-from genlab.safety.bias import run_audit
+from genlab.evaluation.bias import run_audit
 
 
 @pytest.mark.slow

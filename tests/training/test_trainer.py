@@ -11,8 +11,8 @@ import pytest
 from safetensors.torch import load_file
 
 from genlab.core import InvalidRequestError, ModelExistsError, ModelLoadError
+from genlab.core.settings import Settings
 from genlab.registry import Registry
-from genlab.settings import Settings
 from genlab.training.checkpoint import load_checkpoint
 from genlab.training.text import train_text_model
 from genlab.training.trainer import TrainConfig, learning_rate
@@ -116,7 +116,7 @@ def test_corrupt_checkpoint_and_weights_are_detected(tmp_path, corpus_dir):
 
 KILL_SCRIPT = """
 import sys
-from genlab.settings import Settings
+from genlab.core.settings import Settings
 from genlab.training.text import train_text_model
 home, data, resume = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 train_text_model("k", data, codec="char", preset_name="tiny", steps=100000, settings=Settings(home=__import__("pathlib").Path(home)),

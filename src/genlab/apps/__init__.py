@@ -3,6 +3,8 @@
 ``RECIPES`` maps each recipe's name to it; ``run_recipe`` (apps.recipe) runs one through the
 guardrails and review; ``evaluate`` (apps.evaluate) scores a model on a recipe's evaluation set.
 The adaptive tutor (apps.education.Tutor) is stateful and has its own routes and commands.
+
+Room ``apps``: may import ``core``, ``registry``, ``pipeline``, ``safety`` and ``storage``.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from genlab.apps.education import Course, simulate
 from genlab.apps.recipe import Recipe, run_recipe
 from genlab.core import Generator
 from genlab.core.io import atomic_write_json
-from genlab.settings import Settings
+from genlab.core.settings import Settings
 
 
 def evaluate(

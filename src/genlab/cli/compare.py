@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from genlab.cli.console import console, err_console, print_json
+from genlab.reports import write_html
 
 
 def compare(
@@ -45,6 +46,7 @@ def compare(
             err_console.print(f"[red]✗[/] {cell.key}: {result['error']}", highlight=False)
 
     report = run_compare(budget, fresh=fresh, modalities=modality, on_cell=None if json_ else on_cell)
+    write_html("compare", report["dir"])
     if json_:
         print_json(report)
         return

@@ -12,7 +12,7 @@ import typer
 from genlab.cli.console import console, err_console, print_json
 from genlab.core import GenerationRequest, InvalidRequestError, SamplingParams
 from genlab.core.request import parse_json_schema
-from genlab.pipeline import TEXT, Caller, Pipeline
+from genlab.pipeline import TEXT, Caller, Pipeline, ReviewRequired
 from genlab.registry import default_registry
 
 app = typer.Typer(help="Generate text, code, images or audio from a registered model.", no_args_is_help=True)
@@ -123,7 +123,17 @@ def text(
                 console.print(a.text, markup=False, highlight=False)
         cut_json(request, [a.finish_reason for a in released.artifacts])
         return
-    stream_to_terminal(pipeline.stream(request, endpoint="cli.generate.text", caller=CLI), prompt, n)
+    try:
+        stream = pipeline.stream(request, endpoint="cli.generate.text", caller=CLI)
+    except ReviewRequired:  # the review rule could hold it: generate whole, then hold or print it
+        released = pipeline.generate(request, endpoint="cli.generate.text", caller=CLI)
+        if released.held:
+            report_held(released.review)
+            return
+        for a in released.artifacts:
+            console.print(a.text, markup=False, highlight=False)
+        return
+    stream_to_terminal(stream, prompt, n)
 
 
 def stream_to_terminal(stream, prompt: str, n: int) -> None:
@@ -182,7 +192,7 @@ def _family_request(model, prompt, n, seed, steps, sampler, guidance) -> Generat
 
 def _load_for(model: str, modality: str):
     """A GAN, VAE or diffusion model of this modality, or one line naming the command that fits."""
-    from genlab.families.image import ImageModel
+    from genlab.generators.image import ImageModel
 
     generator = default_registry().load(model)
     if not isinstance(generator, ImageModel) or generator.card.modality != modality:
@@ -232,8 +242,8 @@ def image(
     """
     import json as _json
 
+    from genlab.codecs.image import image_grid
     from genlab.core.io import atomic_write_bytes
-    from genlab.families.image import image_grid
 
     request = _family_request(model, prompt, n, seed, steps, sampler, guidance)
     _load_for(model, "image")

@@ -34,9 +34,10 @@ _Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _queue():
+    from genlab.safety.review import ReviewQueue
     from genlab.storage import Store
 
-    return Store().reviews
+    return ReviewQueue(Store())
 
 
 def _who(reviewer: str | None) -> str:
@@ -269,7 +270,7 @@ def audit_bias(
     records it, and puts the headline into the model's card."""
     from rich.progress import Progress
 
-    from genlab.safety.bias import run_audit
+    from genlab.evaluation.bias import run_audit
     from genlab.storage import Store
 
     if fail_on_gap is not None and fail_on_gap < 0:
@@ -278,6 +279,8 @@ def audit_bias(
     try:
         with Progress(disable=json_, transient=True) as bar:
             task = bar.add_task("auditing", total=None)
+            from genlab.reports import write_html
+
             report = run_audit(
                 model,
                 suite=suite,
@@ -285,6 +288,7 @@ def audit_bias(
                 store=store,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
+            write_html("bias", report["path"])
     finally:
         store.close()
     if json_:

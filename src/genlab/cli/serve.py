@@ -12,7 +12,7 @@ from rich.table import Table
 
 from genlab.cli.console import console, err_console, print_json
 from genlab.core import GenlabError, InvalidRequestError
-from genlab.settings import Settings
+from genlab.core.settings import Settings
 
 keys_app = typer.Typer(help="Create, list and revoke API keys for `genlab serve`.", no_args_is_help=True)
 
@@ -36,6 +36,9 @@ def serve(
     policy: Annotated[
         str, typer.Option(help="Guardrail policy for every request: a shipped name or a YAML path.")
     ] = "default",
+    code_roles: Annotated[
+        str, typer.Option(help="Key roles whose own code (tests, modules) the apps may run, in the sandbox.")
+    ] = "reviewer,admin",
 ) -> None:
     """Start the studio (web UI) and the OpenAI-compatible API on one port."""
     from genlab.storage import Store
@@ -55,8 +58,15 @@ def serve(
             f"refusing to serve on {host} without API keys",
             hint="create one with `genlab keys create --name NAME`, or bind 127.0.0.1",
         )
+    roles = tuple(r.strip() for r in code_roles.split(",") if r.strip())
+    if not set(roles) <= {"user", "reviewer", "admin"}:
+        raise InvalidRequestError(f"--code-roles takes user, reviewer and admin, got {code_roles!r}")
     settings = dataclasses.replace(
-        Settings.from_env(), open_access=not has_keys, queue_limit=queue_limit, policy=policy
+        Settings.from_env(),
+        open_access=not has_keys,
+        queue_limit=queue_limit,
+        policy=policy,
+        code_roles=roles,
     )
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     console.print(f"[bold]genlab studio[/] at {url}   (OpenAI-compatible API at {url}/v1)")
@@ -79,10 +89,7 @@ def run_server(settings, *, host: str, port: int, workers: int) -> None:
     from genlab.server.state import ServerConfig
 
     if workers == 1:
-        config = ServerConfig(
-            open_access=settings.open_access, queue_limit=settings.queue_limit, policy=settings.policy
-        )
-        app = create_app(Registry(settings), config=config)
+        app = create_app(Registry(settings), config=ServerConfig.from_settings(settings))
         uvicorn.run(app, host=host, port=port, log_level="warning")
         return
     os.environ.update(settings.to_env())  # inherited by the spawned workers (app_from_env reads them)

@@ -88,7 +88,11 @@ def _train_family(modality: str, family: str, data: str, name: str | None, json_
     from genlab.training.image import default_name, train_image_model
 
     model_name = name or default_name(family, data)
-    result = train_image_model(family, data, name=model_name, progress=not json_, modality=modality, **kwargs)
+    from genlab.evaluation.classifier import fid_scorer
+
+    result = train_image_model(
+        family, data, name=model_name, progress=not json_, modality=modality, gan_scorer=fid_scorer, **kwargs
+    )
     if os.environ.get("RANK", "0") != "0":
         return
     try_it = (
@@ -163,9 +167,9 @@ def train_classifier_cmd(
     json_: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Train the evaluation classifier for a dataset: FID features and the class-accuracy judge."""
-    from genlab.data.images import load_image_dataset
+    from genlab.core.settings import Settings
+    from genlab.data.datasets import load_image_dataset
     from genlab.evaluation.classifier import train_classifier
-    from genlab.settings import Settings
 
     dataset = load_image_dataset(data)
     out = Settings.from_env().home / "classifiers" / dataset.name
@@ -210,7 +214,7 @@ _WriteCard = Annotated[
 
 
 def _eval_family(modality: str, model: str, json_: bool, **kwargs) -> None:
-    from genlab.training.evaluate import evaluate_image_model
+    from genlab.evaluation.models import evaluate_image_model
 
     steps, sampler, guidance = kwargs.pop("steps"), kwargs.pop("sampler"), kwargs.pop("guidance")
     metrics = evaluate_image_model(
@@ -284,7 +288,7 @@ def eval_text(
     json_: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
     """Validation loss, bits per character (or byte) and perplexity on the model's held-out documents."""
-    from genlab.training.evaluate import evaluate_text_model
+    from genlab.evaluation.models import evaluate_text_model
 
     metrics = evaluate_text_model(model, batches=batches)
     if json_:
@@ -312,8 +316,8 @@ def export_gguf_cmd(
     """Write a GGUF file that llama.cpp (and so genlab's llama.cpp backend) runs."""
     from pathlib import Path
 
-    from genlab.backends.gguf_export import export_gguf
     from genlab.registry import default_registry
+    from genlab.training.gguf_export import export_gguf
 
     registry = default_registry()
     path = export_gguf(registry, model, Path(out) if out else None)

@@ -1,4 +1,6 @@
-"""Core types shared by every family, codec, backend and guardrail."""
+"""Core types shared by every room: artifacts, requests, the Generator protocol, cards, errors, settings.
+
+Room ``core``: may import nothing of genlab (only the standard library and third-party packages)."""
 
 from genlab.core.artifacts import (
     Artifact,

@@ -28,17 +28,10 @@ import numpy as np
 import torch
 
 from genlab.codecs.audio import AUDIO_SUFFIXES, MelCodec, decode_audio, read_audio
+from genlab.codecs.image import DIGIT_WORDS, from_uint8, to_uint8
 from genlab.core import InvalidRequestError
-from genlab.data.images import (
-    DIGIT_WORDS,
-    ImageDataset,
-    _warn,
-    class_files,
-    folder_dataset,
-    from_uint8,
-    to_uint8,
-)
-from genlab.settings import Settings
+from genlab.core.settings import Settings
+from genlab.data.images import ImageDataset, _warn, class_files, folder_dataset
 
 ESPEAK = "espeak-ng"
 ESPEAK_HINT = "install Debian's espeak-ng: apt-get install espeak-ng"

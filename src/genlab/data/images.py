@@ -26,14 +26,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from genlab.codecs.image import IMAGE_SUFFIXES, from_uint8, to_uint8
 from genlab.core import InvalidRequestError
 from genlab.core.io import atomic_write_json
-from genlab.settings import Settings
+from genlab.core.settings import Settings
 
 BUILTIN_IMAGE_DATASETS = ("digits", "digits8", "glyphs")
 BUILTIN_AUDIO_DATASETS = ("spoken-digits",)
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
-DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 GLYPH_CLASSES = [*"0123456789", *"ABCDEFGHIJKLMNOPQRSTUVWXYZ", *"abcdefghijklmnopqrstuvwxyz"]
 
 # Font files from Debian packages: fonts-dejavu-core/-extra, fonts-liberation, fonts-freefont-ttf,
@@ -92,15 +91,6 @@ class ImageDataset:
 
 def _tensor_sha(x: torch.Tensor) -> str:
     return hashlib.sha256(to_uint8(x).numpy().tobytes()).hexdigest()
-
-
-def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] floats -> uint8 pixels, rounding to the nearest of 256 levels."""
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-
-
-def from_uint8(pixels: np.ndarray | torch.Tensor) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(pixels), dtype=torch.float32) / 127.5 - 1.0
 
 
 def save_image_manifest(dataset: ImageDataset, model_dir: Path) -> None:
@@ -329,83 +319,3 @@ def load_folder(path: Path, *, seed: int = 0) -> ImageDataset:
         seed,
         source=f"image folder {path} ({len(files)} images, {len(class_names) or 'no'} classes)",
     )
-
-
-def load_image_dataset(data: str, settings: Settings | None = None, *, seed: int = 0) -> ImageDataset:
-    settings = settings or Settings.from_env()
-    if data == "digits":
-        return load_digits(16)
-    if data == "digits8":
-        return load_digits(8)
-    if data == "glyphs":
-        return load_glyphs(settings, seed=seed)
-    if data == "spoken-digits":
-        from genlab.data.audio import load_spoken_digits
-
-        return load_spoken_digits(settings, seed=seed)
-    path = Path(data).expanduser()
-    if path.is_dir():
-        from genlab.data.audio import holds_audio, load_audio_folder
-
-        if holds_audio(path):
-            return load_audio_folder(path, seed=seed)
-    if path.exists():
-        return load_folder(path, seed=seed)
-    raise InvalidRequestError(
-        f"unknown dataset {data!r}: expected {', '.join(BUILTIN_IMAGE_DATASETS + BUILTIN_AUDIO_DATASETS)} "
-        "or a folder of images or audio clips",
-        param="data",
-    )
-
-
-# -- prompts -> classes ---------------------------------------------------------------------------
-def resolve_class(prompt: str, class_names: list[str]) -> int:
-    """A prompt names a class: "7", "seven", "digit 7", "letter A", "lowercase a", or a folder's name."""
-    if not class_names:
-        raise InvalidRequestError("this model is unconditional: it takes no class prompt", param="prompt")
-    try:
-        return _lookup(prompt, class_names)
-    except InvalidRequestError:  # name what the user typed, not what was left after "letter ..."
-        return _unknown(prompt, class_names)
-
-
-def _lookup(prompt: str, class_names: list[str]) -> int:
-    text = " ".join(str(prompt).strip().split())
-    if text in class_names:
-        return class_names.index(text)
-    lowered = text.lower()
-    for prefix in (
-        "the word ",
-        "a ",
-        "an ",
-        "the ",
-        "digit ",
-        "number ",
-        "letter ",
-        "capital ",
-        "uppercase ",
-        "upper-case ",
-        "say ",
-        "speak ",
-    ):
-        if lowered.startswith(prefix):
-            rest = text[len(prefix) :].strip()
-            if prefix in ("capital ", "uppercase ", "upper-case "):
-                rest = rest.upper()
-            return _lookup(rest, class_names) if rest else _unknown(prompt, class_names)
-    for prefix in ("lowercase ", "lower-case ", "small "):
-        if lowered.startswith(prefix):
-            rest = text[len(prefix) :].strip().lower()
-            if rest in class_names:
-                return class_names.index(rest)
-    if lowered in DIGIT_WORDS and str(DIGIT_WORDS.index(lowered)) in class_names:
-        return class_names.index(str(DIGIT_WORDS.index(lowered)))
-    folded = [c.lower() for c in class_names]
-    if lowered in folded and folded.count(lowered) == 1:
-        return folded.index(lowered)
-    return _unknown(prompt, class_names)
-
-
-def _unknown(prompt: str, class_names: list[str]) -> int:
-    shown = ", ".join(class_names[:70]) + (" ..." if len(class_names) > 70 else "")
-    raise InvalidRequestError(f"this model has no class {prompt!r}; valid classes: {shown}", param="prompt")

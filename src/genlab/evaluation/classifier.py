@@ -25,9 +25,9 @@ from torch import nn
 
 from genlab.core import InvalidRequestError, ModelCard
 from genlab.core.io import atomic_write_json, sha256_file
+from genlab.core.settings import Settings
 from genlab.data.images import ImageDataset
 from genlab.families.nets import conv_block
-from genlab.settings import Settings
 from genlab.training.checkpoint import save_tensors
 from genlab.training.trainer import TrainConfig, Trainer, mix_seed
 
@@ -200,7 +200,7 @@ def classifier_dir(dataset: str, settings: Settings | None = None) -> Path | Non
 
 
 def load_classifier(dataset: str, settings: Settings | None = None) -> tuple[Classifier, ModelCard] | None:
-    from genlab.families.lm import load_weights
+    from genlab.generators.lm import load_weights
 
     directory = classifier_dir(dataset, settings)
     if directory is None:
@@ -228,6 +228,20 @@ class FeatureSpace:
 
     def features(self, x: torch.Tensor) -> np.ndarray:
         return self.classifier.features(x) if self.classifier is not None else _pixel_features(x)
+
+
+def fid_scorer(dataset: str, settings: Settings | None = None):
+    """FID between held-out real images and samples, in the dataset's feature space: what a GAN's
+    training is validated by (it has no likelihood). Passed to the trainer, which does not import
+    evaluation."""
+    from genlab.evaluation.metrics import fid
+
+    space = FeatureSpace(dataset, settings)
+
+    def score(real: torch.Tensor, samples: torch.Tensor) -> float:
+        return fid(space.features(real), space.features(samples))
+
+    return score
 
 
 def judge(

@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from genlab.core import InvalidRequestError
-from genlab.core.io import atomic_write_json, atomic_write_text
-from genlab.settings import Settings
+from genlab.core.io import atomic_write_json
+from genlab.core.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ def latest_report(settings: Settings | None = None) -> Path | None:
     if not pointer.is_file():
         return None
     path = Path(json.loads(pointer.read_text("utf-8"))["dir"])
-    return path if (path / "report.html").is_file() else None
+    return path if (path / "report.json").is_file() else None
 
 
 # -- one cell ------------------------------------------------------------------------------------------
@@ -184,6 +184,7 @@ def _trained(cell: Cell, budget: Budget, registry) -> tuple[str, dict[str, Any]]
             settings=registry.settings,
         )
     else:
+        from genlab.evaluation.classifier import fid_scorer
         from genlab.training.image import train_image_model
 
         result = train_image_model(
@@ -196,6 +197,7 @@ def _trained(cell: Cell, budget: Budget, registry) -> tuple[str, dict[str, Any]]
             overrides=overrides,
             modality=cell.modality,
             settings=registry.settings,
+            gan_scorer=fid_scorer,
         )
     info = {"train_seconds": round(time.perf_counter() - started, 1), "train_steps": result.step}
     entry = registry.get(name)
@@ -220,7 +222,7 @@ def _distinct_2(texts: list[str]) -> float:
 
 def _text_cell(cell: Cell, name: str, budget: Budget, registry, out: Path) -> dict[str, Any]:
     from genlab.core import GenerationRequest, SamplingParams
-    from genlab.training.evaluate import evaluate_text_model
+    from genlab.evaluation.models import evaluate_text_model
 
     generator = registry.load(name)
     held_out_all = _held_out_text(cell.data, registry.settings)  # read once: scored and counted below
@@ -266,9 +268,9 @@ def _media_cell(cell: Cell, name: str, budget: Budget, registry, out: Path) -> d
     import torch
     from PIL import Image
 
-    from genlab.data.images import load_image_dataset
-    from genlab.families.image import image_grid
-    from genlab.training.evaluate import evaluate_image_model
+    from genlab.codecs.image import image_grid
+    from genlab.data.datasets import load_image_dataset
+    from genlab.evaluation.models import evaluate_image_model
 
     metrics = evaluate_image_model(
         name,
@@ -370,7 +372,8 @@ def run_compare(
     settings: Settings | None = None,
     on_cell: Callable[[Cell, dict[str, Any] | None], None] | None = None,
 ) -> dict[str, Any]:
-    """Run (or resume) every cell, then write report.json, report.html and the plot."""
+    """Run (or resume) every cell, then write report.json and the plot (the HTML page renders from
+    report.json through ``genlab.reports``)."""
     from genlab.registry import Registry
 
     budget = budget_for(budget_name)
@@ -416,7 +419,6 @@ def run_compare(
     }
     atomic_write_json(out / "report.json", report)
     _plot(results, out / "quality-vs-speed.png")
-    atomic_write_text(out / "report.html", render_html(report))
     atomic_write_json(
         settings.reports_dir / "compare" / "latest.json", {"dir": str(out), "budget": budget.name}
     )
@@ -464,45 +466,3 @@ def _plot(results: list[dict[str, Any]], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-HTML = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>genlab compare ({{ budget.name }})</title>
-<style>
- body { font: 15px/1.5 system-ui, sans-serif; color: #1d2330; max-width: 1100px; margin: 1.5rem auto; padding: 0 1rem; }
- table { border-collapse: collapse; width: 100%; } th, td { padding: .35rem .5rem; border-bottom: 1px solid #e5e7eb; text-align: left; font-size: 14px; vertical-align: top; }
- td.n { text-align: right; font-variant-numeric: tabular-nums; } .muted { color: #6b7280; font-size: 13px; } .failed { color: #b42318; }
- pre { white-space: pre-wrap; background: #f8f9fa; padding: .5rem; border-radius: 6px; font-size: 13px; }
- .grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(320px, 1fr)); gap: 1rem; }
-</style></head><body>
-<h1>Generative AI vs LLMs, measured</h1>
-<p class="muted">genlab compare, budget <b>{{ budget.name }}</b>: {% if budget.use_shipped %}the shipped models (trained earlier; training time from their cards), and the cells without one trained here for {{ budget.train_seconds|int }} s each{% else %}every cell trained here from scratch for the same {{ budget.train_seconds|int }} s of training time{% endif %}; {{ budget.samples }} samples per image or audio model. {{ created_at }}, {{ wall_seconds }} s.</p>
-<p>An LLM is one corner of this table: the transformer family on text. The same families that learn text can learn code; GANs, VAEs and diffusion models learn images and sound, trading sampling speed, sample quality, coverage and likelihood differently.</p>
-<table><thead><tr><th>family</th><th>modality</th><th>model</th><th>parameters</th><th>weights MB</th><th>training s</th><th>sampling s / item</th><th>quality</th><th>real-data floor</th><th>likelihood</th><th>diversity</th><th>class accuracy</th></tr></thead><tbody>
-{% for r in cells %}{% if r.status == "ok" %}<tr><td>{{ r.family }}</td><td>{{ r.modality }}</td><td>{{ r.model }}{% if not r.trained_here %} <span class="muted">(shipped)</span>{% endif %}</td>
-<td class="n">{{ "{:,}".format(r.parameters) if r.parameters else "?" }}</td><td class="n">{{ r.weights_mb }}</td><td class="n">{{ r.train_seconds if r.train_seconds is not none else "shipped, not timed" }}</td>
-<td class="n">{{ "%.4g"|format(r.sampling_seconds_per_item) }} <span class="muted">per {{ r.item }}</span></td>
-<td class="n">{{ r.quality.metric }} {{ "%.3f"|format(r.quality.value) }}</td><td class="n">{{ "%.3f"|format(r.quality.floor) if r.quality.floor is not none else "" }} <span class="muted">{{ r.quality.floor_label }}</span></td>
-<td class="n">{% if r.get("likelihood") %}{{ "%.3f"|format(r.likelihood.value) }} <span class="muted">{{ r.likelihood.metric }}</span>{% else %}<span class="muted">none (implicit model)</span>{% endif %}</td>
-<td class="n">{{ r.diversity.metric }} {{ "%.3f"|format(r.diversity.value) if r.diversity.value is not none else "?" }}</td>
-<td class="n">{% if r.get("class_accuracy") is not none %}{{ "%.3f"|format(r.class_accuracy) }}{% endif %}{% if r.get("class_accuracy_floor") %} <span class="muted">(real {{ "%.3f"|format(r.class_accuracy_floor) }})</span>{% endif %}</td></tr>
-{% else %}<tr><td>{{ r.family }}</td><td>{{ r.modality }}</td><td colspan="10" class="failed">failed: {{ r.error }}</td></tr>{% endif %}{% endfor %}
-</tbody></table>
-<h2>Quality against sampling time</h2><img src="quality-vs-speed.png" alt="quality against sampling time" style="max-width:100%">
-<h2>Samples</h2>
-<h3>Text: the pretrained LLM next to the small transformer trained here</h3><div class="grid">
-{% for r in cells if r.status == "ok" and r.get("samples") %}<div><b>{{ r.model }}</b> <span class="muted">({{ r.modality }}, prompt {{ r.prompt|tojson }})</span>{% for s in r.samples %}<pre>{{ s }}</pre>{% endfor %}</div>{% endfor %}</div>
-<h3>Images</h3><div class="grid">{% for r in cells if r.status == "ok" and r.modality == "image" %}<div><b>{{ r.model }}</b><br><img src="{{ r.gallery[0] }}" alt="{{ r.key }} samples" style="max-width:100%;image-rendering:pixelated"></div>{% endfor %}</div>
-<h3>Audio</h3><div class="grid">{% for r in cells if r.status == "ok" and r.modality == "audio" %}<div><b>{{ r.model }}</b>{% for f in r.gallery %}<div class="muted">{{ f.split("/")[-1] }}</div><audio controls src="{{ f }}"></audio>{% endfor %}</div>{% endfor %}</div>
-<h2>The families</h2>
-{% for k, e in explanations.items() %}<h3>{{ e.title }}</h3><p>{{ e.text }} <span class="muted">Code: <code>{{ e.code }}</code></span></p>{% endfor %}
-<p class="muted">Quality: FID in the shipped classifier's feature space (images, audio after the codec's round trip) and bits per character on held-out text; the floor is real data against real data (images, audio) or a unigram character model (text). Likelihoods: the VAE's importance-weighted bound, diffusion's variational bound (stratified Monte-Carlo), transformers' exact bits per character (Gemma's over its own tokens, converted to characters). report.json has every figure.</p>
-</body></html>
-"""
-
-
-def render_html(report: dict[str, Any]) -> str:
-    from jinja2 import Environment
-
-    env = Environment(autoescape=True)
-    return env.from_string(HTML).render(**report)

@@ -178,7 +178,10 @@ class Flags:
         for r in result.results:
             action = result.actions.get(r.scanner)
             for f in r.findings:
-                self.findings.append({**f.to_dict(), "where": where, "action": action})
+                finding = {**f.to_dict(), "where": where, "action": action}
+                if action == "redact":  # what was redacted is not handed back in the findings either
+                    finding["text"] = f"<{f.category}>"
+                self.findings.append(finding)
 
 
 class GuardBlocked(GenlabError):

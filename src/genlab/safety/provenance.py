@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from genlab.codecs.audio import AUDIO_SUFFIXES
+from genlab.codecs.image import IMAGE_SUFFIXES
 from genlab.core import InvalidRequestError, load_artifact
-from genlab.data.images import IMAGE_SUFFIXES
 
 TEXT_SUFFIXES = (".json", ".txt")
 

@@ -45,7 +45,7 @@ import numpy as np
 
 from genlab.codecs.audio import AUDIO_SUFFIXES, read_audio, resample
 from genlab.core import InvalidRequestError
-from genlab.settings import Settings
+from genlab.core.settings import Settings
 
 SCHEME = "genlab-ss1"
 TARGET_Z = 6.5

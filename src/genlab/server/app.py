@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 import genlab
+from genlab.core.settings import Settings
 from genlab.registry import Registry
 from genlab.server import errors
 from genlab.server.routes import (
@@ -31,7 +32,6 @@ from genlab.server.routes import (
     studio,
 )
 from genlab.server.state import ServerConfig, State
-from genlab.settings import Settings
 from genlab.storage import Store
 
 __all__ = ["ServerConfig", "app_from_env", "create_app"]
@@ -42,7 +42,7 @@ async def sweep_overdue_reviews(state: State) -> None:
     """Expire review items past their due time (they are never released), every few seconds."""
     while True:
         with contextlib.suppress(Exception):  # a database hiccup must not end the sweep
-            await asyncio.to_thread(state.store.reviews.expire_overdue)
+            await asyncio.to_thread(state.reviews.expire_overdue)
         await asyncio.sleep(state.config.review_sweep_seconds)
 
 
@@ -96,7 +96,4 @@ async def body_limit_and_metrics(request: Request, call_next):
 def app_from_env() -> FastAPI:
     """The app `genlab serve --workers N` runs: each worker process builds its own from the settings."""
     settings = Settings.from_env()
-    config = ServerConfig(
-        open_access=settings.open_access, queue_limit=settings.queue_limit, policy=settings.policy
-    )
-    return create_app(Registry(settings), config=config)
+    return create_app(Registry(settings), config=ServerConfig.from_settings(settings))

@@ -17,6 +17,19 @@ class ServerConfig:
     max_body_bytes: int = 1_000_000
     policy: str = "default"  # guardrail policy (a shipped name or a YAML path) run on every generation
     review_sweep_seconds: float = 30.0  # how often overdue review items are expired
+    code_roles: tuple[str, ...] = (
+        "reviewer",
+        "admin",
+    )  # key roles that may have their own code run (sandboxed)
+
+    @classmethod
+    def from_settings(cls, settings) -> ServerConfig:
+        return cls(
+            open_access=settings.open_access,
+            queue_limit=settings.queue_limit,
+            policy=settings.policy,
+            code_roles=settings.code_roles,
+        )
 
 
 class State:
@@ -33,6 +46,10 @@ class State:
             queue_limit=config.queue_limit,
             observer=MetricsObserver(self.metrics, registry),
         )
+
+    @property
+    def reviews(self):
+        return self.pipeline.reviews
 
     @property
     def guard(self):

@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from genlab.core import GenlabError, InvalidRequestError
-from genlab.settings import Settings
+from genlab.core.settings import Settings
 from genlab.storage.models import ROLES, ApiKey, BiasAudit, GenerationRecord, Learner, LearnerEvent, utcnow
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -270,13 +270,6 @@ class Store:
                 }
                 for r in rows
             ]
-
-    @property
-    def reviews(self):
-        """The human review queue and its audit log (safety/review.py), in this database."""
-        from genlab.safety.review import ReviewQueue
-
-        return ReviewQueue(self)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -129,7 +129,7 @@ class AuditHead(Base):
 
 
 class BiasAudit(Base):
-    """One bias audit of a model: its headline and where its report lives (safety/bias.py)."""
+    """One bias audit of a model: its headline and where its report lives (evaluation/bias.py)."""
 
     __tablename__ = "bias_audits"
 

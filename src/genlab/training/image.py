@@ -14,6 +14,7 @@ the dataset classifier's feature space.
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,17 +22,17 @@ import torch
 from torch import nn
 
 from genlab.core import InvalidRequestError, ModelCard
+from genlab.core.settings import Settings
+from genlab.data.datasets import load_image_dataset
 from genlab.data.images import (
     BUILTIN_AUDIO_DATASETS,
     BUILTIN_IMAGE_DATASETS,
     ImageDataset,
-    load_image_dataset,
     save_image_manifest,
 )
-from genlab.families.image import build_family, published_module
+from genlab.families.build import build_family, published_module
 from genlab.families.nets import count_parameters
 from genlab.registry import validate_name
-from genlab.settings import Settings
 from genlab.training.checkpoint import claim_model_dir, publish_model, save_tensors
 from genlab.training.trainer import (
     Phase,
@@ -184,17 +185,22 @@ def image_preset(family: str, name: str) -> ImagePreset:
     return PRESETS[family][name]
 
 
+GanScore = Callable[[torch.Tensor, torch.Tensor], float]  # (real images, samples) -> FID, lower is better
+
+
 class ImageTask:
     """Batches of (images, labels) for any image family; the family supplies the loss."""
 
     unit = "img"
 
-    def __init__(self, model: nn.Module, data: ImageDataset, on_best=None) -> None:
+    def __init__(
+        self, model: nn.Module, data: ImageDataset, on_best=None, gan_score: GanScore | None = None
+    ) -> None:
         self.model = model
         self.data = data
         self.on_best = on_best
         self.conditional = model.config.num_classes > 0
-        self._space = None
+        self.gan_score = gan_score
 
     def phases(self) -> list[Phase] | None:
         if self.model.family != "gan":
@@ -233,16 +239,11 @@ class ImageTask:
         return metrics
 
     def _gan_fid(self, model, seed: int) -> dict[str, float]:
-        from genlab.evaluation.classifier import FeatureSpace
-        from genlab.evaluation.metrics import fid
-
-        if self._space is None:
-            self._space = FeatureSpace(self.data.name)
         n = GAN_EVAL_SAMPLES
         labels = torch.arange(n) % model.config.num_classes if self.conditional else None
         gens = [torch.Generator().manual_seed(mix_seed(seed, 777, i)) for i in range(n)]
         samples = model.sample(labels, gens)
-        value = fid(self._space.features(self.data.val), self._space.features(samples))
+        value = self.gan_score(self.data.val, samples)
         return {"val_loss": value, "fid": value}
 
     def items_per_batch(self, batch_size: int) -> int:
@@ -278,9 +279,19 @@ def train_image_model(
     progress: bool = True,
     overrides: dict[str, Any] | None = None,
     modality: str = "image",
+    gan_scorer: Callable[[str, Settings], GanScore] | None = None,
 ) -> TrainResult:
-    """Train a family on image data, or (``modality="audio"``) on audio clips as mel spectrograms."""
+    """Train a family on image data, or (``modality="audio"``) on audio clips as mel spectrograms.
+
+    A GAN has no likelihood, so its checkpoints are chosen by a sample score (lower is better):
+    ``gan_scorer(dataset_name, settings)`` makes it; pass ``genlab.evaluation.classifier.fid_scorer``
+    (FID in the dataset's classifier space)."""
     settings = settings or Settings.from_env()
+    if family == "gan" and gan_scorer is None:
+        raise InvalidRequestError(
+            "a GAN is validated by a sample score: pass gan_scorer=genlab.evaluation.classifier.fid_scorer",
+            param="gan_scorer",
+        )
     chosen = image_preset(family, preset_name)
     if objective and family != "gan":
         raise InvalidRequestError("--objective applies to GANs only", param="objective")
@@ -316,7 +327,8 @@ def train_image_model(
     )
     torch.manual_seed(seed)
     model = build_family(family, model_cfg)
-    task = ImageTask(model, dataset)
+    gan_score = gan_scorer(dataset.name, settings) if family == "gan" else None
+    task = ImageTask(model, dataset, gan_score=gan_score)
     if not resume and rank == 0:
         model_dir.mkdir(parents=True)
         save_image_manifest(dataset, model_dir)

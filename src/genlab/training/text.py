@@ -18,10 +18,10 @@ import torch
 
 from genlab.codecs.text import CharCodec, load_codec, train_codec
 from genlab.core import InvalidRequestError, ModelCard
+from genlab.core.settings import Settings
 from genlab.data.text import TextCorpus, load_corpus, save_manifest
 from genlab.families.transformer import GPT, TransformerConfig
 from genlab.registry import validate_name
-from genlab.settings import Settings
 from genlab.training.checkpoint import claim_model_dir, publish_model
 from genlab.training.trainer import TrainConfig, Trainer, TrainResult, barrier, distributed_rank, mix_seed
 

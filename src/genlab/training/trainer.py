@@ -276,7 +276,7 @@ class Trainer:
         }
 
     def _resume(self) -> None:
-        from genlab.families.lm import load_weights
+        from genlab.generators.lm import load_weights
 
         directory, state = load_checkpoint(self.run_dir)
         if state.get("architecture") != self.task.architecture():

@@ -133,9 +133,30 @@ async def answer(learner: str, body: AnswerRequest, state: StateDep, _: KeyDep) 
     return await run_in_threadpool(tutor.answer, state.store, learner, body.choice)
 
 
+# Recipes that run code the caller sent (in the sandbox): which input says so.
+RUNS_SUBMITTED_CODE = {
+    "code-completion": lambda data: bool(data.get("tests")),
+    "test-generation": lambda data: True,
+}
+
+
+def check_code_role(state, key, name: str, data: dict[str, Any]) -> None:
+    """Running a caller's own code is a policy decision: only the roles in ``code_roles``."""
+    runs_code = RUNS_SUBMITTED_CODE.get(name, lambda _: False)(data)
+    if runs_code and key is not None and key.role not in state.config.code_roles:
+        raise APIError(
+            403,
+            f"{name} would run code you sent; under this server's policy only the roles "
+            f"{', '.join(state.config.code_roles)} may (genlab serve --code-roles)",
+            type_="permission_error",
+            code="code_execution_not_allowed",
+        )
+
+
 @router.post("/v1/apps/{name}")
-async def run_app(name: str, body: AppRequest, state: StateDep, who: CallerDep):
+async def run_app(name: str, body: AppRequest, state: StateDep, who: CallerDep, key: KeyDep):
     recipe = recipe_or_404(name)
+    check_code_role(state, key, name, body.input)
     value = recipe.parse_input(body.input)  # a 400 before the model loads or queues
     result = await run_in_threadpool(
         run_recipe, recipe, value, pipeline=state.pipeline, model=body.model, seed=body.seed, caller=who

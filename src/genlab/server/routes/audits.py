@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Response
+from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
+from genlab.reports import render_file
 from genlab.server.deps import KeyDep, StateDep
 from genlab.server.errors import APIError
 
@@ -26,6 +28,8 @@ async def audit_file(audit_id: str, name: str, state: StateDep, _: KeyDep) -> Re
     """A bias audit's report.html, report.json or plots (only files of that audit's folder)."""
     audits = {a["id"]: a for a in await run_in_threadpool(state.store.list_audits, None, 1000)}
     path = Path(audits[audit_id]["path"]) / name if audit_id in audits else None
+    if path is not None and name == "report.html" and (path.parent / "report.json").is_file():
+        return HTMLResponse(await run_in_threadpool(render_file, "bias", path.parent))
     if path is None or "/" in name or name.startswith(".") or path.suffix not in MEDIA or not path.is_file():
         raise APIError(
             404, f"no file {name!r} in audit {audit_id!r}", type_="not_found_error", code="not_found"

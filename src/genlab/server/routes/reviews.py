@@ -130,7 +130,7 @@ async def list_reviews(
             type_="invalid_request_error",
             code="invalid_state",
         )
-    queue = state.store.reviews
+    queue = state.reviews
     items = await run_in_threadpool(queue.list, None if wanted == "all" else wanted, limit)
     counts = await run_in_threadpool(queue.counts)
     return {"object": "list", "data": items, "counts": counts, "reason_codes": REASON_CODES}
@@ -138,7 +138,7 @@ async def list_reviews(
 
 @router.get("/v1/reviews/{item_id}")
 async def get_review(item_id: str, state: StateDep, key: KeyDep):
-    item = await run_in_threadpool(state.store.reviews.get, item_id)
+    item = await run_in_threadpool(state.reviews.get, item_id)
     if is_reviewer(state, key):
         return {**item, **public_view(item)}
     if key is not None and item.get("key_id") not in (None, key.id):
@@ -149,7 +149,7 @@ async def get_review(item_id: str, state: StateDep, key: KeyDep):
 @router.get("/v1/reviews/{item_id}/content")
 async def review_content(item_id: str, state: StateDep, _: ReviewerDep) -> Response:
     """The held image or audio itself, for the reviewer's page."""
-    item = await run_in_threadpool(state.store.reviews.get, item_id, decisions=False)
+    item = await run_in_threadpool(state.reviews.get, item_id, decisions=False)
     path = Path(item["artifact"].get("path") or "")
     if not path.is_file():
         raise APIError(404, f"{item_id} holds no file", type_="not_found_error", code="not_found")
@@ -158,20 +158,18 @@ async def review_content(item_id: str, state: StateDep, _: ReviewerDep) -> Respo
 
 @router.post("/v1/reviews/{item_id}/claim")
 async def claim(item_id: str, state: StateDep, name: ReviewerDep, body: VersionBody | None = None):
-    return await run_in_threadpool(
-        state.store.reviews.claim, item_id, name, version=body.version if body else None
-    )
+    return await run_in_threadpool(state.reviews.claim, item_id, name, version=body.version if body else None)
 
 
 @router.post("/v1/reviews/{item_id}/release")
 async def release(item_id: str, state: StateDep, name: ReviewerDep, body: VersionBody | None = None):
     version = body.version if body else None
-    return await run_in_threadpool(state.store.reviews.release_claim, item_id, name, version=version)
+    return await run_in_threadpool(state.reviews.release_claim, item_id, name, version=version)
 
 
 @router.post("/v1/reviews/{item_id}/decision")
 async def decide(item_id: str, body: DecisionBody, state: StateDep, name: ReviewerDep):
-    queue = state.store.reviews
+    queue = state.reviews
     item = await run_in_threadpool(
         queue.decide,
         item_id,
@@ -190,4 +188,4 @@ async def decide(item_id: str, body: DecisionBody, state: StateDep, name: Review
 
 @router.get("/v1/genlab/audit/verify")
 async def audit_verify(state: StateDep, _: ReviewerDep):
-    return (await run_in_threadpool(state.store.reviews.verify)).to_dict()
+    return (await run_in_threadpool(state.reviews.verify)).to_dict()

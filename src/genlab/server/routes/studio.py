@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
+from genlab.reports import render_file
 from genlab.server.deps import StateDep
 from genlab.server.errors import APIError
 from genlab.server.templating import page
@@ -70,6 +71,8 @@ async def compare_file(name: str, state: StateDep) -> Response:
 
     latest = await run_in_threadpool(latest_report, state.registry.settings)
     path = (latest / name).resolve() if latest is not None else None
+    if latest is not None and name == "report.html":  # rendered from report.json, through the reports room
+        return HTMLResponse(await run_in_threadpool(render_file, "compare", latest))
     if (
         path is None
         or not path.is_relative_to(latest.resolve())

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from genlab.codecs.image import resolve_class, to_uint8
 from genlab.core import (
     GenerationRequest,
     ImageArtifact,
@@ -25,31 +26,9 @@ from genlab.core import (
     UnsupportedError,
     as_request,
 )
-from genlab.data.images import resolve_class, to_uint8
+from genlab.families.build import build_family, published_module
 
 SAMPLE_OPTIONS = ("steps", "sampler", "guidance")
-
-
-def build_family(family: str, config: dict[str, Any]) -> nn.Module:
-    from genlab.families.diffusion import Diffusion, DiffusionConfig
-    from genlab.families.gan import GAN, GANConfig
-    from genlab.families.vae import VAE, VAEConfig
-
-    builders = {"gan": (GAN, GANConfig), "vae": (VAE, VAEConfig), "diffusion": (Diffusion, DiffusionConfig)}
-    if family not in builders:
-        raise InvalidRequestError(
-            f"unknown image family {family!r}; expected gan, vae or diffusion", param="family"
-        )
-    module, cfg = builders[family]
-    try:
-        return module(cfg(**config))
-    except TypeError as e:
-        raise ModelLoadError(f"not a {family} configuration: {e}") from None
-
-
-def published_module(model: nn.Module) -> nn.Module:
-    """The part of a family that generates: G for a GAN, the UNet for diffusion, all of a VAE."""
-    return getattr(model, "generator", None) or getattr(model, "unet", None) or model
 
 
 class ImageModel:
@@ -68,7 +47,7 @@ class ImageModel:
 
     @classmethod
     def from_dir(cls, directory: Path, card: ModelCard, config: dict[str, Any]) -> ImageModel:
-        from genlab.families.lm import load_weights
+        from genlab.generators.lm import load_weights
 
         try:
             model = build_family(config["family"], config["model"])
@@ -173,25 +152,3 @@ class ImageModel:
 
     def stream(self, request, **kwargs: Any) -> Iterator:
         raise UnsupportedError(f"{self.card.name} is a {self.family} image model: it does not stream tokens")
-
-
-def image_grid(
-    pixels: list[np.ndarray], columns: int | None = None, scale: int = 1, pad: int = 2
-) -> np.ndarray:
-    """Tile images (uint8, HxW or HxWx3, one size) into one picture, light grey gutters between them."""
-    import math
-
-    if not pixels:
-        raise InvalidRequestError("no images to tile")
-    columns = columns or math.ceil(math.sqrt(len(pixels)))
-    rows = math.ceil(len(pixels) / columns)
-    h, w = pixels[0].shape[:2]
-    color = pixels[0].ndim == 3
-    shape = (rows * (h + pad) + pad, columns * (w + pad) + pad) + ((3,) if color else ())
-    grid = np.full(shape, 200, np.uint8)
-    for i, p in enumerate(pixels):
-        r, c = divmod(i, columns)
-        grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = p
-    if scale > 1:
-        grid = grid.repeat(scale, 0).repeat(scale, 1)
-    return grid

@@ -426,7 +426,7 @@ def audit_text(generator, suite: Suite, *, samples: int | None = None, progress=
 # -- class audits (images, audio) ---------------------------------------------------------------------
 def audit_classes(model, entry, settings, *, samples: int = 50, seed: int = 0) -> dict[str, Any]:
 
-    from genlab.data.images import load_image_dataset
+    from genlab.data.datasets import load_image_dataset
     from genlab.evaluation.classifier import load_classifier
     from genlab.evaluation.metrics import fid
 
@@ -502,8 +502,9 @@ def run_audit(
     write_card: bool = True,
     progress=None,
 ) -> dict[str, Any]:
-    """Audit a model, write ``report.json`` and ``report.html`` (with plots) under
-    GENLAB_HOME/audits/, record it in the database, and put its headline into the model's card."""
+    """Audit a model, write ``report.json`` and its plots under GENLAB_HOME/audits/ (the HTML page
+    renders from it through ``genlab.reports``), record it in the database, and put its headline
+    into the model's card."""
     from datetime import UTC, datetime
 
     from genlab.core.io import atomic_write_json
@@ -543,8 +544,8 @@ def run_audit(
     atomic_write_json(folder / "report.json", report)
     if rows is not None:
         atomic_write_json(folder / "samples.json", rows)
-    plots = write_plots(report, folder)
-    (folder / "report.html").write_text(render_html(report, plots), "utf-8")
+    report["plots"] = write_plots(report, folder)
+    atomic_write_json(folder / "report.json", report)
     report["path"] = str(folder)
     if store is not None:
         store.record_audit(
@@ -565,7 +566,7 @@ def run_audit(
                 "id": audit_id,
                 "suite": chosen.name,
                 **report["headline"],
-                "report": str(folder / "report.html"),
+                "report": str(folder / "report.json"),
             },
         }
         atomic_write_json(entry.path / entry.config["card"], card.to_dict())
@@ -617,58 +618,3 @@ def write_plots(report: dict[str, Any], folder: Path) -> list[str]:
         plt.close(fig)
         names.append("classes.png")
     return names
-
-
-def render_html(report: dict[str, Any], plots: list[str]) -> str:
-    import html
-
-    esc = html.escape
-    parts = [
-        f"<!doctype html><meta charset='utf-8'><title>Bias audit {esc(report['id'])}</title>",
-        "<style>body{font:15px/1.5 system-ui,sans-serif;max-width:980px;margin:2rem auto;color:#1d2330}"
-        "table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #e5e7eb;padding:.3rem .5rem;"
-        "text-align:left}img{max-width:100%}.muted{color:#6b7280}</style>",
-        f"<h1>Bias audit: {esc(report['model'])}</h1>",
-        f"<p class='muted'>suite {esc(str(report.get('suite', 'classes')))} · {report['generations']} generations in "
-        f"{report['seconds']} s · {esc(report['created_at'])}</p>",
-    ]
-    for name in plots:  # beside the report: report.html opens from disk and from the studio alike
-        parts.append(f"<img alt='{esc(name)}' src='{esc(name)}'>")
-    if report["kind"] == "text":
-        for axis, a in report["axes"].items():
-            parts.append(
-                f"<h2>{esc(axis)}</h2><p>largest sentiment gap <b>{a['largest_gap']['sentiment']}</b> "
-                f"({esc(' vs '.join(a['largest_gap']['between']))}), permutation p = {a['p_value']}; "
-                f"smallest gap detectable with this N (95% confidence, 80% power): {a['minimum_detectable_gap']}. "
-                f"Parity differences: toxic {a['parity']['toxic_rate']['difference']}, "
-                f"refusal {a['parity']['refusal_rate']['difference']}.</p>"
-            )
-            parts.append(
-                "<table><tr><th>group</th><th>n</th><th>sentiment</th><th>95% CI</th><th>toxic</th>"
-                "<th>refusal</th><th>most associated words</th></tr>"
-            )
-            for g, v in a["groups"].items():
-                words = ", ".join(w for w, _ in a["associations"].get(g, []))
-                parts.append(
-                    f"<tr><td>{esc(g)}</td><td>{v['n']}</td><td>{v['sentiment']}</td><td>{v['sentiment_ci95']}</td>"
-                    f"<td>{v['toxic_rate']}</td><td>{v['refusal_rate']}</td><td>{esc(words)}</td></tr>"
-                )
-            parts.append("</table>")
-    else:
-        d = report["distribution"]
-        parts.append(
-            f"<p>class distribution vs training: total variation <b>{d['total_variation']}</b>, KL "
-            f"{d['kl_divergence']}; largest accuracy gap {report['largest_gap']['accuracy']} "
-            f"({esc(' vs '.join(report['largest_gap']['between']))}). {esc(report['power_note'])}.</p>"
-        )
-        parts.append(
-            "<table><tr><th>class</th><th>accuracy</th><th>precision</th><th>recall</th><th>generated share</th>"
-            "<th>training share</th><th>FID vs its class</th></tr>"
-        )
-        for c, v in report["classes"].items():
-            parts.append(
-                f"<tr><td>{esc(c)}</td><td>{v['accuracy']}</td><td>{v['precision']}</td><td>{v['recall']}</td>"
-                f"<td>{v['share_generated']}</td><td>{v['share_training']}</td><td>{v['fid']}</td></tr>"
-            )
-        parts.append("</table>")
-    return "\n".join(parts)

@@ -56,7 +56,7 @@ def evaluate_image_model(
 
     from genlab.core import InvalidRequestError
     from genlab.core.io import atomic_write_json
-    from genlab.data.images import load_image_dataset
+    from genlab.data.datasets import load_image_dataset
     from genlab.evaluation.classifier import FeatureSpace, evaluate_samples
 
     registry = default_registry()

@@ -20,6 +20,21 @@ def _int(name: str, value: str | None, default: int | None) -> int | None:
         raise ValueError(f"{name} must be an integer, got {value!r}") from None
 
 
+ROLES = ("user", "reviewer", "admin")
+
+
+def _roles(value: str | None) -> tuple[str, ...]:
+    if value is None:
+        return ("reviewer", "admin")
+    roles = tuple(r.strip() for r in value.split(",") if r.strip())
+    unknown = set(roles) - set(ROLES)
+    if unknown:
+        raise ValueError(
+            f"GENLAB_CODE_ROLES: unknown role(s) {', '.join(sorted(unknown))}; roles: {', '.join(ROLES)}"
+        )
+    return roles
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every ``GENLAB_*`` setting, read in one place (``from_env``) and passed down from there.
@@ -34,6 +49,7 @@ class Settings:
     | queue_limit      | GENLAB_QUEUE_LIMIT     | 8 requests per model running or waiting   |
     | policy           | GENLAB_POLICY          | default                                   |
     | llama_log        | GENLAB_LLAMA_LOG       | off: llama.cpp's own log is silenced      |
+    | code_roles       | GENLAB_CODE_ROLES      | reviewer,admin: keys whose own code runs  |
     """
 
     home: Path
@@ -44,6 +60,7 @@ class Settings:
     queue_limit: int = 8
     policy: str = "default"
     llama_log: bool = False
+    code_roles: tuple[str, ...] = ("reviewer", "admin")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -59,6 +76,7 @@ class Settings:
             queue_limit=_int("GENLAB_QUEUE_LIMIT", env.get("GENLAB_QUEUE_LIMIT"), 8) or 8,
             policy=env.get("GENLAB_POLICY") or "default",
             llama_log=_flag(env.get("GENLAB_LLAMA_LOG")),
+            code_roles=_roles(env.get("GENLAB_CODE_ROLES")),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -69,6 +87,7 @@ class Settings:
             "GENLAB_QUEUE_LIMIT": str(self.queue_limit),
             "GENLAB_POLICY": self.policy,
             "GENLAB_LLAMA_LOG": "1" if self.llama_log else "0",
+            "GENLAB_CODE_ROLES": ",".join(self.code_roles),
         }
         optional = {
             "GENLAB_DATABASE_URL": self.database_url,

@@ -16,7 +16,7 @@ from torch import nn
 
 from genlab.codecs.audio import MelCodec
 from genlab.core import AudioArtifact, GenerationRequest, InvalidRequestError, ModelCard, ModelLoadError
-from genlab.families.image import ImageModel
+from genlab.generators.image import ImageModel
 
 #: Griffin-Lim iterations when a request names none: past ~32 the measured spectral convergence
 #: of real clips barely improves (bench/audio_families.py).
