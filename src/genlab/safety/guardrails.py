@@ -13,6 +13,7 @@ MEDICAL_RECORD_NUMBER); content hazards use the MLCommons categories S1-S14 as L
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import json
 import re
@@ -234,6 +235,25 @@ _SHAPES = re.compile(
 )
 
 
+_CAPITALISED = re.compile(r"\b[A-Z][a-z]+\b")
+
+
+class Spans:
+    """Character spans, sorted once, asked "does any overlap [start, end)?" in O(log n)."""
+
+    def __init__(self, spans) -> None:
+        self.spans = sorted(spans)
+        self._starts = [s for s, _ in self.spans]
+        self._reach, far = [], -1  # the furthest end among the spans up to each index
+        for _, e in self.spans:
+            far = max(far, e)
+            self._reach.append(far)
+
+    def overlaps(self, start: int, end: int) -> bool:
+        i = bisect.bisect_left(self._starts, end)  # spans that start before ``end``
+        return i > 0 and self._reach[i - 1] > start
+
+
 class PIIScanner(Scanner):
     name = "pii"
     default_category = "PII"
@@ -257,48 +277,59 @@ class PIIScanner(Scanner):
                 )
         out += self._name_mentions(text, out)
         # A number shaped like a card, SSN, IBAN, IP or date (valid or not) is not also a phone number.
-        strong = [
-            (f.start, f.end)
-            for f in out
-            if f.category in ("CREDIT_CARD", "US_SSN", "IBAN_CODE", "IP_ADDRESS", "DATE_TIME", "DATE")
-        ]
-        shapes = [m.span() for m in _SHAPES.finditer(text)]
-        strong += shapes
+        shapes = Spans(m.span() for m in _SHAPES.finditer(text))
+        strong = Spans(
+            [
+                (f.start, f.end)
+                for f in out
+                if f.category in ("CREDIT_CARD", "US_SSN", "IBAN_CODE", "IP_ADDRESS", "DATE_TIME", "DATE")
+            ]
+            + shapes.spans
+        )
         # digits inside an IBAN-shaped string are its account number, not a card (even if they pass Luhn)
-        out = [
-            f
-            for f in out
-            if f.category != "CREDIT_CARD" or not any(s < f.end and f.start < e for s, e in shapes)
-        ]
         return [
             f
             for f in out
-            if f.category != "PHONE_NUMBER" or not any(s <= f.start < e or s < f.end <= e for s, e in strong)
+            if not (f.category == "CREDIT_CARD" and shapes.overlaps(f.start, f.end))
+            and not (f.category == "PHONE_NUMBER" and strong.overlaps(f.start, f.end))
         ]
 
     def _name_mentions(self, text: str, found: list[Finding]) -> list[Finding]:
         """A name found by its cue ("Patient: Ana Ruiz", "Mrs. Ruiz") is a name wherever else it
-        appears: every other mention of the full name or of one of its parts is PII too."""
+        appears: every other mention of the full name or of one of its parts is PII too.
+
+        One pass over the capitalised words (set lookups, and the found spans in a sorted index), so
+        the cost grows with the text, not with the text times the number of names."""
         names = {f.text for f in found if f.category == "PERSON"}
-        parts = {p for n in names for p in n.split() if len(p) >= 3} | names
-        covered = [(f.start, f.end) for f in found]
-        out = []
-        for part in sorted(parts, key=len, reverse=True):
-            for m in re.finditer(rf"\b{re.escape(part)}\b", text):
-                if any(s <= m.start() < e or s < m.end() <= e for s, e in covered):
-                    continue
-                covered.append(m.span())
+        if not names:
+            return []
+        parts = {p for n in names for p in n.split() if len(p) >= 3}
+        covered = Spans((f.start, f.end) for f in found)
+        words = list(_CAPITALISED.finditer(text))
+        out, i = [], 0
+        while i < len(words):
+            m = words[i]
+            pair = words[i + 1] if i + 1 < len(words) and words[i + 1].start() == m.end() + 1 else None
+            if pair is not None and text[m.end()] == " " and f"{m.group()} {pair.group()}" in names:
+                start, end, value, step = m.start(), pair.end(), f"{m.group()} {pair.group()}", 2
+            elif m.group() in parts or m.group() in names:
+                start, end, value, step = m.start(), m.end(), m.group(), 1
+            else:
+                i += 1
+                continue
+            if not covered.overlaps(start, end):
                 out.append(
                     Finding(
                         self.name,
                         "PERSON",
-                        m.start(),
-                        m.end(),
+                        start,
+                        end,
                         0.8,
                         "another mention of a name found by its cue",
-                        part,
+                        value,
                     )
                 )
+            i += step
         return out
 
     @staticmethod

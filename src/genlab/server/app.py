@@ -20,6 +20,7 @@ import genlab
 from genlab.core.settings import Settings
 from genlab.registry import Registry
 from genlab.server import errors
+from genlab.server.errors import APIError
 from genlab.server.routes import (
     apps,
     audits,
@@ -67,26 +68,62 @@ def create_app(
     )
     app.state.genlab = state
     errors.install(app)
-    app.middleware("http")(body_limit_and_metrics)
+    app.middleware("http")(measure)
+    app.add_middleware(BodyLimit, limit=state.config.max_body_bytes)
     for module in ROUTERS:
         app.include_router(module.router)
     return app
 
 
-async def body_limit_and_metrics(request: Request, call_next):
-    """Refuse a body over the limit before reading it; count and time every request."""
+class BodyLimit:
+    """Refuse a body over the limit as it arrives (413), whether it declares its length or comes
+    chunked: the app never holds more than the limit of one request."""
+
+    def __init__(self, app, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limit):
+            response = JSONResponse(too_large(self.limit), status_code=413)
+            await response(scope, receive, send)
+            return
+        received, exceeded = 0, False
+
+        async def counted():
+            nonlocal received, exceeded
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                exceeded = True  # stop reading: the app sees an error, the client our 413
+                raise APIError(
+                    413, "request body too large", type_="invalid_request_error", code="body_too_large"
+                )
+            return message
+
+        async def answer(message) -> None:
+            if not exceeded:
+                await send(message)
+            elif message["type"] == "http.response.start":  # whatever the app made of it, the answer is 413
+                await JSONResponse(too_large(self.limit), status_code=413)(scope, receive, send)
+
+        await self.app(scope, counted, answer)
+
+
+def too_large(limit: int) -> dict:
+    return errors.error_body(
+        f"request body over {limit} bytes", "invalid_request_error", code="body_too_large"
+    )
+
+
+async def measure(request: Request, call_next):
+    """Count and time every request, by route."""
     state: State = request.app.state.genlab
     started = time.perf_counter()
-    length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > state.config.max_body_bytes):
-        body = errors.error_body(
-            f"request body over {state.config.max_body_bytes} bytes",
-            "invalid_request_error",
-            code="body_too_large",
-        )
-        response = JSONResponse(body, status_code=413)
-    else:
-        response = await call_next(request)
+    response = await call_next(request)
     path = getattr(request.scope.get("route"), "path", "unmatched")
     state.metrics.requests.labels(path, str(response.status_code)).inc()
     state.metrics.latency.labels(path).observe(time.perf_counter() - started)
