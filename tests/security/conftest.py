@@ -21,7 +21,9 @@ def server(registry, gemma, tmp_path_factory):
 def keyed(registry, gemma, tmp_path_factory):
     """Keys required: two users, a reviewer and an admin (``live.keys``)."""
     store = Store(f"sqlite:///{tmp_path_factory.mktemp('keyed') / 'genlab.db'}")
-    keys = {role: store.create_key(role, role.rstrip("2"))[0] for role in ("user", "user2", "reviewer", "admin")}
+    keys = {
+        role: store.create_key(role, role.rstrip("2"))[0] for role in ("user", "user2", "reviewer", "admin")
+    }
     with LiveServer(create_app(registry, store, ServerConfig(open_access=False))) as live:
         live.keys = keys
         live.store = store

@@ -91,7 +91,9 @@ def reviewed(registry, gemma, tmp_path_factory):
     user, _ = store.create_key("app", "user")
     reviewer, _ = store.create_key("ana", "reviewer")
     other, _ = store.create_key("ben", "reviewer")
-    config = ServerConfig(open_access=False, policy=str(folder / "reviewed.yaml"))
+    config = ServerConfig(
+        open_access=False, policy=str(folder / "reviewed.yaml"), webhook_allow=("127.0.0.1",)
+    )
     with LiveServer(create_app(registry, store, config)) as live:
         live.keys = {"user": user, "reviewer": reviewer, "other": other}
         yield live

@@ -421,11 +421,10 @@ class Course:
 
     @classmethod
     def load(cls, name: str) -> Course:
-        try:
-            data = load_yaml(f"education/courses/{name}.yaml")
-        except FileNotFoundError:
-            raise RecipeError(f"no course named {name!r}; shipped: {', '.join(shipped_courses())}") from None
-        return cls.parse(data)
+        """A shipped course, by name (only those: a name is never a path)."""
+        if name not in shipped_courses():
+            raise RecipeError(f"no course named {name!r}; shipped: {', '.join(shipped_courses())}")
+        return cls.parse(load_yaml(f"education/courses/{name}.yaml"))
 
     @classmethod
     def parse(cls, data: dict[str, Any]) -> Course:
@@ -699,10 +698,12 @@ class LearnerNotFound(RecipeError):
     error_type = "not_found_error"
 
 
-def start_learner(store, learner_id: str, course: str = "python-basics") -> dict[str, Any]:
+def start_learner(
+    store, learner_id: str, course: str = "python-basics", owner_key_id: int | None = None
+) -> dict[str, Any]:
     _check_id(learner_id)
     tutor = Tutor(Course.load(course))
-    store.create_learner(learner_id, course, tutor.new_state())
+    store.create_learner(learner_id, course, tutor.new_state(), owner_key_id)
     return learner_view(store, learner_id)
 
 

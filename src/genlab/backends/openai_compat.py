@@ -28,12 +28,27 @@ from genlab.core import (
 from genlab.core.generator import token_logprobs
 
 
+def redact_url(url: str) -> str:
+    """The URL with any user:password replaced, for messages."""
+    parsed = urlparse(url)
+    if parsed.username is None and parsed.password is None:
+        return url
+    host = parsed.netloc.rsplit("@", 1)[-1]
+    return parsed._replace(netloc=f"***@{host}").geturl()
+
+
 def normalise_url(url: str) -> str:
     """Accept ``http://host:port`` or ``http://host:port/v1``; return the base without ``/v1``."""
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise InvalidRequestError(
-            f"not an http(s) URL: {url!r}", param="url", hint="e.g. http://127.0.0.1:8000/v1"
+            f"not an http(s) URL: {redact_url(url)!r}", param="url", hint="e.g. http://127.0.0.1:8000/v1"
+        )
+    if parsed.username is not None or parsed.password is not None:  # never stored, shown or logged
+        raise InvalidRequestError(
+            f"the URL {redact_url(url)!r} carries credentials; genlab does not keep secrets in URLs",
+            param="url",
+            hint="put the key in an environment variable and name it with --api-key-env",
         )
     base = url.rstrip("/")
     return base[: -len("/v1")] if base.endswith("/v1") else base

@@ -39,6 +39,9 @@ def serve(
     code_roles: Annotated[
         str, typer.Option(help="Key roles whose own code (tests, modules) the apps may run, in the sandbox.")
     ] = "reviewer,admin",
+    webhook_allow: Annotated[
+        str, typer.Option(help="Hosts or networks (CIDR) review webhooks may reach besides public addresses.")
+    ] = "",
 ) -> None:
     """Start the studio (web UI) and the OpenAI-compatible API on one port."""
     from genlab.storage import Store
@@ -67,6 +70,8 @@ def serve(
         queue_limit=queue_limit,
         policy=policy,
         code_roles=roles,
+        webhook_allow=tuple(h.strip() for h in webhook_allow.split(",") if h.strip())
+        or Settings.from_env().webhook_allow,
     )
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     console.print(f"[bold]genlab studio[/] at {url}   (OpenAI-compatible API at {url}/v1)")

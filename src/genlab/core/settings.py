@@ -50,6 +50,7 @@ class Settings:
     | policy           | GENLAB_POLICY          | default                                   |
     | llama_log        | GENLAB_LLAMA_LOG       | off: llama.cpp's own log is silenced      |
     | code_roles       | GENLAB_CODE_ROLES      | reviewer,admin: keys whose own code runs  |
+    | webhook_allow    | GENLAB_WEBHOOK_ALLOW   | none: review webhooks reach public hosts  |
     """
 
     home: Path
@@ -61,6 +62,7 @@ class Settings:
     policy: str = "default"
     llama_log: bool = False
     code_roles: tuple[str, ...] = ("reviewer", "admin")
+    webhook_allow: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -77,6 +79,9 @@ class Settings:
             policy=env.get("GENLAB_POLICY") or "default",
             llama_log=_flag(env.get("GENLAB_LLAMA_LOG")),
             code_roles=_roles(env.get("GENLAB_CODE_ROLES")),
+            webhook_allow=tuple(
+                h.strip() for h in (env.get("GENLAB_WEBHOOK_ALLOW") or "").split(",") if h.strip()
+            ),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -88,6 +93,7 @@ class Settings:
             "GENLAB_POLICY": self.policy,
             "GENLAB_LLAMA_LOG": "1" if self.llama_log else "0",
             "GENLAB_CODE_ROLES": ",".join(self.code_roles),
+            "GENLAB_WEBHOOK_ALLOW": ",".join(self.webhook_allow),
         }
         optional = {
             "GENLAB_DATABASE_URL": self.database_url,

@@ -70,6 +70,7 @@ def create_app(
     errors.install(app)
     app.middleware("http")(measure)
     app.add_middleware(BodyLimit, limit=state.config.max_body_bytes)
+    app.add_middleware(LoopbackOnly, state=state)
     for module in ROUTERS:
         app.include_router(module.router)
     return app
@@ -111,6 +112,46 @@ class BodyLimit:
                 await JSONResponse(too_large(self.limit), status_code=413)(scope, receive, send)
 
         await self.app(scope, counted, answer)
+
+
+LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
+
+
+def hostname(value: str) -> str:
+    """The host of a Host header or an Origin (no scheme, port or IPv6 brackets), lower-cased."""
+    value = value.split("://", 1)[-1].split("/", 1)[0]
+    if value.startswith("["):
+        return value[1 : value.find("]")].lower()
+    return value.rsplit(":", 1)[0].lower() if value.count(":") == 1 else value.lower()
+
+
+class LoopbackOnly:
+    """While the server is open (no keys), it answers only loopback names, and no foreign web page:
+    a page on another site cannot reach it through DNS rebinding (its Host is the attacker's name)
+    or a cross-site request (its Origin is the attacker's site)."""
+
+    def __init__(self, app, state: State) -> None:
+        self.app, self.state = app, state
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or not self.state.open_access():
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        host = hostname(headers.get(b"host", b"").decode("latin-1"))
+        origin = headers.get(b"origin", b"").decode("latin-1")
+        if host not in LOOPBACK_NAMES:
+            message, status = (
+                f"an open server answers loopback names only, not {host!r}; create a key to serve others",
+                421,
+            )
+        elif origin and hostname(origin) not in LOOPBACK_NAMES:  # "null" (sandboxed frames) too
+            message, status = "requests from other sites' pages are refused by an open server", 403
+        else:
+            await self.app(scope, receive, send)
+            return
+        body = errors.error_body(message, "permission_error", code="host_not_allowed")
+        await JSONResponse(body, status_code=status)(scope, receive, send)
 
 
 def too_large(limit: int) -> dict:

@@ -11,11 +11,10 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from genlab.pipeline import Caller
+from genlab.server import webhooks
 from genlab.server.errors import APIError
 from genlab.server.state import State
-from genlab.storage.db import KeyInfo
-
-WEBHOOK_HEADER = "x-genlab-review-webhook"
+from genlab.storage.db import KEY_PREFIX, KeyInfo
 
 
 def get_state(request: Request) -> State:
@@ -27,8 +26,9 @@ StateDep = Annotated[State, Depends(get_state)]
 
 def _authenticate(state: State, header: str) -> KeyInfo | None:
     token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    open_access = state.open_access()
     if not token:
-        if state.config.open_access:
+        if open_access:
             return None
         raise APIError(
             401,
@@ -37,9 +37,9 @@ def _authenticate(state: State, header: str) -> KeyInfo | None:
             code="invalid_api_key",
         )
     key = state.store.verify_key(token)
-    if key is None and state.config.open_access:
-        return None  # an open server ignores keys it does not know (OpenAI clients always send one)
-    if key is None:
+    if key is None and open_access and not token.startswith(KEY_PREFIX):
+        return None  # an open server ignores placeholders (OpenAI clients always send some key)
+    if key is None:  # a genlab key that is unknown or revoked is refused, open server or not
         raise APIError(
             401, "invalid or revoked API key", type_="invalid_request_error", code="invalid_api_key"
         )
@@ -60,9 +60,7 @@ def actor(key: KeyInfo | None) -> str:
 
 
 def is_reviewer(state: State, key: KeyInfo | None) -> bool:
-    return (key is None and state.config.open_access) or (
-        key is not None and key.role in ("reviewer", "admin")
-    )
+    return (key is None and state.open_access()) or (key is not None and key.role in ("reviewer", "admin"))
 
 
 async def require_reviewer(state: StateDep, key: KeyDep) -> str:
@@ -80,16 +78,18 @@ async def require_reviewer(state: StateDep, key: KeyDep) -> str:
 ReviewerDep = Annotated[str, Depends(require_reviewer)]
 
 
-async def caller(request: Request, key: KeyDep) -> Caller:
-    """Who asks for a generation: the key, its name for the audit log, the review webhook."""
-    webhook = request.headers.get(WEBHOOK_HEADER)
-    if webhook and not webhook.startswith(("http://", "https://")):
-        raise APIError(
-            400,
-            f"{WEBHOOK_HEADER} must be an http(s) URL",
-            type_="invalid_request_error",
-            code="invalid_webhook",
-        )
+def owns(state: State, key: KeyInfo | None, owner_key_id: int | None) -> bool:
+    """Whether the caller may see what ``owner_key_id`` made: its owner, reviewers and admins, and
+    the local user of an open loopback server. Others get a 404, as if it did not exist."""
+    return is_reviewer(state, key) or (key is not None and key.id == owner_key_id)
+
+
+async def caller(request: Request, key: KeyDep, state: StateDep) -> Caller:
+    """Who asks for a generation: the key, its name for the audit log, the review webhook (checked
+    against SSRF: public addresses only, unless the operator allows more)."""
+    webhook = request.headers.get(webhooks.HEADER)
+    if webhook:
+        await run_in_threadpool(webhooks.resolve, webhook, state.config.webhook_allow)
     return Caller(key_id=key.id if key else None, actor=actor(key), webhook=webhook)
 
 

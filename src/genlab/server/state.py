@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from genlab.pipeline import Pipeline
@@ -17,10 +18,9 @@ class ServerConfig:
     max_body_bytes: int = 1_000_000
     policy: str = "default"  # guardrail policy (a shipped name or a YAML path) run on every generation
     review_sweep_seconds: float = 30.0  # how often overdue review items are expired
-    code_roles: tuple[str, ...] = (
-        "reviewer",
-        "admin",
-    )  # key roles that may have their own code run (sandboxed)
+    # key roles that may have their own code run (in the sandbox)
+    code_roles: tuple[str, ...] = ("reviewer", "admin")
+    webhook_allow: tuple[str, ...] = ()  # hosts or networks a review webhook may reach besides public ones
 
     @classmethod
     def from_settings(cls, settings) -> ServerConfig:
@@ -29,6 +29,7 @@ class ServerConfig:
             queue_limit=settings.queue_limit,
             policy=settings.policy,
             code_roles=settings.code_roles,
+            webhook_allow=settings.webhook_allow,
         )
 
 
@@ -39,6 +40,7 @@ class State:
         self.config = config
         self.metrics = Metrics()
         self.limiter = RateLimiter()
+        self._keys_checked: tuple[float, bool] = (-1e9, False)
         self.pipeline = Pipeline(
             registry,
             policy=config.policy,
@@ -46,6 +48,16 @@ class State:
             queue_limit=config.queue_limit,
             observer=MetricsObserver(self.metrics, registry),
         )
+
+    def open_access(self) -> bool:
+        """Open (no key needed) only while no active key exists: a key created after start-up makes
+        the server require keys from then on (checked at most once a second)."""
+        if not self.config.open_access:
+            return False
+        now = time.monotonic()
+        if now - self._keys_checked[0] > 1.0:
+            self._keys_checked = (now, self.store.has_active_keys())
+        return not self._keys_checked[1]
 
     @property
     def reviews(self):

@@ -219,13 +219,15 @@ class Store:
             row = s.get(Learner, learner_id)
             return _learner(row) if row else None
 
-    def create_learner(self, learner_id: str, course: str, state: dict[str, Any]) -> dict[str, Any]:
+    def create_learner(
+        self, learner_id: str, course: str, state: dict[str, Any], owner_key_id: int | None = None
+    ) -> dict[str, Any]:
         with self.session() as s, s.begin():
             if s.get(Learner, learner_id) is not None:
                 raise LearnerConflict(
                     f"learner {learner_id!r} exists already; continue with it or pick another name"
                 )
-            row = Learner(id=learner_id, course=course, state=state, version=1)
+            row = Learner(id=learner_id, course=course, state=state, version=1, owner_key_id=owner_key_id)
             s.add(row)
             s.flush()
             return _learner(row)
@@ -285,6 +287,7 @@ def _learner(row: Learner) -> dict[str, Any]:
     return {
         "id": row.id,
         "course": row.course,
+        "owner_key_id": row.owner_key_id,
         "state": row.state,
         "version": row.version,
         "created_at": row.created_at.isoformat(),

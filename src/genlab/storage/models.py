@@ -151,6 +151,7 @@ class Learner(Base):
 
     id: Mapped[str] = mapped_column(String(100), primary_key=True)
     course: Mapped[str] = mapped_column(String(100))
+    owner_key_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: the local user
     state: Mapped[dict] = mapped_column(JSON)
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

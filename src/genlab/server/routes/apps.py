@@ -15,9 +15,9 @@ through the model's bounded queue, like any other generation.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from genlab.apps import RECIPES, get_recipe, run_recipe
 from genlab.apps import education as tutor
 from genlab.apps.recipe import Context
-from genlab.server.deps import CallerDep, KeyDep, StateDep
+from genlab.server.deps import CallerDep, KeyDep, StateDep, owns
 from genlab.server.errors import APIError
 from genlab.server.responses import held
 from genlab.server.templating import page
@@ -99,8 +99,25 @@ async def list_apps(_: KeyDep) -> dict[str, Any]:
 
 
 @router.post("/v1/apps/tutor/learners", status_code=201)
-async def start(body: LearnerRequest, state: StateDep, _: KeyDep) -> dict[str, Any]:
-    return await run_in_threadpool(tutor.start_learner, state.store, body.learner, body.course)
+async def start(body: LearnerRequest, state: StateDep, key: KeyDep) -> dict[str, Any]:
+    owner = key.id if key is not None else None
+    return await run_in_threadpool(tutor.start_learner, state.store, body.learner, body.course, owner)
+
+
+async def own_learner(learner: str, state: StateDep, key: KeyDep) -> str:
+    """The learner, if the caller owns it (reviewers and admins excepted); otherwise a 404."""
+    row = await run_in_threadpool(state.store.get_learner, learner)
+    if row is None or not owns(state, key, row["owner_key_id"]):
+        raise APIError(
+            404,
+            f"no learner {learner!r}; start one with a course first",
+            type_="not_found_error",
+            code="not_found",
+        )
+    return learner
+
+
+LearnerDep = Annotated[str, Depends(own_learner)]
 
 
 @router.get("/v1/apps/tutor/courses")
@@ -109,14 +126,14 @@ async def courses(_: KeyDep) -> dict[str, Any]:
 
 
 @router.get("/v1/apps/tutor/learners/{learner}")
-async def learner(learner: str, state: StateDep, _: KeyDep) -> dict[str, Any]:
+async def learner(learner: LearnerDep, state: StateDep) -> dict[str, Any]:
     view = await run_in_threadpool(tutor.learner_view, state.store, learner)
     return {**view, "history": await run_in_threadpool(state.store.learner_events, learner)}
 
 
 @router.post("/v1/apps/tutor/learners/{learner}/next")
 async def next_question(
-    learner: str, state: StateDep, _: KeyDep, body: NextRequest | None = None
+    learner: LearnerDep, state: StateDep, body: NextRequest | None = None
 ) -> dict[str, Any]:
     body = body or NextRequest()
     ctx = None
@@ -129,7 +146,7 @@ async def next_question(
 
 
 @router.post("/v1/apps/tutor/learners/{learner}/answer")
-async def answer(learner: str, body: AnswerRequest, state: StateDep, _: KeyDep) -> dict[str, Any]:
+async def answer(learner: LearnerDep, body: AnswerRequest, state: StateDep) -> dict[str, Any]:
     return await run_in_threadpool(tutor.answer, state.store, learner, body.choice)
 
 

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from genlab.core import GenerationRequest, SamplingParams
 from genlab.pipeline import Released
-from genlab.server.deps import CallerDep, KeyDep, StateDep
+from genlab.server.deps import CallerDep, KeyDep, StateDep, owns
 from genlab.server.errors import APIError
 from genlab.server.responses import held
 from genlab.server.schemas import ImageRequest, SpeechRequest
@@ -105,10 +105,10 @@ async def speech(body: SpeechRequest, state: StateDep, who: CallerDep) -> Any:
     return Response(a.to_bytes(), media_type="audio/wav", headers=headers)
 
 
-async def released_record(state: State, record_id: str) -> dict[str, Any]:
-    """A generation record, 404 if unknown, 403 while it is held for review."""
+async def released_record(state: State, record_id: str, key) -> dict[str, Any]:
+    """A generation record: 404 if unknown or another user's, 403 while it is held for review."""
     record = await run_in_threadpool(state.store.get_generation, record_id)
-    if record is None:
+    if record is None or not owns(state, key, record["key_id"]):
         raise APIError(404, f"no generation {record_id!r}", type_="not_found_error", code="not_found")
     if record["status"] == "held":
         raise APIError(
@@ -121,13 +121,13 @@ async def released_record(state: State, record_id: str) -> dict[str, Any]:
 
 
 @router.get("/genlab/generations/{record_id}")
-async def get_generation(record_id: str, state: StateDep, _: KeyDep) -> dict[str, Any]:
-    return await released_record(state, record_id)
+async def get_generation(record_id: str, state: StateDep, key: KeyDep) -> dict[str, Any]:
+    return await released_record(state, record_id, key)
 
 
 @router.get("/genlab/generations/{record_id}/content")
-async def generation_content(record_id: str, state: StateDep, _: KeyDep) -> Response:
-    record = await released_record(state, record_id)
+async def generation_content(record_id: str, state: StateDep, key: KeyDep) -> Response:
+    record = await released_record(state, record_id, key)
     if not record.get("artifact_path"):
         raise APIError(
             404, f"no stored artifact for {record_id!r}", type_="not_found_error", code="not_found"

@@ -12,17 +12,15 @@ reviewer approves it (or as edited); an item past its due time expires and is ne
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any, Literal
 
-import httpx
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from genlab.safety.review import FINAL, REASON_CODES, STATES
-from genlab.server import errors
+from genlab.server import webhooks
 from genlab.server.deps import KeyDep, ReviewerDep, StateDep, is_reviewer
 from genlab.server.errors import APIError
 
@@ -99,25 +97,6 @@ def public_view(item: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def notify(item: dict[str, Any]) -> None:
-    """POST the outcome to the item's webhook (in the background; two retries; failures are logged)."""
-    url = item.get("webhook")
-    if not url:
-        return
-
-    def send() -> None:
-        body = public_view(item)
-        for _ in range(3):
-            try:
-                if httpx.post(url, json=body, timeout=10).status_code < 500:
-                    return
-            except httpx.HTTPError:
-                continue  # unreachable: try again
-        errors.log.warning("review webhook %s failed for %s", url, item["id"])
-
-    threading.Thread(target=send, daemon=True).start()
-
-
 @router.get("/v1/reviews")
 async def list_reviews(
     state: StateDep, _: ReviewerDep, wanted: str | None = Query(None, alias="state"), limit: int = 100
@@ -182,7 +161,9 @@ async def decide(item_id: str, body: DecisionBody, state: StateDep, name: Review
         version=body.version,
     )
     if item["state"] in FINAL:
-        notify(await run_in_threadpool(queue.get, item_id))
+        full = await run_in_threadpool(queue.get, item_id)
+        if full.get("webhook"):
+            webhooks.notify(full["webhook"], public_view(full), state.config.webhook_allow)
     return item
 
 

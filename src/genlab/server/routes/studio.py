@@ -17,7 +17,7 @@ COMPARE_MEDIA = {".html": "text/html", ".json": "application/json", ".png": "ima
 
 @router.get("/")
 async def playground(request: Request, state: StateDep):
-    return page(request, "playground.html", open=state.config.open_access)
+    return page(request, "playground.html", open=state.open_access())
 
 
 @router.get("/studio/images")
