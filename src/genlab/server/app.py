@@ -33,6 +33,7 @@ from genlab.server.routes import (
     studio,
 )
 from genlab.server.state import ServerConfig, State
+from genlab.server.templating import API_CSP
 from genlab.storage import Store
 
 __all__ = ["ServerConfig", "app_from_env", "create_app"]
@@ -69,6 +70,7 @@ def create_app(
     app.state.genlab = state
     errors.install(app)
     app.middleware("http")(measure)
+    app.middleware("http")(security_headers)
     app.add_middleware(BodyLimit, limit=state.config.max_body_bytes)
     app.add_middleware(LoopbackOnly, state=state)
     for module in ROUTERS:
@@ -152,6 +154,17 @@ class LoopbackOnly:
             return
         body = errors.error_body(message, "permission_error", code="host_not_allowed")
         await JSONResponse(body, status_code=status)(scope, receive, send)
+
+
+async def security_headers(request: Request, call_next):
+    """On every response: no MIME sniffing, no framing, no referrer; API answers allow nothing to
+    run (pages and reports set their own Content-Security-Policy)."""
+    response = await call_next(request)
+    response.headers.setdefault("Content-Security-Policy", API_CSP)
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    return response
 
 
 def too_large(limit: int) -> dict:

@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from genlab.reports import render_file
 from genlab.server.deps import StateDep
 from genlab.server.errors import APIError
-from genlab.server.templating import page
+from genlab.server.templating import REPORT_CSP, page, report
 
 router = APIRouter(tags=["studio"], default_response_class=HTMLResponse)
 COMPARE_MEDIA = {".html": "text/html", ".json": "application/json", ".png": "image/png", ".wav": "audio/wav"}
@@ -72,7 +72,7 @@ async def compare_file(name: str, state: StateDep) -> Response:
     latest = await run_in_threadpool(latest_report, state.registry.settings)
     path = (latest / name).resolve() if latest is not None else None
     if latest is not None and name == "report.html":  # rendered from report.json, through the reports room
-        return HTMLResponse(await run_in_threadpool(render_file, "compare", latest))
+        return report(await run_in_threadpool(render_file, "compare", latest))
     if (
         path is None
         or not path.is_relative_to(latest.resolve())
@@ -82,4 +82,8 @@ async def compare_file(name: str, state: StateDep) -> Response:
         raise APIError(
             404, f"no file {name!r} in the latest compare report", type_="not_found_error", code="not_found"
         )
-    return Response(path.read_bytes(), media_type=COMPARE_MEDIA[path.suffix])
+    return Response(
+        path.read_bytes(),
+        media_type=COMPARE_MEDIA[path.suffix],
+        headers={"Content-Security-Policy": REPORT_CSP},
+    )
