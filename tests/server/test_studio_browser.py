@@ -75,10 +75,10 @@ def test_reviewer_approves_a_held_chat_with_the_keyboard(reviewed, page):
     assert held.status_code == 202
     item_id = held.json()["id"]
     page.goto(reviewed.url + "/studio/reviews")
-    page.evaluate("k => localStorage.setItem('genlab-key', k)", reviewed.keys["user"])
+    page.evaluate("k => sessionStorage.setItem('genlab-key', k)", reviewed.keys["user"])
     page.reload()
     expect(page.locator("#status")).to_contain_text("reviewer role", timeout=20_000)  # a user may not review
-    page.evaluate("k => localStorage.setItem('genlab-key', k)", reviewed.keys["reviewer"])
+    page.evaluate("k => sessionStorage.setItem('genlab-key', k)", reviewed.keys["reviewer"])
     page.reload()
     row = page.locator(f"#queue tr[data-id='{item_id}']")
     expect(row).to_have_count(1, timeout=20_000)
