@@ -33,10 +33,11 @@ sys.path.insert(0, str(ROOT))
 def round_(home: Path, url: str, keys: list[str]) -> dict:
     from tests.conftest import free_port, start_serve
 
+    from genlab.core.settings import Settings
     from genlab.safety.review import FINAL, ReviewQueue
     from genlab.storage import Store
 
-    store = Store(url)
+    store = Store(url, settings=Settings(home=home))  # the server's audit key lives in its home
     ids = [ReviewQueue(store).submit(endpoint="chat.completions", model="soak", modality="text", request={"prompt": f"q{i}"},
                                 artifact={"text": f"a{i}"}, findings=[], rule="always")["id"] for i in range(300)]  # fmt: skip
     store.close()
@@ -72,7 +73,7 @@ def round_(home: Path, url: str, keys: list[str]) -> dict:
         t.join()
     restarted = start_serve(home, port, GENLAB_DATABASE_URL=url)
     try:
-        store = Store(url)
+        store = Store(url, settings=Settings(home=home))
         queue = ReviewQueue(store)
         lost = sum(
             1 for item_id, state in acknowledged.items()
@@ -93,10 +94,11 @@ def round_(home: Path, url: str, keys: list[str]) -> dict:
 
 
 def soak(url: str, rounds: int) -> list[dict]:
+    from genlab.core.settings import Settings
     from genlab.storage import Store
 
     with tempfile.TemporaryDirectory() as home:
-        store = Store(url)
+        store = Store(url, settings=Settings(home=Path(home)))
         keys = [
             store.create_key(f"soak{i}-{time.time_ns()}", "reviewer", rate_limit_per_minute=10**6)[0]
             for i in range(6)

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from genlab.core.settings import Settings
 from genlab.safety.review import FINAL, ReviewQueue
 from genlab.storage import Store
 
@@ -20,7 +21,7 @@ from ..conftest import assert_clean_error, free_port, genlab_cli, start_serve
 
 
 def seed(home: Path, n: int = 3) -> list[str]:
-    store = Store(f"sqlite:///{home / 'genlab.db'}")
+    store = Store(settings=Settings(home=home))  # the home's database and its audit key, as the CLI uses
     ids = [
         ReviewQueue(store).submit(endpoint="chat.completions", model="gemma-3-270m", modality="text",
                              request={"prompt": f"question {i}"}, artifact={"text": f"answer {i}"},
@@ -84,7 +85,7 @@ def test_kill_9_under_load_loses_no_acknowledged_decision(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     ids = seed(home, 300)
-    store = Store(f"sqlite:///{home / 'genlab.db'}")
+    store = Store(settings=Settings(home=home))
     keys = [store.create_key(f"reviewer{i}", "reviewer")[0] for i in range(6)]
     store.close()
     port = free_port()
@@ -125,7 +126,7 @@ def test_kill_9_under_load_loses_no_acknowledged_decision(tmp_path):
 
     restarted = start_serve(home, port)  # the server comes back on the same database
     try:
-        store = Store(f"sqlite:///{home / 'genlab.db'}")
+        store = Store(settings=Settings(home=home))
         queue = ReviewQueue(store)
         report = queue.verify()
         assert report.ok, report.problems

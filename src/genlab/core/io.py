@@ -39,10 +39,52 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)
+        fsync_dir(target.parent)  # the rename itself reaches the disk, not only the file's bytes
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_RENAME_EXCHANGE = 2  # linux/fs.h
+
+
+def _renameat2():
+    import ctypes
+    import ctypes.util
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    return getattr(libc, "renameat2", None)
+
+
+def swap_directory(new: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """Put directory ``new`` at ``target`` with no moment where ``target`` is missing: an existing
+    target is exchanged with ``new`` in one step (Linux ``renameat2(RENAME_EXCHANGE)``), then the
+    old one (now at ``new``) is removed. Both directories' parents are fsynced."""
+    import shutil
+
+    new, target = Path(new), Path(target)
+    if not target.exists():
+        os.rename(new, target)
+    else:
+        renameat2 = _renameat2()
+        at_cwd = -100  # AT_FDCWD
+        if renameat2 is None or renameat2(at_cwd, bytes(new), at_cwd, bytes(target), _RENAME_EXCHANGE) != 0:
+            # no exchange here (another kernel or libc): the shortest gap a rename pair allows
+            old = target.with_name(f".{target.name}.old-{os.getpid()}")
+            os.rename(target, old)
+            os.rename(new, target)
+            new = old
+        shutil.rmtree(new, ignore_errors=True)
+    fsync_dir(target.parent)
 
 
 def _read_umask() -> int:

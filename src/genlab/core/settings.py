@@ -44,6 +44,7 @@ class Settings:
     | home             | GENLAB_HOME            | ~/.genlab                                 |
     | database_url     | GENLAB_DATABASE_URL    | SQLite at GENLAB_HOME/genlab.db            |
     | watermark_key    | GENLAB_WATERMARK_KEY   | a key made once in GENLAB_HOME/keys/       |
+    | audit_key        | GENLAB_AUDIT_KEY       | a key made once in GENLAB_HOME/keys/       |
     | threads          | GENLAB_THREADS         | the machine's cores (llama.cpp and torch) |
     | open_access      | GENLAB_OPEN_ACCESS     | off (`genlab serve` decides from the keys) |
     | queue_limit      | GENLAB_QUEUE_LIMIT     | 8 requests per model running or waiting   |
@@ -56,6 +57,7 @@ class Settings:
     home: Path
     database_url: str | None = None
     watermark_key: str | None = None
+    audit_key: str | None = None
     threads: int | None = None
     open_access: bool = False
     queue_limit: int = 8
@@ -73,6 +75,7 @@ class Settings:
             home=Path(home).expanduser().resolve(),
             database_url=env.get("GENLAB_DATABASE_URL") or None,
             watermark_key=env.get("GENLAB_WATERMARK_KEY") or None,
+            audit_key=env.get("GENLAB_AUDIT_KEY") or None,
             threads=_int("GENLAB_THREADS", env.get("GENLAB_THREADS"), None),
             open_access=_flag(env.get("GENLAB_OPEN_ACCESS")),
             queue_limit=_int("GENLAB_QUEUE_LIMIT", env.get("GENLAB_QUEUE_LIMIT"), 8) or 8,
@@ -98,6 +101,7 @@ class Settings:
         optional = {
             "GENLAB_DATABASE_URL": self.database_url,
             "GENLAB_WATERMARK_KEY": self.watermark_key,
+            "GENLAB_AUDIT_KEY": self.audit_key,
             "GENLAB_THREADS": None if self.threads is None else str(self.threads),
         }
         return env | {k: v for k, v in optional.items() if v is not None}

@@ -31,6 +31,7 @@ edited, deleted or reordered event.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import random
 import uuid
@@ -43,6 +44,7 @@ from sqlalchemy.orm import Session
 
 from genlab.core import GenlabError, InvalidRequestError
 from genlab.safety.guardrails import HAZARDS
+from genlab.safety.keys import secret_key
 from genlab.storage.models import AuditEvent, AuditHead, ReviewDecision, ReviewItem
 
 STATES = ("pending", "in_review", "approved", "rejected", "edited", "escalated", "expired")
@@ -150,17 +152,20 @@ def payload_hash(payload: Any) -> str:
     return hashlib.sha256(canonical(payload)).hexdigest()
 
 
-def event_hash(prev_hash: str, event: dict[str, Any]) -> str:
+def event_hash(key: bytes, prev_hash: str, event: dict[str, Any]) -> str:
+    """HMAC-SHA256 under a key kept outside the database (safety/keys.py): whoever can rewrite the
+    database cannot recompute the chain without it."""
     fields = {
         k: event[k]
         for k in ("seq", "created_at", "actor", "action", "item_id", "from_state", "to_state", "payload_hash")
     }
-    return hashlib.sha256(prev_hash.encode() + canonical(fields)).hexdigest()
+    return hmac.new(key, prev_hash.encode() + canonical(fields), hashlib.sha256).hexdigest()
 
 
 def append_event(
     s: Session,
     *,
+    key: bytes,
     actor: str,
     action: str,
     item_id: str | None,
@@ -182,7 +187,7 @@ def append_event(
         "payload_hash": payload_hash(payload),
         "prev_hash": head.last_hash,
     }
-    event["hash"] = event_hash(head.last_hash, event)
+    event["hash"] = event_hash(key, head.last_hash, event)
     row = AuditEvent(**event)
     s.add(row)
     s.execute(update(AuditHead).where(AuditHead.id == 1).values(last_hash=event["hash"]))
@@ -199,7 +204,7 @@ class AuditReport:
         return {"ok": self.ok, "events": self.events, "problems": self.problems}
 
 
-def verify_audit(s: Session) -> AuditReport:
+def verify_audit(s: Session, key: bytes) -> AuditReport:
     """Recompute the chain; name the first row that was edited, deleted, inserted or reordered."""
     problems: list[str] = []
     prev, expected_seq, count = GENESIS, 1, 0
@@ -228,7 +233,7 @@ def verify_audit(s: Session) -> AuditReport:
             problems.append(
                 f"event {row.seq} does not follow the event before it (deleted, inserted or reordered)"
             )
-        if event_hash(row.prev_hash, event) != row.hash:
+        if not hmac.compare_digest(event_hash(key, row.prev_hash, event), row.hash):
             problems.append(f"event {row.seq} was edited: its content does not match its hash")
         prev, expected_seq = row.hash, row.seq + 1
         if len(problems) >= 20:
@@ -290,6 +295,8 @@ class ReviewQueue:
 
     def __init__(self, store) -> None:
         self.store = store
+        settings = store.settings
+        self.key = secret_key(settings.home, "audit", settings.audit_key, "GENLAB_AUDIT_KEY")
 
     def submit(
         self,
@@ -332,6 +339,7 @@ class ReviewQueue:
             s.flush()
             append_event(
                 s,
+                key=self.key,
                 actor=actor,
                 action="submit",
                 item_id=row.id,
@@ -408,7 +416,14 @@ class ReviewQueue:
             raise ReviewConflict(f"{item_id} was changed by someone else; reload it and try again")
         s.expire(row)
         append_event(
-            s, actor=actor, action=action, item_id=item_id, from_state=frm, to_state=to, payload=payload
+            s,
+            key=self.key,
+            actor=actor,
+            action=action,
+            item_id=item_id,
+            from_state=frm,
+            to_state=to,
+            payload=payload,
         )
         return row
 
@@ -566,7 +581,7 @@ class ReviewQueue:
 
     def verify(self) -> AuditReport:
         with self.store.session() as s:
-            return verify_audit(s)
+            return verify_audit(s, self.key)
 
     # -- feedback ------------------------------------------------------------------------------------
     def export(self) -> list[dict[str, Any]]:

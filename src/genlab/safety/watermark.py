@@ -32,11 +32,8 @@ mark unforgeable.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
-import os
-import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +43,7 @@ import numpy as np
 from genlab.codecs.audio import AUDIO_SUFFIXES, read_audio, resample
 from genlab.core import InvalidRequestError
 from genlab.core.settings import Settings
+from genlab.safety.keys import secret_key
 
 SCHEME = "genlab-ss1"
 TARGET_Z = 6.5
@@ -74,28 +72,7 @@ class Detection:
 
 def watermark_key(settings: Settings | None = None) -> bytes:
     settings = settings or Settings.from_env()
-    env = settings.watermark_key
-    if env:
-        try:
-            key = bytes.fromhex(env.strip())
-        except ValueError:
-            raise InvalidRequestError("GENLAB_WATERMARK_KEY must be hex (e.g. 64 hex digits)") from None
-        if len(key) < 16:
-            raise InvalidRequestError("GENLAB_WATERMARK_KEY must hold at least 16 bytes (32 hex digits)")
-        return key
-    path = settings.home / "keys" / "watermark.key"
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(secrets.token_bytes(32))
-        try:  # first writer wins; a concurrent second one reads the winner's key
-            with contextlib.suppress(FileExistsError):
-                os.link(tmp, path)
-        finally:
-            tmp.unlink()
-    return path.read_bytes()
+    return secret_key(settings.home, "watermark", settings.watermark_key, "GENLAB_WATERMARK_KEY")
 
 
 def _pattern(key: bytes, label: str, shape: tuple[int, ...]) -> np.ndarray:

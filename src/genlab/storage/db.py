@@ -46,7 +46,7 @@ def make_engine(url: str) -> Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA synchronous=FULL")  # an acknowledged decision survives a power cut
             cur.close()
 
         return engine
@@ -96,7 +96,8 @@ class Store:
     """API keys, generation records and (through ``reviews``) the review queue. Each method is one transaction."""
 
     def __init__(self, url: str | None = None, *, settings: Settings | None = None) -> None:
-        self.url = url or database_url(settings)
+        self.settings = settings or Settings.from_env()  # where the keys outside the database live
+        self.url = url or database_url(self.settings)
         try:
             self.engine = make_engine(self.url)
             migrate(self.engine)

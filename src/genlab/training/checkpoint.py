@@ -20,15 +20,7 @@ from typing import Any
 import torch
 
 from genlab.core import InvalidRequestError, ModelCard, ModelLoadError
-from genlab.core.io import atomic_write_json, sha256_file
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+from genlab.core.io import atomic_write_json, fsync_dir, sha256_file, swap_directory
 
 
 def save_tensors(
@@ -48,12 +40,9 @@ def commit_directory(parent: Path, name: str, write: Any) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     write(tmp)
-    _fsync_dir(tmp)
+    fsync_dir(tmp)
     target = parent / name
-    if target.exists():
-        shutil.rmtree(target)
-    tmp.rename(target)
-    _fsync_dir(parent)
+    swap_directory(tmp, target)  # never a moment without a complete target
     return target
 
 
