@@ -44,6 +44,7 @@ from genlab.core import (
     TextArtifact,
     TextChunk,
 )
+from genlab.core.generator import collect_text
 from genlab.core.io import sha256_bytes
 from genlab.registry import Registry
 from genlab.safety.guardrails import Vault
@@ -68,6 +69,20 @@ class WrongModality(InvalidRequestError):
     """The model makes another modality than the face asks for."""
 
     code = "wrong_modality"
+
+
+class OverBudget(InvalidRequestError):
+    """One request asks for more tokens than the server allows a request."""
+
+    code = "request_too_large"
+
+
+class Cancelled(GenlabError):
+    """The work stopped before it finished: the client left, or the deadline passed."""
+
+    http_status = 504
+    error_type = "timeout_error"
+    code = "deadline_exceeded"
 
 
 class ReviewRequired(InvalidRequestError):
@@ -254,6 +269,8 @@ class Pipeline:
         queue_limit: int = 8,
         observer: Observer | None = None,
         queues: Queues | None = None,
+        token_budget: int | None = None,
+        deadline_s: float | None = None,
     ) -> None:
         self.registry = registry
         self.guard = Guard(policy if isinstance(policy, Policy) else Policy.load(policy))
@@ -262,6 +279,8 @@ class Pipeline:
         self.observer = observer or Observer()
         self.queues = queues or Queues(queue_limit, self.observer)
         self.outputs = registry.settings.outputs_dir
+        self.token_budget = token_budget  # most tokens one request may ask for, over prompts and choices
+        self.deadline_s = deadline_s  # most seconds one request may generate for
 
     @property
     def policy(self) -> Policy:
@@ -272,7 +291,13 @@ class Pipeline:
         if isinstance(policy, str) and policy == self.policy.name:
             return self
         return Pipeline(
-            self.registry, policy=policy, store=self.store, observer=self.observer, queues=self.queues
+            self.registry,
+            policy=policy,
+            store=self.store,
+            observer=self.observer,
+            queues=self.queues,
+            token_budget=self.token_budget,
+            deadline_s=self.deadline_s,
         )
 
     def gate(self) -> Gate:
@@ -405,6 +430,7 @@ class Pipeline:
         respond: Callable[[Released], dict[str, Any]] | None = None,
         size: str | None = None,
         shape: Callable[[str], str] | None = None,
+        cancel: threading.Event | None = None,
         **kwargs: Any,
     ) -> Released:
         """Every stage, for one or more requests to one model (one review decision over all).
@@ -412,13 +438,14 @@ class Pipeline:
         policy so that what is scanned, hashed, held and recorded is exactly what is released."""
         requests = requests if isinstance(requests, list) else [requests]
         generator = self.check(requests[0].model, modalities, size=size)  # 1. check
+        self.check_budget(requests)
         gate = self.gate()
         requests = [gate.input_request(r) for r in requests]  # 2. input
         started = time.perf_counter()
         artifacts: list[Artifact] = []
         with self.admit(generator):  # 3. admit
             for request in requests:  # 4. generate
-                produced = generator.generate(request, **kwargs)
+                produced = self._produce(generator, request, cancel, started, kwargs)
                 if shape is not None:
                     produced = [
                         dataclasses.replace(a, text=shape(a.text)) if isinstance(a, TextArtifact) else a
@@ -449,6 +476,53 @@ class Pipeline:
         )  # 7., 8.
         released.record_ids, released.review = record_ids, review
         return released
+
+    def check_budget(self, requests: list[GenerationRequest]) -> None:
+        """Prompts x choices x max_tokens within the budget, before any work starts."""
+        asked = sum(r.n * r.params.max_tokens for r in requests)
+        if self.token_budget is not None and asked > self.token_budget:
+            raise OverBudget(
+                f"this request asks for up to {asked} tokens (prompts x n x max_tokens); the limit is "
+                f"{self.token_budget} per request",
+                param="max_tokens",
+            )
+
+    def _produce(
+        self,
+        generator: Generator,
+        request: GenerationRequest,
+        cancel: threading.Event | None,
+        started: float,
+        kwargs: dict[str, Any],
+    ) -> list[Artifact]:
+        """Stage 4. A text model that streams is read token by token, so the work stops when the
+        client leaves (``cancel``) or the deadline passes; what it makes is its ``generate``'s."""
+        if (cancel is None and self.deadline_s is None) or not generator.supports_streaming or kwargs:
+            return generator.generate(request, **kwargs)
+        deadline = started + self.deadline_s if self.deadline_s is not None else float("inf")
+        chunks: dict[int, list[TextChunk]] = {}
+        stream = generator.stream(request)
+        try:
+            for chunk in stream:
+                if (cancel is not None and cancel.is_set()) or time.perf_counter() > deadline:
+                    self.observer.rejected("cancelled")
+                    raise Cancelled(
+                        "the client left before the generation finished"
+                        if cancel is not None and cancel.is_set()
+                        else f"the generation ran past the server's deadline of {self.deadline_s:g} s"
+                    )
+                chunks.setdefault(chunk.index, []).append(chunk)
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()  # ends the engine's loop at the next token
+        card = generator.card
+        parameters = {**request.params.to_dict(), "backend": card.backend}
+        keep = request.params.logprobs is not None
+        return [
+            collect_text(chunks[i], card, seed=seed, parameters=parameters, keep_logprobs=keep)
+            for i, seed in enumerate(request.choice_seeds())
+        ]
 
     def _record_fields(self, artifact: Artifact, released: Released) -> dict[str, Any]:
         """What a record keeps of a released artifact: its text, or its stored file and hash."""
@@ -522,7 +596,10 @@ class Stream:
         started = time.perf_counter()
         first = True
         try:
+            deadline = self.pipeline.deadline_s
             for chunk in self._guarded():  # 5. output, as the text grows
+                if deadline is not None and time.perf_counter() - started > deadline:
+                    raise Cancelled(f"the stream ran past the server's deadline of {deadline:g} s")
                 if first and chunk.text:
                     first = False
                     self.pipeline.observer.first_token(

@@ -13,7 +13,7 @@ import contextlib
 import time
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 import genlab
@@ -69,8 +69,7 @@ def create_app(
     )
     app.state.genlab = state
     errors.install(app)
-    app.middleware("http")(measure)
-    app.middleware("http")(security_headers)
+    app.add_middleware(Observed, state=state)
     app.add_middleware(BodyLimit, limit=state.config.max_body_bytes)
     app.add_middleware(LoopbackOnly, state=state)
     for module in ROUTERS:
@@ -156,32 +155,50 @@ class LoopbackOnly:
         await JSONResponse(body, status_code=status)(scope, receive, send)
 
 
-async def security_headers(request: Request, call_next):
-    """On every response: no MIME sniffing, no framing, no referrer; API answers allow nothing to
-    run (pages and reports set their own Content-Security-Policy)."""
-    response = await call_next(request)
-    response.headers.setdefault("Content-Security-Policy", API_CSP)
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    return response
+SECURITY_HEADERS = [
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+]
+
+
+class Observed:
+    """Every response: counted and timed by route (Prometheus), and given the security headers: no
+    MIME sniffing, no framing, no referrer; API answers allow nothing to run (pages and reports set
+    their own Content-Security-Policy). Plain ASGI, so a route still sees its client disconnect."""
+
+    def __init__(self, app, state: State) -> None:
+        self.app, self.state = app, state
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), {"code": 500}
+
+        async def send_with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                headers = list(message.get("headers", []))
+                names = {name.lower() for name, _ in headers}
+                extra = [(k, v) for k, v in SECURITY_HEADERS if k not in names]
+                if b"content-security-policy" not in names:
+                    extra.append((b"content-security-policy", API_CSP.encode()))
+                message = {**message, "headers": headers + extra}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            self.state.metrics.requests.labels(path, str(status["code"])).inc()
+            self.state.metrics.latency.labels(path).observe(time.perf_counter() - started)
 
 
 def too_large(limit: int) -> dict:
     return errors.error_body(
         f"request body over {limit} bytes", "invalid_request_error", code="body_too_large"
     )
-
-
-async def measure(request: Request, call_next):
-    """Count and time every request, by route."""
-    state: State = request.app.state.genlab
-    started = time.perf_counter()
-    response = await call_next(request)
-    path = getattr(request.scope.get("route"), "path", "unmatched")
-    state.metrics.requests.labels(path, str(response.status_code)).inc()
-    state.metrics.latency.labels(path).observe(time.perf_counter() - started)
-    return response
 
 
 def app_from_env() -> FastAPI:

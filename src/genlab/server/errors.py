@@ -73,8 +73,8 @@ def http_error(e: GenlabError) -> tuple[int, dict, dict[str, str]]:
         if cls in ERROR_TABLE:
             status, type_, code = ERROR_TABLE[cls]
             break
-        if "http_status" in vars(cls) or "error_type" in vars(cls):
-            status, type_ = cls.http_status, cls.error_type
+        if {"http_status", "error_type", "code"} & set(vars(cls)):
+            status, type_ = e.http_status, e.error_type
             code = vars(cls).get("code") or cls.__name__.removesuffix("Error").lower()
             break
     headers = {"Retry-After": "1"} if isinstance(e, QueueFull) else {}  # a slot frees within seconds

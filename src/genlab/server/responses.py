@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import AsyncIterator
@@ -9,6 +10,7 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from genlab.core import GenlabError, TextChunk
 from genlab.pipeline import Stream
@@ -64,6 +66,26 @@ async def chunks(http: Request, stream: Stream) -> AsyncIterator[TextChunk]:
     finally:
         cancelled.set()
         await iterator.aclose()
+
+
+async def cancellable(http: Request, work, *args: Any, **kwargs: Any):
+    """Run blocking pipeline work in a thread with a ``cancel`` event that is set if the client
+    disconnects: a non-streamed generation stops too when nobody waits for it."""
+    cancel = threading.Event()
+
+    async def watch() -> None:
+        while not cancel.is_set():
+            if await http.is_disconnected():
+                cancel.set()
+                return
+            await asyncio.sleep(0.25)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        return await run_in_threadpool(work, *args, cancel=cancel, **kwargs)
+    finally:
+        cancel.set()
+        watcher.cancel()
 
 
 def completion_logprobs(tokens: list[dict[str, Any]] | None) -> dict[str, Any] | None:

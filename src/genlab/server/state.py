@@ -20,7 +20,9 @@ class ServerConfig:
     review_sweep_seconds: float = 30.0  # how often overdue review items are expired
     # key roles that may have their own code run (in the sandbox)
     code_roles: tuple[str, ...] = ("reviewer", "admin")
-    webhook_allow: tuple[str, ...] = ()  # hosts or networks a review webhook may reach besides public ones
+    webhook_allow: tuple[str, ...] = ()
+    max_request_tokens: int = 65_536  # prompts x n x max_tokens of one request
+    request_seconds: float = 300.0  # the deadline of one generation request  # hosts or networks a review webhook may reach besides public ones
 
     @classmethod
     def from_settings(cls, settings) -> ServerConfig:
@@ -47,6 +49,8 @@ class State:
             store=store,
             queue_limit=config.queue_limit,
             observer=MetricsObserver(self.metrics, registry),
+            token_budget=config.max_request_tokens,
+            deadline_s=config.request_seconds,
         )
 
     def open_access(self) -> bool:

@@ -18,7 +18,7 @@ from genlab.core import GenerationRequest, InvalidRequestError, SamplingParams, 
 from genlab.pipeline import Released
 from genlab.server import chat as chat_template
 from genlab.server.deps import CallerDep, StateDep
-from genlab.server.responses import chat_logprobs, chunks, completion_logprobs, held, sse
+from genlab.server.responses import cancellable, chat_logprobs, chunks, completion_logprobs, held, sse
 from genlab.server.schemas import ChatRequest, CompletionRequest
 
 router = APIRouter(prefix="/v1", tags=["completions"])
@@ -98,7 +98,8 @@ async def completions(body: CompletionRequest, http: Request, state: StateDep, w
     requests = completion_requests(body)
     raw, cid = body.model_dump(exclude_none=True), f"cmpl-{uuid.uuid4().hex}"
     if not body.stream:
-        released = await run_in_threadpool(
+        released = await cancellable(
+            http,
             state.pipeline.generate,
             requests,
             endpoint="completions",
@@ -204,7 +205,8 @@ async def chat_completions(body: ChatRequest, http: Request, state: StateDep, wh
         f"chatcmpl-{uuid.uuid4().hex}",
     )
     if not body.stream:
-        released = await run_in_threadpool(
+        released = await cancellable(
+            http,
             state.pipeline.generate,
             request,
             endpoint="chat.completions",
