@@ -55,7 +55,19 @@ def test_generate_text_streams_a_completion(home):
 
 def test_generate_text_json_prints_artifacts_with_provenance(home):
     out = genlab_cli(
-        "generate", "text", "1, 2, 3,", "--max-tokens", "6", "--seed", "3", "--n", "2", "--json", home=home
+        "generate",
+        "text",
+        "1, 2, 3,",
+        "--max-tokens",
+        "6",
+        "--seed",
+        "3",
+        "--n",
+        "2",
+        "--temperature",
+        "0",
+        "--json",
+        home=home,
     )
     assert out.returncode == 0, out.stderr
     arts = json.loads(out.stdout)
@@ -170,3 +182,12 @@ def test_demo_shows_card_and_streams(home):
 def test_version(home):
     out = genlab_cli("--version", home=home)
     assert out.returncode == 0 and out.stdout.strip() == "0.1.0"
+
+
+def test_a_json_object_cut_by_the_token_limit_is_an_error_not_json(home):
+    schema = '{"type": "object", "properties": {"name": {"type": "string", "minLength": 40}}, "required": ["name"]}'
+    out = genlab_cli("generate", "text", "A person as JSON:", "--json-schema", schema, "--max-tokens", "3", home=home)
+    assert_clean_error(out, "cut at --max-tokens 3", "maxLength")
+    assert out.stdout.startswith("{")  # the prefix is still shown
+    unsupported = genlab_cli("generate", "text", "x", "--json-schema", '{"type": "integer", "minimum": 0}', home=home)
+    assert_clean_error(unsupported, "'minimum'")

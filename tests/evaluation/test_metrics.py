@@ -10,6 +10,8 @@ from genlab.data.images import load_digits
 from genlab.evaluation.classifier import FeatureSpace, evaluate_samples, load_classifier
 from genlab.evaluation.metrics import fid, kid, precision_recall
 
+from ..conftest import binomial_floor
+
 
 def _gauss(n: int, d: int = 8, shift: float = 0.0, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).normal(size=(n, d)) + shift
@@ -73,8 +75,9 @@ def test_shipped_image_models_draw_the_class_they_are_asked_for(registry, model,
     images = generator.sample(labels, list(range(1000, 1100)), **generator.options(options))
     classifier, _ = load_classifier("digits")
     accuracy = float((classifier.predict(images) == torch.tensor(labels)).float().mean())
-    assert accuracy >= 0.9, accuracy
-    assert generator.card.metrics["eval"]["class_accuracy"] >= 0.9
+    card = generator.card.metrics["eval"]["class_accuracy"]
+    assert card >= 0.9  # what the card and the benchmark report
+    assert accuracy >= binomial_floor(card, len(labels)), (accuracy, card)
 
 
 def test_spoken_digits_classifier_is_shipped_with_its_accuracy():
@@ -91,5 +94,6 @@ def test_shipped_audio_models_say_the_digit_they_are_asked_for(registry, model):
     heard = generator.codec.round_trip(generator.sample(labels, list(range(500, 600))))
     classifier, _ = load_classifier("spoken-digits")
     accuracy = float((classifier.predict(heard) == torch.tensor(labels)).float().mean())
-    assert accuracy >= 0.8, accuracy
-    assert generator.card.metrics["eval"]["class_accuracy"] >= 0.8
+    card = generator.card.metrics["eval"]["class_accuracy"]
+    assert card >= 0.8
+    assert accuracy >= binomial_floor(card, len(labels)), (accuracy, card)

@@ -104,7 +104,8 @@ def test_class_audit_of_a_shipped_image_model(registry):
     report = audit_classes(registry.load("vae-digits"), entry, registry.settings, samples=20)
     assert report["generations"] == 200 and set(report["classes"]) == {str(i) for i in range(10)}
     assert 0 <= report["distribution"]["total_variation"] < 0.2  # the shipped VAE covers its classes
-    assert min(v["accuracy"] for v in report["classes"].values()) > 0.5
+    # 20 draws per class: the lowest class measured 0.65-0.80 over eight seed sets (sd 0.05)
+    assert min(v["accuracy"] for v in report["classes"].values()) > 0.4
     assert report["gap"] == report["largest_gap"]["accuracy"]
 
 
