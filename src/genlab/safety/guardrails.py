@@ -76,26 +76,31 @@ class ScanResult:
         return d
 
 
+_PLACEHOLDER = re.compile(r"<[A-Za-z][A-Za-z_]*_\d+>")
+
+
 class Vault:
     """Reversible redaction within one request: placeholders map back to the originals."""
 
     def __init__(self) -> None:
         self._forward: dict[tuple[str, str], str] = {}
         self._back: dict[str, str] = {}
+        self._counts: dict[str, int] = {}  # placeholders made per category
 
     def placeholder(self, category: str, value: str) -> str:
         key = (category, value)
         if key not in self._forward:
-            n = sum(1 for c, _ in self._forward if c == category) + 1
+            n = self._counts[category] = self._counts.get(category, 0) + 1
             token = f"<{category}_{n}>"
             self._forward[key] = token
             self._back[token] = value
         return self._forward[key]
 
     def restore(self, text: str) -> str:
-        for token, value in self._back.items():
-            text = text.replace(token, value)
-        return text
+        """Every placeholder back to its original, in one pass (the cost grows with the text)."""
+        if not self._back:
+            return text
+        return _PLACEHOLDER.sub(lambda m: self._back.get(m.group(0), m.group(0)), text)
 
     def __len__(self) -> int:
         return len(self._back)
@@ -115,9 +120,12 @@ def redact(text: str, findings: list[Finding], vault: Vault | None) -> str:
         vault.placeholder(cat, text[start:end]) if vault is not None else f"<{cat}>"
         for start, end, cat in merged
     ]
-    for (start, end, _), token in zip(reversed(merged), reversed(tokens), strict=True):
-        text = text[:start] + token + text[end:]
-    return text
+    pieces, at = [], 0  # one pass: the text between spans, then each span's placeholder
+    for (start, end, _), token in zip(merged, tokens, strict=True):
+        pieces += [text[at:start], token]
+        at = end
+    pieces.append(text[at:])
+    return "".join(pieces)
 
 
 class Scanner(ABC):

@@ -80,8 +80,11 @@ def is_invisible(ch: str) -> bool:
     return ch in INVISIBLE or ord(ch) in TAG_CHARACTERS
 
 
+_DELETE_INVISIBLE = {ord(ch): None for ch in INVISIBLE} | dict.fromkeys(TAG_CHARACTERS)
+
+
 def strip_invisible(text: str) -> str:
-    return "".join(ch for ch in text if not is_invisible(ch))
+    return text.translate(_DELETE_INVISIBLE)  # one pass in C
 
 
 def normalize(text: str) -> str:
