@@ -271,9 +271,13 @@ class Pipeline:
         queues: Queues | None = None,
         token_budget: int | None = None,
         deadline_s: float | None = None,
+        offload_scans: bool = False,
     ) -> None:
         self.registry = registry
-        self.guard = Guard(policy if isinstance(policy, Policy) else Policy.load(policy))
+        self.offload_scans = offload_scans  # long texts scanned in worker processes (the server)
+        self.guard = Guard(
+            policy if isinstance(policy, Policy) else Policy.load(policy), offload=offload_scans
+        )
         self.store = store
         self.reviews = ReviewQueue(store) if store is not None else None
         self.observer = observer or Observer()
@@ -298,6 +302,7 @@ class Pipeline:
             queues=self.queues,
             token_budget=self.token_budget,
             deadline_s=self.deadline_s,
+            offload_scans=self.offload_scans,
         )
 
     def gate(self) -> Gate:

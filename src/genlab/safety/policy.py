@@ -3,6 +3,11 @@ one on inputs and outputs."""
 
 from __future__ import annotations
 
+import atexit
+import concurrent.futures
+import functools
+import multiprocessing
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -202,36 +207,24 @@ class GuardBlocked(GenlabError):
         self.param = "prompt" if where == "request" else None
 
 
+# A text this long is scanned in a worker process when the guard offloads (the server's does): the
+# scanners are pure Python and regular expressions, which hold the GIL, and a megabyte prompt
+# would otherwise stall every other request of the process for seconds.
+LARGE_TEXT = 32_000
+
+
 class Guard:
-    def __init__(self, policy: Policy | None = None) -> None:
+    def __init__(self, policy: Policy | None = None, *, offload: bool = False) -> None:
         self.policy = policy or Policy.load("default")
+        self.offload = offload
 
     def _run(self, rules: list[Rule], text: str, *, prompt: str | None, vault: Vault | None) -> GuardResult:
-        results, actions, decision = [], {}, "allow"
-        for rule in rules:
-            try:
-                result = rule.scanner.scan(text, prompt=prompt, vault=vault)
-            except Exception as e:  # fail closed unless the policy says otherwise
-                failed_action = "warn" if self.policy.fail_open else "block"
-                result = ScanResult(
-                    rule.scanner.name, text, False, 1.0, "scanner_error", [], error=f"{type(e).__name__}: {e}"
-                )
-                results.append(result)
-                actions[rule.scanner.name] = failed_action
-                if failed_action == "block":
-                    decision = "block"
-                continue
-            results.append(result)
-            actions[rule.scanner.name] = rule.action
-            if result.valid:
-                continue
-            if rule.action == "block":
-                decision = "block"
-            elif rule.action == "redact":
-                text = result.sanitized
-            elif rule.action == "flag" and decision == "allow":
-                decision = "flag"
-        return GuardResult(decision, text, results, actions)
+        if self.offload and len(text) >= LARGE_TEXT:
+            result, returned = _workers().submit(_scan, self.policy, rules, text, prompt, vault).result()
+            if vault is not None and returned is not None:
+                vault.__dict__.update(returned.__dict__)  # the placeholders the worker made
+            return result
+        return _scan(self.policy, rules, text, prompt, vault)[0]
 
     def check_input(self, text: str, vault: Vault | None = None) -> GuardResult:
         return self._run(self.policy.input, text, prompt=None, vault=vault)
@@ -249,6 +242,47 @@ class Guard:
                 seen.add(rule.scanner.name)
                 rules.append(rule)
         return self._run(rules, text, prompt=None, vault=Vault())
+
+
+@functools.cache
+def _workers() -> concurrent.futures.ProcessPoolExecutor:
+    """Scanner processes, started on first need (spawned: the server's threads are not forked)."""
+    pool = concurrent.futures.ProcessPoolExecutor(
+        max_workers=max(1, os.cpu_count() or 1), mp_context=multiprocessing.get_context("spawn")
+    )
+    atexit.register(pool.shutdown, wait=True, cancel_futures=True)  # before the interpreter tears down
+    return pool
+
+
+def _scan(
+    policy: Policy, rules: list[Rule], text: str, prompt: str | None, vault: Vault | None
+) -> tuple[GuardResult, Vault | None]:
+    """Run ``rules`` over ``text`` (in this process or a worker): the result, and the vault."""
+    results, actions, decision = [], {}, "allow"
+    for rule in rules:
+        try:
+            result = rule.scanner.scan(text, prompt=prompt, vault=vault)
+        except Exception as e:  # fail closed unless the policy says otherwise
+            failed_action = "warn" if policy.fail_open else "block"
+            result = ScanResult(
+                rule.scanner.name, text, False, 1.0, "scanner_error", [], error=f"{type(e).__name__}: {e}"
+            )
+            results.append(result)
+            actions[rule.scanner.name] = failed_action
+            if failed_action == "block":
+                decision = "block"
+            continue
+        results.append(result)
+        actions[rule.scanner.name] = rule.action
+        if result.valid:
+            continue
+        if rule.action == "block":
+            decision = "block"
+        elif rule.action == "redact":
+            text = result.sanitized
+        elif rule.action == "flag" and decision == "allow":
+            decision = "flag"
+    return GuardResult(decision, text, results, actions), vault
 
 
 class StreamGuard:

@@ -51,6 +51,7 @@ class State:
             observer=MetricsObserver(self.metrics, registry),
             token_budget=config.max_request_tokens,
             deadline_s=config.request_seconds,
+            offload_scans=True,
         )
 
     def open_access(self) -> bool:
