@@ -222,3 +222,24 @@ def test_over_http_a_flagged_prompt_is_held_and_never_streamed(flagging_server, 
         timeout=60,
     )
     assert clean.status_code == 200 and "data: [DONE]" in clean.text
+
+
+def test_the_server_sweeps_overdue_items_to_expired(registry, tmp_path):
+    (tmp_path / "quick.yaml").write_text(FLAG.format(mode="always", rate=0, due=0.002))  # due in 120 ms
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    config = ServerConfig(open_access=True, policy=str(tmp_path / "quick.yaml"), review_sweep_seconds=0.2)
+    with LiveServer(create_app(registry, store, config)) as live:
+        held = httpx.post(
+            f"{live.url}/v1/completions", json={"model": CHAR, "prompt": "KING:", "max_tokens": 4}, timeout=60
+        )
+        assert held.status_code == 202
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            view = httpx.get(f"{live.url}/v1/reviews/{held.json()['id']}", timeout=10).json()
+            if view["status"] == "expired":
+                break
+            time.sleep(0.2)
+        assert (
+            view["status"] == "expired" and "response" not in view
+        )  # nobody decided: it expired, unreleased
+        assert ReviewQueue(store).verify().to_dict()["ok"]
