@@ -57,6 +57,20 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
     }
 
 
+def envelope(kind: str, cid: str, model: str, choices: list, released: Released, prompt_tokens: int) -> dict:
+    """OpenAI's response object around the choices, with the generation ids of the records."""
+    completion_tokens = sum(a.completion_tokens for a in released.artifacts)
+    return {
+        "id": cid,
+        "object": kind,
+        "created": int(time.time()),
+        "model": model,
+        "choices": choices,
+        "usage": usage(prompt_tokens, completion_tokens),
+        "genlab": {"generation_ids": released.record_ids},
+    }
+
+
 # -- /v1/completions --------------------------------------------------------------------------------
 def completion_requests(body: CompletionRequest) -> list[GenerationRequest]:
     if body.echo or body.suffix is not None:
@@ -82,15 +96,7 @@ def completion_response(body: CompletionRequest, released: Released, cid: str) -
         for i, a in enumerate(released.artifacts)
     ]
     prompt_tokens = sum(a.prompt_tokens for i, a in enumerate(released.artifacts) if i % body.n == 0)
-    return {
-        "id": cid,
-        "object": "text_completion",
-        "created": int(time.time()),
-        "model": body.model,
-        "choices": choices,
-        "usage": usage(prompt_tokens, sum(a.completion_tokens for a in released.artifacts)),
-        "genlab": {"generation_ids": released.record_ids},
-    }
+    return envelope("text_completion", cid, body.model, choices, released, prompt_tokens)
 
 
 @router.post("/completions")
@@ -185,16 +191,9 @@ def chat_response(body: ChatRequest, released: Released, cid: str) -> dict[str, 
         }
         for j, a in enumerate(released.artifacts)
     ]
-    prompt_tokens = released.artifacts[0].prompt_tokens
-    return {
-        "id": cid,
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": body.model,
-        "choices": choices,
-        "usage": usage(prompt_tokens, sum(a.completion_tokens for a in released.artifacts)),
-        "genlab": {"generation_ids": released.record_ids},
-    }
+    return envelope(
+        "chat.completion", cid, body.model, choices, released, released.artifacts[0].prompt_tokens
+    )
 
 
 @router.post("/chat/completions")
