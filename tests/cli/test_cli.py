@@ -186,8 +186,12 @@ def test_version(home):
 
 def test_a_json_object_cut_by_the_token_limit_is_an_error_not_json(home):
     schema = '{"type": "object", "properties": {"name": {"type": "string", "minLength": 40}}, "required": ["name"]}'
-    out = genlab_cli("generate", "text", "A person as JSON:", "--json-schema", schema, "--max-tokens", "3", home=home)
+    out = genlab_cli(
+        "generate", "text", "A person as JSON:", "--json-schema", schema, "--max-tokens", "3", home=home
+    )
     assert_clean_error(out, "cut at --max-tokens 3", "maxLength")
     assert out.stdout.startswith("{")  # the prefix is still shown
-    unsupported = genlab_cli("generate", "text", "x", "--json-schema", '{"type": "integer", "minimum": 0}', home=home)
+    unsupported = genlab_cli(
+        "generate", "text", "x", "--json-schema", '{"type": "integer", "minimum": 0}', home=home
+    )
     assert_clean_error(unsupported, "'minimum'")
