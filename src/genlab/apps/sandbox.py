@@ -152,33 +152,13 @@ def _python_mounts() -> list[str]:
 
 
 def _bwrap_base(scratch: Path) -> list[str]:
-    return [
-        "bwrap",
-        "--unshare-all",
-        "--die-with-parent",
-        "--new-session",
-        "--cap-drop",
-        "ALL",
-        "--uid",
-        "65534",
-        "--gid",
-        "65534",
-        "--hostname",
-        "sandbox",
-        "--clearenv",
-        *_system_mounts(),
-        *_python_mounts(),
-        "--bind",
-        str(scratch),
-        "/sandbox",
-        "--chdir",
-        "/sandbox",
-        "--tmpfs",
-        "/tmp",
-        "--proc",
-        "/proc",
-        "--dev",
-        "/dev",
+    # Order matters: bwrap mounts left to right, so the private /tmp, /proc and /dev come first and
+    # the read-only installation (which may itself live under /tmp, e.g. a CI checkout) on top.
+    namespaces = ["--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    identity = ["--uid", "65534", "--gid", "65534", "--hostname", "sandbox", "--clearenv"]
+    private = ["--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]
+    work = ["--bind", str(scratch), "/sandbox", "--chdir", "/sandbox"]
+    env = [
         "--setenv",
         "PATH",
         "/usr/bin:/bin",
@@ -192,6 +172,7 @@ def _bwrap_base(scratch: Path) -> list[str]:
         "TMPDIR",
         "/tmp",
     ]
+    return ["bwrap", *namespaces, *identity, *private, *_system_mounts(), *_python_mounts(), *work, *env]
 
 
 class ProcessCap:
