@@ -132,6 +132,9 @@ def builtin_entries() -> dict[str, ModelEntry]:
     return entries
 
 
+ENGINES_OF_THEIR_OWN = {"embedded-gguf", "gguf", "openai_compat"}  # kinds that do not run on torch
+
+
 class Registry:
     """Lists, resolves, adds and loads models. Loaded generators are cached: a model loads once."""
 
@@ -200,6 +203,10 @@ class Registry:
                     f"model {name!r} has kind {entry.kind!r}, which no loader handles; "
                     f"known kinds: {', '.join(sorted(LOADERS))}"
                 )
+            if entry.kind not in ENGINES_OF_THEIR_OWN:  # torch models: the same threads as llama.cpp
+                import torch
+
+                torch.set_num_threads(self.settings.threads_in_use)
             generator = loader(entry, self.settings)
             with self._lock:
                 self._loaded[name] = generator

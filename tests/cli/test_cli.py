@@ -195,3 +195,16 @@ def test_a_json_object_cut_by_the_token_limit_is_an_error_not_json(home):
         "generate", "text", "x", "--json-schema", '{"type": "integer", "minimum": 0}', home=home
     )
     assert_clean_error(unsupported, "'minimum'")
+
+
+def test_threads_are_one_setting_and_doctor_shows_them(tmp_path, monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    out = genlab_cli("--threads", "1", "doctor", "--json", "--no-load", home=tmp_path)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["threads"] == 1 and report["omp_wait_policy"] == "PASSIVE"  # threads wait, not spin
+    default = json.loads(genlab_cli("doctor", "--json", "--no-load", home=tmp_path).stdout)
+    assert 1 <= default["threads"] <= (default["cpu_count"] or 1)
+    assert_clean_error(genlab_cli("--threads", "0", "models", home=tmp_path), "--threads must be at least 1")
+    monkeypatch.setenv("GENLAB_THREADS", "many")
+    assert_clean_error(genlab_cli("models", home=tmp_path), "GENLAB_THREADS must be an integer")

@@ -329,7 +329,7 @@ def load_gguf_entry(entry: Any, settings: Settings) -> LlamaCppGenerator:
     path = embedded_gguf_path(settings) if entry.kind == "embedded-gguf" else verify_user_gguf(entry.config)
     _LLAMA_LOG[0] = settings.llama_log
     n_ctx = int(entry.config.get("n_ctx") or DEFAULT_N_CTX)
-    return LlamaCppGenerator(entry.card, path, n_ctx=n_ctx, n_threads=settings.threads)
+    return LlamaCppGenerator(entry.card, path, n_ctx=n_ctx, n_threads=settings.threads_in_use)
 
 
 # -- generation ------------------------------------------------------------------------------------

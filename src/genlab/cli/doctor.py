@@ -74,6 +74,8 @@ def collect(load_models: bool = True) -> dict[str, Any]:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
+        "threads": registry.settings.threads_in_use,  # llama.cpp and torch
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "ACTIVE (OpenMP's default)"),
         "genlab_home": str(home),
         "genlab_home_writable": _writable(home),
         "packages": {p: _version(p) for p in PYTHON_PACKAGES},
@@ -139,6 +141,9 @@ def doctor(
         )
         home_ok = "[green]writable[/]" if report["genlab_home_writable"] else "[red]not writable[/]"
         console.print(f"GENLAB_HOME  {report['genlab_home']}  ({home_ok})")
+        console.print(
+            f"threads  {report['threads']} (llama.cpp and torch)  OpenMP wait policy {report['omp_wait_policy']}"
+        )
         packages = Table("python package", "version", title_justify="left")
         for name, v in report["packages"].items():
             packages.add_row(name, v or "[dim]not installed[/]")

@@ -3,6 +3,7 @@ a GenlabError or a usage mistake prints one line on stderr and exits non-zero, n
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
@@ -16,7 +17,7 @@ from genlab.cli.apps import apps_app, education_app, healthcare_app, marketing_a
 from genlab.cli.console import err_console
 from genlab.cli.review import audit_app, review_app
 from genlab.cli.train import eval_app, export_app, train_app
-from genlab.core import GenlabError
+from genlab.core import GenlabError, InvalidRequestError
 
 try:  # Typer >= 0.29 vendors Click; older releases use Click itself
     from typer._click.exceptions import NoArgsIsHelpError as _NoArgsIsHelpError
@@ -65,8 +66,17 @@ def _root(
     version: bool = typer.Option(
         False, "--version", help="Print genlab's version and exit.", is_eager=True, callback=_print_version
     ),
+    threads: int | None = typer.Option(
+        None,
+        "--threads",
+        help="CPU threads for llama.cpp and torch (default: the physical cores; GENLAB_THREADS).",
+    ),
 ) -> None:
     """genlab: a local-first generative AI workbench."""
+    if threads is not None:
+        if threads < 1:
+            raise InvalidRequestError(f"--threads must be at least 1, got {threads}")
+        os.environ["GENLAB_THREADS"] = str(threads)  # this process's setting, read by Settings.from_env
 
 
 def _fail(message: str, code: int) -> None:

@@ -6,18 +6,42 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from genlab.core.errors import InvalidRequestError
+
 
 def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _int(name: str, value: str | None, default: int | None) -> int | None:
+def _int(name: str, value: str | None, default: int | None, minimum: int = 1) -> int | None:
     if value is None or not value.strip():
         return default
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
-        raise ValueError(f"{name} must be an integer, got {value!r}") from None
+        raise InvalidRequestError(f"{name} must be an integer, got {value!r}") from None
+    if number < minimum:
+        raise InvalidRequestError(f"{name} must be at least {minimum}, got {number}")
+    return number
+
+
+def physical_cores() -> int:
+    """Cores this process may use, counting each physical core once (SMT siblings share one):
+    what llama.cpp and torch run fastest on, and what genlab uses unless told otherwise."""
+    allowed = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+    cores = set()
+    for cpu in allowed:
+        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            cores.add(
+                (
+                    (topology / "physical_package_id").read_text().strip(),
+                    (topology / "core_id").read_text().strip(),
+                )
+            )
+        except OSError:
+            cores.add(("cpu", str(cpu)))
+    return max(1, len(cores))
 
 
 ROLES = ("user", "reviewer", "admin")
@@ -45,7 +69,7 @@ class Settings:
     | database_url     | GENLAB_DATABASE_URL    | SQLite at GENLAB_HOME/genlab.db            |
     | watermark_key    | GENLAB_WATERMARK_KEY   | a key made once in GENLAB_HOME/keys/       |
     | audit_key        | GENLAB_AUDIT_KEY       | a key made once in GENLAB_HOME/keys/       |
-    | threads          | GENLAB_THREADS         | the machine's cores (llama.cpp and torch) |
+    | threads          | GENLAB_THREADS         | the physical cores (llama.cpp and torch)  |
     | open_access      | GENLAB_OPEN_ACCESS     | off (`genlab serve` decides from the keys) |
     | queue_limit      | GENLAB_QUEUE_LIMIT     | 8 requests per model running or waiting   |
     | policy           | GENLAB_POLICY          | default                                   |
@@ -86,6 +110,10 @@ class Settings:
                 h.strip() for h in (env.get("GENLAB_WEBHOOK_ALLOW") or "").split(",") if h.strip()
             ),
         )
+
+    @property
+    def threads_in_use(self) -> int:
+        return self.threads or physical_cores()
 
     def to_env(self) -> dict[str, str]:
         """The variables that make ``from_env`` give these settings (for worker processes)."""
