@@ -208,3 +208,10 @@ def test_threads_are_one_setting_and_doctor_shows_them(tmp_path, monkeypatch):
     assert_clean_error(genlab_cli("--threads", "0", "models", home=tmp_path), "--threads must be at least 1")
     monkeypatch.setenv("GENLAB_THREADS", "many")
     assert_clean_error(genlab_cli("models", home=tmp_path), "GENLAB_THREADS must be an integer")
+
+
+@pytest.mark.parametrize("args", [(), ("generate",), ("review",)])
+def test_a_bare_command_prints_its_help_once(tmp_path, args):
+    out = genlab_cli(*args, home=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("Usage: genlab") == 1 and "Traceback" not in out.stderr

@@ -135,6 +135,9 @@ def test_verify_finds_the_mark_in_a_jpeg_copy_of_a_generated_grid(tmp_path):
     out = genlab_cli("generate", "image", "--model", "gan-digits", "-n", "16", "--seed", "0",
                      "--out", str(grid), home=home)  # fmt: skip
     assert out.returncode == 0, out.stderr
+    untouched = json.loads(genlab_cli("verify", str(grid), "--json", home=home).stdout)
+    assert untouched["made_by_genlab"] and "a grid of 16 images by gan-digits" in untouched["detail"]
+    assert len(untouched["provenance"]["grid"]) == 16 and "metadata is gone" not in untouched["detail"]
     copy = tmp_path / "shared.jpg"
     Image.open(grid).convert("RGB").save(copy, quality=75)  # metadata gone, pixels re-encoded
     verdict = json.loads(genlab_cli("verify", str(copy), "--json", home=home).stdout)

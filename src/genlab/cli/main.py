@@ -89,9 +89,8 @@ def main(argv: list[str] | None = None) -> None:
         result = app(args=argv, prog_name="genlab", standalone_mode=False)
     except GenlabError as e:
         _fail(str(e).replace("[", r"\["), e.exit_code)
-    except _NoArgsIsHelpError as e:  # `genlab models add` with nothing: show help
-        err_console.print(e.ctx.get_help() if e.ctx else str(e))
-        sys.exit(2)
+    except _NoArgsIsHelpError:  # `genlab`, `genlab models add` with nothing: the help (Typer printed it)
+        sys.exit(0)
     except typer.TyperException as e:  # usage mistakes: bad option, bad value, missing argument
         ctx = getattr(e, "ctx", None)
         where = f"; see `{ctx.command_path} --help`" if ctx is not None else ""

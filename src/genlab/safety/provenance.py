@@ -62,6 +62,15 @@ def verify(path: str | Path) -> Verification:
         artifact, reason = None, f"not a readable genlab artifact ({type(e).__name__})"
     else:
         reason = "no genlab provenance in this format (metadata does not survive re-encoding)"
+    grid = _grid(path) if artifact is None and suffix == ".png" else None
+    if grid is not None:
+        models = sorted({g.get("model", "?") for g in grid})
+        seeds = [g.get("seed") for g in grid]
+        detail = (
+            f"made by genlab: a grid of {len(grid)} images by {', '.join(models)}, seeds {seeds[0]}-{seeds[-1]}; "
+            "each image's own hash is in its provenance (a grid's pixels are not hashed as a whole)"
+        )
+        return Verification(str(path), True, None, {"grid": grid}, detail + mark_note, mark)
     if artifact is None:
         if found:
             return Verification(
@@ -81,6 +90,24 @@ def verify(path: str | Path) -> Verification:
         + (mark_note if p.watermark or found else "")
     )
     return Verification(str(path), p.generator == "genlab", unchanged, p.to_dict(), detail, mark)
+
+
+def _grid(path: Path) -> list[dict[str, Any]] | None:
+    """The provenance of every image of a grid PNG (`genlab generate image` writes it under
+    ``genlab:grid``), or None."""
+    import json
+
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            text = getattr(image, "text", {}).get("genlab:grid")
+        grid = json.loads(text) if text else None
+    except (OSError, ValueError):
+        return None
+    if not isinstance(grid, list) or not grid or not all(isinstance(g, dict) for g in grid):
+        return None
+    return grid if all(g.get("generator") == "genlab" for g in grid) else None
 
 
 def _watermark(path: Path) -> dict[str, Any] | None:
