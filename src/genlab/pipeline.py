@@ -32,7 +32,6 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from genlab.core import (
@@ -250,7 +249,6 @@ class Released:
     record_ids: list[str]
     flags: Flags
     review: dict[str, Any] | None = None
-    paths: list[Path] = field(default_factory=list)  # media artifacts, stored under GENLAB_HOME/outputs
 
     @property
     def held(self) -> bool:
@@ -459,7 +457,7 @@ class Pipeline:
                 artifacts += [gate.release(a, request.prompt) for a in produced]  # 5., 6.
         latency = (time.perf_counter() - started) * 1000
         released = Released(artifacts, [], gate.flags)
-        outputs = [self._record_fields(a, released) for a in artifacts]
+        outputs = [self._record_fields(a) for a in artifacts]
         for a in artifacts:
             self.observer.tokens(
                 generator.card.name, getattr(a, "prompt_tokens", 0), getattr(a, "completion_tokens", 0)
@@ -529,7 +527,7 @@ class Pipeline:
             for i, seed in enumerate(request.choice_seeds())
         ]
 
-    def _record_fields(self, artifact: Artifact, released: Released) -> dict[str, Any]:
+    def _record_fields(self, artifact: Artifact) -> dict[str, Any]:
         """What a record keeps of a released artifact: its text, or its stored file and hash."""
         if isinstance(artifact, TextArtifact):
             return {
@@ -539,7 +537,6 @@ class Pipeline:
                 "completion_tokens": artifact.completion_tokens,
             }
         path = artifact.save(self.outputs / artifact.modality / f"{artifact.sha256[:32]}{artifact.extension}")
-        released.paths.append(path)
         return {
             "output_text": getattr(artifact, "label", None),
             "artifact_path": str(path),
@@ -593,7 +590,6 @@ class Stream:
         self.texts: dict[int, list[str]] = {}
         self.usage: dict[int, tuple[int, int]] = {}
         self.finished: set[int] = set()
-        self.record_ids: list[str] = []
         # a stream nobody reads (the client left before the response started) still frees its slot
         weakref.finalize(self, slot.release)
 
@@ -651,17 +647,15 @@ class Stream:
             text = "".join(self.texts.get(index, []))
             prompt_tokens, completion_tokens = self.usage.get(index, (0, 0))
             self.pipeline.observer.tokens(name, prompt_tokens, completion_tokens)
-            self.record_ids.append(
-                self.pipeline.store.record_generation(
-                    key_id=self.caller.key_id,
-                    endpoint=self.endpoint,
-                    model=name,
-                    request=self.raw,
-                    output_text=text,
-                    artifact_sha256=sha256_bytes(text.encode("utf-8")),
-                    prompt_tokens=prompt_tokens,
-                    completion_tokens=completion_tokens,
-                    latency_ms=latency_ms,
-                    status="ok" if index in self.finished else "cancelled",
-                )
+            self.pipeline.store.record_generation(
+                key_id=self.caller.key_id,
+                endpoint=self.endpoint,
+                model=name,
+                request=self.raw,
+                output_text=text,
+                artifact_sha256=sha256_bytes(text.encode("utf-8")),
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                latency_ms=latency_ms,
+                status="ok" if index in self.finished else "cancelled",
             )

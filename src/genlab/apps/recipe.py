@@ -17,7 +17,6 @@ Each recipe also names an evaluation set (shipped YAML) and scores a result agai
 
 from __future__ import annotations
 
-import json
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from genlab.core.io import sha256_bytes
 from genlab.pipeline import LOCAL, Caller, Pipeline
 from genlab.registry import default_registry
 from genlab.safety.guardrails import Vault
+from genlab.safety.review import canonical
 
 DATA = resources.files("genlab.apps") / "data"
 
@@ -324,7 +324,7 @@ def run_recipe(
     )
     released = {
         "output_text": text,
-        "artifact_sha256": sha256_bytes(canonical(output, text)),
+        "artifact_sha256": sha256_bytes(canonical({"output": output, "text": text})),  # what is released
         "completion_tokens": ctx.completion_tokens,
     }
     record_ids, review = pipe.finish(
@@ -340,10 +340,3 @@ def run_recipe(
     result.generation_id = record_ids[0] if record_ids else None
     result.review = review
     return result
-
-
-def canonical(output: dict[str, Any], text: str) -> bytes:
-    """The bytes a recipe's release is hashed over: its structured output and its text."""
-    return json.dumps(
-        {"output": output, "text": text}, sort_keys=True, ensure_ascii=False, default=str
-    ).encode()

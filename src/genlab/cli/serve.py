@@ -12,7 +12,7 @@ from rich.table import Table
 
 from genlab.cli.console import console, err_console, print_json
 from genlab.core import GenlabError, InvalidRequestError
-from genlab.core.settings import Settings
+from genlab.core.settings import Settings, parse_list, parse_roles
 
 keys_app = typer.Typer(help="Create, list and revoke API keys for `genlab serve`.", no_args_is_help=True)
 
@@ -61,17 +61,14 @@ def serve(
             f"refusing to serve on {host} without API keys",
             hint="create one with `genlab keys create --name NAME`, or bind 127.0.0.1",
         )
-    roles = tuple(r.strip() for r in code_roles.split(",") if r.strip())
-    if not set(roles) <= {"user", "reviewer", "admin"}:
-        raise InvalidRequestError(f"--code-roles takes user, reviewer and admin, got {code_roles!r}")
+    base = Settings.from_env()
     settings = dataclasses.replace(
-        Settings.from_env(),
+        base,
         open_access=not has_keys,
         queue_limit=queue_limit,
         policy=policy,
-        code_roles=roles,
-        webhook_allow=tuple(h.strip() for h in webhook_allow.split(",") if h.strip())
-        or Settings.from_env().webhook_allow,
+        code_roles=parse_roles(code_roles, "--code-roles"),
+        webhook_allow=parse_list(webhook_allow) or base.webhook_allow,
     )
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     console.print(f"[bold]genlab studio[/] at {url}   (OpenAI-compatible API at {url}/v1)")

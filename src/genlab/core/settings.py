@@ -47,14 +47,19 @@ def physical_cores() -> int:
 ROLES = ("user", "reviewer", "admin")
 
 
-def _roles(value: str | None) -> tuple[str, ...]:
+def parse_list(value: str | None) -> tuple[str, ...]:
+    """``a, b,c`` -> ("a", "b", "c")."""
+    return tuple(item.strip() for item in (value or "").split(",") if item.strip())
+
+
+def parse_roles(value: str | None, what: str = "GENLAB_CODE_ROLES") -> tuple[str, ...]:
     if value is None:
         return ("reviewer", "admin")
-    roles = tuple(r.strip() for r in value.split(",") if r.strip())
+    roles = parse_list(value)
     unknown = set(roles) - set(ROLES)
     if unknown:
-        raise ValueError(
-            f"GENLAB_CODE_ROLES: unknown role(s) {', '.join(sorted(unknown))}; roles: {', '.join(ROLES)}"
+        raise InvalidRequestError(
+            f"{what}: unknown role(s) {', '.join(sorted(unknown))}; roles: {', '.join(ROLES)}"
         )
     return roles
 
@@ -105,10 +110,8 @@ class Settings:
             queue_limit=_int("GENLAB_QUEUE_LIMIT", env.get("GENLAB_QUEUE_LIMIT"), 8) or 8,
             policy=env.get("GENLAB_POLICY") or "default",
             llama_log=_flag(env.get("GENLAB_LLAMA_LOG")),
-            code_roles=_roles(env.get("GENLAB_CODE_ROLES")),
-            webhook_allow=tuple(
-                h.strip() for h in (env.get("GENLAB_WEBHOOK_ALLOW") or "").split(",") if h.strip()
-            ),
+            code_roles=parse_roles(env.get("GENLAB_CODE_ROLES")),
+            webhook_allow=parse_list(env.get("GENLAB_WEBHOOK_ALLOW")),
         )
 
     @property

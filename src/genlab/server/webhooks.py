@@ -33,8 +33,8 @@ def _allowed(host: str, address: ipaddress._BaseAddress, allow: tuple[str, ...])
     return address.is_global and not address.is_multicast
 
 
-def resolve(url: str, allow: tuple[str, ...]) -> tuple[str, str, int]:
-    """(host, a checked address, port) of a webhook URL, or a 400 saying why it is refused."""
+def resolve(url: str, allow: tuple[str, ...]) -> tuple[str, int]:
+    """(a checked address, port) of a webhook URL, or a 400 saying why it is refused."""
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise refused(f"{HEADER} must be an http(s) URL")
@@ -52,7 +52,7 @@ def resolve(url: str, allow: tuple[str, ...]) -> tuple[str, str, int]:
                 f"the webhook host {parsed.hostname!r} is {address}, a loopback, private, link-local or "
                 "reserved address; the operator may allow it (genlab serve --webhook-allow)"
             )
-    return parsed.hostname, str(sorted(addresses, key=str)[0]), port
+    return str(sorted(addresses, key=str)[0]), port
 
 
 def refused(message: str) -> APIError:
@@ -64,7 +64,7 @@ def notify(url: str, body: dict[str, Any], allow: tuple[str, ...]) -> None:
 
     def send() -> None:
         try:
-            _, address, port = resolve(url, allow)
+            address, port = resolve(url, allow)
         except APIError as e:
             errors.log.warning("review webhook %s refused at send time: %s", url, e.message)
             return

@@ -20,34 +20,30 @@ async def playground(request: Request, state: StateDep):
     return page(request, "playground.html", open=state.open_access())
 
 
-@router.get("/studio/images")
-async def images(request: Request):
-    return page(request, "images.html")
+# Pages that are only their template (their scripts fetch what they show from the API).
+STATIC_PAGES = {
+    "images": "images.html",
+    "audio": "audio.html",
+    "audits": "audits.html",
+    "reviews": "reviews.html",
+    "models": "models.html",
+}
 
 
-@router.get("/studio/audio")
-async def audio(request: Request):
-    return page(request, "audio.html")
+def _static_page(template: str):
+    async def show(request: Request):
+        return page(request, template)
+
+    return show
 
 
-@router.get("/studio/audits")
-async def audits(request: Request):
-    return page(request, "audits.html")
-
-
-@router.get("/studio/reviews")
-async def reviews(request: Request):
-    return page(request, "reviews.html")
+for _name, _template in STATIC_PAGES.items():
+    router.add_api_route(f"/studio/{_name}", _static_page(_template), methods=["GET"], name=f"studio_{_name}")
 
 
 @router.get("/studio/reviews/{item_id}")
 async def review(request: Request, item_id: str):
     return page(request, "review.html", item_id=item_id)
-
-
-@router.get("/studio/models")
-async def models(request: Request):
-    return page(request, "models.html")
 
 
 @router.get("/studio/generations/{record_id}")
