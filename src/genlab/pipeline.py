@@ -554,6 +554,7 @@ class Pipeline:
         """Stages 1-3 now (so a bad request or a full queue is an error before any token), the
         review rule decided before the first token, and the rest as the stream is read."""
         generator = self.check(request.model, TEXT)  # 1. check
+        self.check_budget([request])
         gate = self.gate()
         request = gate.input_request(request)  # 2. input
         self.refuse_unreviewed_stream(endpoint, gate)  # 7. decided now

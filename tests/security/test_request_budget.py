@@ -23,6 +23,18 @@ def test_a_request_over_the_token_budget_is_refused_before_any_work(server):
     body = {"model": EMBEDDED, "prompt": ["a"] * 16, "n": 16, "max_tokens": 32768}
     r = httpx.post(f"{server.url}/v1/completions", json=body, timeout=30)
     assert r.status_code == 400 and r.json()["error"]["code"] == "request_too_large"
+    streamed = httpx.post(
+        f"{server.url}/v1/chat/completions",
+        timeout=30,
+        json={
+            "model": EMBEDDED,
+            "messages": [{"role": "user", "content": "hi"}],
+            "n": 16,
+            "max_tokens": 32768,
+            "stream": True,
+        },
+    )
+    assert streamed.status_code == 400 and streamed.json()["error"]["code"] == "request_too_large"
     assert server.state.pipeline.queues.active(EMBEDDED) == 0
 
 
