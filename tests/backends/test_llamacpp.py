@@ -1,6 +1,7 @@
 """The embedded Gemma through real llama.cpp: sampling settings, constraints, limits, threads."""
 
 import json
+import re
 import threading
 
 import jsonschema
@@ -84,7 +85,7 @@ def test_json_schema_constrains_output(gemma):
         "type": "object",
         "properties": {
             "name": {"type": "string", "maxLength": 12},
-            "age": {"type": "integer"},  # JSON integers have at most 16 digits in the grammar
+            "age": {"type": "integer", "minimum": 0, "maximum": 120},  # value bounds are enforced too
         },
         "required": ["name", "age"],
         "additionalProperties": False,
@@ -95,6 +96,35 @@ def test_json_schema_constrains_output(gemma):
         jsonschema.validate(json.loads(a.text), schema)
 
 
+def test_nested_schema_with_arrays_and_enums_validates(gemma):
+    """Sampled hot (temperature 1.5, no top-k) the model tries everything; every output validates."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "title": {"type": "string", "maxLength": 10},
+            "tags": {"type": "array", "items": {"enum": ["red", "green", "blue"]}, "maxItems": 3},
+            "size": {"type": "object", "properties": {"w": {"type": "integer", "minimum": 1, "maximum": 9}}},
+        },
+        "required": ["title", "tags", "size"],
+    }
+    for seed in range(4):
+        a = gemma.generate(
+            "An item:", max_tokens=60, seed=seed, json_schema=schema, temperature=1.5, top_k=0, min_p=0.0
+        )[0]
+        assert a.finish_reason == "stop", a.text
+        item = json.loads(a.text)
+        jsonschema.validate(item, schema)
+        assert set(item) <= {"title", "tags", "size"}  # objects that list properties are closed
+
+
+def test_regex_constrains_output(gemma):
+    for seed in range(3):
+        a = gemma.generate(
+            "Phone:", max_tokens=20, seed=seed, regex=r"\(\d{3}\) \d{3}-\d{4}", temperature=1.2
+        )[0]
+        assert re.fullmatch(r"\(\d{3}\) \d{3}-\d{4}", a.text) and a.finish_reason == "stop"
+
+
 def test_gbnf_grammar_constrains_output(gemma):
     for seed in range(3):
         a = gemma.generate(
@@ -103,13 +133,34 @@ def test_gbnf_grammar_constrains_output(gemma):
         assert a.text in (" yes", " no")
 
 
+def test_constrained_streams_logprobs_and_seeds_work_as_before(gemma):
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+    one = gemma.generate("Status:", max_tokens=20, seed=7, json_schema=schema, logprobs=2)[0]
+    assert (
+        one.text == gemma.generate("Status:", max_tokens=20, seed=7, json_schema=schema, logprobs=2)[0].text
+    )
+    assert json.loads(one.text)["ok"] in (True, False) and one.logprobs and len(one.logprobs) >= 3
+    chunks = list(gemma.stream("Status:", max_tokens=20, seed=7, json_schema=schema))
+    assert "".join(c.text for c in chunks) == one.text and chunks[-1].finish_reason == "stop"
+    cut = gemma.generate("Status:", max_tokens=2, seed=7, json_schema=schema)[0]
+    assert cut.finish_reason == "length" and cut.completion_tokens == 2
+
+
 def test_malformed_grammar_and_schema_are_refused_cleanly(gemma):
-    with pytest.raises(InvalidRequestError, match="does not parse as GBNF"):
+    with pytest.raises(InvalidRequestError, match="grammar does not compile"):
         gemma.generate("x", grammar="root ::= (")
-    with pytest.raises(InvalidRequestError, match="does not parse as GBNF"):
-        gemma.generate("x", grammar='start ::= "a"')  # no root rule
+    with pytest.raises(InvalidRequestError, match="grammar does not compile"):
+        gemma.generate("x", grammar='begin ::= "a"')  # no root rule
     with pytest.raises(InvalidRequestError, match="JSON schema cannot be used"):
         gemma.generate("x", json_schema={"$ref": "#/definitions/missing"})
+    for bad, words in [
+        ({"json_schema": {"type": "array", "uniqueItems": True}}, "uniqueItems"),  # not enforceable
+        ({"json_schema": {"enum": []}}, "never be satisfied"),
+        ({"json_schema": {"type": "nothing"}}, "not a valid JSON Schema"),
+        ({"regex": "(("}, "regular expression cannot be used"),
+    ]:
+        with pytest.raises(InvalidRequestError, match=words):
+            gemma.generate("x", **bad)
     assert gemma.generate("still works", max_tokens=2, seed=1)[0].completion_tokens == 2
 
 

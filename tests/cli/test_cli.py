@@ -107,7 +107,7 @@ def test_generate_with_grammar_file_and_schema(home, tmp_path):
         (["generate", "text", "hi", "--max-tokens", "0"], ["max_tokens"]),
         (["generate", "text", "hi", "--max-tokens", "100000"], ["do not fit the context"]),
         (["generate", "text", "hi", "--temperature", "-1"], ["temperature"]),
-        (["generate", "text", "hi", "--grammar", "root ::= ("], ["does not parse as gbnf"]),
+        (["generate", "text", "hi", "--grammar", "root ::= ("], ["grammar does not compile"]),
         (["generate", "text", "hi", "--json-schema", "{nope"], ["not valid json"]),
         (["generate", "text", "hi", "--grammar", "@/no/such/file.gbnf"], ["does not exist"]),
         (["generate", "text", "hi", "--max-tokens", "lots"], ["--max-tokens", "valid integer", "--help"]),
@@ -192,9 +192,10 @@ def test_a_json_object_cut_by_the_token_limit_is_an_error_not_json(home):
     assert_clean_error(out, "cut at --max-tokens 3", "maxLength")
     assert out.stdout.startswith("{")  # the prefix is still shown
     unsupported = genlab_cli(
-        "generate", "text", "x", "--json-schema", '{"type": "integer", "minimum": 0}', home=home
+        "generate", "text", "x", "--json-schema", '{"type": "array", "uniqueItems": true}', home=home
     )
-    assert_clean_error(unsupported, "'minimum'")
+    assert_clean_error(unsupported, "uniqueItems")
+    assert_clean_error(genlab_cli("generate", "text", "x", "--regex", "((", home=home), "regular expression")
 
 
 def test_threads_are_one_setting_and_doctor_shows_them(tmp_path, monkeypatch):

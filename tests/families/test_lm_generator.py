@@ -1,5 +1,8 @@
 """A trained transformer behind the Generator protocol, and its GGUF export run by llama.cpp."""
 
+import json
+
+import jsonschema
 import pytest
 
 from genlab.core import Generator, InvalidRequestError, UnsupportedError
@@ -37,11 +40,39 @@ def test_stop_sequences_and_n(lm):
     assert streamed == arts[0].text
 
 
-def test_constraints_need_the_llama_cpp_backend(lm):
-    with pytest.raises(UnsupportedError, match="export the model"):
-        lm.generate("x", grammar='root ::= "a"')
+def test_trained_bpe_model_writes_valid_json_through_the_same_engine(lm):
+    """The tiny model never saw JSON; the constraint engine still makes every output parse and validate."""
+    schema = {
+        "type": "object",
+        "properties": {"who": {"enum": ["KING", "QUEEN"]}, "line": {"type": "string", "maxLength": 8}},
+        "required": ["who", "line"],
+    }
+    for seed in range(3):
+        a = lm.generate("KING:", max_tokens=40, seed=seed, json_schema=schema)[0]
+        assert a.finish_reason == "stop", a.text
+        jsonschema.validate(json.loads(a.text), schema)
+    streamed = "".join(c.text for c in lm.stream("KING:", max_tokens=40, seed=0, json_schema=schema))
+    assert streamed == lm.generate("KING:", max_tokens=40, seed=0, json_schema=schema)[0].text
+    a = lm.generate("x", max_tokens=10, seed=1, regex="(yes|no)")[0]
+    assert a.text in ("yes", "no") and a.finish_reason == "stop"
+    with pytest.raises(InvalidRequestError, match="uniqueItems"):
+        lm.generate("x", json_schema={"type": "array", "uniqueItems": True})
     with pytest.raises(InvalidRequestError, match="temperature"):
         lm.generate("x", temperature=-2)
+
+
+def test_a_char_model_is_refused_what_its_vocabulary_cannot_write(lm):
+    from genlab.codecs.text import CharCodec
+    from genlab.families.transformer import GPT, TransformerConfig
+    from genlab.generators.lm import TransformerLM
+
+    codec = CharCodec(sorted(set("abc yesno")))
+    model = GPT(TransformerConfig(vocab_size=codec.vocab_size, block_size=16, n_layer=1, n_head=1, n_embd=8))
+    char_lm = TransformerLM(lm.card, model, codec)
+    for seed in range(3):
+        assert char_lm.generate("a", max_tokens=5, seed=seed, regex="(yes|no)")[0].text in ("yes", "no")
+    with pytest.raises(InvalidRequestError, match="vocabulary cannot write"):
+        char_lm.generate("a", json_schema={"type": "object"})  # it has no "{"
 
 
 def test_gguf_export_runs_in_llama_cpp_with_identical_greedy_tokens(registry, trained_bpe, lm, tmp_path):

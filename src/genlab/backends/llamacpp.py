@@ -10,13 +10,10 @@ which is slow for Gemma's 262k-token vocabulary, so ordinary requests never pay 
 from __future__ import annotations
 
 import atexit
-import contextlib
-import io
 import json
 import math
 import os
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +30,7 @@ from genlab.core import (
     TextChunk,
     as_request,
 )
+from genlab.core.constraints import Constrained, Grammar, compile_constraint
 from genlab.core.generator import collect_text, token_logprobs
 from genlab.core.io import atomic_write_json, sha256_file
 from genlab.core.settings import Settings
@@ -71,73 +69,6 @@ EMBEDDED_CARD = ModelCard(
     source=f"PyPI package {EMBEDDED_PACKAGE}=={EMBEDDED_VERSION}",
     builtin=True,
 )
-
-
-# -- JSON Schema ---------------------------------------------------------------------------------
-# What llama.cpp's JSON-Schema-to-grammar converter enforces. Anything else that constrains values
-# (minimum, multipleOf, uniqueItems ...) would be silently ignored, so an output could parse and yet
-# fail the schema: such schemas are refused, naming the keyword. Annotations are fine.
-ENFORCED_KEYWORDS = frozenset(
-    [
-        "type",
-        "properties",
-        "required",
-        "additionalProperties",
-        "items",
-        "prefixItems",
-        "minItems",
-        "maxItems",
-        "minLength",
-        "maxLength",
-        "pattern",
-        "format",
-        "enum",
-        "const",
-        "anyOf",
-        "oneOf",
-        "allOf",
-        "$ref",
-        "$defs",
-        "definitions",
-    ]
-)
-ANNOTATIONS = frozenset(
-    [
-        "$schema",
-        "$id",
-        "$comment",
-        "title",
-        "description",
-        "examples",
-        "default",
-        "deprecated",
-        "readOnly",
-        "writeOnly",
-    ]
-)
-SUBSCHEMA_MAPS = ("properties", "$defs", "definitions")
-
-
-def check_schema_keywords(schema: Any, where: str = "#") -> None:
-    """Refuse a JSON Schema keyword the grammar cannot enforce, naming it and where it is."""
-    if isinstance(schema, list):
-        for i, item in enumerate(schema):
-            check_schema_keywords(item, f"{where}/{i}")
-        return
-    if not isinstance(schema, dict):
-        return
-    for key, value in schema.items():
-        if key not in ENFORCED_KEYWORDS | ANNOTATIONS:
-            raise InvalidRequestError(
-                f"the JSON schema uses {key!r} at {where}, which constrained decoding cannot enforce; "
-                "remove it (supported: " + ", ".join(sorted(ENFORCED_KEYWORDS)) + ")",
-                param="json_schema",
-            )
-        if key in SUBSCHEMA_MAPS and isinstance(value, dict):
-            for name, sub in value.items():
-                check_schema_keywords(sub, f"{where}/{key}/{name}")
-        elif key in ("items", "additionalProperties", "prefixItems", "anyOf", "oneOf", "allOf"):
-            check_schema_keywords(value, f"{where}/{key}")
 
 
 # -- files -----------------------------------------------------------------------------------------
@@ -251,25 +182,6 @@ def describe_gguf(
     return config, card
 
 
-@contextlib.contextmanager
-def _captured_stderr() -> Iterator[io.StringIO]:
-    """Capture what C code writes to file descriptor 2 (llama.cpp's grammar parser prints its
-    errors there) so it becomes part of our error message instead of noise on the terminal."""
-    captured = io.StringIO()
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as tmp:
-        os.dup2(tmp.fileno(), 2)
-        try:
-            yield captured
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            tmp.seek(0)
-            captured.write(tmp.read().decode("utf-8", errors="replace"))
-            captured.seek(0)
-
-
 _LOG_HOOK: list = []  # keeps the ctypes callback alive for the life of the process
 
 
@@ -332,6 +244,64 @@ def load_gguf_entry(entry: Any, settings: Settings) -> LlamaCppGenerator:
     return LlamaCppGenerator(entry.card, path, n_ctx=n_ctx, n_threads=settings.threads_in_use)
 
 
+# -- constrained sampling --------------------------------------------------------------------------
+def _lltokenizer(vocab):
+    """llguidance's tokenizer over a GGUF's vocabulary: each token's bytes (control tokens marked
+    with llguidance's 0xFF prefix) and llama.cpp's own tokenize function (as llguidance.llamacpp
+    does, without the deprecated per-token call that warns 262k times for Gemma)."""
+    import ctypes
+
+    from llama_cpp import llama_cpp
+    from llguidance import LLTokenizer
+
+    buffer = ctypes.create_string_buffer(16 * 1024)
+    control = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL
+    user = llama_cpp.LLAMA_TOKEN_ATTR_USER_DEFINED
+    tokens = []
+    for token in range(llama_cpp.llama_vocab_n_tokens(vocab)):
+        n = llama_cpp.llama_token_to_piece(vocab, token, buffer, len(buffer), 0, True)
+        piece = bytes(buffer[: max(n, 0)])
+        attr = llama_cpp.llama_vocab_get_attr(vocab, token)
+        if attr & control or (attr & user and piece.startswith(b"<") and piece.endswith(b">")):
+            piece = b"\xff" + piece
+        tokens.append(piece)
+    tokenize = ctypes.cast(llama_cpp._lib.llama_tokenize, ctypes.c_void_p).value
+    return LLTokenizer.from_llamacpp(
+        tokens=tokens, vocab_ptr=vocab, tokenize_fptr=tokenize, eos_token=llama_cpp.llama_vocab_eos(vocab)
+    )
+
+
+class _LogitsMask:
+    """llama-cpp-python's logits processor for one constrained choice.
+
+    llama.cpp calls it before sampling each token with every token id so far (prompt first), so it
+    advances the matcher by the tokens sampled since its last call and masks what may not follow.
+    It runs inside a C callback, where an exception would be printed and lost: an error is kept,
+    the generation is ended (only end-of-text allowed) and the error is raised afterwards.
+    """
+
+    def __init__(self, constrained: Constrained):
+        self.constrained = constrained
+        self.error: Exception | None = None
+        self._seen: int | None = None
+
+    def __call__(self, input_ids, scores):
+        import numpy as np
+
+        if self.error is None:
+            try:
+                start = len(input_ids) if self._seen is None else self._seen
+                for token in input_ids[start:]:
+                    self.constrained.advance(int(token))
+                self._seen = len(input_ids)
+                return self.constrained.mask(scores)
+            except Exception as e:
+                self.error = e
+        out = np.full_like(scores, -np.inf)
+        out[self.constrained.eos] = 0.0
+        return out
+
+
 # -- generation ------------------------------------------------------------------------------------
 class LlamaCppGenerator:
     """A GGUF model served by llama.cpp. Thread-safe; each instance loads the weights once."""
@@ -347,6 +317,7 @@ class LlamaCppGenerator:
         self._lock = threading.Lock()
         self._llm = _open_llama(self.model_path, n_ctx=n_ctx, n_threads=n_threads)
         self._llm_logprobs = None  # opened on the first request that asks for logprobs
+        self._lltokenizer = None  # built from the GGUF's vocabulary on the first constrained request
         atexit.register(self.close)
         self._card = ModelCard(
             **{**card.to_dict(), "parameters": self._llm._model.n_params(), "context_length": n_ctx}
@@ -393,39 +364,15 @@ class LlamaCppGenerator:
         return nats / math.log(2) / len(text)
 
     # -- constraints -------------------------------------------------------------------------------
-    def _grammar(self, request: GenerationRequest):
-        from llama_cpp import LlamaGrammar, llama_cpp
-
-        params = request.params
-        if params.json_schema is not None:
-            from llama_cpp.llama_grammar import json_schema_to_gbnf
-
-            check_schema_keywords(params.json_schema)
-            try:
-                gbnf = json_schema_to_gbnf(json.dumps(params.json_schema))
-            except Exception as e:  # the converter raises ValueError, KeyError, TypeError ... on bad schemas
-                raise InvalidRequestError(
-                    f"the JSON schema cannot be used: {e}", param="json_schema"
-                ) from None
-        elif params.grammar is not None:
-            gbnf = params.grammar
-        else:
-            return None
-        # LlamaGrammar does not parse until sampling, where a bad grammar would crash the process:
-        # parse it here with llama.cpp's own parser and refuse it cleanly.
-        with self._lock, _captured_stderr() as parser_output:
-            sampler = llama_cpp.llama_sampler_init_grammar(
-                self._llm._model.vocab, gbnf.encode("utf-8"), b"root"
-            )
-        if not sampler:
-            reason = " ".join(parser_output.read().split())[:200]
-            raise InvalidRequestError(
-                f"the grammar does not parse as GBNF ({reason or 'it needs a `root ::= ...` rule'}); "
-                "see llama.cpp's grammars/README.md",
-                param="grammar",
-            )
-        llama_cpp.llama_sampler_free(sampler)
-        return LlamaGrammar.from_string(gbnf, verbose=False)
+    def _constraint(self, request: GenerationRequest) -> Grammar | None:
+        """The request's constraint compiled for llguidance (a 400 before any work if it cannot be)."""
+        grammar = compile_constraint(request.params)
+        if grammar is not None and self._lltokenizer is None:
+            with self._lock:  # about a second for Gemma's 262k tokens, once per loaded model
+                self._lltokenizer = _lltokenizer(self._llm._model.vocab)
+        if grammar is not None:
+            Constrained(self._lltokenizer, grammar)  # refuses what this vocabulary cannot write
+        return grammar
 
     def _prepare(
         self, request: GenerationRequest | str, kwargs: dict[str, Any]
@@ -445,7 +392,7 @@ class LlamaCppGenerator:
     # -- the Generator protocol ---------------------------------------------------------------------
     def stream(self, request: GenerationRequest | str, **kwargs: Any) -> Iterator[TextChunk]:
         request, prompt_tokens = self._prepare(request, kwargs)
-        grammar = self._grammar(request)
+        grammar = self._constraint(request)
         return self._stream(request, prompt_tokens, grammar, request.choice_seeds())
 
     def _stream(self, request, prompt_tokens, grammar, seeds) -> Iterator[TextChunk]:
@@ -463,6 +410,7 @@ class LlamaCppGenerator:
 
     def _stream_one(self, request, prompt_tokens, grammar, seed, index) -> Iterator[TextChunk]:
         p = request.params
+        mask = _LogitsMask(Constrained(self._lltokenizer, grammar)) if grammar is not None else None
         with self._lock:
             llm = self._context(p.logprobs is not None)
             pieces = llm.create_completion(
@@ -476,7 +424,7 @@ class LlamaCppGenerator:
                 stop=list(p.stop),
                 seed=seed,
                 logprobs=p.logprobs,
-                grammar=grammar,
+                logits_processor=[mask] if mask is not None else None,
                 stream=True,
             )
             finish_reason = None
@@ -492,6 +440,8 @@ class LlamaCppGenerator:
                         )
             finally:
                 pieces.close()
+            if mask is not None and mask.error is not None:
+                raise mask.error
             # llama.cpp evaluates every sampled token but the last before it stops (by length, stop
             # sequence or end-of-text), so the tokens sampled, an end-of-text token included, are:
             sampled = max(llm.n_tokens - prompt_tokens + 1, 0)
@@ -505,7 +455,7 @@ class LlamaCppGenerator:
 
     def generate(self, request: GenerationRequest | str, **kwargs: Any) -> list[TextArtifact]:
         request, prompt_tokens = self._prepare(request, kwargs)
-        grammar = self._grammar(request)
+        grammar = self._constraint(request)
         seeds = request.choice_seeds()
         artifacts = []
         for index, seed in enumerate(seeds):

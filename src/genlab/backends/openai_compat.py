@@ -23,6 +23,7 @@ from genlab.core import (
     ModelLoadError,
     TextArtifact,
     TextChunk,
+    UnsupportedError,
     as_request,
 )
 from genlab.core.generator import token_logprobs
@@ -152,6 +153,12 @@ class OpenAICompatGenerator:
             body["response_format"] = {"type": "json_object", "schema": p.json_schema}
         if p.grammar is not None:
             body["grammar"] = p.grammar
+        if (
+            p.regex is not None
+        ):  # servers differ (vLLM: guided_regex; llama.cpp: none): never silently dropped
+            raise UnsupportedError(
+                "regular-expression constraints need a local model (llama.cpp or a genlab-trained one)"
+            )
         if stream:
             body["stream_options"] = {"include_usage": True}
         return body

@@ -71,7 +71,10 @@ def text(
         ),
     ] = None,
     grammar: Annotated[
-        str | None, typer.Option(help="Constrain output to this GBNF grammar (inline or @file).")
+        str | None, typer.Option(help="Constrain output to this GBNF or Lark grammar (inline or @file).")
+    ] = None,
+    regex: Annotated[
+        str | None, typer.Option(help="Constrain output to match this regular expression.")
     ] = None,
     json_: Annotated[
         bool, typer.Option("--json", help="Print the artifacts (text and provenance) as JSON.")
@@ -104,6 +107,7 @@ def text(
             logprobs=logprobs,
             json_schema=parse_json_schema(schema_text) if schema_text is not None else None,
             grammar=_read_arg_or_file(grammar, "grammar"),
+            regex=regex,
         ),
     ).validate()
     pipeline = cli_pipeline(policy)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from genlab.core import InvalidRequestError, ModelLoadError
+from genlab.core.constraints import tokenizer_from_json, tokenizer_from_pieces
 from genlab.core.io import atomic_write_text
 
 CODECS = ("char", "bpe")
@@ -33,6 +34,8 @@ class TextCodec(Protocol):
     def decode(self, ids: Iterable[int]) -> str: ...
 
     def save(self, directory: Path) -> None: ...
+
+    def lltokenizer(self) -> Any: ...
 
 
 class CharCodec:
@@ -82,6 +85,11 @@ class CharCodec:
 
     def save(self, directory: Path) -> None:
         atomic_write_text(Path(directory) / self.FILE, json.dumps({"kind": "char", "chars": self.chars}))
+
+    def lltokenizer(self):
+        """This vocabulary for constrained decoding (llguidance)."""
+        pieces = [t.encode("utf-8") for t in self._itos]
+        return tokenizer_from_pieces(pieces, 0, lambda text: [self._stoi[c] for c in text if c in self._stoi])
 
     @classmethod
     def load(cls, directory: Path) -> CharCodec:
@@ -139,6 +147,10 @@ class BPECodec:
 
     def save(self, directory: Path) -> None:
         atomic_write_text(Path(directory) / self.FILE, self.tokenizer.to_str())
+
+    def lltokenizer(self):
+        """This vocabulary for constrained decoding (llguidance reads the tokenizer.json itself)."""
+        return tokenizer_from_json(self.tokenizer.to_str(), n_vocab=self.vocab_size, eos=self._eot)
 
     @classmethod
     def load(cls, directory: Path) -> BPECodec:

@@ -34,7 +34,8 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     logprobs: int | None = None  # return the top-N log-probabilities of each generated token
     json_schema: dict[str, Any] | None = None  # constrain the output to JSON matching this schema
-    grammar: str | None = None  # constrain the output to this GBNF grammar
+    grammar: str | None = None  # constrain the output to this GBNF (or Lark) grammar
+    regex: str | None = None  # constrain the output to match this regular expression
     extra: dict[str, Any] = field(default_factory=dict)  # family-specific (steps, guidance, ...)
 
     def validate(self) -> SamplingParams:
@@ -66,12 +67,17 @@ class SamplingParams:
             raise InvalidRequestError(
                 f"logprobs must be an integer in [0, 20], got {self.logprobs!r}", param="logprobs"
             )
-        if self.json_schema is not None and self.grammar is not None:
-            raise InvalidRequestError("give a JSON schema or a grammar, not both", param="grammar")
+        given = [k for k in ("json_schema", "grammar", "regex") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise InvalidRequestError(
+                f"give one constraint ({' or '.join(given)}), not {len(given)}", param=given[-1]
+            )
         if self.json_schema is not None and not isinstance(self.json_schema, dict):
             raise InvalidRequestError("json_schema must be a JSON object", param="json_schema")
         if self.grammar is not None and not (isinstance(self.grammar, str) and self.grammar.strip()):
             raise InvalidRequestError("grammar must be a non-empty GBNF string", param="grammar")
+        if self.regex is not None and not (isinstance(self.regex, str) and self.regex):
+            raise InvalidRequestError("regex must be a non-empty string", param="regex")
         return self
 
     def to_dict(self) -> dict[str, Any]:

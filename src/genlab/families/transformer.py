@@ -13,6 +13,7 @@ Shapes: B batch, T time (tokens), C channels (n_embd), nh heads, hs head size (C
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
@@ -242,8 +243,12 @@ class GPT(nn.Module):
         top_p: float = 1.0,
         generator: torch.Generator | None = None,
         use_cache: bool = True,
+        logits_filter: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ):
-        """Yield new token ids one by one; past block_size the model attends to the last block_size tokens."""
+        """Yield new token ids one by one; past block_size the model attends to the last block_size tokens.
+
+        ``logits_filter`` sees each step's logits before sampling (constrained decoding masks them).
+        """
         was_training = self.training
         self.eval()
         try:
@@ -262,7 +267,8 @@ class GPT(nn.Module):
                     logits, _ = self(torch.tensor([tokens[-keep:]], dtype=torch.long), cache=cache)
                 else:
                     logits, _ = self(next_input, cache=cache)
-                token = _pick(logits[0, -1], temperature, top_k, top_p, generator)
+                step = logits[0, -1] if logits_filter is None else logits_filter(logits[0, -1])
+                token = _pick(step, temperature, top_k, top_p, generator)
                 tokens.append(token)
                 next_input = torch.tensor([[token]], dtype=torch.long)
                 yield token

@@ -11,6 +11,7 @@ import torch
 
 from genlab.codecs.text import load_codec
 from genlab.core import GenerationRequest, ModelCard, ModelLoadError, TextArtifact, TextChunk, as_request
+from genlab.core.constraints import Constrained, Grammar, compile_constraint
 from genlab.core.generator import StopFilter, collect_text
 from genlab.core.io import sha256_file
 from genlab.families.transformer import GPT, TransformerConfig
@@ -49,6 +50,7 @@ class TransformerLM:
         self.model = model.eval()
         self.codec = codec
         self._lock = threading.Lock()
+        self._lltokenizer = None  # built from the codec on the first constrained request
 
     @classmethod
     def from_dir(cls, directory: Path, card: ModelCard, config: dict[str, Any]) -> TransformerLM:
@@ -73,28 +75,39 @@ class TransformerLM:
     def count_tokens(self, text: str) -> int:
         return len(self.codec.encode(text))
 
-    def _prepare(self, request, kwargs) -> tuple[GenerationRequest, list[int]]:
+    def _prepare(self, request, kwargs) -> tuple[GenerationRequest, list[int], Grammar | None]:
         request = as_request(request, **kwargs).validate()
         prompt = self.codec.encode(request.prompt)
-        if request.params.json_schema is not None or request.params.grammar is not None:
-            from genlab.core import UnsupportedError
-
-            raise UnsupportedError(
-                "JSON-schema and grammar constraints need the llama.cpp backend",
-                hint="export the model with `genlab export gguf` and register the GGUF",
-            )
-        return request, prompt
+        grammar = compile_constraint(request.params)
+        if grammar is not None:
+            with self._lock:
+                if self._lltokenizer is None:
+                    self._lltokenizer = self.codec.lltokenizer()
+            Constrained(self._lltokenizer, grammar)  # refuses what this vocabulary cannot write
+        return request, prompt, grammar
 
     def stream(self, request: GenerationRequest | str, **kwargs: Any) -> Iterator[TextChunk]:
-        request, prompt = self._prepare(request, kwargs)
-        return self._stream(request, prompt)
+        request, prompt, grammar = self._prepare(request, kwargs)
+        return self._stream(request, prompt, grammar)
 
-    def _stream(self, request: GenerationRequest, prompt: list[int]) -> Iterator[TextChunk]:
+    def _stream(self, request: GenerationRequest, prompt: list[int], grammar) -> Iterator[TextChunk]:
         for index, seed in enumerate(request.choice_seeds()):
-            yield from self._stream_one(request, prompt, seed, index)
+            yield from self._stream_one(request, prompt, grammar, seed, index)
 
-    def _stream_one(self, request, prompt, seed, index) -> Iterator[TextChunk]:
+    def _filter(self, grammar: Grammar | None):
+        """The matcher of one constrained choice and the logits filter that applies its mask."""
+        if grammar is None:
+            return None, None
+        constrained = Constrained(self._lltokenizer, grammar)
+
+        def apply(logits: torch.Tensor) -> torch.Tensor:
+            return torch.from_numpy(constrained.mask(logits.float().numpy()))
+
+        return constrained, apply
+
+    def _stream_one(self, request, prompt, grammar, seed, index) -> Iterator[TextChunk]:
         p = request.params
+        constrained, logits_filter = self._filter(grammar)
         generator = torch.Generator().manual_seed(seed)
         stops = StopFilter(p.stop)
         new: list[int] = []
@@ -109,7 +122,10 @@ class TransformerLM:
                 top_k=p.top_k,
                 top_p=p.top_p,
                 generator=generator,
+                logits_filter=logits_filter,
             ):
+                if constrained is not None:
+                    constrained.advance(token)
                 if token == self.codec.eot_id:
                     finish = "stop"
                     new.append(token)
@@ -130,10 +146,10 @@ class TransformerLM:
         )
 
     def generate(self, request: GenerationRequest | str, **kwargs: Any) -> list[TextArtifact]:
-        request, prompt = self._prepare(request, kwargs)
+        request, prompt, grammar = self._prepare(request, kwargs)
         artifacts = []
         for index, seed in enumerate(request.choice_seeds()):
-            chunks = self._stream_one(request, prompt, seed, index)
+            chunks = self._stream_one(request, prompt, grammar, seed, index)
             parameters = {**request.params.to_dict(), "backend": "torch"}
             artifacts.append(collect_text(chunks, self.card, seed=seed, parameters=parameters))
         return artifacts

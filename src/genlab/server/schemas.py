@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 
 class StreamOptions(BaseModel):
@@ -29,6 +29,16 @@ class _Sampling(BaseModel):
     top_k: int = Field(default=40, ge=0, le=1000)
     min_p: float = Field(default=0.05, ge=0.0, le=1.0)
     repeat_penalty: float = Field(default=1.1, gt=0.0, le=10.0)
+    # constrained decoding: llama.cpp server's names, and vLLM's guided_* names for the same
+    json_schema: dict[str, Any] | None = Field(
+        default=None, validation_alias=AliasChoices("json_schema", "guided_json")
+    )
+    grammar: str | None = Field(
+        default=None, max_length=100_000, validation_alias=AliasChoices("grammar", "guided_grammar")
+    )
+    regex: str | None = Field(
+        default=None, max_length=10_000, validation_alias=AliasChoices("regex", "guided_regex")
+    )
 
 
 class CompletionRequest(_Sampling):

@@ -45,7 +45,9 @@ def sampling(
         repeat_penalty=body.repeat_penalty,
         stop=tuple(stop) + extra_stop,
         logprobs=logprobs,
-        json_schema=json_schema,
+        json_schema=json_schema if json_schema is not None else body.json_schema,
+        grammar=body.grammar,
+        regex=body.regex,
     )
 
 
@@ -171,7 +173,7 @@ def chat_request(body: ChatRequest) -> GenerationRequest:
     params = sampling(
         body,
         max_tokens=max_tokens,
-        extra_stop=() if schema else chat_template.STOP,
+        extra_stop=() if schema or body.grammar or body.regex else chat_template.STOP,
         logprobs=logprobs,
         json_schema=schema,
     )
