@@ -47,6 +47,7 @@ lint: $(STAMP_TEST)
 bench: $(STAMP_TEST)
 	$(PIP) install -e '.[bench]'
 	$(PY) bench/llm_decode.py
+	$(PY) bench/structured.py
 	$(PY) bench/train_text.py
 	$(PY) bench/serve_load.py
 	$(PY) bench/image_families.py
