@@ -153,7 +153,7 @@ def main() -> None:
             continue
         options = model.options({})
         console.print(f"[dim]{family}: {args.samples} clips {options or ''}[/]")
-        metrics = evaluate_image_model(name, samples=args.samples, write_card=False, progress=False)
+        metrics = evaluate_image_model(name, samples=args.samples, write_card=False)
         families[family] = {
             "model": name,
             "parameters": count_parameters(published_module(model.model)),

@@ -66,7 +66,7 @@ def quality(name: str, samples: int, **options) -> dict:
     """`genlab eval image` without touching the card: seeds 0..samples-1, classes in turn."""
     from genlab.evaluation.models import evaluate_image_model
 
-    return evaluate_image_model(name, samples=samples, options=options, write_card=False, progress=False)
+    return evaluate_image_model(name, samples=samples, options=options, write_card=False)
 
 
 def grid(model, path: Path, per_class: int = 8, **options) -> None:

@@ -434,11 +434,13 @@ class Pipeline:
         size: str | None = None,
         shape: Callable[[str], str] | None = None,
         cancel: threading.Event | None = None,
+        progress: Callable[[int, int], None] | None = None,
         **kwargs: Any,
     ) -> Released:
         """Every stage, for one or more requests to one model (one review decision over all).
         ``shape`` is how the face presents a text (chat strips it), applied before the output
-        policy so that what is scanned, hashed, held and recorded is exactly what is released."""
+        policy so that what is scanned, hashed, held and recorded is exactly what is released.
+        ``progress(done, total)`` hears each finished text choice (a CLI shows "choice 2 of 3")."""
         requests = requests if isinstance(requests, list) else [requests]
         generator = self.check(requests[0].model, modalities, size=size)  # 1. check
         self.check_budget(requests)
@@ -448,7 +450,7 @@ class Pipeline:
         artifacts: list[Artifact] = []
         with self.admit(generator):  # 3. admit
             for request in requests:  # 4. generate
-                produced = self._produce(generator, request, cancel, started, kwargs)
+                produced = self._produce(generator, request, cancel, started, kwargs, progress)
                 if shape is not None:
                     produced = [
                         dataclasses.replace(a, text=shape(a.text)) if isinstance(a, TextArtifact) else a
@@ -497,10 +499,12 @@ class Pipeline:
         cancel: threading.Event | None,
         started: float,
         kwargs: dict[str, Any],
+        progress: Callable[[int, int], None] | None = None,
     ) -> list[Artifact]:
         """Stage 4. A text model that streams is read token by token, so the work stops when the
         client leaves (``cancel``) or the deadline passes; what it makes is its ``generate``'s."""
-        if (cancel is None and self.deadline_s is None) or not generator.supports_streaming or kwargs:
+        watched = cancel is not None or self.deadline_s is not None or progress is not None
+        if not watched or not generator.supports_streaming or kwargs:
             return generator.generate(request, **kwargs)
         deadline = started + self.deadline_s if self.deadline_s is not None else float("inf")
         chunks: dict[int, list[TextChunk]] = {}
@@ -515,6 +519,8 @@ class Pipeline:
                         else f"the generation ran past the server's deadline of {self.deadline_s:g} s"
                     )
                 chunks.setdefault(chunk.index, []).append(chunk)
+                if progress is not None and chunk.finish_reason is not None:
+                    progress(chunk.index + 1, request.n)
         finally:
             close = getattr(stream, "close", None)
             if close is not None:

@@ -92,3 +92,61 @@ def test_bad_input_gives_one_line(tmp_path):
     assert_clean_error(
         genlab_cli("apps", "run", "quiz", "--input", "-", home=tmp_path, stdin="[1, 2]"), "JSON object"
     )
+
+
+LESSON = (
+    "Photosynthesis is the process by which green plants make their own food. It takes place in the "
+    "leaves, inside chloroplasts, which contain a green pigment called chlorophyll. The plant takes in "
+    "carbon dioxide through openings called stomata and water through its roots, and releases oxygen."
+)
+
+
+def test_a_long_recipe_shows_each_step_even_without_a_terminal(tmp_path, gemma):
+    lesson = tmp_path / "lesson.txt"
+    lesson.write_text(LESSON)
+    out = genlab_cli("education", "quiz", str(lesson), "--questions", "2", home=tmp_path)
+    assert out.returncode in (0, 1), out.stderr  # 1 only when every check failed, said in one line
+    steps = [line for line in out.stderr.splitlines() if line.startswith("Quiz generation with")]
+    assert any("question 1 of 2" in s for s in steps) and any("question 2 of 2" in s for s in steps)
+    assert any("attempt 1 of 3" in s for s in steps)  # the default attempts, each shown
+    if out.returncode == 1:
+        assert "every check failed" in out.stderr
+
+
+def test_a_recipe_stops_at_its_deadline_with_one_line(tmp_path, gemma):
+    lesson = tmp_path / "lesson.txt"
+    lesson.write_text(LESSON)
+    out = genlab_cli("education", "quiz", str(lesson), "--questions", "8", "--deadline", "1", home=tmp_path)
+    assert out.returncode != 0 and "Traceback" not in out.stderr, out.stderr
+    *progress, last = out.stderr.strip().splitlines()  # the steps it took, then one error line
+    assert all(line.startswith("Quiz generation with") for line in progress)
+    assert last.startswith("error:") and "deadline of 1 s" in last and "--deadline" in last
+    assert_clean_error(
+        genlab_cli("education", "quiz", str(lesson), "--deadline", "0", home=tmp_path), "deadline"
+    )
+
+
+def test_a_result_whose_checks_all_fail_exits_non_zero():
+    from types import SimpleNamespace
+
+    import pytest
+    import typer
+
+    from genlab.apps.recipe import Check
+    from genlab.cli.apps import exit_if_failed
+
+    def result(*passed: bool) -> SimpleNamespace:  # what exit_if_failed reads of a RecipeResult
+        return SimpleNamespace(checks=[Check(f"c{i}", p) for i, p in enumerate(passed)])
+
+    with pytest.raises(typer.Exit) as stopped:
+        exit_if_failed(result(False, False), quiet=True)
+    assert stopped.value.exit_code == 1
+    exit_if_failed(result(False, True), quiet=True)  # a partial result is still a result
+    exit_if_failed(result(), quiet=True)
+
+
+def test_n_completions_show_progress_without_a_terminal(tmp_path, gemma):
+    out = genlab_cli("generate", "text", "Hello", "--n", "3", "--max-tokens", "4", "--json", home=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert len(json.loads(out.stdout)) == 3
+    assert all(f"choice {k} of 3" in out.stderr for k in (1, 2, 3))

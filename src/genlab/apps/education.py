@@ -343,6 +343,7 @@ class QuizGeneration(Recipe):
                 for k, q in enumerate(out, 1)
             )
             prompt = f"{FEW_SHOT_QUIZ}Passage: {passage.strip()}\n\n{asked}Question {i + 1}:"
+            ctx.step(f"question {i + 1} of {count}")
 
             def make(attempt: int, prompt: str = prompt) -> Question:
                 text = ctx.complete(
@@ -355,7 +356,7 @@ class QuizGeneration(Recipe):
                 return parse_question(text + "\n")
 
             q, _, tries = retry(
-                attempts, make, lambda q, done=tuple(out): check_question(q, passage, list(done))
+                attempts, make, lambda q, done=tuple(out): check_question(q, passage, list(done)), ctx
             )
             if q is not None:
                 q.attempts = tries

@@ -214,7 +214,7 @@ class ClinicalSummary(Recipe):
                 )
             ]
 
-        note, checks, attempts = retry(value.attempts, make, validate)
+        note, checks, attempts = retry(value.attempts, make, validate, ctx)
         if note is None:
             return Outcome({"note": None, "deidentified": deidentified}, "", checks, attempts=attempts)
         text = vault.restore(render(note)) if vault is not None else render(note)

@@ -17,6 +17,7 @@ Each recipe also names an evaluation set (shipped YAML) and scores a result agai
 
 from __future__ import annotations
 
+import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -30,7 +31,7 @@ from pydantic import BaseModel, ValidationError
 
 from genlab.core import GenerationRequest, Generator, InvalidRequestError, SamplingParams
 from genlab.core.io import sha256_bytes
-from genlab.pipeline import LOCAL, Caller, Pipeline
+from genlab.pipeline import LOCAL, Caller, Cancelled, Pipeline
 from genlab.registry import default_registry
 from genlab.safety.guardrails import Vault
 from genlab.safety.review import canonical
@@ -125,10 +126,22 @@ class RecipeResult:
 class Context:
     """What a recipe sees of the model: ``complete`` (counted, seeded, per-call settings)."""
 
-    def __init__(self, generator: Generator, *, seed: int, vault: Vault | None = None) -> None:
+    def __init__(
+        self,
+        generator: Generator,
+        *,
+        seed: int,
+        vault: Vault | None = None,
+        progress: Callable[[str], None] | None = None,
+        deadline_s: float | None = None,
+    ) -> None:
         self.generator = generator
         self.seed = seed
         self.vault = vault
+        self.progress = progress or (lambda _message: None)
+        self.deadline_s = deadline_s
+        self._deadline = time.perf_counter() + deadline_s if deadline_s is not None else math.inf
+        self.where = ""  # the step the recipe is on ("question 2 of 5"), for progress lines
         self.calls = 0
         self.completion_tokens = 0
         self.model_s = 0.0  # time inside the model, to tell the recipe's own cost from the model's
@@ -139,8 +152,9 @@ class Context:
 
     @property
     def local(self) -> bool:
-        """Whether GBNF grammars are honoured (llama.cpp); a remote server may not know them."""
-        return self.generator.card.backend == "llamacpp"
+        """Whether grammars are honoured (llama.cpp and genlab's own transformers, through the
+        constraint engine); a remote server may not know them."""
+        return self.generator.card.backend in ("llamacpp", "torch")
 
     def complete(
         self,
@@ -152,7 +166,14 @@ class Context:
         grammar: str | None = None,
         n: int = 1,
     ) -> list[str]:
-        """``n`` continuations of ``prompt``. Each call uses the next seed, so a retry differs."""
+        """``n`` continuations of ``prompt``. Each call uses the next seed, so a retry differs.
+
+        Raises ``Cancelled`` once the recipe's deadline has passed (checked before each call)."""
+        if time.perf_counter() > self._deadline:
+            raise Cancelled(
+                f"the recipe ran past its deadline of {self.deadline_s:g} s after {self.calls} model "
+                "call(s); give it more time (--deadline) or ask for less (fewer items or attempts)"
+            )
         params = SamplingParams(
             max_tokens=max_tokens,
             temperature=temperature,
@@ -170,9 +191,21 @@ class Context:
         self.completion_tokens += sum(a.completion_tokens for a in artifacts)
         return [a.text for a in artifacts]
 
+    def step(self, where: str) -> None:
+        """The recipe moved on to ``where`` ("question 2 of 5"); progress shows it."""
+        self.where = where
+        self.progress(where)
+
+    def attempt(self, attempt: int, attempts: int) -> None:
+        if attempts > 1:
+            self.progress(f"{self.where + ', ' if self.where else ''}attempt {attempt} of {attempts}")
+
 
 def retry(
-    attempts: int, make: Callable[[int], Any], validate: Callable[[Any], list[Check]]
+    attempts: int,
+    make: Callable[[int], Any],
+    validate: Callable[[Any], list[Check]],
+    ctx: Context | None = None,
 ) -> tuple[Any, list[Check], int]:
     """Bounded retries: ``make(attempt)`` builds one candidate (raising ``ParseError`` when the
     model's text has the wrong shape), ``validate`` checks it. The first candidate passing every
@@ -180,6 +213,8 @@ def retry(
     best: tuple[Any, list[Check]] | None = None
     last_error = "no attempt was made"
     for attempt in range(1, attempts + 1):
+        if ctx is not None:
+            ctx.attempt(attempt, attempts)
         try:
             candidate = make(attempt)
         except ParseError as e:
@@ -276,12 +311,15 @@ def run_recipe(
     seed: int = 0,
     policy: str | None = None,
     caller: Caller = LOCAL,
+    progress: Callable[[str], None] | None = None,
+    deadline_s: float | None = None,
 ) -> RecipeResult:
     """A recipe through the pipeline's stages (``genlab.pipeline``), under its own policy.
 
     With a pipeline that has a store, the result is recorded and, where the review rule holds it,
     submitted to the review queue (``result.review``); without one (evaluation, library use)
-    nothing is recorded or held.
+    nothing is recorded or held. ``progress`` hears each step ("question 2 of 5, attempt 1 of 3");
+    ``deadline_s`` (default: the pipeline's per-request deadline) bounds the recipe's model calls.
     """
     value = recipe.parse_input(data)
     pipe = (pipeline or Pipeline(default_registry())).with_policy(policy or recipe.policy)
@@ -293,7 +331,8 @@ def run_recipe(
         update=gate.input_fields(fields, recipe.name)
     )  # 2. input (redactions in the vault)
     started = time.perf_counter()
-    ctx = Context(generator, seed=seed, vault=gate.vault)
+    deadline_s = deadline_s if deadline_s is not None else pipe.deadline_s
+    ctx = Context(generator, seed=seed, vault=gate.vault, progress=progress, deadline_s=deadline_s)
     with pipe.admit(generator):  # 3. admit
         outcome = recipe.run(value, ctx)  # 4. generate (the recipe's calls, retries and checks)
     text, blocked = gate.output_text(outcome.text)  # 5. output: the text and every string inside the output

@@ -124,7 +124,7 @@ class CodeCompletion(Recipe):
                 checks.append(Check("passes the tests", run.passed, "" if run.passed else _tail(run.output)))
             return checks
 
-        completion, checks, attempts = retry(value.attempts, make, validate)
+        completion, checks, attempts = retry(value.attempts, make, validate, ctx)
         completion = completion or ""
         return Outcome(
             {"completion": completion, "code": value.code + completion}, completion, checks, attempts=attempts
@@ -372,9 +372,9 @@ class TestGeneration(Recipe):
             + f"# File: {value.module}.py\n{value.source.rstrip()}\n\n\n# File: test_{value.module}.py\n{header}"
         )
         candidates: list[tuple[str, str]] = []
-        for name, node, cls in _targets(tree):
-            if value.functions and name not in value.functions:
-                continue
+        targets = [t for t in _targets(tree) if not value.functions or t[0] in value.functions]
+        for number, (name, node, cls) in enumerate(targets, 1):
+            ctx.step(f"candidate tests for {name} ({number} of {len(targets)})")
             starts = _starts(name, node, cls)
             test_name = f"test_{name.replace('.', '_').lower()}"
             for i, start in enumerate(starts):
@@ -391,6 +391,7 @@ class TestGeneration(Recipe):
                     candidates.append(
                         (name, f"def {test_name}_{len(candidates) + 1}():\n{function_body(start + text)}")
                     )
+        ctx.step(f"running {len(candidates)} candidate tests in the sandbox")
         report = select_tests(
             value.module,
             value.source,
@@ -613,7 +614,8 @@ class Docstrings(Recipe):
         functions = sorted(self._undocumented(tree), key=lambda n: n.lineno)
         written: list[dict[str, Any]] = []
         inserts: list[tuple[int, str]] = []
-        for node in functions:
+        for number, node in enumerate(functions, 1):
+            ctx.step(f"{node.name} ({number} of {len(functions)})")
             code = ast.get_source_segment(value.source, node, padded=False) or ""
             if node.body[0].lineno == node.lineno:  # `def f(): return 1`: no line to put a docstring on
                 written.append(
@@ -641,7 +643,9 @@ class Docstrings(Recipe):
                     raise ParseError("the model wrote an empty docstring")
                 return text
 
-            doc, checks, attempts = retry(value.attempts, make, lambda d, node=node: check_docstring(d, node))
+            doc, checks, attempts = retry(
+                value.attempts, make, lambda d, node=node: check_docstring(d, node), ctx
+            )
             entry = {
                 "function": node.name,
                 "line": node.lineno,

@@ -16,7 +16,7 @@ import typer
 import yaml
 from rich.table import Table
 
-from genlab.cli.console import console, err_console, print_json
+from genlab.cli.console import Steps, console, err_console, print_json
 from genlab.core import InvalidRequestError
 
 apps_app = typer.Typer(
@@ -44,6 +44,10 @@ _Json = Annotated[bool, typer.Option("--json", help="Print the whole result as J
 _Policy = Annotated[
     str | None, typer.Option(help="A guardrail policy name or YAML path instead of the recipe's.")
 ]
+_Deadline = Annotated[
+    float | None,
+    typer.Option(help="Stop the recipe after this many seconds (between model calls); default: none.", min=1),
+]
 
 
 def read_text(source: str, what: str) -> str:
@@ -67,10 +71,12 @@ def run(
     seed: int,
     policy: str | None,
     json_: bool,
+    deadline: float | None = None,
     out: Path | None = None,
     show: bool = True,
 ) -> Any:
-    """Run one recipe through the pipeline and print it; returns the result."""
+    """Run one recipe through the pipeline and print it, with its progress on stderr; returns the
+    result. A result whose checks all failed ends the command with exit code 1 (after printing)."""
     from genlab.apps import get_recipe, run_recipe
     from genlab.cli.generate import cli_pipeline
     from genlab.pipeline import Caller
@@ -79,7 +85,7 @@ def run(
     value = recipe.parse_input(data)  # bad input fails before the model loads
     pipeline = cli_pipeline()
     try:
-        with console.status(f"{recipe.title} with {model} ..."):
+        with Steps(f"{recipe.title} with {model}", enabled=not json_) as step:
             result = run_recipe(
                 recipe,
                 value,
@@ -88,6 +94,8 @@ def run(
                 seed=seed,
                 policy=policy,
                 caller=Caller(actor="cli"),
+                progress=step,
+                deadline_s=deadline,
             )
     finally:
         pipeline.store.close()
@@ -115,11 +123,24 @@ def run(
         err_console.print(f"[dim]wrote {out}[/]")
     if json_:
         print_json(result.to_dict())
+        exit_if_failed(result, quiet=True)
     elif show:
         if result.text and out is None:
             console.print(result.text, markup=False, highlight=False)
         print_checks(result)
     return result
+
+
+def exit_if_failed(result, *, quiet: bool = False) -> None:
+    """Exit 1 when every check failed: the output is not usable, and a script must know."""
+    if result.checks and not any(c.passed for c in result.checks):
+        if not quiet:
+            err_console.print(
+                "[red]error:[/] every check failed, so this output is not usable; try another --seed, "
+                "more attempts, or a larger model (`genlab models`)",
+                highlight=False,
+            )
+        raise typer.Exit(1)
 
 
 def print_checks(result) -> None:
@@ -135,6 +156,7 @@ def print_checks(result) -> None:
         f"[dim]{result.model}: {result.calls} model call(s), {result.attempts} attempt(s), "
         f"{result.latency_s:.1f} s[/]"
     )
+    exit_if_failed(result)
 
 
 # -- genlab apps ---------------------------------------------------------------------------------------
@@ -168,6 +190,7 @@ def run_json(
     model: _Model = "gemma-3-270m",
     seed: _Seed = 0,
     policy: _Policy = None,
+    deadline: _Deadline = None,
     json_: _Json = False,
 ) -> None:
     """Run a recipe on an input document (its schema: `genlab apps list --json`)."""
@@ -178,7 +201,7 @@ def run_json(
         raise InvalidRequestError(f"the input is not JSON or YAML: {getattr(e, 'problem', e)}") from None
     if not isinstance(data, dict):
         raise InvalidRequestError("the input must be a JSON object (a mapping of the recipe's fields)")
-    run(name, data, model=model, seed=seed, policy=policy, json_=json_)
+    run(name, data, model=model, seed=seed, policy=policy, deadline=deadline, json_=json_)
 
 
 @apps_app.command("eval")
@@ -242,6 +265,7 @@ def complete(
     model: _Model = "gemma-3-270m",
     seed: _Seed = 0,
     policy: _Policy = None,
+    deadline: _Deadline = None,
     json_: _Json = False,
 ) -> None:
     """Continue Python code to the end of the current block.
@@ -251,7 +275,7 @@ def complete(
     data = {"code": read_text(source, "source file"), "max_tokens": max_tokens, "attempts": attempts}
     if tests is not None:
         data["tests"] = read_text(str(tests), "tests file")
-    run("code-completion", data, model=model, seed=seed, policy=policy, json_=json_)
+    run("code-completion", data, model=model, seed=seed, policy=policy, deadline=deadline, json_=json_)
 
 
 @software_app.command("tests")
@@ -271,6 +295,7 @@ def tests_cmd(
     model: _Model = "gemma-3-270m",
     seed: _Seed = 0,
     policy: _Policy = None,
+    deadline: _Deadline = None,
     json_: _Json = False,
 ) -> None:
     """Generate pytest tests; keep those that build, pass and add coverage (TestGen-LLM).
@@ -287,7 +312,15 @@ def tests_cmd(
     if existing is not None:
         data["existing_tests"] = read_text(str(existing), "tests file")
     result = run(
-        "test-generation", data, model=model, seed=seed, policy=policy, json_=json_, out=out, show=False
+        "test-generation",
+        data,
+        model=model,
+        seed=seed,
+        policy=policy,
+        deadline=deadline,
+        json_=json_,
+        out=out,
+        show=False,
     )
     if json_ or result.held:
         return
@@ -317,6 +350,7 @@ def docstrings(
     model: _Model = "gemma-3-270m",
     seed: _Seed = 0,
     policy: _Policy = None,
+    deadline: _Deadline = None,
     json_: _Json = False,
 ) -> None:
     """Write Google-style docstrings for functions that lack them (checked against each signature).
@@ -329,17 +363,23 @@ def docstrings(
         model=model,
         seed=seed,
         policy=policy,
+        deadline=deadline,
         json_=json_,
         out=out,
+        show=False,
     )
-    if not json_ and not result.held:
-        for f in result.output["functions"]:
-            bad = [c["detail"] or c["name"] for c in f["checks"] if not c["passed"]]
-            err_console.print(
-                f"{'[green]✓[/]' if f['valid'] else '[red]✗[/]'} {f['function']} (line {f['line']})"
-                + (f": {'; '.join(bad)}" if bad else ""),
-                highlight=False,
-            )
+    if json_ or result.held:
+        return
+    if result.text and out is None:
+        console.print(result.text, markup=False, highlight=False)
+    for f in result.output["functions"]:
+        bad = [c["detail"] or c["name"] for c in f["checks"] if not c["passed"]]
+        err_console.print(
+            f"{'[green]✓[/]' if f['valid'] else '[red]✗[/]'} {f['function']} (line {f['line']})"
+            + (f": {'; '.join(bad)}" if bad else ""),
+            highlight=False,
+        )
+    print_checks(result)
 
 
 # -- education ----------------------------------------------------------------------------------------
@@ -350,6 +390,7 @@ def quiz(
     model: _Model = "gemma-3-270m",
     seed: _Seed = 0,
     policy: _Policy = None,
+    deadline: _Deadline = None,
     json_: _Json = False,
 ) -> None:
     """Multiple-choice questions with an answer key, each checked against the passage.
@@ -362,6 +403,7 @@ def quiz(
         model=model,
         seed=seed,
         policy=policy,
+        deadline=deadline,
         json_=json_,
         show=False,
     )
@@ -554,6 +596,7 @@ def copy(
     model: _Model = "gemma-3-270m",
     seed: _Seed = 0,
     policy: _Policy = None,
+    deadline: _Deadline = None,
     json_: _Json = False,
 ) -> None:
     """Variants of copy or an email, each checked against a brand profile and ranked.
@@ -569,7 +612,16 @@ def copy(
         "image_model": image_model,
         "image_prompt": image_prompt,
     }
-    result = run("marketing-copy", data, model=model, seed=seed, policy=policy, json_=json_, show=False)
+    result = run(
+        "marketing-copy",
+        data,
+        model=model,
+        seed=seed,
+        policy=policy,
+        deadline=deadline,
+        json_=json_,
+        show=False,
+    )
     if json_ or result.held:
         return
     for v in result.output["variants"]:
@@ -589,6 +641,7 @@ def copy(
         console.print()
     if "image" in result.output:
         console.print(f"image: {result.output['image']['path']}")
+    exit_if_failed(result)
 
 
 def _profile(value: str) -> Any:
@@ -613,6 +666,7 @@ def summarize(
     model: _Model = "gemma-3-270m",
     seed: _Seed = 0,
     policy: _Policy = None,
+    deadline: _Deadline = None,
     json_: _Json = False,
 ) -> None:
     """De-identify a record, write a SOAP note, re-identify it, flag unsupported facts; held for review.
@@ -626,6 +680,7 @@ def summarize(
         model=model,
         seed=seed,
         policy=policy,
+        deadline=deadline,
         json_=json_,
     )
 

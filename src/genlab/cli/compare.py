@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 import typer
@@ -34,9 +35,11 @@ def compare(
 
     budget_for(budget)  # an unknown budget fails before anything runs
 
+    started = time.perf_counter()
+
     def on_cell(cell, result) -> None:
         if result is None:
-            err_console.print(f"[dim]{cell.key} ...[/]")
+            err_console.print(f"[dim]{cell.key} ... ({time.perf_counter() - started:.0f} s so far)[/]")
         elif result["status"] == "ok":
             q = result["quality"]
             err_console.print(

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from genlab.cli.console import console, err_console, print_json
+from genlab.cli.console import Steps, console, err_console, print_json
 from genlab.core import GenerationRequest, InvalidRequestError, SamplingParams
 from genlab.core.request import parse_json_schema
 from genlab.pipeline import TEXT, Caller, Pipeline, ReviewRequired
@@ -113,7 +113,13 @@ def text(
     pipeline = cli_pipeline(policy)
     generator = pipeline.check(model, TEXT)
     if json_ or save is not None or not generator.supports_streaming:
-        released = pipeline.generate(request, endpoint="cli.generate.text", caller=CLI)
+        with Steps(f"{n} completions with {model}", enabled=n > 1) as step:
+            released = pipeline.generate(
+                request,
+                endpoint="cli.generate.text",
+                caller=CLI,
+                progress=lambda d, t: step.count(d, t, "choice"),
+            )
         if released.held:
             report_held(released.review)
             return

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from genlab.cli.console import console, print_json
+from genlab.cli.console import Steps, console, print_json
 
 train_app = typer.Typer(
     help="Train a model: `genlab train text --data shakespeare --codec char --preset small`.",
@@ -217,13 +217,14 @@ def _eval_family(modality: str, model: str, json_: bool, **kwargs) -> None:
     from genlab.evaluation.models import evaluate_image_model
 
     steps, sampler, guidance = kwargs.pop("steps"), kwargs.pop("sampler"), kwargs.pop("guidance")
-    metrics = evaluate_image_model(
-        model,
-        options={"steps": steps, "sampler": sampler, "guidance": guidance},
-        progress=not json_,
-        modality=modality,
-        **kwargs,
-    )
+    with Steps(f"evaluating {model}", enabled=not json_) as step:
+        metrics = evaluate_image_model(
+            model,
+            options={"steps": steps, "sampler": sampler, "guidance": guidance},
+            progress=step,
+            modality=modality,
+            **kwargs,
+        )
     if json_:
         print_json(metrics)
         return

@@ -276,7 +276,6 @@ def _media_cell(cell: Cell, name: str, budget: Budget, registry, out: Path) -> d
         name,
         samples=budget.samples,
         write_card=False,
-        progress=False,
         iwae_images=budget.likelihood_images,
         modality=cell.modality,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from genlab.core import UnsupportedError
@@ -37,7 +38,7 @@ def evaluate_image_model(
     options: dict[str, Any] | None = None,
     seed: int = 0,
     write_card: bool = True,
-    progress: bool = True,
+    progress: Callable[[str], None] | None = None,
     iwae_k: int = 64,
     iwae_images: int = 200,
     modality: str | None = None,
@@ -52,7 +53,6 @@ def evaluate_image_model(
     import time
 
     import torch
-    from rich.progress import Progress
 
     from genlab.core import InvalidRequestError
     from genlab.core.io import atomic_write_json
@@ -81,12 +81,12 @@ def evaluate_image_model(
     seeds = [seed + i for i in range(samples)]
     chunks = []
     started = time.perf_counter()
-    with Progress(disable=not progress, transient=True) as bar:
-        task = bar.add_task("sampling", total=samples)
-        for i in range(0, samples, 250):
-            chunk_labels = labels[i : i + 250] if labels is not None else None
-            chunks.append(model.sample(chunk_labels, seeds[i : i + 250], **opts))
-            bar.advance(task, len(chunks[-1]))
+    step = progress or (lambda _message: None)
+    for i in range(0, samples, 250):
+        step(f"sampling {i} of {samples}")
+        chunk_labels = labels[i : i + 250] if labels is not None else None
+        chunks.append(model.sample(chunk_labels, seeds[i : i + 250], **opts))
+    step(f"scoring {samples} samples against the held-out set")
     images = torch.cat(chunks)
     if entry.kind == "audio":  # judge the sound a listener gets: spectrogram -> waveform -> spectrogram
         images = model.codec.round_trip(images)
@@ -98,6 +98,7 @@ def evaluate_image_model(
     if entry.kind == "audio":
         metrics["seconds_per_audio_second"] = round(seconds / (samples * model.codec.seconds), 4)
     if model.family == "vae":
+        step(f"IWAE likelihood bound (k={iwae_k})")
         torch.manual_seed(seed)
         n = min(iwae_images, len(data.val))
         y = data.val_labels[:n] if k else None
