@@ -1,6 +1,8 @@
 """The recipes over real HTTP: listing, bad input, the tutor's routes, a clinical summary held for
 review, and the studio's app pages in a real browser."""
 
+import json
+
 import httpx
 import pytest
 from playwright.sync_api import expect
@@ -135,3 +137,18 @@ def test_the_studio_serves_the_latest_compare_report(server, session_home):
     grid = next(c for c in report["cells"] if c["key"] == "gan-image")["gallery"][0]
     assert httpx.get(f"{server.url}/studio/compare/{grid}").status_code == 200
     assert httpx.get(f"{server.url}/studio/compare/..%2F..%2Fgenlab.db").status_code == 404
+
+
+def test_a_streamed_recipe_sends_each_step_then_its_result(server):
+    passage = "The Nile is the longest river in Africa. It flows north into the Mediterranean Sea."
+    body = {"input": {"passage": passage, "questions": 2, "attempts": 1}, "stream": True}
+    with httpx.stream("POST", f"{server.url}/v1/apps/quiz", json=body, timeout=300) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        events = [line[6:] for line in r.iter_lines() if line.startswith("data: ")]
+    assert events[-1] == "[DONE]"
+    parsed = [json.loads(e) for e in events[:-1]]
+    steps = [e["message"] for e in parsed if e["object"] == "app.progress"]
+    assert steps == ["question 1 of 2", "question 2 of 2"]  # one attempt each: no attempt lines
+    assert parsed[-1]["object"] == "app.result" and len(parsed[-1]["output"]["questions"]) <= 2
+    unknown = httpx.post(f"{server.url}/v1/apps/quiz", json={**body, "model": "nope"}, timeout=60)
+    assert unknown.status_code == 404  # refused before the stream starts

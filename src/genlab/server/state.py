@@ -22,7 +22,7 @@ class ServerConfig:
     code_roles: tuple[str, ...] = ("reviewer", "admin")
     webhook_allow: tuple[str, ...] = ()
     max_request_tokens: int = 65_536  # prompts x n x max_tokens of one request
-    request_seconds: float = 300.0  # the deadline of one generation request  # hosts or networks a review webhook may reach besides public ones
+    request_seconds: float = 300.0  # the deadline of one generation request
 
     @classmethod
     def from_settings(cls, settings) -> ServerConfig:

@@ -2,7 +2,10 @@
 
     GET  /v1/apps                                  the recipes, with each one's input JSON schema
     POST /v1/apps/{recipe}                         {"input": {...}, "model": ..., "seed": ...}
-                                                   -> 200 the result, or 202 + review id when held
+                                                   -> 200 the result, or 202 + review id when held;
+                                                   with "stream": true, server-sent events: each
+                                                   step ("app.progress"), then "app.result" (or
+                                                   "app.held"), then [DONE]
     GET  /v1/apps/tutor/courses
     POST /v1/apps/tutor/learners                   {"learner": "ada", "course": "python-basics"}
     GET  /v1/apps/tutor/learners/{id}              mastery per skill, the path, the waiting question
@@ -15,6 +18,8 @@ through the model's bounded queue, like any other generation.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -27,7 +32,7 @@ from genlab.apps import education as tutor
 from genlab.apps.recipe import Context
 from genlab.server.deps import CallerDep, KeyDep, StateDep, owns
 from genlab.server.errors import APIError
-from genlab.server.responses import held
+from genlab.server.responses import held, held_body, sse
 from genlab.server.templating import page
 
 router = APIRouter(tags=["apps"])
@@ -48,6 +53,7 @@ class AppRequest(BaseModel):
     input: dict[str, Any] = Field(description="The recipe's input (its schema: GET /v1/apps).")
     model: str = "gemma-3-270m"
     seed: int = Field(default=0, ge=0, lt=2**32)
+    stream: bool = Field(default=False, description="Send each step as it happens (server-sent events).")
 
 
 class LearnerRequest(BaseModel):
@@ -175,10 +181,48 @@ async def run_app(name: str, body: AppRequest, state: StateDep, who: CallerDep, 
     recipe = recipe_or_404(name)
     check_code_role(state, key, name, body.input)
     value = recipe.parse_input(body.input)  # a 400 before the model loads or queues
-    result = await run_in_threadpool(
-        run_recipe, recipe, value, pipeline=state.pipeline, model=body.model, seed=body.seed, caller=who
-    )
+
+    def work(progress=None):
+        return run_recipe(
+            recipe,
+            value,
+            pipeline=state.pipeline,
+            model=body.model,
+            seed=body.seed,
+            caller=who,
+            progress=progress,
+        )
+
+    if body.stream:
+        await run_in_threadpool(state.pipeline.check, body.model, ("text", "code"))  # a 4xx before the 200
+        return sse(progress_events(work))
+    result = await run_in_threadpool(work)
     return held(result.review) if result.held else result.to_dict()
+
+
+async def progress_events(work) -> AsyncIterator[dict[str, Any]]:
+    """Run ``work(progress)`` in a thread; yield each progress message as it comes, then the result."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    task = asyncio.ensure_future(
+        run_in_threadpool(work, lambda message: loop.call_soon_threadsafe(queue.put_nowait, message))
+    )
+    while True:
+        getter = asyncio.ensure_future(queue.get())
+        done, _ = await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+        if getter in done:
+            yield {"object": "app.progress", "message": getter.result()}
+            continue
+        getter.cancel()
+        while not queue.empty():
+            yield {"object": "app.progress", "message": queue.get_nowait()}
+        result = task.result()  # a GenlabError here is sent in-band by sse()
+        if result.held:
+            review = result.review
+            yield {"object": "app.held", **held_body(review["id"], review["rule"], review["due_at"])}
+        else:
+            yield {"object": "app.result", **result.to_dict()}
+        return
 
 
 # -- studio ----------------------------------------------------------------------------------------
