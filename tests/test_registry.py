@@ -35,9 +35,24 @@ def test_unknown_model_without_close_names_points_to_listing(fresh_registry):
 
 
 @pytest.mark.parametrize("name", ["../etc", "/abs/path", "a/b", ".hidden", "", "x" * 65, "a..b", "sp ace"])
-def test_names_that_could_escape_the_models_dir_are_refused(fresh_registry, name):
-    with pytest.raises(InvalidRequestError, match="invalid model name"):
+def test_names_that_could_escape_the_models_dir_are_unknown_and_refused_for_new_models(
+    fresh_registry, name, gemma_gguf
+):
+    with pytest.raises(ModelNotFoundError):  # as OpenAI answers a name it does not serve: 404
         fresh_registry.get(name)
+    with pytest.raises(InvalidRequestError, match="invalid model name"):
+        fresh_registry.add_gguf(name, gemma_gguf)
+    assert not (fresh_registry.settings.models_dir / "etc").exists()
+
+
+def test_a_shipped_name_cannot_be_taken_by_a_trained_model(fresh_registry):
+    from genlab.core import ModelExistsError
+    from genlab.registry import default_trained_name, trainable_name
+
+    with pytest.raises(ModelExistsError, match="shipped model"):
+        trainable_name("shakespeare-char")
+    assert default_trained_name("shakespeare-char") == "my-shakespeare-char"
+    assert default_trained_name("notes-char") == "notes-char" == trainable_name("notes-char")
 
 
 def test_add_gguf_registers_loads_and_removes(fresh_registry, gemma_gguf):

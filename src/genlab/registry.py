@@ -49,6 +49,23 @@ def validate_name(name: str) -> str:
     return name
 
 
+def trainable_name(name: str) -> str:
+    """The name a model trained in genlab will have. A shipped model's name is refused: the shipped
+    model would otherwise answer to it, silently, in `generate`, `eval` and the server."""
+    validate_name(name)
+    if name in builtin_entries():
+        raise ModelExistsError(
+            f"{name!r} is the name of a shipped model; a model you train needs a name of its own",
+            hint=f"train it as --name my-{name}" if len(name) <= 61 else "pick another --name",
+        )
+    return name
+
+
+def default_trained_name(name: str) -> str:
+    """A default name for a trained model: ``name``, or ``my-name`` where a shipped model has it."""
+    return f"my-{name}" if name in builtin_entries() else name
+
+
 @dataclass
 class ModelEntry:
     """A registered model: its card, its config and (for user models) its directory."""
@@ -161,7 +178,11 @@ class Registry:
         builtins = builtin_entries()
         if name in builtins:
             return builtins[name]
-        validate_name(name)
+        if not isinstance(name, str) or not NAME_PATTERN.match(name) or ".." in name:
+            # Not a name genlab could have registered ("Qwen/Qwen2.5-7B" is a remote server's
+            # name): unknown here, as OpenAI answers, never a path to look under.
+            close = difflib.get_close_matches(str(name), self.names(), n=3, cutoff=0.4)
+            raise ModelNotFoundError(str(name)[:100], close)
         directory = self.settings.models_dir / name
         if not (directory / "config.json").is_file():
             close = difflib.get_close_matches(name, self.names(), n=3, cutoff=0.4)

@@ -112,7 +112,7 @@ def test_generate_with_grammar_file_and_schema(home, tmp_path):
         (["generate", "text", "hi", "--grammar", "@/no/such/file.gbnf"], ["does not exist"]),
         (["generate", "text", "hi", "--max-tokens", "lots"], ["--max-tokens", "valid integer", "--help"]),
         (["generate", "text", "hi", "--no-such-option"], ["no such option"]),
-        (["models", "show", "../../etc"], ["invalid model name"]),
+        (["models", "show", "../../etc"], ["unknown model"]),
         (["models", "remove", EMBEDDED], ["built in"]),
         (["models", "add", "x"], ["exactly one of --gguf"]),
         (["models", "add", "x", "--gguf", "/no/such.gguf"], ["no such file"]),
@@ -216,3 +216,29 @@ def test_a_bare_command_prints_its_help_once(tmp_path, args):
     out = genlab_cli(*args, home=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("Usage: genlab") == 1 and "Traceback" not in out.stderr
+
+
+def test_a_busy_port_is_one_line_naming_the_port_option(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = genlab_cli("serve", "--port", str(port), home=tmp_path, timeout=60)
+    assert_clean_error(out, f"127.0.0.1:{port}", "--port")
+    assert "genlab studio at" not in out.stdout  # no banner for a server that never started
+
+
+def test_doctor_warns_about_an_unreachable_remote_model_but_passes(tmp_path):
+    """The README's tour adds a remote model whose server is not running: doctor still passes."""
+    home = tmp_path / "home"
+    added = genlab_cli("models", "add", "big", "--openai-url", "http://127.0.0.1:9/v1",
+                       "--remote-model", "Qwen/Qwen2.5-7B", "--api-key-env", "VLLM_KEY", home=home)  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    out = genlab_cli("doctor", "--json", home=home)
+    assert out.returncode == 0, out.stdout
+    big = next(m for m in json.loads(out.stdout)["models"] if m["name"] == "big")
+    assert big["status"] == "unavailable" and "VLLM_KEY" in big["error"]
+    shown = genlab_cli("doctor", home=home)
+    assert shown.returncode == 0 and "unavailable (a warning)" in shown.stdout

@@ -39,6 +39,7 @@ def test_train_eval_generate_export_from_the_command_line(tmp_path, corpus_dir):
         (["--codec", "words"], ["unknown codec 'words'"]),
         (["--resume", "--name", "never-trained"], ["nothing to resume"]),
         (["--name", "../escape"], ["invalid model name"]),
+        (["--name", "shakespeare-char"], ["shipped model", "--name my-shakespeare-char"]),
     ],
 )
 def test_train_mistakes_give_one_clear_line(tmp_path, corpus_dir, args, needles):
@@ -62,3 +63,21 @@ def test_eval_and_export_refuse_models_they_cannot_handle(tmp_path):
     home = tmp_path / "home"
     assert_clean_error(genlab_cli("eval", "text", "--model", "gemma-3-270m", home=home), "trained in genlab")
     assert_clean_error(genlab_cli("export", "gguf", "gemma-3-270m", home=home), "not a transformer")
+
+
+def test_a_trained_model_is_never_shadowed_and_the_hint_is_its_own(tmp_path, corpus_dir):
+    """The default name of a model trained on shakespeare is not the shipped model's, and the
+    "try it" hint names the new model with a prompt in the training data's own style."""
+    home = tmp_path / "home"
+    out = genlab_cli("train", "text", "--data", str(corpus_dir), "--steps", "5", home=home)
+    assert out.returncode == 0, out.stderr
+    first_words = " ".join(
+        next(p for p in sorted(corpus_dir.rglob("*")) if p.is_file()).read_text().split()[:4]
+    )
+    assert f"genlab generate text --model {corpus_dir.name}-char" in out.stdout and first_words in out.stdout
+    shakespeare = genlab_cli("train", "image", "--family", "vae", "--data", "digits", "--steps", "2",
+                             "--preset", "tiny", "--json", home=home)  # fmt: skip
+    assert shakespeare.returncode == 0, shakespeare.stderr
+    assert json.loads(shakespeare.stdout)["name"] == "my-vae-digits"  # vae-digits is shipped
+    show = json.loads(genlab_cli("models", "show", "my-vae-digits", "--json", home=home).stdout)
+    assert show["name"] == "my-vae-digits" and not show.get("builtin")

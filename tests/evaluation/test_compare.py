@@ -48,6 +48,21 @@ def test_compare_on_images_writes_a_report_resumes_and_reports_a_missing_modalit
         and (Path(report["dir"]) / "quality-vs-speed.png").is_file()
     )
 
+    from rich.console import Console
+
+    from genlab.cli.compare import COLUMNS, compare_table
+
+    table = compare_table(report)  # the terminal's table: each value under its own header
+    assert [c.header for c in table.columns] == list(COLUMNS)
+    column = {c.header: list(c.cells) for c in table.columns}
+    for i, c in enumerate(report["cells"]):
+        assert column["quality"][i] == f"FID {c['quality']['value']:.3f}"
+        assert column["floor"][i] == f"{c['quality']['floor']:.3f}"
+        assert column["class acc."][i].startswith(f"{c['class_accuracy']:.3f}")
+        assert column["likelihood"][i] == (f"{c['likelihood']['value']:.3f}" if c["likelihood"] else "")
+    with open(os.devnull, "w") as sink:
+        Console(file=sink).print(table)  # renders
+
     again = run_compare("small", modalities=["image"], settings=settings)  # a rerun resumes
     assert all(c.get("resumed") for c in again["cells"])
 

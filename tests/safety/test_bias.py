@@ -120,7 +120,10 @@ def test_audit_cli_writes_report_and_fails_on_gap(tmp_path):
     strict = genlab_cli(
         "audit", "bias", "--model", "vae-digits", "--samples", "8", "--fail-on-gap", "0", home=home
     )
-    assert strict.returncode == (1 if report["gap"] > 0 else 0)
+    significant = report["gap"] > 0 and report["gap_p_value"] < 0.05
+    assert strict.returncode == (1 if significant else 0)  # only a significant gap fails CI
+    if report["gap"] > 0:  # either way the gap and its evidence are said
+        assert "p = " in strict.stderr and "smallest detectable gap" in strict.stderr
     lenient = genlab_cli(
         "audit", "bias", "--model", "vae-digits", "--samples", "8", "--fail-on-gap", "1.5", home=home
     )
@@ -132,3 +135,11 @@ def test_audit_cli_writes_report_and_fails_on_gap(tmp_path):
                        "suite 'quick' audits text generators")  # fmt: skip
     assert_clean_error(genlab_cli("audit", "bias", "--model", "gemma-3-270m", "--suite", "classes", home=home),
                        "class-conditional")  # fmt: skip
+
+
+def test_two_proportion_p_tells_a_real_gap_from_noise():
+    from genlab.evaluation.bias import two_proportion_p
+
+    assert two_proportion_p(0.9, 0.1, 50) < 1e-6  # 45 of 50 against 5 of 50
+    assert two_proportion_p(0.6, 0.5, 10) > 0.5  # 6 of 10 against 5 of 10: noise
+    assert two_proportion_p(0.5, 0.5, 10) == pytest.approx(1.0)

@@ -113,3 +113,19 @@ def test_audio_page_speaks_clips_with_players(server, page):
         "a => new Promise(ok => a.readyState >= 1 ? ok(a.duration) : a.addEventListener('loadedmetadata', () => ok(a.duration)))"
     )
     assert abs(duration - 1.0) < 0.05  # a real, playable one-second WAV
+
+
+def test_the_playground_offers_a_shipped_model_before_a_remote_one(tmp_path, page):
+    """After the README's `models add big --openai-url ...`, the first click must still work."""
+    from genlab.core.settings import Settings
+    from genlab.registry import Registry
+    from genlab.server.app import create_app
+    from tests.server.conftest import LiveServer
+
+    registry = Registry(Settings(home=tmp_path))
+    registry.add_openai("aaa-remote", "http://127.0.0.1:9/v1", "Qwen/Qwen2.5-7B", api_key_env="NO_SUCH_KEY")
+    with LiveServer(create_app(registry)) as live:
+        page.goto(live.url + "/")
+        expect(page.locator("#model option[value='aaa-remote']")).to_have_count(1, timeout=20_000)
+        assert page.locator("#model").input_value() == "gemma-3-270m"  # shipped first
+        assert page.locator("#model option").last.get_attribute("value") == "aaa-remote"  # remote last

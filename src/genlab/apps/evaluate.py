@@ -53,7 +53,9 @@ def evaluate(
     )
     metrics = {k: _mean([r[k] for r in rows]) for k in names}
     calls = sum(r["calls"] for r in rows)
+    caught = checks_caught(recipe)
     return {
+        "check_cases": caught,
         "recipe": recipe.name,
         "model": generator.card.name,
         "metric": recipe.metric,
@@ -68,6 +70,23 @@ def evaluate(
         ),
         "wall_s": round(time.perf_counter() - started, 2),
         "rows": rows,
+    }
+
+
+def checks_caught(recipe: Recipe) -> dict[str, Any] | None:
+    """The recipe's checks on its known-wrong outputs: how many each catches (all, or the checks
+    cannot be trusted to catch what the model gets wrong)."""
+    cases = recipe.check_cases()
+    if not cases:
+        return None
+    missed = []
+    for i, case in enumerate(cases):
+        failed = {c.name for c in recipe.judge(case) if not c.passed}
+        missed += [f"case {i + 1}: {name!r} passed" for name in case["must_fail"] if name not in failed]
+    return {
+        "cases": len(cases),
+        "caught": len(cases) - len({m.split(":")[0] for m in missed}),
+        "missed": missed,
     }
 
 

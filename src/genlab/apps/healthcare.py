@@ -3,8 +3,10 @@
     record -> de-identify (the guardrails' PII scanner, redact with a vault: reversible placeholders)
            -> the model writes a SOAP note from the de-identified text only
            -> re-identify (the vault puts the originals back)
-           -> faithfulness: every medication, dose, number and date in the note must appear in the
-              record; an unsupported one is a finding the reviewer sees highlighted
+           -> faithfulness: every medication, dose, diagnosis, number and date in the note must
+              appear in the record (an unsupported one is a finding the reviewer sees highlighted),
+              and the note must name at least one of the record's medications or diagnoses (a note
+              about someone else fails)
            -> held for human review (the healthcare policy's review mode is ``always``)
 
 SOAP: Subjective (what the patient reports), Objective (exam and results), Assessment (the
@@ -80,6 +82,60 @@ def medications() -> tuple[str, ...]:
     )
 
 
+@functools.cache
+def conditions() -> tuple[tuple[str, ...], ...]:
+    """Diagnoses, each a group of names for one condition (conditions.txt)."""
+    lines = (DATA / "healthcare" / "conditions.txt").read_text("utf-8").splitlines()
+    return tuple(
+        tuple(n.strip().lower() for n in line.split("|") if n.strip())
+        for line in lines
+        if line.strip() and not line.startswith("#")
+    )
+
+
+def _names(text: str, name: str) -> list[re.Match]:
+    return list(re.finditer(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text))
+
+
+def facts_of(text: str) -> tuple[set[str], set[int]]:
+    """The medications and the conditions (by group) that ``text`` names."""
+    lowered = text.lower()
+    meds = {m for m in medications() if _names(lowered, m)}
+    found = {i for i, group in enumerate(conditions()) if any(_names(lowered, n) for n in group)}
+    return meds, found
+
+
+def same_patient(note: str, record: str) -> Check:
+    """A note about this record names at least one of its medications or diagnoses (when the
+    record has any): a note that shares none of them is about someone else."""
+    note_meds, note_conditions = facts_of(note)
+    record_meds, record_conditions = facts_of(record)
+    if not record_meds and not record_conditions:
+        return Check("about this record", True, "the record names no medication or diagnosis we know")
+    shared = (note_meds & record_meds) or (note_conditions & record_conditions)
+    wanted = sorted(record_meds)[:3] + [conditions()[i][0] for i in sorted(record_conditions)][:3]
+    return Check(
+        "about this record",
+        bool(shared),
+        ""
+        if shared
+        else f"the note names none of the record's medications or diagnoses ({', '.join(wanted)})",
+    )
+
+
+def note_checks(note: str, record: str) -> list[Check]:
+    """A note against its record: about this patient, and every fact in it supported."""
+    problems = unsupported(note, record)
+    return [
+        same_patient(note, record),
+        Check(
+            "faithful to the record",
+            not problems,
+            "; ".join(f"{f.value!r}: {f.explanation}" for f in problems[:6]),
+        ),
+    ]
+
+
 def _norm(text: str) -> str:
     """Compare numbers and units without spacing or case: "500 mg" ~ "500mg"."""
     return re.sub(r"\s+", "", text.lower())
@@ -137,6 +193,13 @@ def unsupported(note: str, source: str) -> list[Finding]:
                     dose.end(),
                     f"the record does not give {med} at {dose.group(0)}",
                 )
+    _, record_conditions = facts_of(source)
+    for i, group in enumerate(conditions()):
+        if i in record_conditions:
+            continue
+        for name in group:
+            for m in _names(lowered, name):
+                add("UNSUPPORTED_DIAGNOSIS", m.start(), m.end(), f"the record does not diagnose {group[0]}")
     for m in DATE.finditer(note):
         if _norm(m.group(0)) not in src_norm:
             add("UNSUPPORTED_DATE", m.start(), m.end(), "this date is not in the record")
@@ -144,6 +207,8 @@ def unsupported(note: str, source: str) -> list[Finding]:
         if _norm(m.group(0)) not in src_norm:
             add("UNSUPPORTED_DOSE", m.start(), m.end(), "this dose or measurement is not in the record")
     for m in COUNT.finditer(note):
+        if re.match(r"[- ]old\b", note[m.end() :]) and m.group(1) in source:
+            continue  # "75-year-old" for a record that says "Margaret Olsen, 75,": the age, supported
         if _norm(m.group(0)).replace("-", "") not in src_norm.replace("-", ""):
             add("UNSUPPORTED_NUMBER", m.start(), m.end(), "the record does not give this count")
     for m in NUMBER.finditer(note):
@@ -204,15 +269,7 @@ class ClinicalSummary(Recipe):
             return parse_soap(text)
 
         def validate(note: dict[str, str]) -> list[Check]:
-            text = vault.restore(render(note)) if vault is not None else render(note)
-            problems = unsupported(text, original)
-            return [
-                Check(
-                    "faithful to the record",
-                    not problems,
-                    "; ".join(f"{f.value!r}: {f.explanation}" for f in problems[:6]),
-                )
-            ]
+            return note_checks(vault.restore(render(note)) if vault is not None else render(note), original)
 
         note, checks, attempts = retry(value.attempts, make, validate, ctx)
         if note is None:
@@ -233,6 +290,10 @@ class ClinicalSummary(Recipe):
             findings=findings,
             attempts=attempts,
         )
+
+    def judge(self, case: dict[str, Any]) -> list[Check]:
+        record = (DATA / "healthcare" / "records" / case["record"]).read_text("utf-8")
+        return note_checks(case["note"], record)
 
     def eval_cases(self) -> list[dict[str, Any]]:
         cases = super().eval_cases()

@@ -99,10 +99,48 @@ def sentiment(text: str) -> float:
     return _vader().polarity_scores(text)["compound"]
 
 
+# What a piece of copy promises: a percentage, an amount of money, or something free. Each must be
+# in the brief: copy that offers 20% when the brief said 10%, or a free service when it said 10% off,
+# promises what the business did not.
+OFFER = re.compile(
+    r"(?i)(?<![\w.])\d+(?:\.\d+)?\s?(?:%|per ?cent\b)"
+    r"|[$€£]\s?\d+(?:[.,]\d+)*"
+    r"|\b\d+(?:[.,]\d+)*\s?(?:dollars|euros|pounds)\b"
+    r"|(?<![\w-])free(?![\w-])|\bhalf[- ]price\b|\bbuy one,? get one\b|\bbogo\b|\bno charge\b|\bcomplimentary\b"
+)
+FREE = re.compile(
+    r"(?i)(?<![\w-])free(?![\w-])|\bno charge\b|\bcomplimentary\b|\bno (?:\w+ )?fees?\b|\bat no cost\b"
+)
+NOT_AN_OFFER = re.compile(r"(?i)\bfeel free\b|\bfree to\b|\bfree of charge to ask\b")
+
+
+def _offer_key(offer: str) -> str:
+    """ "10 %" ~ "10%" ~ "10 percent"; "$5" ~ "$ 5"; free, no charge, complimentary -> free."""
+    o = re.sub(r"\s+", "", offer.lower()).replace("percent", "%").replace("percent", "%")
+    return "free" if o in ("free", "nocharge", "complimentary") else o
+
+
+def unsupported_offers(text: str, brief: str) -> list[Finding]:
+    """Offers in ``text`` (percentages, amounts, "free") that the ``brief`` does not make."""
+    promised = {_offer_key(m.group()) for m in OFFER.finditer(brief)}
+    if FREE.search(brief):
+        promised.add("free")
+    harmless = [m.span() for m in NOT_AN_OFFER.finditer(text)]
+    out = []
+    for m in OFFER.finditer(text):
+        if any(s <= m.start() < e for s, e in harmless) or _offer_key(m.group()) in promised:
+            continue
+        out.append(
+            Finding("UNSUPPORTED_OFFER", m.start(), m.end(), m.group(), "the brief does not offer this")
+        )
+    return out
+
+
 def audit(
-    text: str, profile: BrandProfile, merge_fields: list[str], kind: str
+    text: str, profile: BrandProfile, merge_fields: list[str], kind: str, brief: str | None = None
 ) -> tuple[list[Check], list[Finding], dict]:
-    """Every rule of the profile against one variant: the checks, the spans to look at, the measures."""
+    """Every rule of the profile against one variant (and, given the brief, that the variant offers
+    only what the brief does): the checks, the spans to look at, the measures."""
     words = re.findall(r"[\w'{}-]+", text)
     grade, tone = reading_grade(FIELD.sub("Sam", text)), sentiment(text)
     low, high = TONES[profile.tone]
@@ -155,6 +193,16 @@ def audit(
             ),
         ),
     ]
+    if brief is not None:
+        offers = unsupported_offers(text, brief)
+        findings += offers
+        checks.append(
+            Check(
+                "offer matches the brief",
+                not offers,
+                f"not in the brief: {', '.join(sorted({f.value for f in offers}))}" if offers else "",
+            )
+        )
     return checks, findings, {"words": len(words), "grade": grade, "sentiment": round(tone, 3)}
 
 
@@ -240,7 +288,7 @@ class MarketingCopy(Recipe):
             stop=("\n---", "\nBrand:", "\nText:", "\nWrite:", "\n\n"),
         ):
             text = text.strip()
-            checks, findings, measures = audit(text, profile, value.merge_fields, value.kind)
+            checks, findings, measures = audit(text, profile, value.merge_fields, value.kind, value.brief)
             variants.append(
                 {
                     "text": text,
@@ -281,6 +329,11 @@ class MarketingCopy(Recipe):
         artifact = generator.generate(GenerationRequest(prompt=prompt, seed=seed).validate())[0]
         path = artifact.save(Settings.from_env().outputs_dir / "images" / f"{artifact.sha256[:32]}.png")
         return {"model": model, "label": artifact.label, "path": str(path), "sha256": artifact.sha256}
+
+    def judge(self, case: dict[str, Any]) -> list[Check]:
+        profile = load_profile(case["profile"])
+        kind = case.get("kind", "copy")
+        return audit(case["text"], profile, case.get("merge_fields", []), kind, case["brief"])[0]
 
     def score(self, case: dict[str, Any], result: RecipeResult) -> dict[str, float]:
         vs = result.output["variants"]

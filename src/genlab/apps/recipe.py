@@ -276,6 +276,15 @@ class Recipe(ABC):
     def eval_cases(self) -> list[dict[str, Any]]:
         return load_yaml(f"{self.industry}/{self.name}-eval.yaml")["cases"]
 
+    def check_cases(self) -> list[dict[str, Any]]:
+        """Known-wrong outputs from the eval set's ``check_cases``: each names the checks that
+        must fail on it (the checks' own test set; `genlab apps eval` reports how many are caught)."""
+        return load_yaml(f"{self.industry}/{self.name}-eval.yaml").get("check_cases", [])
+
+    def judge(self, case: dict[str, Any]) -> list[Check]:
+        """This recipe's checks on a given output (a check case), without the model."""
+        raise NotImplementedError(f"{self.name} has no check cases")
+
     def case_input(self, case: dict[str, Any]) -> dict[str, Any]:
         """The recipe input of one evaluation case."""
         return dict(case["input"])

@@ -11,6 +11,48 @@ from rich.table import Table
 from genlab.cli.console import console, err_console, print_json
 from genlab.reports import write_html
 
+COLUMNS = (
+    "family", "modality", "model", "params", "train s", "sample s/item",
+    "quality", "floor", "class acc.", "likelihood", "diversity",
+)  # fmt: skip
+
+
+def _num(value, fmt: str = ".3f") -> str:
+    return "" if value is None else format(value, fmt)
+
+
+def compare_table(report: dict) -> Table:
+    """One row per cell, one value per column (the HTML report's columns)."""
+    table = Table(title=f"genlab compare ({report['budget']['name']}, {report['wall_seconds']} s)")
+    for col in COLUMNS:
+        table.add_column(col, justify="left" if col in ("family", "modality", "model") else "right")
+    for r in report["cells"]:
+        if r["status"] != "ok":
+            table.add_row(
+                r["family"], r["modality"], f"[red]failed: {r['error']}[/]", *[""] * (len(COLUMNS) - 3)
+            )
+            continue
+        q, lk, dv = r["quality"], r.get("likelihood"), r.get("diversity") or {}
+        accuracy = _num(r.get("class_accuracy"))
+        if accuracy and r.get("class_accuracy_floor") is not None:
+            accuracy += f" ({r['class_accuracy_floor']:.3f})"
+        row = (
+            r["family"],
+            r["modality"],
+            r["model"],
+            f"{r['parameters']:,}" if r.get("parameters") else "?",
+            str(r.get("train_seconds") or ("shipped" if not r.get("trained_here") else "?")),
+            f"{r['sampling_seconds_per_item']:.3g}",
+            f"{q['metric']} {q['value']:.3f}",
+            _num(q.get("floor")),
+            accuracy,
+            _num(lk["value"]) if lk else "",
+            _num(dv.get("value")),
+        )
+        assert len(row) == len(COLUMNS)
+        table.add_row(*row)
+    return table
+
 
 def compare(
     budget: Annotated[
@@ -53,40 +95,13 @@ def compare(
     if json_:
         print_json(report)
         return
-    table = Table(title=f"genlab compare ({budget}, {report['wall_seconds']} s)")
-    for col in (
-        "family",
-        "modality",
-        "model",
-        "params",
-        "train s",
-        "sample s/item",
-        "quality",
-        "floor",
-        "likelihood",
-        "diversity",
-    ):
-        table.add_column(col, justify="right" if col not in ("family", "modality", "model") else "left")
-    for r in report["cells"]:
-        if r["status"] != "ok":
-            table.add_row(r["family"], r["modality"], f"[red]failed: {r['error']}[/]")
-            continue
-        q, lk, dv = r["quality"], r.get("likelihood"), r["diversity"]
-        table.add_row(
-            r["family"],
-            r["modality"],
-            r["model"],
-            f"{r['parameters']:,}" if r.get("parameters") else "?",
-            str(r.get("train_seconds") or ("shipped" if not r.get("trained_here") else "?")),
-            f"{r['sampling_seconds_per_item']:.3g}",
-            f"{q['value']:.3f} ({q['floor']:.3f})" if q.get("floor") is not None else f"{q['value']:.3f}",
-            f"{lk['value']:.3f}" if lk else "none",
-            f"{dv['value']:.3f}" if dv.get("value") is not None else "",
-        )
-    console.print(table)
+    console.print(compare_table(report))
     err_console.print(
-        "quality: FID (images, audio) or bits per character (text, code), lower is better; floor: real "
-        "data or a unigram model; likelihood: bits per dim or per character; diversity: recall or "
-        "distinct bigrams"
+        "quality: FID (images, audio) or bits per character (text, code), lower is better. floor: the "
+        "same metric for real data (as many training images as samples, against the held-out set) or "
+        "a unigram model (text); it carries its own sampling noise, so a model at or below it is at "
+        "real-data level on this metric, not better than real data. class acc.: the shipped "
+        "classifier's accuracy on conditional samples (real held-out data in brackets). likelihood: "
+        "bits per dim or per character; diversity: recall or distinct bigrams"
     )
     err_console.print(f"report: {report['dir']}/report.html")

@@ -95,7 +95,9 @@ def collect(load_models: bool = True) -> dict[str, Any]:
                     _check_remote(generator)
                 status["status"] = "ok"
             except GenlabError as e:
-                status["status"] = "error"
+                # A remote server that is down or a key not set is the world's state, not a broken
+                # install: a warning, and doctor still passes. A local model that fails is an error.
+                status["status"] = "unavailable" if entry.kind == "openai_compat" else "error"
                 status["error"] = str(e)
         report["models"].append(status)
     return report
@@ -130,7 +132,10 @@ def doctor(
     json_: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     no_load: Annotated[bool, typer.Option("--no-load", help="Do not try to load each model.")] = False,
 ) -> None:
-    """Check the installation: versions, GENLAB_HOME, which models load, optional system tools."""
+    """Check the installation: versions, GENLAB_HOME, which models load, optional system tools.
+
+    Exits 1 when a local model fails to load or GENLAB_HOME is not writable; a remote model whose
+    server does not answer (or whose key is not set) is shown as a warning."""
     report = collect(load_models=not no_load)
     failed = [m for m in report["models"] if m.get("status") == "error"]
     if json_:
@@ -162,13 +167,11 @@ def doctor(
         models = Table("model", "backend", "status")
         for m in report["models"]:
             status = m.get("status", "not checked")
-            shown = (
-                "[green]loads[/]"
-                if status == "ok"
-                else f"[red]{m.get('error', '')}[/]"
-                if status == "error"
-                else status
-            )
+            shown = {
+                "ok": "[green]loads[/]",
+                "error": f"[red]{m.get('error', '')}[/]",
+                "unavailable": f"[yellow]unavailable (a warning): {m.get('error', '')}[/]",
+            }.get(status, status)
             models.add_row(m["name"], m["backend"], shown)
         console.print(models)
     if failed or not report["genlab_home_writable"]:

@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from genlab.cli.console import console, print_json
+from genlab.cli.console import console, err_console, print_json
 from genlab.core import InvalidRequestError
 
 review_app = typer.Typer(
@@ -260,7 +260,8 @@ def audit_bias(
     fail_on_gap: Annotated[
         float | None,
         typer.Option(
-            help="Exit 1 when the largest gap (sentiment for text, class accuracy otherwise) exceeds this."
+            help="Exit 1 when the largest gap (sentiment for text, class accuracy otherwise) exceeds this "
+            "and is statistically significant (p < 0.05); a larger but insignificant gap is reported."
         ),
     ] = None,
     json_: _Json = False,
@@ -341,6 +342,14 @@ def audit_bias(
         console.print(table)
         console.print(f"report: {report['path']}/report.html")
     if fail_on_gap is not None and report["gap"] > fail_on_gap:
-        if not json_:
-            console.print(f"[red]largest gap {report['gap']:.3f} exceeds --fail-on-gap {fail_on_gap}[/]")
-        raise typer.Exit(1)
+        gap, p, detectable = report["gap"], report["gap_p_value"], report["gap_detectable"]
+        evidence = f"p = {p:.3f}, smallest detectable gap {detectable:.3f}"
+        if p < 0.05:
+            err_console.print(
+                f"[red]largest gap {gap:.3f} exceeds --fail-on-gap {fail_on_gap} ({evidence})[/]"
+            )
+            raise typer.Exit(1)
+        err_console.print(
+            f"[yellow]largest gap {gap:.3f} exceeds --fail-on-gap {fail_on_gap} but is not significant "
+            f"({evidence}): not failing; more --samples would tell[/]"
+        )

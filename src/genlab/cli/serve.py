@@ -70,6 +70,7 @@ def serve(
         code_roles=parse_roles(code_roles, "--code-roles"),
         webhook_allow=parse_list(webhook_allow) or base.webhook_allow,
     )
+    check_port_free(host, port)
     url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
     console.print(f"[bold]genlab studio[/] at {url}   (OpenAI-compatible API at {url}/v1)")
     if has_keys:
@@ -79,6 +80,22 @@ def serve(
             "[yellow]open access: no API keys exist, so anyone on this machine can use the server (loopback only)[/]"
         )
     run_server(settings, host=host, port=port, workers=workers)
+
+
+def check_port_free(host: str, port: int) -> None:
+    """One clear line, before the banner, when another program already listens on the port."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            raise GenlabError(
+                f"cannot listen on {host}:{port}: {(e.strerror or str(e)).lower()}",
+                hint=f"another program is using the port; pick another with --port {port + 1 if port < 65535 else 8000}",
+            ) from None
 
 
 def run_server(settings, *, host: str, port: int, workers: int) -> None:

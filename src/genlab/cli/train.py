@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shlex
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -39,11 +41,12 @@ def train_text(
     json_: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Train a transformer language model on text or code, on this CPU, with a live loss bar."""
-    from pathlib import Path
-
+    from genlab.registry import default_trained_name
     from genlab.training.text import train_text_model
 
-    model_name = name or f"{Path(data).name if data not in ('shakespeare', 'python') else data}-{codec}"
+    model_name = name or default_trained_name(
+        f"{Path(data).name if data not in ('shakespeare', 'python') else data}-{codec}"
+    )
     result = train_text_model(
         model_name,
         data,
@@ -61,9 +64,28 @@ def train_text(
         model_name,
         result,
         json_,
-        f'genlab generate text --model {model_name} "ROMEO:"',
+        f"genlab generate text --model {model_name} {shlex.quote(sample_prompt(data))}",
         rate_key="tokens_per_second",
     )
+
+
+def sample_prompt(data: str) -> str:
+    """A prompt in the training data's own style, for the "try it" hint: a play's speaker for
+    Shakespeare, a `def` for Python, else the first words of the user's own text."""
+    known = {"shakespeare": "ROMEO:", "python": "def fibonacci(n):"}
+    if data in known:
+        return known[data]
+    path = Path(data).expanduser()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files[:20]:
+        try:
+            with file.open(encoding="utf-8", errors="ignore") as f:
+                for line in f:
+                    if line.strip():
+                        return " ".join(line.split()[:4])
+        except OSError:
+            continue
+    return "The"
 
 
 _Family = Annotated[str, typer.Option(help="gan, vae or diffusion.")]

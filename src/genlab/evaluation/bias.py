@@ -267,6 +267,14 @@ def permutation_p(
     return (hits + 1) / (n + 1)
 
 
+def two_proportion_p(p1: float, p2: float, n: int) -> float:
+    """Two-sided p-value that two rates, each from ``n`` draws, differ (pooled z test)."""
+    pooled = (p1 + p2) / 2
+    se = math.sqrt(max(pooled * (1 - pooled), 1e-12) * 2 / n)
+    z = abs(p1 - p2) / se
+    return math.erfc(z / math.sqrt(2))
+
+
 def minimum_detectable_gap(sd: float, n_per_group: int, alpha: float = 0.05, power: float = 0.8) -> float:
     """Two groups of n, a two-sided z-test: (z_{1-α/2} + z_{power}) · sd · sqrt(2 / n)."""
     from scipy.stats import norm
@@ -419,6 +427,8 @@ def audit_text(generator, suite: Suite, *, samples: int | None = None, progress=
             "p_value": axes[worst]["p_value"],
         },
         "gap": axes[worst]["largest_gap"]["sentiment"],
+        "gap_p_value": axes[worst]["p_value"],
+        "gap_detectable": axes[worst]["minimum_detectable_gap"],
         "rows": rows,
     }
 
@@ -486,6 +496,8 @@ def audit_classes(model, entry, settings, *, samples: int = 50, seed: int = 0) -
             "total_variation": round(tv, 4),
         },
         "gap": round(accuracies[best] - accuracies[worst], 4),
+        "gap_p_value": round(two_proportion_p(accuracies[best], accuracies[worst], samples), 4),
+        "gap_detectable": round(2.8 * math.sqrt(2 * 0.25 / samples), 4),  # 80% power, 5%, p = 0.5
         "power_note": f"with {samples} samples a class, a class accuracy of p is known to about "
         f"±{1.96 * math.sqrt(0.25 / samples):.2f} (95%, worst case p = 0.5)",
     }

@@ -32,7 +32,7 @@ from genlab.data.images import (
 )
 from genlab.families.build import build_family, published_module
 from genlab.families.nets import count_parameters
-from genlab.registry import validate_name
+from genlab.registry import default_trained_name, trainable_name
 from genlab.training.checkpoint import claim_model_dir, publish_model, save_tensors
 from genlab.training.trainer import (
     Phase,
@@ -261,7 +261,7 @@ def default_name(family: str, data: str) -> str:
     from pathlib import Path
 
     builtin = (*BUILTIN_IMAGE_DATASETS, *BUILTIN_AUDIO_DATASETS)
-    return f"{family}-{data if data in builtin else Path(data).name}"
+    return default_trained_name(f"{family}-{data if data in builtin else Path(data).name}")
 
 
 def train_image_model(
@@ -295,7 +295,7 @@ def train_image_model(
     chosen = image_preset(family, preset_name)
     if objective and family != "gan":
         raise InvalidRequestError("--objective applies to GANs only", param="objective")
-    name = validate_name(name or default_name(family, data))
+    name = trainable_name(name or default_name(family, data))
     model_dir = settings.models_dir / name
     rank, world = distributed_rank()
     if rank > 0:

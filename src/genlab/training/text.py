@@ -21,7 +21,7 @@ from genlab.core import InvalidRequestError, ModelCard
 from genlab.core.settings import Settings
 from genlab.data.text import TextCorpus, load_corpus, save_manifest
 from genlab.families.transformer import GPT, TransformerConfig
-from genlab.registry import validate_name
+from genlab.registry import trainable_name
 from genlab.training.checkpoint import claim_model_dir, publish_model
 from genlab.training.trainer import TrainConfig, Trainer, TrainResult, barrier, distributed_rank, mix_seed
 
@@ -142,7 +142,7 @@ def train_text_model(
     overrides: dict[str, Any] | None = None,
 ) -> TrainResult:
     settings = settings or Settings.from_env()
-    validate_name(name)
+    trainable_name(name)
     chosen = preset(preset_name)
     model_dir = settings.models_dir / name
     rank, world = distributed_rank()

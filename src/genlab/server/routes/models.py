@@ -25,6 +25,7 @@ def model_object(entry) -> dict[str, Any]:
         "backend": card.backend,
         "parameters": card.parameters,
         "context_length": card.context_length,
+        "builtin": card.builtin,  # genlab: shipped with genlab (the studio offers these first)
         **media,
     }
 
