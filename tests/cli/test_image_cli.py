@@ -36,6 +36,13 @@ def test_generate_writes_a_grid_and_images_with_provenance(image_cli_home, tmp_p
     assert [i["provenance"]["seed"] for i in result["images"]] == [2, 3, 4, 5]
     picture = np.asarray(Image.open(grid))
     assert picture.shape[0] > 16 * 2 and picture.shape[1] > 16 * 2  # 2x2 tiles, enlarged
+    from genlab.codecs.image import image_grid
+
+    scale = picture.shape[0] // (2 * 16 + 3 * 2)  # 2 tiles of 16 px and 3 gutters of 2 px, enlarged
+    gutters = image_grid([np.full((16, 16), 255, np.uint8)] * 4, scale=scale) == 200
+    assert (picture[gutters] == 200).all()  # the watermark lives in the images, not on the gutters
+    verdict = json.loads(genlab_cli("verify", str(grid), "--json", home=image_cli_home).stdout)
+    assert verdict["watermark"]["present"] is True
     saved = sorted((tmp_path / "each").glob("*.png"))
     assert len(saved) == 4
     check = genlab_cli("verify", str(saved[0]), "--json", home=image_cli_home)

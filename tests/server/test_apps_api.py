@@ -113,6 +113,10 @@ def test_the_tutor_page_asks_grades_and_shows_mastery(server, page):  # noqa: F8
 def test_an_app_page_builds_its_form_and_shows_checked_output(server, page):  # noqa: F811
     page.goto(server.url + "/studio/apps/marketing-copy")
     expect(page.locator("#f-brief")).to_be_visible(timeout=20_000)
+    assert page.locator("label[for=f-brief] .field").inner_text() == "brief"  # the name, then its help
+    assert page.locator("label[for=f-brief] .help").inner_text().startswith("What to announce")
+    profiles = page.locator("select#f-profile option").all_inner_texts()  # a choice, not a text box
+    assert profiles == ["evergreen-bank", "northwind-bikes"]
     page.click("#example")
     page.fill("#f-variants", "2")
     page.click("#run")

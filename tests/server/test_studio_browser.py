@@ -36,6 +36,10 @@ def test_models_page_shows_the_cards(server, page):
     expect(page.locator("#models tr")).not_to_have_count(1, timeout=20_000)
     body = page.locator("#models").inner_text()
     assert "gemma-3-270m" in body and "shakespeare-char" in body and "reproduce" in body
+    assert "[object Object]" not in body and "largest sentiment gap 0.2352" in body  # nested metrics
+    for header in page.locator("thead th").all():  # one line each: no "modalit y"
+        box = header.bounding_box()
+        assert box["height"] < 2 * 14 * 1.6, header.inner_text()
 
 
 def test_generation_page_shows_a_record(server, page):
@@ -113,6 +117,10 @@ def test_audio_page_speaks_clips_with_players(server, page):
         "a => new Promise(ok => a.readyState >= 1 ? ok(a.duration) : a.addEventListener('loadedmetadata', () => ok(a.duration)))"
     )
     assert abs(duration - 1.0) < 0.05  # a real, playable one-second WAV
+    player = page.locator("#clips .clip").first.locator("audio").bounding_box()
+    label = page.locator("#clips .clip").first.locator("a").first.bounding_box()
+    assert label["x"] > player["x"] + player["width"] - 1  # the label beside its player, not below
+    assert player["y"] <= label["y"] + label["height"] / 2 <= player["y"] + player["height"]
 
 
 def test_the_playground_offers_a_shipped_model_before_a_remote_one(tmp_path, page):
@@ -120,11 +128,12 @@ def test_the_playground_offers_a_shipped_model_before_a_remote_one(tmp_path, pag
     from genlab.core.settings import Settings
     from genlab.registry import Registry
     from genlab.server.app import create_app
+    from genlab.server.state import ServerConfig
     from tests.server.conftest import LiveServer
 
     registry = Registry(Settings(home=tmp_path))
     registry.add_openai("aaa-remote", "http://127.0.0.1:9/v1", "Qwen/Qwen2.5-7B", api_key_env="NO_SUCH_KEY")
-    with LiveServer(create_app(registry)) as live:
+    with LiveServer(create_app(registry, config=ServerConfig(open_access=True))) as live:
         page.goto(live.url + "/")
         expect(page.locator("#model option[value='aaa-remote']")).to_have_count(1, timeout=20_000)
         assert page.locator("#model").input_value() == "gemma-3-270m"  # shipped first

@@ -16,7 +16,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from genlab.apps.recipe import Check, Context, Finding, Outcome, Recipe, RecipeError, RecipeResult, load_yaml
+from genlab.apps.recipe import (
+    DATA,
+    Check,
+    Context,
+    Finding,
+    Outcome,
+    Recipe,
+    RecipeError,
+    RecipeResult,
+    load_yaml,
+)
 
 TONES = {"positive": (0.3, 1.0), "neutral": (-0.3, 0.7), "serious": (-0.6, 0.4)}  # VADER compound ranges
 FIELD = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
@@ -228,6 +238,14 @@ Text: Hi {first_name}, thank you for choosing a Northwind Bikes helmet. A helmet
 """
 
 
+def shipped_profiles() -> list[str]:
+    return sorted(
+        p.name.removesuffix(".yaml")
+        for p in (DATA / "marketing" / "profiles").iterdir()
+        if p.name.endswith(".yaml")
+    )
+
+
 def load_profile(profile: BrandProfile | str) -> BrandProfile:
     if isinstance(profile, BrandProfile):
         return profile
@@ -329,6 +347,9 @@ class MarketingCopy(Recipe):
         artifact = generator.generate(GenerationRequest(prompt=prompt, seed=seed).validate())[0]
         path = artifact.save(Settings.from_env().outputs_dir / "images" / f"{artifact.sha256[:32]}.png")
         return {"model": model, "label": artifact.label, "path": str(path), "sha256": artifact.sha256}
+
+    def choices(self) -> dict[str, list[str]]:
+        return {"profile": shipped_profiles()}
 
     def judge(self, case: dict[str, Any]) -> list[Check]:
         profile = load_profile(case["profile"])

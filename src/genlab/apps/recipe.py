@@ -281,6 +281,10 @@ class Recipe(ABC):
         must fail on it (the checks' own test set; `genlab apps eval` reports how many are caught)."""
         return load_yaml(f"{self.industry}/{self.name}-eval.yaml").get("check_cases", [])
 
+    def choices(self) -> dict[str, list[str]]:
+        """Input fields whose values come from a shipped set (the studio offers them as a list)."""
+        return {}
+
     def judge(self, case: dict[str, Any]) -> list[Check]:
         """This recipe's checks on a given output (a check case), without the model."""
         raise NotImplementedError(f"{self.name} has no check cases")

@@ -252,6 +252,8 @@ def image(
     """
     import json as _json
 
+    import numpy as np
+
     from genlab.codecs.image import image_grid
     from genlab.core.io import atomic_write_bytes
 
@@ -270,14 +272,19 @@ def image(
         return
     artifacts = released.artifacts
     size = artifacts[0].pixels.shape[0]
-    grid = image_grid([a.pixels for a in artifacts], scale=scale or max(1, 128 // size))
+    scale = scale or max(1, 128 // size)
+    grid = image_grid([a.pixels for a in artifacts], scale=scale)
+    # where the gutters are: the same grid tiled from white images leaves them at the grey 200
+    gutters = image_grid([np.full_like(a.pixels, 255) for a in artifacts], scale=scale) == 200
     import io
 
     from PIL import Image, PngImagePlugin
 
     from genlab.safety.watermark import SCHEME, embed_image
 
-    grid, marked = embed_image(grid)  # the grid is what gets shared: it carries the invisible mark
+    # the grid is what gets shared: it carries the invisible mark, in its images only (the grey
+    # gutters stay flat, no mottling)
+    grid, marked = embed_image(grid, keep=gutters)
     info = PngImagePlugin.PngInfo()
     info.add_text("genlab:grid", _json.dumps([a.provenance.to_dict() for a in artifacts], sort_keys=True))
     if marked:

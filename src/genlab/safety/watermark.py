@@ -182,9 +182,13 @@ def _resize(x: np.ndarray, h: int, w: int) -> np.ndarray:
     )
 
 
-def embed_image(pixels: np.ndarray, key: bytes | None = None) -> tuple[np.ndarray, bool]:
+def embed_image(
+    pixels: np.ndarray, key: bytes | None = None, *, keep: np.ndarray | None = None
+) -> tuple[np.ndarray, bool]:
     """(marked uint8 pixels, whether a mark was embedded). Colour images are marked in luminance,
-    on a canonical CANON x CANON grid, so a resized copy is read on the same grid."""
+    on a canonical CANON x CANON grid, so a resized copy is read on the same grid. ``keep`` (a
+    boolean mask, HxW) marks pixels left exactly as they are (a grid's flat gutters); the rest of
+    the picture carries the whole mark (the correction steps raise its strength to make up)."""
     pixels = np.asarray(pixels)
     h, w = pixels.shape[:2]
     if min(h, w) < MIN_IMAGE_SIDE:
@@ -195,9 +199,13 @@ def embed_image(pixels: np.ndarray, key: bytes | None = None) -> tuple[np.ndarra
 
     def apply(m: np.ndarray) -> np.ndarray:
         out = pixels.astype(np.float64) + (m[..., None] if pixels.ndim == 3 else m)
-        return np.clip(np.round(out), 0, 255).astype(np.uint8)
+        out = np.clip(np.round(out), 0, 255).astype(np.uint8)
+        if keep is not None:
+            out[keep] = pixels[keep]
+        return out
 
-    return apply(_correct(mark, apply, lambda x: detect_image(x, key).z or 0.0, pixels)), True
+    steps = 1 if keep is None else 3
+    return apply(_correct(mark, apply, lambda x: detect_image(x, key).z or 0.0, pixels, steps)), True
 
 
 def _correct(mark: np.ndarray, apply, z_of, host, steps: int = 1) -> np.ndarray:

@@ -240,5 +240,9 @@ async def studio_tutor(request: Request):
 async def studio_app(request: Request, name: str):
     recipe = recipe_or_404(name)
     return page(
-        request, "app.html", recipe=recipe.describe(), example=recipe.case_input(recipe.eval_cases()[0])
+        request,
+        "app.html",
+        recipe=recipe.describe(),
+        example=recipe.case_input(recipe.eval_cases()[0]),
+        choices=recipe.choices(),
     )
