@@ -12,12 +12,15 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip wheel setuptools
 
-# llama-cpp-python compiles llama.cpp on first install (several minutes); pip caches the wheel.
+# llama-cpp-python compiles llama.cpp on first install (about 6 minutes on 2 cores); pip caches the
+# wheel. scripts/install_llama.py runs that install first and shows the compile's progress.
 $(STAMP_RUN): pyproject.toml | $(PY)
+	$(PY) scripts/install_llama.py
 	$(PIP) install -e .
 	touch $@
 
 $(STAMP_TEST): pyproject.toml | $(PY)
+	$(PY) scripts/install_llama.py
 	$(PIP) install -e '.[test]'
 	touch $@ $(STAMP_RUN)
 
