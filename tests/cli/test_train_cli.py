@@ -7,7 +7,7 @@ from ..conftest import assert_clean_error, genlab_cli
 
 def test_train_eval_generate_export_from_the_command_line(tmp_path, corpus_dir):
     home = tmp_path / "home"
-    out = genlab_cli("train", "text", "--data", str(corpus_dir), "--codec", "bpe", "--vocab-size", "300",
+    out = genlab_cli("train", "text", "--data", str(corpus_dir), "--codec", "bpe", "--vocab-size", "300", "--preset", "tiny",
                      "--steps", "60", "--name", "cli-lm", "--json", home=home)  # fmt: skip
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
@@ -69,7 +69,9 @@ def test_a_trained_model_is_never_shadowed_and_the_hint_is_its_own(tmp_path, cor
     """The default name of a model trained on shakespeare is not the shipped model's, and the
     "try it" hint names the new model with a prompt in the training data's own style."""
     home = tmp_path / "home"
-    out = genlab_cli("train", "text", "--data", str(corpus_dir), "--steps", "5", home=home)
+    out = genlab_cli(
+        "train", "text", "--data", str(corpus_dir), "--preset", "tiny", "--steps", "5", home=home
+    )
     assert out.returncode == 0, out.stderr
     first_words = " ".join(
         next(p for p in sorted(corpus_dir.rglob("*")) if p.is_file()).read_text().split()[:4]
