@@ -196,9 +196,23 @@ class Gate:
         }
 
     def input_request(self, request: GenerationRequest) -> GenerationRequest:
+        """The input policy on what people wrote: the prompt, or, for a prompt rendered from a
+        chat (``parts``), each message (a chat template's control tokens are not the user's); a
+        redaction in a message is made in the prompt too."""
         if not isinstance(request.prompt, str) or not request.prompt.strip():
             return request
-        return dataclasses.replace(request, prompt=self.input_text(request.prompt))
+        if not request.parts:
+            return dataclasses.replace(request, prompt=self.input_text(request.prompt))
+        prompt = request.prompt
+        for part in request.parts:
+            checked = self.input_text(part)
+            if checked != part:
+                prompt = (
+                    prompt.replace(part, checked)
+                    if part in prompt
+                    else prompt.replace(part.strip(), checked.strip())
+                )
+        return dataclasses.replace(request, prompt=prompt)
 
     # -- stages 5 and 6: output and provenance ----------------------------------------------------
     def output_text(self, text: str, prompt: str | None = None) -> tuple[str, bool]:

@@ -134,10 +134,12 @@ SHIPPED_DIR = Path(__file__).parent / "shipped"
 def builtin_entries() -> dict[str, ModelEntry]:
     import json
 
-    from genlab.backends.llamacpp import EMBEDDED_CARD
+    from genlab.backends.llamacpp import EMBEDDED_CARD, INSTRUCT_CARD
 
-    card = ModelCard(**EMBEDDED_CARD.to_dict())
-    entries = {card.name: ModelEntry(name=card.name, card=card, config={"kind": "embedded-gguf"})}
+    entries = {}
+    for shipped_gguf in (EMBEDDED_CARD, INSTRUCT_CARD):
+        card = ModelCard(**shipped_gguf.to_dict())
+        entries[card.name] = ModelEntry(name=card.name, card=card, config={"kind": "embedded-gguf"})
     if SHIPPED_DIR.is_dir():
         for directory in sorted(p for p in SHIPPED_DIR.iterdir() if (p / "config.json").is_file()):
             config = json.loads((directory / "config.json").read_text("utf-8"))

