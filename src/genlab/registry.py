@@ -264,13 +264,22 @@ class Registry:
         return self._read_entry(directory)
 
     def add_gguf(
-        self, name: str, gguf: str | Path, *, sha256: str | None = None, n_ctx: int | None = None
+        self,
+        name: str,
+        gguf: str | Path,
+        *,
+        sha256: str | None = None,
+        n_ctx: int | None = None,
+        chat_template: str | None = None,
     ) -> ModelEntry:
-        """Register a GGUF file the user has (by reference: the file stays where it is)."""
+        """Register a GGUF file the user has (by reference: the file stays where it is); a chat
+        template given here is used instead of the file's own."""
         from genlab.backends.llamacpp import describe_gguf
 
         directory = self._new_dir(name)
-        config, card = describe_gguf(name, Path(gguf), expected_sha256=sha256, n_ctx=n_ctx)
+        config, card = describe_gguf(
+            name, Path(gguf), expected_sha256=sha256, n_ctx=n_ctx, chat_template=chat_template
+        )
         return self._write_entry(directory, config, card)
 
     def add_openai(

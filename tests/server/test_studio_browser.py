@@ -138,3 +138,31 @@ def test_the_playground_offers_a_shipped_model_before_a_remote_one(tmp_path, pag
         expect(page.locator("#model option[value='aaa-remote']")).to_have_count(1, timeout=20_000)
         assert page.locator("#model").input_value() == "gemma-3-270m"  # shipped first
         assert page.locator("#model option").last.get_attribute("value") == "aaa-remote"  # remote last
+
+
+def test_the_chat_page_chats_and_shows_a_tool_call_then_its_answer(server, page):
+    page.goto(server.url + "/studio/chat")
+    expect(page.locator("#model option")).not_to_have_count(0, timeout=20_000)
+    assert page.locator("#model").input_value() == "smollm2-135m-instruct"  # the instruct model first
+    page.fill("#max-tokens", "24")
+    page.fill("#message", "What is the capital of France?")
+    page.press("#message", "Enter")
+    expect(page.locator(".msg.assistant")).to_have_count(1)
+    expect(page.locator("#stats")).to_contain_text(" s", timeout=60_000)
+    assert page.locator(".msg.assistant .body").inner_text().strip()
+    page.click("summary")
+    page.fill("#tools", '[{"type": "function", "function": {"name": "get_weather", "parameters": '
+              '{"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]')  # fmt: skip
+    page.select_option("#tool-choice", "required")
+    page.fill("#max-tokens", "80")  # room for the whole call
+    page.fill("#message", "What is the weather in Paris?")
+    page.click("#send")
+    expect(page.locator(".msg.tool").first).to_be_visible(timeout=60_000)
+    expect(page.locator("#send")).to_be_enabled(timeout=60_000)
+    for call in page.locator(".msg.tool").all():  # one or more calls (parallel calls are allowed)
+        assert "get_weather(" in call.inner_text()
+        call.locator(".result").fill('{"temp_c": 18}')
+        call.locator(".answer").click()
+    expect(page.locator(".msg.assistant")).to_have_count(3, timeout=60_000)  # the answer after the result
+    expect(page.locator("#send")).to_be_enabled(timeout=60_000)
+    assert "error" not in page.locator("#messages").inner_html()

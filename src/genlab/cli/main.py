@@ -8,6 +8,7 @@ import sys
 
 import typer
 
+from genlab.cli import chat as chat_cmd
 from genlab.cli import compare as compare_cmd
 from genlab.cli import demo as demo_cmd
 from genlab.cli import doctor as doctor_cmd
@@ -40,6 +41,7 @@ app.add_typer(eval_app, name="eval")
 app.add_typer(export_app, name="export")
 app.command()(doctor_cmd.doctor)
 app.command()(demo_cmd.demo)
+app.command()(chat_cmd.chat)
 app.command()(guard.verify)
 app.command()(serve_cmd.serve)
 app.command()(compare_cmd.compare)

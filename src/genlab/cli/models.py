@@ -112,6 +112,14 @@ def add(
         str | None,
         typer.Option("--api-key-env", help="Environment variable that holds the server's API key."),
     ] = None,
+    chat_template: Annotated[
+        str | None,
+        typer.Option(
+            "--chat-template",
+            help="The GGUF's chat template: chatml, llama-3, gemma, or a Jinja file "
+            "(default: the template inside the GGUF, else a plain transcript).",
+        ),
+    ] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the new entry as JSON.")] = False,
 ) -> None:
     """Register a GGUF file (--gguf) or a model on an OpenAI-compatible server (--openai-url)."""
@@ -119,7 +127,8 @@ def add(
     if (gguf is None) == (openai_url is None):
         raise InvalidRequestError("give exactly one of --gguf PATH or --openai-url URL")
     if gguf is not None:
-        entry = registry.add_gguf(name, gguf, sha256=sha256, n_ctx=n_ctx)
+        template = _chat_template(chat_template) if chat_template is not None else None
+        entry = registry.add_gguf(name, gguf, sha256=sha256, n_ctx=n_ctx, chat_template=template)
     else:
         if not remote_model:
             raise InvalidRequestError(
@@ -130,6 +139,19 @@ def add(
         print_json(_entry_json(entry))
     else:
         console.print(f"added [bold]{entry.name}[/] ({entry.card.backend}): {entry.card.source}")
+
+
+def _chat_template(value: str) -> str:
+    from genlab.core.chat import CHAT_TEMPLATES
+
+    if value in CHAT_TEMPLATES:
+        return CHAT_TEMPLATES[value]
+    path = Path(value.removeprefix("@")).expanduser()
+    if path.is_file():
+        return path.read_text("utf-8")
+    raise InvalidRequestError(
+        f"--chat-template {value!r} is neither a known template ({', '.join(CHAT_TEMPLATES)}) nor a file"
+    )
 
 
 @app.command()

@@ -342,15 +342,21 @@ def export_gguf_cmd(
     register: Annotated[
         str | None, typer.Option(help="Also register the file as a llama.cpp model of this name.")
     ] = None,
+    chat_template: Annotated[
+        str | None,
+        typer.Option(
+            "--chat-template", help="Put a chat template in the file: chatml, llama-3, gemma or a Jinja file."
+        ),
+    ] = None,
 ) -> None:
     """Write a GGUF file that llama.cpp (and so genlab's llama.cpp backend) runs."""
-    from pathlib import Path
-
+    from genlab.cli.models import _chat_template
     from genlab.registry import default_registry
     from genlab.training.gguf_export import export_gguf
 
     registry = default_registry()
-    path = export_gguf(registry, model, Path(out) if out else None)
+    template = _chat_template(chat_template) if chat_template is not None else None
+    path = export_gguf(registry, model, Path(out) if out else None, chat_template=template)
     console.print(f"wrote {path}")
     if register:
         registry.add_gguf(register, path)

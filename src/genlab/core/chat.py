@@ -22,13 +22,15 @@ forces a call, ``none`` leaves the tools out. :func:`parse_tool_calls` reads the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from genlab.core.constraints import closed_objects
-from genlab.core.errors import InvalidRequestError
+from genlab.core.errors import InvalidRequestError, UnsupportedError
+from genlab.core.request import GenerationRequest, SamplingParams
 
 TRANSCRIPT_STOP = ("\nUser:", "\nAssistant:")
 NAMES = {"user": "User", "assistant": "Assistant", "tool": "Tool"}
@@ -57,6 +59,25 @@ class ChatFormat:
 
 
 TRANSCRIPT = ChatFormat()
+
+#: Widely used chat templates, by name, for `genlab models add --chat-template NAME` (a GGUF that
+#: lacks its own, or one to override). The user's own Jinja file works too.
+CHAT_TEMPLATES = {
+    "chatml": (
+        "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] "
+        "+ '<|im_end|>\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+    ),
+    "llama-3": (
+        "{{ bos_token }}{% for message in messages %}{{ '<|start_header_id|>' + message['role'] + "
+        "'<|end_header_id|>\n\n' + message['content'] | trim + '<|eot_id|>' }}{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{% endif %}"
+    ),
+    "gemma": (
+        "{{ bos_token }}{% for message in messages %}{% set role = 'model' if message['role'] == 'assistant' "
+        "else 'user' %}{{ '<start_of_turn>' + role + '\n' + message['content'] | trim + '<end_of_turn>\n' }}"
+        "{% endfor %}{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
+    ),
+}
 
 
 # -- rendering -------------------------------------------------------------------------------------
@@ -267,3 +288,65 @@ def parse_tool_calls(text: str) -> tuple[str | None, list[dict[str, Any]]]:
             }
         )
     return (None if calls else text), calls
+
+
+# -- one turn --------------------------------------------------------------------------------------
+@dataclass
+class Turn:
+    """What the model is asked: the request, and the tools its answer may call."""
+
+    request: GenerationRequest
+    tools: list[dict[str, Any]]
+
+
+def plan(
+    generator: Any,
+    messages: list[dict[str, Any]],
+    params: SamplingParams,
+    *,
+    model: str,
+    n: int = 1,
+    seed: int | None = None,
+    tools: list[dict[str, Any]] | None = None,
+    tool_choice: Any = None,
+    parallel: bool = True,
+) -> Turn:
+    """Render the conversation in the model's chat format and constrain the answer to the tools."""
+    active = check_tools(tools or [], tool_choice or "auto") if tools else []
+    if active and not getattr(generator, "supports_constraints", False):
+        raise UnsupportedError(
+            f"{model} cannot call tools: genlab constrains tool calls on models it runs itself "
+            "(llama.cpp GGUFs and its own transformers), and will not answer prose in place of a call"
+        )
+    constrained = params.json_schema is not None or params.grammar is not None or params.regex is not None
+    if active and constrained:
+        raise InvalidRequestError("tools and a response format or grammar cannot be combined", param="tools")
+    fmt = getattr(generator, "chat_format", TRANSCRIPT)
+    prompt, stop = render(messages, fmt, active or None)
+    grammar = None
+    if tools and not active and not constrained and getattr(generator, "supports_constraints", False):
+        grammar = NO_CALL_GRAMMAR  # tool_choice "none": an answer in words, even after calls
+    if active:
+        required = tool_choice == "required" or isinstance(tool_choice, dict)
+        grammar = tool_grammar(active, required=required, parallel=parallel)
+    params = dataclasses.replace(
+        params,
+        stop=params.stop + (() if constrained else stop),
+        grammar=grammar if grammar is not None else params.grammar,
+    )
+    parts = tuple(m["content"] for m in messages if (m.get("content") or "").strip())
+    parts += tuple(t["function"].get("description") or "" for t in active if t["function"].get("description"))
+    if fmt.template is None:  # the transcript: the whole prompt is the people's text (and "User:")
+        parts = ()
+    request = GenerationRequest(
+        prompt=prompt, model=model, n=n, seed=seed, params=params, parts=parts
+    ).validate()
+    return Turn(request, active)
+
+
+def answer(turn: Turn, text: str, finish_reason: str | None) -> tuple[str | None, list[dict], str | None]:
+    """(content, tool_calls, finish_reason) of one choice, as OpenAI returns them."""
+    if not turn.tools:
+        return text, [], finish_reason
+    content, calls = parse_tool_calls(text)
+    return content, calls, ("tool_calls" if calls else finish_reason)

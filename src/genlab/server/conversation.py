@@ -6,12 +6,13 @@ the answer comes back as text or as tool calls.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
 from typing import Any
 
-from genlab.core import GenerationRequest, InvalidRequestError, SamplingParams, UnsupportedError, chat
+from genlab.core import InvalidRequestError
+from genlab.core.chat import Turn, answer, plan
 from genlab.server.schemas import ChatMessage
+
+__all__ = ["Turn", "answer", "choice_of", "message_dicts", "plan", "tools_of"]
 
 
 def message_text(message: ChatMessage, index: int) -> str:
@@ -48,67 +49,6 @@ def message_dicts(messages: list[ChatMessage]) -> list[dict[str, Any]]:
             d["name"] = m.name
         out.append(d)
     return out
-
-
-@dataclass
-class Turn:
-    """What the model is asked: the request, and the tools its answer may call."""
-
-    request: GenerationRequest
-    tools: list[dict[str, Any]]
-
-
-def plan(
-    generator: Any,
-    messages: list[dict[str, Any]],
-    params: SamplingParams,
-    *,
-    model: str,
-    n: int = 1,
-    seed: int | None = None,
-    tools: list[dict[str, Any]] | None = None,
-    tool_choice: Any = None,
-    parallel: bool = True,
-) -> Turn:
-    """Render the conversation in the model's chat format and constrain the answer to the tools."""
-    active = chat.check_tools(tools or [], tool_choice or "auto") if tools else []
-    if active and not getattr(generator, "supports_constraints", False):
-        raise UnsupportedError(
-            f"{model} cannot call tools: genlab constrains tool calls on models it runs itself "
-            "(llama.cpp GGUFs and its own transformers), and will not answer prose in place of a call"
-        )
-    constrained = params.json_schema is not None or params.grammar is not None or params.regex is not None
-    if active and constrained:
-        raise InvalidRequestError("tools and a response format or grammar cannot be combined", param="tools")
-    fmt = getattr(generator, "chat_format", chat.TRANSCRIPT)
-    prompt, stop = chat.render(messages, fmt, active or None)
-    grammar = None
-    if tools and not active and not constrained and getattr(generator, "supports_constraints", False):
-        grammar = chat.NO_CALL_GRAMMAR  # tool_choice "none": an answer in words, even after calls
-    if active:
-        required = tool_choice == "required" or isinstance(tool_choice, dict)
-        grammar = chat.tool_grammar(active, required=required, parallel=parallel)
-    params = dataclasses.replace(
-        params,
-        stop=params.stop + (() if constrained else stop),
-        grammar=grammar if grammar is not None else params.grammar,
-    )
-    parts = tuple(m["content"] for m in messages if (m.get("content") or "").strip())
-    parts += tuple(t["function"].get("description") or "" for t in active if t["function"].get("description"))
-    if fmt.template is None:  # the transcript: the whole prompt is the people's text (and "User:")
-        parts = ()
-    request = GenerationRequest(
-        prompt=prompt, model=model, n=n, seed=seed, params=params, parts=parts
-    ).validate()
-    return Turn(request, active)
-
-
-def answer(turn: Turn, text: str, finish_reason: str | None) -> tuple[str | None, list[dict], str | None]:
-    """(content, tool_calls, finish_reason) of one choice, as OpenAI returns them."""
-    if not turn.tools:
-        return text, [], finish_reason
-    content, calls = chat.parse_tool_calls(text)
-    return content, calls, ("tool_calls" if calls else finish_reason)
 
 
 def tools_of(body_tools: list[Any] | None) -> list[dict[str, Any]] | None:

@@ -35,7 +35,9 @@ def _tensor_names(n_layer: int) -> dict[str, str]:
     return names
 
 
-def export_gguf(registry: Registry, name: str, out: Path | None = None) -> Path:
+def export_gguf(
+    registry: Registry, name: str, out: Path | None = None, *, chat_template: str | None = None
+) -> Path:
     import gguf
 
     from genlab.codecs.text import BPECodec
@@ -92,6 +94,8 @@ def export_gguf(registry: Registry, name: str, out: Path | None = None) -> Path:
     writer.add_bos_token_id(lm.codec.eot_id)
     writer.add_eos_token_id(lm.codec.eot_id)
     writer.add_add_bos_token(False)  # genlab models see no BOS token before a prompt
+    if chat_template is not None:  # llama.cpp and genlab then render chats with it
+        writer.add_chat_template(chat_template)
 
     state = lm.model.state_dict()
     for ours, theirs in _tensor_names(cfg.n_layer).items():

@@ -258,7 +258,10 @@ async def chat_events(http, stream, turn, base, logprobs: bool, include_usage: b
             prompt_tokens, completion_tokens = c.prompt_tokens, completion_tokens + c.completion_tokens
             finish = c.finish_reason
             if c.index in calls:
-                _, tool_calls, finish = conversation.answer(turn, calls.pop(c.index), c.finish_reason)
+                held_text = calls.pop(c.index)
+                _, tool_calls, finish = conversation.answer(turn, held_text, c.finish_reason)
+                if not tool_calls:  # a call cut by max_tokens: what was written, as text
+                    yield choice(c.index, {"content": held_text})
                 for k, call in enumerate(tool_calls):
                     head = {**call, "function": {"name": call["function"]["name"], "arguments": ""}}
                     yield choice(c.index, {"tool_calls": [{"index": k, **head}]})

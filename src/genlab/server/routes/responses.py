@@ -309,6 +309,11 @@ async def response_events(http, stream, body: ResponsesRequest, turn, rid: str) 
             yield event("response.output_item.done", output_index=0, item=output[-1])
         for item in output_items(turn, held_back, c.finish_reason) if held_back else []:
             k = len(output)
+            if item["type"] == "message":  # a call cut by max_output_tokens: what was written, as text
+                yield event("response.output_item.added", output_index=k, item=item)
+                yield event("response.output_item.done", output_index=k, item=item)
+                output.append(item)
+                continue
             yield event(
                 "response.output_item.added",
                 output_index=k,
