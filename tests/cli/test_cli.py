@@ -242,3 +242,30 @@ def test_doctor_warns_about_an_unreachable_remote_model_but_passes(tmp_path):
     assert big["status"] == "unavailable" and "VLLM_KEY" in big["error"]
     shown = genlab_cli("doctor", home=home)
     assert shown.returncode == 0 and "unavailable (a warning)" in shown.stdout
+
+
+def test_chat_in_the_terminal_keeps_history_and_takes_commands(home):
+    script = "Hello!\n/system Answer in one word.\nWhat colour is the sky?\n/reset\n/nope\n"
+    out = genlab_cli("chat", "--max-tokens", "16", "--seed", "1", home=home, stdin=script)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("smollm2-135m-instruct>") == 2  # two answers, each streamed
+    assert "system prompt set" in out.stderr and "conversation forgotten" in out.stderr
+    assert "unknown command /nope" in out.stderr
+    assert_clean_error(genlab_cli("chat", "--model", "gan-digits", home=home, stdin="hi\n"), "makes images")
+
+
+def test_models_add_takes_a_chat_template(home, gemma_gguf, tmp_path):
+    out = genlab_cli("models", "add", "gemma-chatml", "--gguf", str(gemma_gguf), "--chat-template", "chatml",
+                     "--json", home=home)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "--chat-template" in json.loads(out.stdout)["chat"]
+    bad = tmp_path / "bad.jinja"
+    bad.write_text("{% for m in messages %}{{ m['content'] + 1 }}{% endfor %}")
+    assert_clean_error(
+        genlab_cli("models", "add", "g2", "--gguf", str(gemma_gguf), "--chat-template", str(bad), home=home),
+        "chat template does not render",
+    )
+    assert_clean_error(
+        genlab_cli("models", "add", "g3", "--gguf", str(gemma_gguf), "--chat-template", "nope", home=home),
+        "chatml, llama-3, gemma",
+    )

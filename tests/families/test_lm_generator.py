@@ -106,3 +106,19 @@ def test_char_models_do_not_export(registry, tmp_path, corpus_dir):
         export_gguf(registry, "plays-char", tmp_path / "x.gguf")
     with pytest.raises(UnsupportedError, match="not a transformer trained in genlab"):
         export_gguf(registry, "gemma-3-270m", tmp_path / "x.gguf")
+
+
+def test_an_exported_gguf_carries_the_chat_template_genlab_adds(registry, trained_bpe, tmp_path):
+    from genlab.core.chat import CHAT_TEMPLATES, render
+
+    path = export_gguf(
+        registry, trained_bpe, tmp_path / "chatty.gguf", chat_template=CHAT_TEMPLATES["chatml"]
+    )
+    registry.add_gguf("plays-chat", path)
+    cpp = registry.load("plays-chat")
+    assert cpp.chat_format.source == "gguf" and "own chat template" in cpp.card.chat
+    prompt, _ = render([{"role": "user", "content": "KING: speak"}], cpp.chat_format)
+    assert prompt == "<|im_start|>user\nKING: speak<|im_end|>\n<|im_start|>assistant\n"
+    assert cpp.generate(prompt, max_tokens=8, seed=1)[0].completion_tokens >= 1
+    plain = registry.load(trained_bpe)
+    assert getattr(plain, "chat_format", None) is None  # genlab's own transformer: the transcript

@@ -68,6 +68,7 @@ EMBEDDED_CARD = ModelCard(
     context_length=DEFAULT_N_CTX,
     source=f"PyPI package {EMBEDDED_PACKAGE}=={EMBEDDED_VERSION}",
     builtin=True,
+    chat="a plain User:/Assistant: transcript (a base model without a chat template)",
 )
 
 

@@ -229,8 +229,8 @@ def check_tools(tools: list[dict[str, Any]], tool_choice: Any) -> list[dict[str,
             f"tool_choice must be auto, none, required or a function, got {tool_choice!r}",
             param="tool_choice",
         )
-    if tool_choice == "required" and not tools:
-        raise InvalidRequestError("tool_choice is required but no tools were given", param="tool_choice")
+    if (tool_choice == "required" or isinstance(tool_choice, dict)) and not tools:
+        raise InvalidRequestError("tool_choice asks for a call but no tools were given", param="tool_choice")
     return [] if tool_choice == "none" else tools
 
 
@@ -290,6 +290,25 @@ def parse_tool_calls(text: str) -> tuple[str | None, list[dict[str, Any]]]:
     return (None if calls else text), calls
 
 
+def _check_tool_grammar(tools: list[dict[str, Any]], grammar: str) -> None:
+    """Each function's parameters are JSON Schema the engine can enforce: a 400 naming the tool."""
+    from genlab.core.constraints import _check_json_schema, compile_constraint
+
+    for i, t in enumerate(tools):
+        try:
+            _check_json_schema(t["function"].get("parameters") or {"type": "object"})
+        except InvalidRequestError as e:
+            raise InvalidRequestError(
+                f"tool {t['function']['name']!r}: {e.message}", param=f"tools.{i}"
+            ) from None
+    try:
+        compile_constraint(SamplingParams(grammar=grammar))
+    except InvalidRequestError as e:
+        raise InvalidRequestError(
+            f"the tools' parameters cannot be enforced: {e.message}", param="tools"
+        ) from None
+
+
 # -- one turn --------------------------------------------------------------------------------------
 @dataclass
 class Turn:
@@ -312,7 +331,8 @@ def plan(
     parallel: bool = True,
 ) -> Turn:
     """Render the conversation in the model's chat format and constrain the answer to the tools."""
-    active = check_tools(tools or [], tool_choice or "auto") if tools else []
+    asks_for_tools = bool(tools) or tool_choice not in (None, "auto", "none")
+    active = check_tools(tools or [], tool_choice or "auto") if asks_for_tools else []
     if active and not getattr(generator, "supports_constraints", False):
         raise UnsupportedError(
             f"{model} cannot call tools: genlab constrains tool calls on models it runs itself "
@@ -329,6 +349,7 @@ def plan(
     if active:
         required = tool_choice == "required" or isinstance(tool_choice, dict)
         grammar = tool_grammar(active, required=required, parallel=parallel)
+        _check_tool_grammar(active, grammar)
     params = dataclasses.replace(
         params,
         stop=params.stop + (() if constrained else stop),

@@ -39,4 +39,9 @@ async def list_models(state: StateDep, _: KeyDep) -> dict[str, Any]:
 @router.get("/{model_id}")
 async def get_model(model_id: str, state: StateDep, _: KeyDep) -> dict[str, Any]:
     entry = await run_in_threadpool(state.registry.get, model_id)
-    return {**model_object(entry), "card": entry.card.to_dict()}
+    card = entry.card.to_dict()
+    if card["modality"] in ("text", "code") and not card.get("chat"):
+        from genlab.core.chat import TRANSCRIPT
+
+        card["chat"] = TRANSCRIPT.describe()  # a model trained in genlab, or a remote one
+    return {**model_object(entry), "card": card}
