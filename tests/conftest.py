@@ -52,11 +52,11 @@ def fresh_registry(tmp_path: Path, session_home: Path) -> Registry:
 
 
 def genlab_cli(
-    *args: str, home: Path, stdin: str | None = None, timeout: float = 300
+    *args: str, home: Path, stdin: str | None = None, timeout: float = 300, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
-    """Run the installed `genlab` console script in a real subprocess."""
+    """Run the installed `genlab` console script in a real subprocess (``env``: extra variables)."""
     script = Path(sys.executable).with_name("genlab")
-    env = {**os.environ, "GENLAB_HOME": str(home), "COLUMNS": "200", "NO_COLOR": "1"}
+    env = {**os.environ, "GENLAB_HOME": str(home), "COLUMNS": "200", "NO_COLOR": "1", **(env or {})}
     return subprocess.run(
         [str(script), *args],
         capture_output=True,

@@ -49,6 +49,12 @@ def validate_name(name: str) -> str:
     return name
 
 
+def default_pull_name(filename: str) -> str:
+    """``SmolLM2-360M-Instruct-Q4_K_M.gguf`` -> ``smollm2-360m-instruct-q4_k_m``."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(filename).stem).strip("-._").lower()[:64]
+    return validate_name(stem or "pulled")
+
+
 def trainable_name(name: str) -> str:
     """The name a model trained in genlab will have. A shipped model's name is refused: the shipped
     model would otherwise answer to it, silently, in `generate`, `eval` and the server."""
@@ -281,6 +287,38 @@ class Registry:
             name, Path(gguf), expected_sha256=sha256, n_ctx=n_ctx, chat_template=chat_template
         )
         return self._write_entry(directory, config, card)
+
+    def pull(
+        self,
+        repo: str,
+        file: str | None = None,
+        *,
+        name: str | None = None,
+        quant: str | None = None,
+        revision: str = "main",
+        chat_template: str | None = None,
+        progress: Callable[[int, int | None], None] | None = None,
+    ) -> ModelEntry:
+        """Download a GGUF from the Hugging Face Hub (only when asked) and register it; the card
+        records where it came from and its sha256 (checked against the Hub's)."""
+        from genlab.backends.hub import pull_gguf
+
+        if name is not None:
+            self._new_dir(name)  # a bad or taken name fails before a download
+        pulled = pull_gguf(
+            repo, self.settings.home / "hub", file=file, quant=quant, revision=revision, progress=progress
+        )
+        name = name or default_pull_name(pulled.file)
+        entry = self.add_gguf(name, pulled.path, sha256=pulled.sha256, chat_template=chat_template)
+        card = entry.card
+        card.source = pulled.source
+        card.reproduce = f"genlab models pull {repo} {pulled.file}" + (
+            f" --revision {revision}" if revision != "main" else ""
+        )
+        card.description = f"{pulled.file} from the Hugging Face Hub repository {repo}"
+        assert entry.path is not None
+        card.save(entry.path / "card.json")
+        return self._read_entry(entry.path)
 
     def add_openai(
         self,

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from genlab.cli.console import console, human_count, print_json
+from genlab.cli.console import console, err_console, human_count, print_json
 from genlab.core import InvalidRequestError
 from genlab.registry import ModelEntry, default_registry
 
@@ -152,6 +152,61 @@ def _chat_template(value: str) -> str:
     raise InvalidRequestError(
         f"--chat-template {value!r} is neither a known template ({', '.join(CHAT_TEMPLATES)}) nor a file"
     )
+
+
+@app.command()
+def pull(
+    repo: Annotated[
+        str,
+        typer.Argument(
+            help="A Hugging Face Hub repository of GGUF files, e.g. bartowski/SmolLM2-360M-Instruct-GGUF."
+        ),
+    ],
+    file: Annotated[
+        str | None, typer.Argument(help="The file to pull (default: the one with --quant in its name).")
+    ] = None,
+    quant: Annotated[
+        str | None, typer.Option(help="The quantisation to pick by name (default Q4_K_M).")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Register it under this name (default: from the file's name).")
+    ] = None,
+    revision: Annotated[str, typer.Option(help="A branch, tag or commit of the repository.")] = "main",
+    chat_template: Annotated[
+        str | None,
+        typer.Option("--chat-template", help="Override its chat template: chatml, llama-3, gemma or a file."),
+    ] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print the new entry as JSON.")] = False,
+) -> None:
+    """Download a GGUF model from the Hugging Face Hub and register it (the only command that downloads).
+
+    Resumable, with a progress bar; its sha256 is checked against the Hub's and recorded in its card.
+    HF_ENDPOINT (a mirror) and HF_TOKEN (gated or private repositories) are respected.
+
+    Example: genlab models pull bartowski/SmolLM2-360M-Instruct-GGUF --quant Q4_K_M
+    """
+    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+    template = _chat_template(chat_template) if chat_template is not None else None
+    columns = (BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+    with Progress("pulling", *columns, console=err_console, disable=json_, transient=True) as bar:
+        task = bar.add_task("pull", total=None)
+        entry = default_registry().pull(
+            repo,
+            file,
+            name=name,
+            quant=quant,
+            revision=revision,
+            chat_template=template,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    if json_:
+        print_json(_entry_json(entry))
+    else:
+        console.print(f"pulled [bold]{entry.name}[/] from {entry.card.source} (sha256 checked)")
+        console.print(
+            f'try it: genlab chat --model {entry.name}   or   genlab generate text --model {entry.name} "..."'
+        )
 
 
 @app.command()

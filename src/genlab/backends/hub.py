@@ -1,0 +1,187 @@
+"""Models from the Hugging Face Hub, on request only (`genlab models pull`): huggingface_hub's client.
+
+A GGUF repository holds one file per quantisation (``...Q4_K_M.gguf``, ``...Q8_0.gguf``); a pull
+reads the repository's file list and each file's sha256 (its LFS object id) with huggingface_hub's
+``HfApi`` (``HF_ENDPOINT`` for a mirror and ``HF_TOKEN`` for gated repos are respected, through its
+own headers), picks one file by name, downloads it into ``GENLAB_HOME/hub/<owner>--<name>/<commit>/``
+and checks its sha256. The download itself is a ranged HTTP GET into a ``.part`` file: an interrupted
+pull (Ctrl-C, a dropped connection) continues where it stopped when run again, which
+huggingface_hub's ``hf_hub_download`` no longer does across runs (it downloads to a fresh temporary
+file each time). Nothing here runs unless the user asks: genlab never downloads at run time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from genlab.core import BackendError, GenlabError, IntegrityError, InvalidRequestError
+from genlab.core.io import sha256_file
+
+DEFAULT_QUANT = "Q4_K_M"
+
+
+class NotOnHub(GenlabError):
+    """The repository, revision or file does not exist on the Hub."""
+
+    exit_code = 3
+    http_status = 404
+
+
+@dataclass(frozen=True)
+class Pulled:
+    repo: str
+    file: str
+    commit: str | None
+    path: Path
+    sha256: str
+    hub_sha256: str | None  # what the Hub records; None if it records none (a non-LFS file)
+
+    @property
+    def source(self) -> str:
+        return f"hf://{self.repo}/{self.file}" + (f"@{self.commit}" if self.commit else "")
+
+
+def endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+
+
+def _offline(e: Exception) -> BackendError:
+    return BackendError(
+        f"pulling a model needs the network, and {endpoint()} cannot be reached ({type(e).__name__})",
+        hint="connect, or set HF_ENDPOINT to a mirror you can reach",
+    )
+
+
+def fetch(
+    url: str,
+    target: Path,
+    *,
+    size: int | None,
+    headers: dict[str, str],
+    progress: Callable[[int, int | None], None] | None = None,
+    attempts: int = 4,
+) -> None:
+    """GET ``url`` into ``target`` through ``target.part``, resuming a part file that an earlier,
+    interrupted run (or a dropped connection) left, with a Range request."""
+    import httpx
+
+    part = target.with_name(target.name + ".part")
+    part.parent.mkdir(parents=True, exist_ok=True)
+    for attempt in range(attempts):
+        start = part.stat().st_size if part.exists() else 0
+        if size is not None and start > size:
+            part.unlink()
+            start = 0
+        try:
+            ranged = {**headers, "Range": f"bytes={start}-"} if start else headers
+            timeout = httpx.Timeout(60, connect=10)
+            with (
+                httpx.Client(follow_redirects=True, timeout=timeout) as client,
+                client.stream("GET", url, headers=ranged) as r,
+            ):
+                if r.status_code == 404:
+                    raise NotOnHub(f"the Hub has no {url}")
+                r.raise_for_status()
+                if start and r.status_code == 200:  # the server ignored the range: start over
+                    start = 0
+                with part.open("ab" if start else "wb") as f:
+                    done = start
+                    for chunk in r.iter_bytes(1 << 20):
+                        f.write(chunk)
+                        done += len(chunk)
+                        if progress is not None:
+                            progress(done, size)
+            break
+        except httpx.TransportError as e:  # a dropped connection: resume from what arrived
+            if attempt == attempts - 1:
+                raise _offline(e) from None
+    if size is not None and part.stat().st_size != size:
+        raise BackendError(
+            f"the download of {target.name} ended at {part.stat().st_size} of {size} bytes; run the pull again to resume"
+        )
+    os.replace(part, target)
+
+
+def choose_file(files: list[str], file: str | None, quant: str | None, repo: str) -> str:
+    """The file to pull: the one named, else the GGUF whose name has the quantisation."""
+    if file is not None:
+        if file not in files:
+            raise NotOnHub(
+                f"{repo} has no file {file!r}",
+                hint=f"its GGUF files: {', '.join(f for f in files if f.endswith('.gguf')) or 'none'}",
+            )
+        return file
+    ggufs = [f for f in files if f.lower().endswith(".gguf")]
+    if not ggufs:
+        raise InvalidRequestError(f"{repo} has no GGUF file; `genlab models pull` takes GGUF repositories")
+    if len(ggufs) == 1 and quant is None:
+        return ggufs[0]
+    wanted = (quant or DEFAULT_QUANT).lower()
+    matches = [f for f in ggufs if wanted in Path(f).name.lower()]
+    if len(matches) != 1:
+        shown = ", ".join(sorted(ggufs)[:12])
+        how = "none matches" if not matches else f"{len(matches)} match"
+        raise InvalidRequestError(
+            f"{repo} has {len(ggufs)} GGUF files and {how} {quant or DEFAULT_QUANT!r}: {shown}",
+            hint="name one: genlab models pull REPO FILE, or --quant Q8_0",
+        )
+    return matches[0]
+
+
+def pull_gguf(
+    repo: str,
+    dest: Path,
+    *,
+    file: str | None = None,
+    quant: str | None = None,
+    revision: str = "main",
+    progress: Callable[[int, int | None], None] | None = None,
+) -> Pulled:
+    """Download one GGUF of ``repo`` under ``dest``, sha256-checked; ``progress(done, total)``."""
+    from huggingface_hub import HfApi, hf_hub_url
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+    from huggingface_hub.utils import build_hf_headers
+
+    try:
+        info = HfApi(endpoint=endpoint()).model_info(repo, revision=revision, files_metadata=True)
+    except Exception as e:  # the client's HTTP errors (httpx) are not all OSErrors
+        if isinstance(e, GatedRepoError):
+            raise BackendError(
+                f"{repo} is gated", hint="accept its licence on the Hub and set HF_TOKEN"
+            ) from None
+        if isinstance(e, RevisionNotFoundError):
+            raise NotOnHub(f"{repo} has no revision {revision!r}") from None
+        if isinstance(e, RepositoryNotFoundError):
+            raise NotOnHub(
+                f"no repository {repo!r} on {endpoint()}",
+                hint="check the name (owner/name), or set HF_TOKEN for a private one",
+            ) from None
+        if type(e).__module__.split(".")[0].startswith("httpx") or isinstance(
+            e, OfflineModeIsEnabled | OSError
+        ):
+            raise _offline(e) from None
+        raise
+    siblings = {s.rfilename: s for s in info.siblings or []}
+    chosen = choose_file(list(siblings), file, quant, repo)
+    lfs = siblings[chosen].lfs
+    hub_sha = (lfs.sha256 if lfs is not None else None) or None
+    target = dest / repo.replace("/", "--") / (info.sha or revision) / chosen
+    if not target.is_file():
+        url = hf_hub_url(repo, chosen, revision=info.sha or revision, endpoint=endpoint())
+        fetch(url, target, size=siblings[chosen].size, headers=build_hf_headers(), progress=progress)
+    path = target
+    digest = sha256_file(path)
+    if hub_sha is not None and digest != hub_sha:
+        path.unlink(missing_ok=True)
+        raise IntegrityError(
+            f"{chosen} from {repo} has sha256 {digest}, but the Hub records {hub_sha}; deleted it"
+        )
+    return Pulled(repo, chosen, info.sha, path, digest, hub_sha)
