@@ -51,6 +51,8 @@ bench: $(STAMP_TEST)
 	$(PIP) install -e '.[bench]'
 	$(PY) bench/llm_decode.py
 	$(PY) bench/structured.py
+	$(PY) bench/chat.py
+	$(PY) bench/contention.py
 	$(PY) bench/train_text.py
 	$(PY) bench/serve_load.py
 	$(PY) bench/image_families.py
