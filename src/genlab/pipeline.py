@@ -52,7 +52,7 @@ from genlab.safety.review import ReviewQueue
 from genlab.storage import Store
 
 TEXT = ("text", "code")
-NOUNS = {"image": "images"}  # "makes images, not text"
+NOUNS = {"image": "images", "transcription": "transcripts of speech"}  # "makes images, not text"
 
 
 class QueueFull(GenlabError):
@@ -562,6 +562,46 @@ class Pipeline:
             "artifact_path": str(path),
             "artifact_sha256": artifact.sha256,
         }
+
+    def transcribe(
+        self,
+        model: str,
+        audio: Any,
+        *,
+        endpoint: str,
+        caller: Caller = LOCAL,
+        raw: dict[str, Any] | None = None,
+        respond: Callable[[Released], dict[str, Any]] | None = None,
+        **options: Any,
+    ) -> tuple[Any, Released]:
+        """Speech to text through the same stages: check (a transcription model), admit (its
+        queue), transcribe, the output policy on the transcript and on every segment, the record
+        (and the review rule). Returns (the transcript, what was released)."""
+        generator = self.check(model, ("transcription",))  # 1. check
+        gate = self.gate()  # 2. input: the audio is not text; its transcript is scanned on the way out
+        started = time.perf_counter()
+        with self.admit(generator):  # 3. admit
+            transcript = generator.transcribe(audio, **options)  # 4. generate
+        transcript.text, blocked = gate.output_text(transcript.text)  # 5. output
+        for segment in transcript.segments:
+            segment["text"] = "" if blocked else gate.output_text(segment["text"])[0]
+        artifact = TextArtifact.create(
+            transcript.text, model=generator.card.name, family=generator.card.family, modality="text", seed=None,
+            parameters={"task": options.get("task", "transcribe"), "duration": round(transcript.duration, 3)},
+        )  # fmt: skip
+        released = Released([artifact], [], gate.flags)
+        record_ids, review = self.finish(
+            endpoint=endpoint,
+            generator=generator,
+            gate=gate,
+            caller=caller,
+            raw=raw or {"model": model},
+            outputs=[self._record_fields(artifact)],
+            respond=(lambda ids: respond(dataclasses.replace(released, record_ids=ids))) if respond else None,
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )  # 6., 7.
+        released.record_ids, released.review = record_ids, review
+        return transcript, released
 
     def stream(
         self,

@@ -122,8 +122,23 @@ def _load_audio(entry: ModelEntry, settings: Settings) -> Generator:
     return AudioModel.from_dir(entry.path, entry.card, entry.config)
 
 
+def _load_voice(entry: ModelEntry, settings: Settings) -> Generator:
+    from genlab.generators.speech import PiperVoice, voice_files
+
+    model, config = voice_files(settings)
+    return PiperVoice(entry.card, model, config, threads=settings.threads_in_use)
+
+
+def _load_whisper(entry: ModelEntry, settings: Settings) -> Generator:
+    from genlab.generators.transcriber import WhisperTranscriber, whisper_dir
+
+    return WhisperTranscriber(entry.card, whisper_dir(settings), threads=settings.threads_in_use)
+
+
 #: kind -> loader. A new family registers its loader here.
 LOADERS: dict[str, Loader] = {
+    "piper": _load_voice,
+    "whisper": _load_whisper,
     "gguf": _load_gguf,
     "embedded-gguf": _load_gguf,
     "openai_compat": _load_openai,
@@ -133,6 +148,9 @@ LOADERS: dict[str, Loader] = {
 }
 
 
+#: OpenAI's model names that clients send by default -> the shipped model that answers them.
+ALIASES = {"tts-1": "piper-joe", "tts-1-hd": "piper-joe", "whisper-1": "whisper-tiny-en"}
+
 #: Models trained in genlab and shipped inside the package (see scripts/ship_model.py).
 SHIPPED_DIR = Path(__file__).parent / "shipped"
 
@@ -141,11 +159,18 @@ def builtin_entries() -> dict[str, ModelEntry]:
     import json
 
     from genlab.backends.llamacpp import EMBEDDED_CARD, INSTRUCT_CARD
+    from genlab.generators.speech import VOICE_CARD
+    from genlab.generators.transcriber import WHISPER_CARD
 
     entries = {}
-    for shipped_gguf in (EMBEDDED_CARD, INSTRUCT_CARD):
-        card = ModelCard(**shipped_gguf.to_dict())
-        entries[card.name] = ModelEntry(name=card.name, card=card, config={"kind": "embedded-gguf"})
+    for shipped, kind in (
+        (EMBEDDED_CARD, "embedded-gguf"),
+        (INSTRUCT_CARD, "embedded-gguf"),
+        (VOICE_CARD, "piper"),
+        (WHISPER_CARD, "whisper"),
+    ):
+        card = ModelCard(**shipped.to_dict())
+        entries[card.name] = ModelEntry(name=card.name, card=card, config={"kind": kind})
     if SHIPPED_DIR.is_dir():
         for directory in sorted(p for p in SHIPPED_DIR.iterdir() if (p / "config.json").is_file()):
             config = json.loads((directory / "config.json").read_text("utf-8"))
@@ -157,7 +182,13 @@ def builtin_entries() -> dict[str, ModelEntry]:
     return entries
 
 
-ENGINES_OF_THEIR_OWN = {"embedded-gguf", "gguf", "openai_compat"}  # kinds that do not run on torch
+ENGINES_OF_THEIR_OWN = {
+    "embedded-gguf",
+    "gguf",
+    "openai_compat",
+    "piper",
+    "whisper",
+}  # kinds that do not run on torch
 
 
 class Registry:
@@ -184,6 +215,7 @@ class Registry:
 
     def get(self, name: str) -> ModelEntry:
         builtins = builtin_entries()
+        name = ALIASES.get(name, name)
         if name in builtins:
             return builtins[name]
         if not isinstance(name, str) or not NAME_PATTERN.match(name) or ".." in name:
@@ -219,6 +251,7 @@ class Registry:
     def load(self, name: str) -> Generator:
         """Resolve and load a model; later calls return the same instance."""
         entry = self.get(name)
+        name = entry.name  # an alias ("tts-1") shares its model's instance
         with self._lock:
             if name in self._loaded:
                 return self._loaded[name]

@@ -205,6 +205,8 @@ def _load_for(model: str, modality: str):
     from genlab.generators.image import ImageModel
 
     generator = default_registry().load(model)
+    if modality == "audio" and generator.card.family == "vits":  # a voice speaks free text
+        return generator
     if not isinstance(generator, ImageModel) or generator.card.modality != modality:
         kind = generator.card.modality
         raise InvalidRequestError(
@@ -339,8 +341,10 @@ def audio(
         bool, typer.Option("--json", help="Print each clip's path and provenance as JSON.")
     ] = False,
 ) -> None:
-    """Speak a digit (or any class the model learnt) as a 16 kHz WAV with provenance inside.
+    """Speak free text with a voice (piper-joe), or a digit (any class the model learnt) with a
+    GAN, VAE or diffusion model, as a WAV with provenance inside.
 
+    Example: genlab generate audio --model piper-joe --prompt "Your order has shipped." --out order.wav
     Example: genlab generate audio --model diffusion-spoken-digits --prompt "say seven" --out seven.wav
     """
     request = _family_request(model, prompt, n, seed, steps, sampler, guidance)
@@ -349,9 +353,13 @@ def audio(
         raise InvalidRequestError(f"--out must name a .wav file, got {target}", param="out")
     if target.is_dir():
         raise InvalidRequestError(f"--out {target} is a folder; name a .wav file", param="out")
-    _load_for(model, "audio")
+    voice = _load_for(model, "audio").card.family == "vits"
     released = cli_pipeline().generate(
-        request, endpoint="cli.generate.audio", modalities=("audio",), caller=CLI, iterations=iterations
+        request,
+        endpoint="cli.generate.audio",
+        modalities=("audio",),
+        caller=CLI,
+        **({} if voice else {"iterations": iterations}),
     )
     if released.held:
         report_held(released.review)

@@ -14,6 +14,7 @@ from genlab.cli import demo as demo_cmd
 from genlab.cli import doctor as doctor_cmd
 from genlab.cli import generate, guard, models
 from genlab.cli import serve as serve_cmd
+from genlab.cli import speech as speech_cmd
 from genlab.cli.apps import apps_app, education_app, healthcare_app, marketing_app, software_app
 from genlab.cli.console import err_console
 from genlab.cli.review import audit_app, review_app
@@ -42,6 +43,7 @@ app.add_typer(export_app, name="export")
 app.command()(doctor_cmd.doctor)
 app.command()(demo_cmd.demo)
 app.command()(chat_cmd.chat)
+app.command()(speech_cmd.transcribe)
 app.command()(guard.verify)
 app.command()(serve_cmd.serve)
 app.command()(compare_cmd.compare)

@@ -225,7 +225,12 @@ def decode_audio(source: str | Path | bytes, sample_rate: int) -> tuple[np.ndarr
             io.BytesIO(source) if isinstance(source, bytes) else str(source), dtype="float32", always_2d=True
         )
     except (RuntimeError, soundfile.LibsndfileError, OSError) as e:
-        raise InvalidRequestError(f"{name} is not a readable audio file: {e}", param="data") from None
+        reason = str(e).rsplit(": ", 1)[-1].strip() or "unknown format"
+        raise InvalidRequestError(
+            f"{'the uploaded file' if isinstance(source, bytes) else name} is not a readable audio file "
+            f"(WAV, FLAC, MP3 or OGG): {reason}",
+            param="file" if isinstance(source, bytes) else "data",
+        ) from None
     if data.shape[0] == 0:
         raise InvalidRequestError(f"{name} holds no audio samples", param="data")
     wave = data.mean(axis=1)  # downmix: the mean of the channels
@@ -235,3 +240,36 @@ def decode_audio(source: str | Path | bytes, sample_rate: int) -> tuple[np.ndarr
 def read_audio(source: str | Path | bytes, sample_rate: int) -> np.ndarray:
     """A mono float32 waveform at ``sample_rate``: stereo is averaged, other rates resampled."""
     return decode_audio(source, sample_rate)[0]
+
+
+#: OpenAI's speech response formats -> (libsndfile format, subtype, media type); pcm is raw.
+ENCODINGS = {
+    "wav": ("WAV", "PCM_16", "audio/wav"),
+    "flac": ("FLAC", "PCM_16", "audio/flac"),
+    "mp3": ("MP3", "MPEG_LAYER_III", "audio/mpeg"),
+    "opus": ("OGG", "OPUS", "audio/ogg"),
+    "pcm": (None, None, "audio/pcm"),
+}
+
+
+def encode_audio(samples: np.ndarray, sample_rate: int, fmt: str, *, comment: str | None = None) -> bytes:
+    """Mono float32 samples as a file of ``fmt`` (``pcm``: raw 16-bit little-endian samples);
+    ``comment`` (provenance) goes into the file's metadata where the format has it (FLAC, Ogg)."""
+    import soundfile
+
+    if fmt not in ENCODINGS:
+        raise InvalidRequestError(
+            f"response_format must be one of {', '.join(ENCODINGS)}, got {fmt!r}", param="response_format"
+        )
+    pcm = (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
+    if fmt == "pcm":
+        return pcm.tobytes()
+    kind, subtype, _ = ENCODINGS[fmt]
+    rate = sample_rate if fmt != "opus" else 48000  # Opus runs at 48 kHz
+    data = samples if rate == sample_rate else resample(np.asarray(samples, np.float32), sample_rate, rate)
+    buffer = io.BytesIO()
+    with soundfile.SoundFile(buffer, "w", samplerate=rate, channels=1, format=kind, subtype=subtype) as f:
+        if comment and fmt in ("flac", "opus"):
+            f.comment = comment
+        f.write(np.asarray(data, dtype=np.float32))
+    return buffer.getvalue()

@@ -71,7 +71,9 @@ def create_app(
     app.state.genlab = state
     errors.install(app)
     app.add_middleware(Observed, state=state)
-    app.add_middleware(BodyLimit, limit=state.config.max_body_bytes)
+    app.add_middleware(
+        BodyLimit, limit=state.config.max_body_bytes, upload_limit=state.config.max_upload_bytes
+    )
     app.add_middleware(LoopbackOnly, state=state)
     for module in ROUTERS:
         app.include_router(module.router)
@@ -82,16 +84,21 @@ class BodyLimit:
     """Refuse a body over the limit as it arrives (413), whether it declares its length or comes
     chunked: the app never holds more than the limit of one request."""
 
-    def __init__(self, app, limit: int) -> None:
-        self.app, self.limit = app, limit
+    UPLOADS = frozenset(
+        {"/v1/audio/transcriptions", "/v1/audio/translations"}
+    )  # audio files: the upload limit
+
+    def __init__(self, app, limit: int, upload_limit: int | None = None) -> None:
+        self.app, self.body_limit, self.upload_limit = app, limit, upload_limit or limit
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.upload_limit if scope["path"] in self.UPLOADS else self.body_limit
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.limit):
-            response = JSONResponse(too_large(self.limit), status_code=413)
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            response = JSONResponse(too_large(limit), status_code=413)
             await response(scope, receive, send)
             return
         received, exceeded = 0, False
@@ -100,7 +107,7 @@ class BodyLimit:
             nonlocal received, exceeded
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.limit:
+            if received > limit:
                 exceeded = True  # stop reading: the app sees an error, the client our 413
                 raise APIError(
                     413, "request body too large", type_="invalid_request_error", code="body_too_large"
@@ -111,7 +118,7 @@ class BodyLimit:
             if not exceeded:
                 await send(message)
             elif message["type"] == "http.response.start":  # whatever the app made of it, the answer is 413
-                await JSONResponse(too_large(self.limit), status_code=413)(scope, receive, send)
+                await JSONResponse(too_large(limit), status_code=413)(scope, receive, send)
 
         await self.app(scope, counted, answer)
 

@@ -122,15 +122,16 @@ class ModerationRequest(BaseModel):
 
 
 class SpeechRequest(BaseModel):
-    """POST /v1/audio/speech. ``input`` says what to speak ("seven", "say 7"): a class of the model."""
+    """POST /v1/audio/speech. A voice (``piper-joe``; OpenAI's ``tts-1``/``tts-1-hd``) speaks
+    ``input``; a spoken-digit family model says the class ``input`` names ("seven", "say 7")."""
 
     model_config = ConfigDict(extra="ignore")
 
     model: str = Field(min_length=1, max_length=100)
-    input: str = Field(min_length=1, max_length=1000)
-    voice: str | None = Field(default=None, max_length=100)  # a name for a fixed seed (when seed is absent)
-    response_format: Literal["wav"] = "wav"
-    speed: float | None = Field(default=None, ge=1.0, le=1.0)  # only the model's own pace
+    input: str = Field(min_length=1, max_length=4096)
+    voice: str | None = Field(default=None, max_length=100)  # OpenAI's voices all map to the one voice
+    response_format: Literal["wav", "flac", "pcm", "mp3", "opus"] = "mp3"
+    speed: float | None = Field(default=None, ge=0.25, le=4.0)  # a voice's pace; family models: 1 only
     seed: int | None = Field(default=None, ge=0, lt=2**32)
     # genlab extensions (extra_body in the openai client)
     steps: int | None = Field(default=None, ge=1, le=1000)

@@ -16,6 +16,7 @@ class ServerConfig:
     open_access: bool = False  # no keys needed (only ever on loopback with no keys created)
     queue_limit: int = 8  # per model: running + waiting
     max_body_bytes: int = 1_000_000
+    max_upload_bytes: int = 25_000_000  # an audio file to transcribe (OpenAI's limit)
     policy: str = "default"  # guardrail policy (a shipped name or a YAML path) run on every generation
     review_sweep_seconds: float = 30.0  # how often overdue review items are expired
     # key roles that may have their own code run (in the sandbox)

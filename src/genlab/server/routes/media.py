@@ -1,7 +1,9 @@
 """OpenAI's media routes over genlab's GAN, VAE and diffusion models, and the stored generations.
 
 POST /v1/images/generations                  the prompt names a class ("7", "letter A")
-POST /v1/audio/speech                        ``input`` names the class to say; the WAV itself
+POST /v1/audio/speech                        a voice speaks ``input`` (or a family model says its class)
+POST /v1/audio/transcriptions                an uploaded audio file as text (json, text, srt, vtt, verbose_json)
+POST /v1/audio/translations                  the same into English (a model that can translate)
 GET  /v1/genlab/generations/{id}             a generation record (403 while held for review)
 GET  /v1/genlab/generations/{id}/content     its stored image or audio
 """
@@ -9,15 +11,19 @@ GET  /v1/genlab/generations/{id}/content     its stored image or audio
 from __future__ import annotations
 
 import base64
+import json
 import time
 import zlib
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, File, Form, Response, UploadFile
+from fastapi.responses import PlainTextResponse
 from starlette.concurrency import run_in_threadpool
 
-from genlab.core import GenerationRequest, SamplingParams
+from genlab.codecs.audio import ENCODINGS, encode_audio, read_audio
+from genlab.core import GenerationRequest, InvalidRequestError, SamplingParams
+from genlab.generators.transcriber import FORMATS, SAMPLE_RATE
 from genlab.pipeline import Released
 from genlab.server.deps import CallerDep, KeyDep, StateDep, owns
 from genlab.server.errors import APIError
@@ -69,16 +75,29 @@ async def images(body: ImageRequest, state: StateDep, who: CallerDep) -> Any:
 
 @router.post("/audio/speech")
 async def speech(body: SpeechRequest, state: StateDep, who: CallerDep) -> Any:
-    """The WAV itself (provenance in its LIST/INFO chunk); headers carry the generation id and seed."""
+    """The audio itself, in ``response_format`` (provenance in WAV, FLAC and Opus metadata, the
+    watermark in the samples); headers carry the generation id and seed."""
+    generator = await run_in_threadpool(state.pipeline.check, body.model, ("audio",))
+    voice = generator.card.family == "vits"
     seed = body.seed
-    if seed is None and body.voice:  # a named voice is a fixed seed: "alloy" always sounds the same
+    if seed is None and body.voice and not voice:  # a named voice is a fixed seed for a family model
         seed = zlib.crc32(body.voice.encode("utf-8"))
+    if not voice and body.speed not in (None, 1.0):
+        raise InvalidRequestError(f"{body.model} speaks at its own pace; speed must be 1", param="speed")
     request = family_request(body.model, body.input, 1, seed, body)
+    if voice:
+        request = request.with_params(extra={"speed": body.speed or 1.0})
+
+    def encoded(a) -> bytes:
+        if body.response_format == "wav":
+            return a.to_bytes()
+        comment = json.dumps(a.provenance.to_dict(), sort_keys=True)
+        return encode_audio(a.samples, a.sample_rate, body.response_format, comment=comment)
 
     def held_response(r: Released) -> dict[str, Any]:
         a = r.artifacts[0]
         return {
-            "b64_wav": base64.b64encode(a.to_bytes()).decode("ascii"),
+            f"b64_{body.response_format}": base64.b64encode(encoded(a)).decode("ascii"),
             "genlab_id": r.record_ids[0],
             "seed": a.provenance.seed,
             "class": a.label,
@@ -92,7 +111,7 @@ async def speech(body: SpeechRequest, state: StateDep, who: CallerDep) -> Any:
         caller=who,
         raw=body.model_dump(exclude_none=True),
         respond=held_response,
-        iterations=body.iterations,
+        **({} if voice else {"iterations": body.iterations}),
     )
     if released.held:
         return held(released.review)
@@ -100,9 +119,79 @@ async def speech(body: SpeechRequest, state: StateDep, who: CallerDep) -> Any:
     headers = {
         "x-genlab-id": released.record_ids[0],
         "x-genlab-seed": str(a.provenance.seed),
-        "x-genlab-class": a.label or "",
+        "x-genlab-class": (a.label or "") if not voice else "",
+        "x-genlab-sample-rate": str(a.sample_rate),
     }
-    return Response(a.to_bytes(), media_type="audio/wav", headers=headers)
+    content = await run_in_threadpool(encoded, a)
+    return Response(content, media_type=ENCODINGS[body.response_format][2], headers=headers)
+
+
+async def transcribe_upload(state: State, who, file: UploadFile, model: str, task: str, form: dict) -> Any:
+    """An uploaded audio file through the pipeline's transcription face, in OpenAI's formats."""
+    fmt = form.get("response_format") or "json"
+    if fmt not in FORMATS:
+        raise InvalidRequestError(
+            f"response_format must be one of {', '.join(FORMATS)}, got {fmt!r}", param="response_format"
+        )
+    data = await file.read()
+    audio = await run_in_threadpool(read_audio, data, SAMPLE_RATE)
+    transcript, released = await run_in_threadpool(
+        lambda: state.pipeline.transcribe(
+            model,
+            audio,
+            endpoint=f"audio.{task}s",
+            caller=who,
+            raw={"model": model, "file": file.filename, "bytes": len(data), **form},
+            language=form.get("language") or None,
+            prompt=form.get("prompt") or None,
+            temperature=float(form.get("temperature") or 0.0),
+            task=task,
+        )
+    )
+    if released.held:
+        return held(released.review)
+    rendered = transcript.render(fmt)
+    if isinstance(rendered, dict):
+        return {**rendered, "genlab": {"generation_ids": released.record_ids}}
+    return PlainTextResponse(rendered, media_type="text/vtt" if fmt == "vtt" else "text/plain")
+
+
+@router.post("/audio/transcriptions")
+async def transcriptions(
+    state: StateDep,
+    who: CallerDep,
+    file: UploadFile = File(...),
+    model: str = Form(..., max_length=100),
+    language: str | None = Form(None, max_length=10),
+    prompt: str | None = Form(None, max_length=2000),
+    response_format: str = Form("json"),
+    temperature: float = Form(0.0, ge=0.0, le=1.0),
+) -> Any:
+    form = {
+        "language": language,
+        "prompt": prompt,
+        "response_format": response_format,
+        "temperature": temperature,
+    }
+    return await transcribe_upload(
+        state, who, file, model, "transcribe", {k: v for k, v in form.items() if v is not None}
+    )
+
+
+@router.post("/audio/translations")
+async def translations(
+    state: StateDep,
+    who: CallerDep,
+    file: UploadFile = File(...),
+    model: str = Form(..., max_length=100),
+    prompt: str | None = Form(None, max_length=2000),
+    response_format: str = Form("json"),
+    temperature: float = Form(0.0, ge=0.0, le=1.0),
+) -> Any:
+    form = {"prompt": prompt, "response_format": response_format, "temperature": temperature}
+    return await transcribe_upload(
+        state, who, file, model, "translate", {k: v for k, v in form.items() if v is not None}
+    )
 
 
 async def released_record(state: State, record_id: str, key) -> dict[str, Any]:
