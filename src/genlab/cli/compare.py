@@ -36,6 +36,8 @@ def compare_table(report: dict) -> Table:
         accuracy = _num(r.get("class_accuracy"))
         if accuracy and r.get("class_accuracy_floor") is not None:
             accuracy += f" ({r['class_accuracy_floor']:.3f})"
+        if r.get("word_accuracy") is not None:  # audio: what Whisper hears (real clips in brackets)
+            accuracy += f"; words {r['word_accuracy']:.2f} ({r['word_accuracy_real']:.2f})"
         row = (
             r["family"],
             r["modality"],
@@ -101,7 +103,8 @@ def compare(
         "same metric for real data (as many training images as samples, against the held-out set) or "
         "a unigram model (text); it carries its own sampling noise, so a model at or below it is at "
         "real-data level on this metric, not better than real data. class acc.: the shipped "
-        "classifier's accuracy on conditional samples (real held-out data in brackets). likelihood: "
+        "classifier's accuracy on conditional samples (real held-out data in brackets), and for audio the "
+        "share of clips whisper-tiny-en hears as the right digit. likelihood: "
         "bits per dim or per character; diversity: recall or distinct bigrams"
     )
     err_console.print(f"report: {report['dir']}/report.html")

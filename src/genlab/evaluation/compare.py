@@ -278,6 +278,7 @@ def _media_cell(cell: Cell, name: str, budget: Budget, registry, out: Path) -> d
         write_card=False,
         iwae_images=budget.likelihood_images,
         modality=cell.modality,
+        judge_clips=10,  # whisper-tiny-en hears 10 clips of each audio model (and 10 real ones)
     )
     model = registry.load(name)
     likelihood = None
@@ -321,6 +322,8 @@ def _media_cell(cell: Cell, name: str, budget: Budget, registry, out: Path) -> d
         },
         "class_accuracy": metrics.get("class_accuracy"),
         "class_accuracy_floor": floor.get("class_accuracy"),
+        "word_accuracy": metrics.get("word_accuracy"),  # audio: what Whisper hears
+        "word_accuracy_real": metrics.get("word_accuracy_real"),
         "precision": metrics.get("precision"),
         "likelihood": likelihood,
         "diversity": {"metric": "recall", "value": metrics.get("recall")},

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
+
+import numpy as np
 
 from genlab.core import UnsupportedError
 from genlab.data.text import load_corpus
@@ -31,6 +34,62 @@ def evaluate_text_model(name: str, *, batches: int = 50, seed: int = 0) -> dict[
     }
 
 
+def transcribed_digit(text: str) -> int | None:
+    """The digit a transcript says ("Seven.", "7", "seven!"), or None."""
+    from genlab.codecs.image import DIGIT_WORDS
+
+    words = re.findall(r"[a-z]+|\d", text.lower())
+    for w in words:
+        if w.isdigit():
+            return int(w)
+        if w in DIGIT_WORDS:
+            return DIGIT_WORDS.index(w)
+        if w in ("oh", "o"):
+            return 0
+    return None
+
+
+DIGITS_PROMPT = "Counting: zero, one, two, three, four, five, six, seven, eight, nine."
+
+
+def word_accuracy(waves, rate: int, digits: list[int], transcriber) -> float:
+    """The share of clips whose first word whisper hears as the digit they should say (each
+    clip padded with half a second of silence, and Whisper told it hears digits: a lone
+    one-second word is otherwise often heard as nothing)."""
+    from genlab.codecs.audio import resample
+    from genlab.generators.transcriber import SAMPLE_RATE
+
+    right = 0
+    pad = np.zeros(SAMPLE_RATE // 2, np.float32)
+    for wave, digit in zip(waves, digits, strict=True):
+        clip = np.concatenate([pad, resample(np.asarray(wave, np.float32), rate, SAMPLE_RATE), pad])
+        text = transcriber.transcribe(clip, prompt=DIGITS_PROMPT, max_new_tokens=6).text
+        right += transcribed_digit(text) == digit
+    return round(right / max(len(digits), 1), 4)
+
+
+def intelligibility(spectrograms, labels, data, model, registry, clips: int) -> dict[str, Any]:
+    """Word accuracy of the model's clips (after Griffin-Lim) next to the held-out real clips'
+    through the same codec: what a listener, here Whisper, understands."""
+    import torch
+
+    transcriber = registry.load("whisper-tiny-en")
+    n = min(clips, len(labels))
+    digits = [int(model.classes[i]) for i in labels[:n]]
+    rate = model.codec.sample_rate
+    with torch.no_grad():
+        made = model.codec.decode(spectrograms[:n]).numpy()
+        m = min(n, len(data.val))
+        real = model.codec.decode(data.val[:m]).numpy()
+    real_digits = [int(model.classes[int(i)]) for i in data.val_labels[:m]]
+    return {
+        "word_accuracy": word_accuracy(made, rate, digits, transcriber),
+        "word_accuracy_real": word_accuracy(real, rate, real_digits, transcriber),
+        "word_judge": "whisper-tiny-en",
+        "word_clips": n,
+    }
+
+
 def evaluate_image_model(
     name: str,
     *,
@@ -42,6 +101,7 @@ def evaluate_image_model(
     iwae_k: int = 64,
     iwae_images: int = 200,
     modality: str | None = None,
+    judge_clips: int = 20,
 ) -> dict[str, Any]:
     """Sample ``samples`` images (classes in turn) and measure them against the held-out images.
 
@@ -97,6 +157,9 @@ def evaluate_image_model(
     metrics["seconds_per_1000_images"] = round(seconds * 1000 / samples, 2)
     if entry.kind == "audio":
         metrics["seconds_per_audio_second"] = round(seconds / (samples * model.codec.seconds), 4)
+    if entry.kind == "audio" and judge_clips and k and all(c.isdigit() for c in model.classes):
+        step(f"transcribing {min(judge_clips, samples)} clips with whisper-tiny-en (the independent judge)")
+        metrics.update(intelligibility(images, labels, data, model, registry, judge_clips))
     if model.family == "vae":
         step(f"IWAE likelihood bound (k={iwae_k})")
         torch.manual_seed(seed)

@@ -111,6 +111,7 @@ class WhisperTranscriber:
         temperature: float = 0.0,
         task: str = "transcribe",
         progress: Callable[[float, float], None] | None = None,
+        max_new_tokens: int | None = None,
     ) -> Transcript:
         if task == "translate":
             raise UnsupportedError(
@@ -132,6 +133,7 @@ class WhisperTranscriber:
                 beam_size=1,
                 vad_filter=False,
                 condition_on_previous_text=True,
+                max_new_tokens=max_new_tokens,
             )
             out = []
             for s in segments:  # lazily decoded, window by window
