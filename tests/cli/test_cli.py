@@ -269,3 +269,16 @@ def test_models_add_takes_a_chat_template(home, gemma_gguf, tmp_path):
         genlab_cli("models", "add", "g3", "--gguf", str(gemma_gguf), "--chat-template", "nope", home=home),
         "chatml, llama-3, gemma",
     )
+
+
+def test_speak_then_transcribe_from_the_command_line(home, tmp_path):
+    wav = tmp_path / "order.wav"
+    said = genlab_cli("generate", "audio", "--model", "piper-joe", "--prompt", "Your order has shipped.",
+                      "--out", str(wav), home=home)  # fmt: skip
+    assert said.returncode == 0, said.stderr
+    heard = genlab_cli("transcribe", str(wav), home=home)
+    assert heard.returncode == 0 and "order" in heard.stdout.lower()
+    srt = genlab_cli("transcribe", str(wav), "--format", "srt", home=home)
+    assert srt.stdout.startswith("1\n00:00:00,000 -->")
+    assert_clean_error(genlab_cli("transcribe", str(wav), "--format", "docx", home=home), "--format must be")
+    assert_clean_error(genlab_cli("transcribe", str(tmp_path / "none.wav"), home=home), "no such file")

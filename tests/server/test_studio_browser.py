@@ -166,3 +166,17 @@ def test_the_chat_page_chats_and_shows_a_tool_call_then_its_answer(server, page)
     expect(page.locator(".msg.assistant")).to_have_count(3, timeout=60_000)  # the answer after the result
     expect(page.locator("#send")).to_be_enabled(timeout=60_000)
     assert "error" not in page.locator("#messages").inner_html()
+
+
+def test_the_transcribe_page_shows_an_uploaded_files_transcript(server, page, tmp_path):
+    import httpx
+
+    wav = httpx.post(f"{server.url}/v1/audio/speech", json={"model": "piper-joe", "input": "Please call me back tomorrow.",
+                     "response_format": "wav"}, timeout=60).content  # fmt: skip
+    (tmp_path / "call.wav").write_bytes(wav)
+    page.goto(server.url + "/studio/transcribe")
+    page.set_input_files("#file", str(tmp_path / "call.wav"))
+    page.click("#go")
+    expect(page.locator("#status")).to_contain_text("s of audio", timeout=60_000)
+    assert "call me back" in page.locator("#text").inner_text().lower()
+    assert page.locator("#segments tr").count() >= 1

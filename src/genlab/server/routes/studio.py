@@ -23,6 +23,7 @@ async def playground(request: Request, state: StateDep):
 # Pages that are only their template (their scripts fetch what they show from the API).
 STATIC_PAGES = {
     "chat": "chat.html",
+    "transcribe": "transcribe.html",
     "images": "images.html",
     "audio": "audio.html",
     "audits": "audits.html",
