@@ -53,7 +53,7 @@ def hub_app(repos: dict[str, dict[str, Path]]) -> FastAPI:
     def model_info(owner: str, name: str):
         return info(f"{owner}/{name}")
 
-    @app.api_route("/{owner}/{name}/resolve/{revision}/{filename}", methods=["GET", "HEAD"])
+    @app.api_route("/{owner}/{name}/resolve/{revision}/{filename:path}", methods=["GET", "HEAD"])
     def resolve(owner: str, name: str, revision: str, filename: str, request: Request):
         repo = f"{owner}/{name}"
         app.state.requests.append((request.method, filename, request.headers.get("range")))

@@ -135,9 +135,16 @@ def _load_whisper(entry: ModelEntry, settings: Settings) -> Generator:
     return WhisperTranscriber(entry.card, whisper_dir(settings), threads=settings.threads_in_use)
 
 
+def _load_diffusers(entry: ModelEntry, settings: Settings) -> Generator:
+    from genlab.generators.text_to_image import TextToImagePipeline
+
+    return TextToImagePipeline(entry.card, Path(entry.config["path"]), threads=settings.threads_in_use)
+
+
 #: kind -> loader. A new family registers its loader here.
 LOADERS: dict[str, Loader] = {
     "piper": _load_voice,
+    "diffusers": _load_diffusers,
     "whisper": _load_whisper,
     "gguf": _load_gguf,
     "embedded-gguf": _load_gguf,
@@ -334,10 +341,17 @@ class Registry:
     ) -> ModelEntry:
         """Download a GGUF from the Hugging Face Hub (only when asked) and register it; the card
         records where it came from and its sha256 (checked against the Hub's)."""
-        from genlab.backends.hub import pull_gguf
+        from genlab.backends.hub import is_pipeline, pull_gguf, pull_pipeline
 
         if name is not None:
             self._new_dir(name)  # a bad or taken name fails before a download
+        if file is None and is_pipeline(repo, revision):  # a diffusers pipeline: the whole folder
+            folder, commit = pull_pipeline(
+                repo, self.settings.home / "hub", revision=revision, progress=progress
+            )
+            name = name or default_pull_name(repo.split("/")[-1])
+            source = f"hf://{repo}" + (f"@{commit}" if commit else "")
+            return self.add_diffusers(name, folder, source=source, reproduce=f"genlab models pull {repo}")
         pulled = pull_gguf(
             repo, self.settings.home / "hub", file=file, quant=quant, revision=revision, progress=progress
         )
@@ -352,6 +366,22 @@ class Registry:
         assert entry.path is not None
         card.save(entry.path / "card.json")
         return self._read_entry(entry.path)
+
+    def add_diffusers(
+        self, name: str, directory: str | Path, *, source: str | None = None, reproduce: str | None = None
+    ) -> ModelEntry:
+        """Register a diffusers text-to-image pipeline folder (by reference; loaded once to check)."""
+        from genlab.generators.text_to_image import TextToImagePipeline, describe_pipeline
+
+        path = Path(directory).expanduser().resolve()
+        target = self._new_dir(name)
+        config, card = describe_pipeline(
+            name, path, source or str(path), reproduce or f"genlab models add {name} --diffusers {path}"
+        )
+        probe = TextToImagePipeline(card, path)  # a folder diffusers cannot load fails here, not later
+        card.parameters = probe.weights_bytes // 4
+        del probe
+        return self._write_entry(target, config, card)
 
     def add_openai(
         self,

@@ -48,6 +48,29 @@ def endpoint() -> str:
     return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
 
 
+def _hub_error(e: Exception, repo: str, revision: str) -> Exception:
+    """One clear error for what the Hub's client raised; an unknown error is re-raised as is."""
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    if isinstance(e, GatedRepoError):
+        return BackendError(f"{repo} is gated", hint="accept its licence on the Hub and set HF_TOKEN")
+    if isinstance(e, RevisionNotFoundError):
+        return NotOnHub(f"{repo} has no revision {revision!r}")
+    if isinstance(e, RepositoryNotFoundError):
+        return NotOnHub(
+            f"no repository {repo!r} on {endpoint()}",
+            hint="check the name (owner/name), or set HF_TOKEN for a private one",
+        )
+    if type(e).__module__.split(".")[0].startswith("httpx") or isinstance(e, OfflineModeIsEnabled | OSError):
+        return _offline(e)
+    return e
+
+
 def _offline(e: Exception) -> BackendError:
     return BackendError(
         f"pulling a model needs the network, and {endpoint()} cannot be reached ({type(e).__name__})",
@@ -105,6 +128,70 @@ def fetch(
     os.replace(part, target)
 
 
+def is_pipeline(repo: str, revision: str = "main") -> bool:
+    """Whether a repository is a diffusers pipeline (it has a model_index.json at its root)."""
+    from huggingface_hub import HfApi
+
+    try:
+        info = HfApi(endpoint=endpoint()).model_info(repo, revision=revision)
+    except Exception as e:  # the same errors as a pull's
+        raise _hub_error(e, repo, revision) from None
+    return any(s.rfilename == "model_index.json" for s in info.siblings or [])
+
+
+def pipeline_files(files: list[str]) -> list[str]:
+    """The files of a diffusers pipeline worth downloading: configs, tokenizers and the float32
+    safetensors weights (not .bin/.ckpt pickles, not fp16 variants, not ONNX or Flax copies)."""
+    keep = []
+    for f in files:
+        name = Path(f).name
+        if (
+            (name.endswith((".json", ".txt", ".model")) and "/" in f)
+            or f == "model_index.json"
+            or (name.endswith(".safetensors") and ".fp16." not in name and "non_ema" not in name and "/" in f)
+        ):
+            keep.append(f)
+    return keep
+
+
+def pull_pipeline(
+    repo: str,
+    dest: Path,
+    *,
+    revision: str = "main",
+    progress: Callable[[int, int | None], None] | None = None,
+) -> tuple[Path, str | None]:
+    """Download a diffusers pipeline repository's files under ``dest``, each LFS file sha256-checked;
+    (the pipeline folder, the commit)."""
+    from huggingface_hub import HfApi, hf_hub_url
+    from huggingface_hub.utils import build_hf_headers
+
+    try:
+        info = HfApi(endpoint=endpoint()).model_info(repo, revision=revision, files_metadata=True)
+    except Exception as e:  # the same mapping as for GGUFs
+        raise _hub_error(e, repo, revision) from None
+    siblings = {s.rfilename: s for s in info.siblings or []}
+    files = pipeline_files(list(siblings))
+    if "model_index.json" not in files:
+        raise InvalidRequestError(f"{repo} is not a diffusers pipeline (it has no model_index.json)")
+    folder = dest / repo.replace("/", "--") / (info.sha or revision)
+    total = sum(siblings[f].size or 0 for f in files)
+    done = 0
+    for f in files:
+        target = folder / f
+        if not target.is_file():
+            url = hf_hub_url(repo, f, revision=info.sha or revision, endpoint=endpoint())
+            base = done
+            fetch(url, target, size=siblings[f].size, headers=build_hf_headers(),
+                  progress=(lambda d, _t, base=base: progress(base + d, total)) if progress else None)  # fmt: skip
+            lfs = siblings[f].lfs
+            if lfs is not None and lfs.sha256 and sha256_file(target) != lfs.sha256:
+                target.unlink()
+                raise IntegrityError(f"{f} from {repo} does not match the sha256 the Hub records; deleted it")
+        done += siblings[f].size or 0
+    return folder, info.sha
+
+
 def choose_file(files: list[str], file: str | None, quant: str | None, repo: str) -> str:
     """The file to pull: the one named, else the GGUF whose name has the quantisation."""
     if file is not None:
@@ -142,33 +229,12 @@ def pull_gguf(
 ) -> Pulled:
     """Download one GGUF of ``repo`` under ``dest``, sha256-checked; ``progress(done, total)``."""
     from huggingface_hub import HfApi, hf_hub_url
-    from huggingface_hub.errors import (
-        GatedRepoError,
-        OfflineModeIsEnabled,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
     from huggingface_hub.utils import build_hf_headers
 
     try:
         info = HfApi(endpoint=endpoint()).model_info(repo, revision=revision, files_metadata=True)
     except Exception as e:  # the client's HTTP errors (httpx) are not all OSErrors
-        if isinstance(e, GatedRepoError):
-            raise BackendError(
-                f"{repo} is gated", hint="accept its licence on the Hub and set HF_TOKEN"
-            ) from None
-        if isinstance(e, RevisionNotFoundError):
-            raise NotOnHub(f"{repo} has no revision {revision!r}") from None
-        if isinstance(e, RepositoryNotFoundError):
-            raise NotOnHub(
-                f"no repository {repo!r} on {endpoint()}",
-                hint="check the name (owner/name), or set HF_TOKEN for a private one",
-            ) from None
-        if type(e).__module__.split(".")[0].startswith("httpx") or isinstance(
-            e, OfflineModeIsEnabled | OSError
-        ):
-            raise _offline(e) from None
-        raise
+        raise _hub_error(e, repo, revision) from None
     siblings = {s.rfilename: s for s in info.siblings or []}
     chosen = choose_file(list(siblings), file, quant, repo)
     lfs = siblings[chosen].lfs

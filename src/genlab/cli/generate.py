@@ -245,30 +245,60 @@ def image(
         ),
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the first image; image i uses seed + i.")] = None,
+    negative_prompt: Annotated[
+        str | None, typer.Option(help="Text-to-image pipelines: what the image should not show.")
+    ] = None,
+    size: Annotated[
+        str | None, typer.Option(help="Text-to-image pipelines: WIDTHxHEIGHT (default: the pipeline's own).")
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Text-to-image pipelines: ddim, dpm++, euler, euler_a, pndm or lms.")
+    ] = None,
     scale: Annotated[int | None, typer.Option(help="Enlarge the grid by this integer factor.")] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print each image's provenance as JSON.")] = False,
 ) -> None:
-    """Draw images of a class with a GAN, a VAE or a diffusion model, as a grid PNG.
+    """Draw images as a grid PNG: what a prompt describes with a text-to-image pipeline (added or
+    pulled), or a class with a GAN, a VAE or a diffusion model trained in genlab.
 
     Example: genlab generate image --model diffusion-digits --prompt "7" -n 16 --out grid.png
+    Example: genlab generate image --model sd-turbo --prompt "a red bicycle" -n 1 --steps 2 --guidance 0
     """
     import json as _json
 
     import numpy as np
+    from rich.progress import BarColumn, Progress
 
     from genlab.codecs.image import image_grid
     from genlab.core.io import atomic_write_bytes
 
-    request = _family_request(model, prompt, n, seed, steps, sampler, guidance)
-    _load_for(model, "image")
+    generator = default_registry().load(model)
+    pretrained = generator.card.backend == "diffusers"
+    if pretrained:
+        extra = {"size": size, "negative_prompt": negative_prompt, "steps": steps, "guidance": guidance,
+                 "scheduler": scheduler or sampler}  # fmt: skip
+        request = GenerationRequest(
+            prompt=prompt, model=model, n=n, seed=seed, params=SamplingParams(extra=extra)
+        )
+        request = request.validate()
+    else:
+        request = _family_request(model, prompt, n, seed, steps, sampler, guidance)
+        _load_for(model, "image")
     if scale is not None and scale < 1:
         raise InvalidRequestError(f"scale must be at least 1, got {scale}", param="scale")
     target = out or default_registry().settings.outputs_dir / f"{model}-{int(time.time())}.png"
     if target.suffix.lower() != ".png":
         raise InvalidRequestError(f"--out must name a .png file, got {target}", param="out")
-    released = cli_pipeline().generate(
-        request, endpoint="cli.generate.image", modalities=("image",), caller=CLI
-    )
+    with Progress("drawing", BarColumn(), "{task.completed}/{task.total} steps", console=err_console,
+                  transient=True, disable=not pretrained or json_) as bar:  # fmt: skip
+        task = bar.add_task("d", total=None)
+        progress = {"progress": lambda done, total: bar.update(task, completed=done, total=total)}
+        released = cli_pipeline().generate(
+            request,
+            endpoint="cli.generate.image",
+            modalities=("image",),
+            caller=CLI,
+            **(progress if pretrained else {}),
+        )
     if released.held:
         report_held(released.review)
         return

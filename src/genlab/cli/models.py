@@ -95,6 +95,10 @@ def show(
 def add(
     name: Annotated[str, typer.Argument(help="A new name: letters, digits, '.', '_' or '-'.")],
     gguf: Annotated[Path | None, typer.Option("--gguf", help="A GGUF file to run with llama.cpp.")] = None,
+    diffusers: Annotated[
+        Path | None,
+        typer.Option("--diffusers", help="A diffusers text-to-image pipeline folder (save_pretrained's)."),
+    ] = None,
     sha256: Annotated[str | None, typer.Option(help="Refuse the GGUF unless its sha256 is this.")] = None,
     n_ctx: Annotated[
         int | None, typer.Option("--n-ctx", help="Context window for the GGUF (default: min(trained, 4096)).")
@@ -122,11 +126,14 @@ def add(
     ] = None,
     json_: Annotated[bool, typer.Option("--json", help="Print the new entry as JSON.")] = False,
 ) -> None:
-    """Register a GGUF file (--gguf) or a model on an OpenAI-compatible server (--openai-url)."""
+    """Register a GGUF file (--gguf), a diffusers pipeline folder (--diffusers) or a model on an
+    OpenAI-compatible server (--openai-url)."""
     registry = default_registry()
-    if (gguf is None) == (openai_url is None):
-        raise InvalidRequestError("give exactly one of --gguf PATH or --openai-url URL")
-    if gguf is not None:
+    if sum(x is not None for x in (gguf, openai_url, diffusers)) != 1:
+        raise InvalidRequestError("give exactly one of --gguf PATH, --diffusers DIR or --openai-url URL")
+    if diffusers is not None:
+        entry = registry.add_diffusers(name, diffusers)
+    elif gguf is not None:
         template = _chat_template(chat_template) if chat_template is not None else None
         entry = registry.add_gguf(name, gguf, sha256=sha256, n_ctx=n_ctx, chat_template=template)
     else:

@@ -141,20 +141,23 @@ class SpeechRequest(BaseModel):
 
 
 class ImageRequest(BaseModel):
-    """POST /v1/images/generations. ``prompt`` names a class ("7", "letter A"); empty cycles classes."""
+    """POST /v1/images/generations. A text-to-image pipeline draws what ``prompt`` describes; a
+    genlab family model draws the class it names ("7", "letter A"; empty cycles classes)."""
 
     model_config = ConfigDict(extra="ignore")
 
     model: str = Field(min_length=1, max_length=100)
     prompt: str = Field(default="", max_length=1000)
     n: int = Field(default=1, ge=1, le=16)
-    size: str | None = None  # the model's own size ("16x16"); anything else is refused
+    size: str | None = Field(default=None, max_length=20)  # a family model: its own size only
     response_format: Literal["b64_json", "url"] = "b64_json"
     seed: int | None = Field(default=None, ge=0, lt=2**32)
     # genlab extensions for diffusion models (extra_body in the openai client)
     steps: int | None = Field(default=None, ge=1, le=1000)
     sampler: Literal["ddpm", "ddim", "dpm++"] | None = None
     guidance: float | None = Field(default=None, ge=0.0, le=50.0)
+    negative_prompt: str | None = Field(default=None, max_length=1000)  # text-to-image pipelines
+    scheduler: Literal["ddim", "dpm++", "euler", "euler_a", "pndm", "lms"] | None = None
 
 
 class ResponseTextFormat(BaseModel):

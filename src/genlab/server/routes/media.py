@@ -55,11 +55,25 @@ def images_response(body: ImageRequest, released: Released, inline: bool) -> dic
     return {"created": int(time.time()), "data": data}
 
 
+def pipeline_request(body: ImageRequest) -> GenerationRequest:
+    """A text-to-image pipeline's request: the prompt describes the image; size, negative prompt,
+    steps, guidance and scheduler (genlab's sampler names map to the same schedulers)."""
+    extra = {"size": body.size, "negative_prompt": body.negative_prompt, "steps": body.steps,
+             "guidance": body.guidance, "scheduler": body.scheduler or body.sampler}  # fmt: skip
+    return GenerationRequest(
+        prompt=body.prompt, model=body.model, n=body.n, seed=body.seed, params=SamplingParams(extra=extra)
+    ).validate()
+
+
 @router.post("/images/generations")
 async def images(body: ImageRequest, state: StateDep, who: CallerDep) -> Any:
-    request = family_request(
-        body.model, body.prompt if body.prompt.strip() else None, body.n, body.seed, body
-    )
+    generator = await run_in_threadpool(state.pipeline.check, body.model, ("image",))
+    if generator.card.backend == "diffusers":
+        request = pipeline_request(body)
+    else:
+        request = family_request(
+            body.model, body.prompt if body.prompt.strip() else None, body.n, body.seed, body
+        )
     released = await run_in_threadpool(
         state.pipeline.generate,
         request,
@@ -67,7 +81,7 @@ async def images(body: ImageRequest, state: StateDep, who: CallerDep) -> Any:
         modalities=("image",),
         caller=who,
         raw=body.model_dump(exclude_none=True),
-        size=body.size,
+        size=body.size if generator.card.backend != "diffusers" else None,
         respond=lambda r: images_response(body, r, True),
     )
     return held(released.review) if released.held else images_response(body, released, False)
