@@ -75,6 +75,29 @@ def generate(
     )
 
 
+def embed(
+    texts: str | list[str],
+    *,
+    model: str = "all-minilm-l6-v2",
+    policy: str = "default",
+    dimensions: int | None = None,
+):
+    """Sentence embeddings through the one gate (the input policy, the queue, a record): a
+    (len(texts), dimensions) float32 array of unit vectors; cosine similarity is their dot product."""
+    from genlab.pipeline import Caller, Pipeline
+    from genlab.storage import Store
+
+    registry = default_registry()
+    pipeline = Pipeline(registry, policy=policy, store=Store(settings=registry.settings))
+    batch = [texts] if isinstance(texts, str) else list(texts)
+    vectors, _, _, review = pipeline.embed(
+        model, batch, endpoint="python", caller=Caller(actor="python"), dimensions=dimensions
+    )
+    if review is not None:
+        raise RuntimeError(f"the policy holds these embeddings for review ({review['id']})")
+    return vectors
+
+
 def models() -> list[ModelCard]:
     """The cards of every registered model."""
     return [entry.card for entry in default_registry().list()]
@@ -94,6 +117,7 @@ __all__ = [
     "TextChunk",
     "__version__",
     "default_registry",
+    "embed",
     "generate",
     "load",
     "models",

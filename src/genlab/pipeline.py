@@ -27,6 +27,7 @@ who asked; ``Released`` is what the stages let out.
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 import time
 import weakref
@@ -52,7 +53,11 @@ from genlab.safety.review import ReviewQueue
 from genlab.storage import Store
 
 TEXT = ("text", "code")
-NOUNS = {"image": "images", "transcription": "transcripts of speech"}  # "makes images, not text"
+NOUNS = {
+    "image": "images",
+    "transcription": "transcripts of speech",
+    "embedding": "embeddings",
+}  # "makes images, not text"
 
 
 class QueueFull(GenlabError):
@@ -562,6 +567,44 @@ class Pipeline:
             "artifact_path": str(path),
             "artifact_sha256": artifact.sha256,
         }
+
+    def embed(
+        self,
+        model: str,
+        texts: list[str],
+        *,
+        endpoint: str,
+        caller: Caller = LOCAL,
+        raw: dict[str, Any] | None = None,
+        dimensions: int | None = None,
+    ) -> tuple[Any, int, list[str], dict[str, Any] | None]:
+        """Texts to vectors through the same stages: check (an embedding model), the input policy on
+        every text (a block is a 400; a redaction is what gets embedded), its queue, the record
+        (counts and the texts' hash, not the vectors), the review rule. Returns (vectors, tokens,
+        record ids, the review when held: then the vectors must not be released)."""
+        generator = self.check(model, ("embedding",))  # 1. check
+        gate = self.gate()
+        texts = [
+            gate.input_text(t, f"input[{i}]") if t.strip() else t for i, t in enumerate(texts)
+        ]  # 2. input
+        started = time.perf_counter()
+        with self.admit(generator):  # 3. admit
+            vectors = generator.embed(texts, dimensions=dimensions)  # 4. generate
+            tokens = generator.count_tokens(texts)
+        digest = sha256_bytes(json.dumps(texts, ensure_ascii=False).encode("utf-8"))
+        record = {"output_text": f"{len(texts)} embedding(s) of {vectors.shape[1]} dimensions",
+                  "artifact_sha256": digest, "prompt_tokens": tokens, "completion_tokens": 0}  # fmt: skip
+        record_ids, review = self.finish(
+            endpoint=endpoint,
+            generator=generator,
+            gate=gate,
+            caller=caller,
+            raw=raw or {"model": model, "inputs": len(texts)},
+            outputs=[record],
+            respond=None,
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
+        return vectors, tokens, record_ids, review
 
     def transcribe(
         self,

@@ -141,9 +141,16 @@ def _load_diffusers(entry: ModelEntry, settings: Settings) -> Generator:
     return TextToImagePipeline(entry.card, Path(entry.config["path"]), threads=settings.threads_in_use)
 
 
+def _load_embedding(entry: ModelEntry, settings: Settings) -> Generator:
+    from genlab.generators.embedding import EmbeddingModel, embedding_dir
+
+    return EmbeddingModel(entry.card, embedding_dir(settings), threads=settings.threads_in_use)
+
+
 #: kind -> loader. A new family registers its loader here.
 LOADERS: dict[str, Loader] = {
     "piper": _load_voice,
+    "sentence-transformers": _load_embedding,
     "diffusers": _load_diffusers,
     "whisper": _load_whisper,
     "gguf": _load_gguf,
@@ -156,7 +163,13 @@ LOADERS: dict[str, Loader] = {
 
 
 #: OpenAI's model names that clients send by default -> the shipped model that answers them.
-ALIASES = {"tts-1": "piper-joe", "tts-1-hd": "piper-joe", "whisper-1": "whisper-tiny-en"}
+ALIASES = {
+    "tts-1": "piper-joe",
+    "tts-1-hd": "piper-joe",
+    "whisper-1": "whisper-tiny-en",
+    "text-embedding-3-small": "all-minilm-l6-v2",
+    "text-embedding-ada-002": "all-minilm-l6-v2",
+}
 
 #: Models trained in genlab and shipped inside the package (see scripts/ship_model.py).
 SHIPPED_DIR = Path(__file__).parent / "shipped"
@@ -166,6 +179,7 @@ def builtin_entries() -> dict[str, ModelEntry]:
     import json
 
     from genlab.backends.llamacpp import EMBEDDED_CARD, INSTRUCT_CARD
+    from genlab.generators.embedding import EMBED_CARD
     from genlab.generators.speech import VOICE_CARD
     from genlab.generators.transcriber import WHISPER_CARD
 
@@ -175,6 +189,7 @@ def builtin_entries() -> dict[str, ModelEntry]:
         (INSTRUCT_CARD, "embedded-gguf"),
         (VOICE_CARD, "piper"),
         (WHISPER_CARD, "whisper"),
+        (EMBED_CARD, "sentence-transformers"),
     ):
         card = ModelCard(**shipped.to_dict())
         entries[card.name] = ModelEntry(name=card.name, card=card, config={"kind": kind})

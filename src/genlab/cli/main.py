@@ -12,6 +12,7 @@ from genlab.cli import chat as chat_cmd
 from genlab.cli import compare as compare_cmd
 from genlab.cli import demo as demo_cmd
 from genlab.cli import doctor as doctor_cmd
+from genlab.cli import embed as embed_cmd
 from genlab.cli import generate, guard, models
 from genlab.cli import serve as serve_cmd
 from genlab.cli import speech as speech_cmd
@@ -44,6 +45,7 @@ app.command()(doctor_cmd.doctor)
 app.command()(demo_cmd.demo)
 app.command()(chat_cmd.chat)
 app.command()(speech_cmd.transcribe)
+app.command()(embed_cmd.embed)
 app.command()(guard.verify)
 app.command()(serve_cmd.serve)
 app.command()(compare_cmd.compare)

@@ -25,6 +25,7 @@ from genlab.server.routes import (
     apps,
     audits,
     completions,
+    embeddings,
     health,
     media,
     models,
@@ -38,7 +39,19 @@ from genlab.server.templating import API_CSP
 from genlab.storage import Store
 
 __all__ = ["ServerConfig", "app_from_env", "create_app"]
-ROUTERS = (health, models, completions, responses, media, moderations, reviews, audits, apps, studio)
+ROUTERS = (
+    health,
+    models,
+    completions,
+    responses,
+    embeddings,
+    media,
+    moderations,
+    reviews,
+    audits,
+    apps,
+    studio,
+)
 
 
 async def sweep_overdue_reviews(state: State) -> None:

