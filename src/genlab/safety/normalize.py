@@ -10,70 +10,46 @@ import codecs
 import re
 import unicodedata
 
-# Characters that render as nothing (or reorder text) but change what a regex sees.
+# Unicode's Default_Ignorable_Code_Point property (DerivedCoreProperties.txt, Unicode 15.1): every
+# code point that renders as nothing, so it can hide inside a keyword (U+200E, U+2063, U+034F ...).
+DEFAULT_IGNORABLE = (
+    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160), (0x17B4, 0x17B5),
+    (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x206F), (0x3164, 0x3164),
+    (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF),
+)  # fmt: skip
 INVISIBLE = {
-    "\u200b": "ZERO WIDTH SPACE",
-    "\u200c": "ZERO WIDTH NON-JOINER",
-    "\u200d": "ZERO WIDTH JOINER",
-    "\u2060": "WORD JOINER",
-    "\ufeff": "ZERO WIDTH NO-BREAK SPACE",
-    "\u00ad": "SOFT HYPHEN",
-    "\u180e": "MONGOLIAN VOWEL SEPARATOR",
-    "\u202a": "LEFT-TO-RIGHT EMBEDDING",
-    "\u202b": "RIGHT-TO-LEFT EMBEDDING",
-    "\u202c": "POP DIRECTIONAL FORMATTING",
-    "\u202d": "LEFT-TO-RIGHT OVERRIDE",
-    "\u202e": "RIGHT-TO-LEFT OVERRIDE",
-    "\u2066": "LEFT-TO-RIGHT ISOLATE",
-    "\u2067": "RIGHT-TO-LEFT ISOLATE",
-    "\u2068": "FIRST STRONG ISOLATE",
-    "\u2069": "POP DIRECTIONAL ISOLATE",
+    chr(c): unicodedata.name(chr(c), f"U+{c:04X}")
+    for lo, hi in DEFAULT_IGNORABLE
+    for c in range(lo, hi + 1)
+    if c < 0xE0000
 }
-TAG_CHARACTERS = range(0xE0000, 0xE0080)  # invisible "tag" letters used to smuggle instructions
+TAG_CHARACTERS = range(
+    0xE0000, 0xE1000
+)  # invisible "tag" letters (and their block) used to smuggle instructions
 
-# Cyrillic and Greek letters that look like Latin ones (the common homoglyph attack set).
-CONFUSABLES = str.maketrans(
-    {
-        "а": "a",
-        "е": "e",
-        "о": "o",
-        "р": "p",
-        "с": "c",
-        "у": "y",
-        "х": "x",
-        "і": "i",
-        "ј": "j",
-        "ѕ": "s",
-        "А": "A",
-        "В": "B",
-        "Е": "E",
-        "К": "K",
-        "М": "M",
-        "Н": "H",
-        "О": "O",
-        "Р": "P",
-        "С": "C",
-        "Т": "T",
-        "Х": "X",
-        "Ι": "I",
-        "Α": "A",
-        "Β": "B",
-        "Ε": "E",
-        "Ζ": "Z",
-        "Η": "H",
-        "Κ": "K",
-        "Μ": "M",
-        "Ν": "N",
-        "Ο": "O",
-        "Ρ": "P",
-        "Τ": "T",
-        "Υ": "Y",
-        "Χ": "X",
-        "ο": "o",
-        "ν": "v",
-        "ι": "i",
-    }
-)
+
+def _confusables() -> dict[int, str]:
+    """Unicode TR39's confusables (confusables.txt, via confusable_homoglyphs' table, MIT): every
+    character whose look-alike is an ASCII letter or digit maps to it (Cyrillic, Greek, Armenian,
+    dotless i, mathematical letters ...): the skeleton that keyword rules then read."""
+    import json
+    from importlib.resources import files
+
+    data = json.loads(files("confusable_homoglyphs").joinpath("confusables.json").read_text("utf-8"))
+    table = {}
+    for ch, homoglyphs in data.items():
+        if len(ch) != 1 or ch.isascii():
+            continue
+        ascii_like = [
+            h["c"] for h in homoglyphs if len(h["c"]) == 1 and h["c"].isascii() and h["c"].isalnum()
+        ]
+        if ascii_like:
+            table[ord(ch)] = ascii_like[0]
+    return table
+
+
+CONFUSABLES = _confusables()
 
 
 def is_invisible(ch: str) -> bool:
