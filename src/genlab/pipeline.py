@@ -47,7 +47,7 @@ from genlab.core import (
 from genlab.core.generator import collect_text
 from genlab.core.io import sha256_bytes
 from genlab.registry import Registry
-from genlab.safety import judge
+from genlab.safety import judge, semantic
 from genlab.safety.guardrails import Vault
 from genlab.safety.policy import Flags, Guard, GuardBlocked, Policy, StreamGuard
 from genlab.safety.review import ReviewQueue
@@ -293,6 +293,9 @@ class Pipeline:
     ) -> None:
         self.registry = registry
         judge.use_models(registry.load)  # an llm_judge guardrail asks a registered model
+        semantic.use_embedder(
+            lambda texts: registry.load("all-minilm-l6-v2").embed(texts)
+        )  # the learned guardrail
         self.offload_scans = offload_scans  # long texts scanned in worker processes (the server)
         self.guard = Guard(
             policy if isinstance(policy, Policy) else Policy.load(policy), offload=offload_scans

@@ -16,6 +16,7 @@ import yaml
 
 from genlab.core import GenlabError, InvalidRequestError
 from genlab.safety import judge as _judge  # noqa: F401  (registers the llm_judge scanner)
+from genlab.safety import semantic as _semantic  # noqa: F401  (registers the semantic scanner)
 from genlab.safety.guardrails import ACTIONS, SCANNERS, Scanner, ScanResult, Vault
 from genlab.safety.review import ReviewPolicy
 
