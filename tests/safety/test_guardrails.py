@@ -279,3 +279,29 @@ def test_normalisation_tables_come_from_unicode_data():
 
     assert len(INVISIBLE) > 60 and len(CONFUSABLES) > 1000  # the property and the TR39 table, not a few
     assert normalize("Привет, мир") and normalize("naïve café") == "naïve café"  # letters with marks stay
+
+
+@pytest.mark.parametrize(
+    ("text", "entity", "value"),
+    [
+        ("write to john[dot]doe[at]gmail[dot]com today", "EMAIL_ADDRESS", "john[dot]doe[at]gmail[dot]com"),
+        ("reach jane (at) example (dot) org", "EMAIL_ADDRESS", "jane (at) example (dot) org"),
+        ("mail bob.smith@\nexample.com now", "EMAIL_ADDRESS", "bob.smith@\nexample.com"),
+        ("card 4111.1111.1111.1111 exp 12/29", "CREDIT_CARD", "4111.1111.1111.1111"),
+        ("my SSN is 123456789", "US_SSN", "123456789"),
+    ],
+)
+def test_obfuscated_pii_is_found(text, entity, value):
+    found = {(f.category, f.text) for f in PIIScanner().scan(text).findings}
+    assert (entity, value) in found
+
+
+@pytest.mark.parametrize(
+    "text", ["meet me at home at five", "order 123456789 shipped", "pi is 3.14159265358979"]
+)
+def test_obfuscation_patterns_do_not_fire_on_plain_text(text):
+    assert not [
+        f
+        for f in PIIScanner().scan(text).findings
+        if f.category in ("EMAIL_ADDRESS", "US_SSN", "CREDIT_CARD")
+    ]

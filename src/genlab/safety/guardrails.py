@@ -176,10 +176,36 @@ def iban_ok(iban: str) -> bool:
     return int("".join(str(int(c, 36)) for c in rearranged)) % 97 == 1
 
 
+_AT = r"\s*(?:\[\s*at\s*\]|\(\s*at\s*\)|\{\s*at\s*\}|\s+at\s+(?=\S+\s*(?:\[dot\]|\(dot\)|\s+dot\s+)))\s*"
+_DOT = r"\s*(?:\[\s*dot\s*\]|\(\s*dot\s*\)|\{\s*dot\s*\}|\s+dot\s+|\.)\s*"
 _PII_PATTERNS: list[tuple[str, re.Pattern[str], float]] = [
     ("EMAIL_ADDRESS", re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"), 0.95),
+    # obfuscated: john[dot]doe[at]gmail[dot]com, jane (at) example (dot) org, split across a line
+    (
+        "EMAIL_ADDRESS",
+        re.compile(
+            rf"\b[A-Za-z0-9_%+-]+(?:{_DOT}[A-Za-z0-9_%+-]+)*{_AT}[A-Za-z0-9-]+(?:{_DOT}[A-Za-z0-9-]+)*{_DOT}[A-Za-z]{{2,}}\b",
+            re.I,
+        ),
+        0.9,
+    ),
+    (
+        "EMAIL_ADDRESS",
+        re.compile(
+            r"\b[A-Za-z0-9._%+-]+[ \t]*(?:@[ \t]*\r?\n|\r?\n[ \t]*@)[ \t]*[A-Za-z0-9.-]+\.[A-Za-z]{2,}\b"
+        ),
+        0.9,
+    ),
     ("US_SSN", re.compile(r"\b(?!000|666|9\d\d)\d{3}[- ](?!00)\d{2}[- ](?!0000)\d{4}\b"), 0.9),
-    ("CREDIT_CARD", re.compile(r"\b(?:\d[ -]?){12,18}\d\b"), 0.9),
+    # nine digits with no separators, where the text says it is one
+    (
+        "US_SSN",
+        re.compile(
+            r"(?i)\b(?:ssn|social security(?: number| no\.?)?)\D{0,20}\b((?!000|666|9\d\d)\d{3}(?!00)\d{2}(?!0000)\d{4})\b"
+        ),
+        0.9,
+    ),
+    ("CREDIT_CARD", re.compile(r"\b(?:\d[ .-]?){12,18}\d\b"), 0.9),  # spaces, dashes or dots between digits
     ("IBAN_CODE", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"), 0.95),
     (
         "IP_ADDRESS",
