@@ -137,7 +137,15 @@ TOOLS = [
         {"city": {"type": "string", "maxLength": 40}},
         ["city"],
     ),
-    _fn("add", "Add two integers", {"a": {"type": "integer"}, "b": {"type": "integer"}}, ["a", "b"]),
+    _fn(
+        "add",
+        "Add two integers",
+        {
+            "a": {"type": "integer", "minimum": -99999, "maximum": 99999},
+            "b": {"type": "integer", "minimum": -99999, "maximum": 99999},
+        },
+        ["a", "b"],
+    ),
     _fn(
         "convert_currency",
         "Convert an amount between currencies",

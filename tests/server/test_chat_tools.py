@@ -26,7 +26,10 @@ TOOLS = [
             "name": "add",
             "parameters": {
                 "type": "object",
-                "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+                "properties": {
+                    "a": {"type": "integer", "minimum": -999, "maximum": 999},
+                    "b": {"type": "integer", "minimum": -999, "maximum": 999},
+                },
                 "required": ["a", "b"],
             },
         },

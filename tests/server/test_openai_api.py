@@ -119,7 +119,7 @@ def test_json_schema_with_bounds_always_closes(client):
         "type": "object",
         "properties": {
             "name": {"type": "string", "maxLength": 12},
-            "age": {"type": "integer"},  # JSON integers have at most 16 digits in the grammar
+            "age": {"type": "integer", "minimum": 0, "maximum": 150},  # bounded: it always closes
         },
         "required": ["name", "age"],
         "additionalProperties": False,
