@@ -53,6 +53,7 @@ bench: $(STAMP_TEST)
 	$(PY) bench/structured.py
 	$(PY) bench/chat.py
 	$(PY) bench/speech.py
+	$(PY) bench/embeddings.py
 	$(PY) bench/contention.py
 	$(PY) bench/train_text.py
 	$(PY) bench/serve_load.py
