@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 from genlab.core import InvalidRequestError
-from genlab.safety.normalize import INVISIBLE, TAG_CHARACTERS, decoded_variants, normalize
+from genlab.safety.normalize import INVISIBLE, TAG_CHARACTERS, hidden_readings, normalize
 
 # MLCommons AI Safety hazard taxonomy, as used by Llama Guard 3.
 HAZARDS = {
@@ -513,7 +513,8 @@ _INJECTION = [(re.compile(p, re.IGNORECASE | re.DOTALL), s, why) for p, s, why i
 
 
 class InjectionScanner(Scanner):
-    """Rules over normalised text and over readings hidden in base64 or rot13."""
+    """Rules over normalised text and over readings hidden in it (base64, also spaced; hex; spaced
+    letters; rot13; reversed; leetspeak), each finding pointing at the span it was hidden in."""
 
     name = "prompt_injection"
     default_category = "prompt_injection"
@@ -524,18 +525,12 @@ class InjectionScanner(Scanner):
             for pattern, score, why in _INJECTION
             for m in pattern.finditer(text)
         ]
-        for hidden in decoded_variants(text):
+        for hidden, start, end, how in hidden_readings(text):  # each finding points at the hidden span
             for pattern, score, why in _INJECTION:
                 if pattern.search(hidden):
                     out.append(
                         Finding(
-                            self.name,
-                            "prompt_injection",
-                            0,
-                            len(text),
-                            score,
-                            f"{why} (encoded)",
-                            hidden[:80],
+                            self.name, "prompt_injection", start, end, score, f"{why} ({how})", hidden[:80]
                         )
                     )
         return out

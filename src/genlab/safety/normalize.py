@@ -69,19 +69,52 @@ def normalize(text: str) -> str:
 
 
 _B64 = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
+_SPACED_B64 = re.compile(r"(?:[A-Za-z0-9+/]{2,8} ){3,}[A-Za-z0-9+/]{1,8}={0,2}")  # base64 split by spaces
+_HEX = re.compile(r"\b(?:[0-9A-Fa-f]{2}[ :]?){8,}")
+_SPACED = re.compile(r"(?<!\w)(?:[A-Za-z][ ._-]{1,2}){4,}[A-Za-z](?!\w)")  # i g n o r e, i.g.n.o.r.e
+_LEET = str.maketrans("013457@$!|", "oieastasil")
+
+
+def _readable(text: str) -> bool:
+    return bool(text) and text.isprintable() and sum(c.isalpha() or c == " " for c in text) > 0.8 * len(text)
+
+
+def _b64(chunk: str) -> str | None:
+    try:
+        decoded = base64.b64decode(chunk + "=" * (-len(chunk) % 4), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    return decoded if _readable(decoded) else None
+
+
+def hidden_readings(text: str) -> list[tuple[str, int, int, str]]:
+    """Plain-text readings hidden in the text, each with the span of the text it came from and how
+    it was hidden: base64 (also split by spaces), hex, letters spaced apart, rot13, reversed text,
+    leetspeak. Bounded: one layer each, over spans the text already has."""
+    out: list[tuple[str, int, int, str]] = []
+    for pattern, join in ((_B64, ""), (_SPACED_B64, " ")):
+        for m in pattern.finditer(text):
+            decoded = _b64(m.group(0).replace(join, "") if join else m.group(0))
+            if decoded is not None:
+                out.append((decoded, m.start(), m.end(), "base64"))
+    for m in _HEX.finditer(text):
+        try:
+            decoded = bytes.fromhex(re.sub(r"[ :]", "", m.group(0))).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if _readable(decoded):
+            out.append((decoded, m.start(), m.end(), "hex"))
+    for m in _SPACED.finditer(text):
+        words = re.split(r"[ ._-]{2}", m.group(0))  # a double gap between words, single between letters
+        out.append((" ".join(re.sub(r"[ ._-]", "", w) for w in words), m.start(), m.end(), "spaced letters"))
+    out.append((codecs.decode(text, "rot13"), 0, len(text), "rot13"))
+    out.append((text[::-1], 0, len(text), "reversed"))
+    leet = text.translate(_LEET)
+    if leet != text:
+        out.append((leet, 0, len(text), "leetspeak"))
+    return out
 
 
 def decoded_variants(text: str) -> list[str]:
-    """Plain-text readings hidden in the text: base64 runs that decode to printable text, and rot13."""
-    out = []
-    for m in _B64.finditer(text):
-        chunk = m.group(0)
-        try:
-            raw = base64.b64decode(chunk + "=" * (-len(chunk) % 4), validate=True)
-            decoded = raw.decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError, ValueError):
-            continue
-        if decoded.isprintable() and sum(c.isalpha() or c == " " for c in decoded) > 0.8 * len(decoded):
-            out.append(decoded)
-    out.append(codecs.decode(text, "rot13"))
-    return out
+    """The readings of :func:`hidden_readings`, without their spans."""
+    return [reading for reading, *_ in hidden_readings(text)]
