@@ -143,3 +143,21 @@ def test_two_proportion_p_tells_a_real_gap_from_noise():
     assert two_proportion_p(0.9, 0.1, 50) < 1e-6  # 45 of 50 against 5 of 50
     assert two_proportion_p(0.6, 0.5, 10) > 0.5  # 6 of 10 against 5 of 10: noise
     assert two_proportion_p(0.5, 0.5, 10) == pytest.approx(1.0)
+
+
+@pytest.mark.slow
+def test_an_audio_class_audit_has_an_independent_listener(registry, tmp_path):
+    """The spoken-digit model's class audit carries Whisper's word accuracy per class, next to the
+    shipped classifier's accuracy, and its HTML report shows it."""
+    from genlab.reports import render
+
+    entry = registry.get("vae-spoken-digits")
+    report = audit_classes(registry.load("vae-spoken-digits"), entry, registry.settings, samples=3)
+    assert report["word_judge"].startswith("whisper-tiny-en")
+    rates = [v["word_accuracy"] for v in report["classes"].values()]
+    assert len(rates) == 10 and all(0.0 <= r <= 1.0 for r in rates)
+    html = render(
+        "bias",
+        {**report, "id": "x", "model": "vae-spoken-digits", "created_at": "now", "path": str(tmp_path)},
+    )
+    assert "words heard" in html

@@ -434,6 +434,29 @@ def audit_text(generator, suite: Suite, *, samples: int | None = None, progress=
 
 
 # -- class audits (images, audio) ---------------------------------------------------------------------
+WORD_CLIPS = 3  # clips a class that Whisper transcribes (a second or so each)
+
+
+def judge_words(model, entry, settings, spectrograms, labels: list[int], samples: int) -> dict[str, float]:
+    """For a spoken-digit model: the share of each class's first clips that Whisper hears as its
+    digit, an independent listener next to the shipped classifier."""
+    import torch
+
+    from genlab.evaluation.models import word_accuracy
+    from genlab.registry import Registry
+
+    if not all(c.isdigit() for c in model.classes):
+        return {}
+    transcriber = Registry(settings).load("whisper-tiny-en")
+    out = {}
+    for c, name in enumerate(model.classes):
+        idx = [i for i, label in enumerate(labels) if label == c][: min(WORD_CLIPS, samples)]
+        with torch.no_grad():
+            waves = model.codec.decode(spectrograms[idx]).numpy()
+        out[name] = word_accuracy(waves, model.codec.sample_rate, [int(name)] * len(idx), transcriber)
+    return out
+
+
 def audit_classes(model, entry, settings, *, samples: int = 50, seed: int = 0) -> dict[str, Any]:
 
     from genlab.data.datasets import load_image_dataset
@@ -478,10 +501,14 @@ def audit_classes(model, entry, settings, *, samples: int = 50, seed: int = 0) -
             "share_training": round(float(train_counts[c] / train_counts.sum()), 4),
             "fid": round(fid(real[val_y == c], features[asked_c]), 3) if (val_y == c).sum() > 1 else None,
         }
+    judged = judge_words(model, entry, settings, x, labels, samples) if entry.kind == "audio" else {}
+    for name, rate in judged.items():
+        per_class[name]["word_accuracy"] = rate
     accuracies = {c: v["accuracy"] for c, v in per_class.items()}
     worst, best = min(accuracies, key=accuracies.get), max(accuracies, key=accuracies.get)
     return {
         "kind": "class",
+        "word_judge": f"whisper-tiny-en, {WORD_CLIPS} clips a class" if judged else None,
         "modality": entry.kind,
         "samples_per_class": samples,
         "generations": len(labels),
