@@ -96,8 +96,18 @@ def main() -> int:
         )
     Console().print(table)
     RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps({"machine": {"platform": platform.platform(), "python": sys.version.split()[0]},
-                                   "rates": rates, "median": med, "ratio": ratio, "goal_0_95x_met": ratio >= 0.95}, indent=2))  # fmt: skip
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "machine": {"platform": platform.platform(), "python": sys.version.split()[0]},
+                "rates": rates,
+                "median": med,
+                "ratio": ratio,
+                "goal_0_95x_met": ratio >= 0.95,
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

@@ -95,8 +95,13 @@ def main() -> int:
     table = Table(title=f"round trip: piper-joe -> whisper-tiny-en, {len(SENTENCES)} sentences")
     for col in ("WER", "sentences exact", "audio s", "TTS s per audio s", "STT s per audio s"):
         table.add_column(col, justify="right")
-    table.add_row(f"{result['wer']:.1%}", f"{result['exact_sentences']} of {len(SENTENCES)}", str(result["audio_seconds"]),
-                  str(result["tts_real_time_factor"]), str(result["stt_real_time_factor"]))  # fmt: skip
+    table.add_row(
+        f"{result['wer']:.1%}",
+        f"{result['exact_sentences']} of {len(SENTENCES)}",
+        str(result["audio_seconds"]),
+        str(result["tts_real_time_factor"]),
+        str(result["stt_real_time_factor"]),
+    )
     console = Console()
     console.print(table)
     for r in rows:

@@ -123,9 +123,16 @@ def run_llama_grammar(generator, i: int, max_tokens: int) -> dict:
     start = time.perf_counter()
     with generator._lock:
         r = generator._llm.create_completion(
-            PROMPT.format(i=i), max_tokens=max_tokens, seed=i, grammar=grammar, temperature=0.8,
-            top_p=0.95, top_k=40, min_p=0.05, repeat_penalty=1.1,
-        )  # fmt: skip
+            PROMPT.format(i=i),
+            max_tokens=max_tokens,
+            seed=i,
+            grammar=grammar,
+            temperature=0.8,
+            top_p=0.95,
+            top_k=40,
+            min_p=0.05,
+            repeat_penalty=1.1,
+        )
     seconds = time.perf_counter() - start
     n = r["usage"]["completion_tokens"]
     return {"tokens": n, "seconds": seconds, "tok_s": n / seconds, "valid": None, "finish": None}

@@ -81,11 +81,21 @@ def main() -> None:
     benign = truth == "benign"
     metrics["benign_flagged"] = round(float((predicted[benign] != "benign").mean()), 3)
     metrics["benign_support"] = int(benign.sum())
-    OUT.write_text(json.dumps({
-        "model": "all-minilm-l6-v2", "classes": list(model.classes_), "coef": model.coef_.round(6).tolist(),
-        "intercept": model.intercept_.round(6).tolist(), "centroids": centroids, "threshold": threshold,
-        "trained_on": f"{DATA.name}: {len(train)} train rows", "heldout": metrics,
-    }, indent=1))  # fmt: skip
+    OUT.write_text(
+        json.dumps(
+            {
+                "model": "all-minilm-l6-v2",
+                "classes": list(model.classes_),
+                "coef": model.coef_.round(6).tolist(),
+                "intercept": model.intercept_.round(6).tolist(),
+                "centroids": centroids,
+                "threshold": threshold,
+                "trained_on": f"{DATA.name}: {len(train)} train rows",
+                "heldout": metrics,
+            },
+            indent=1,
+        )
+    )
     print(json.dumps(metrics, indent=2))
 
 

@@ -48,8 +48,17 @@ def test_pull_picks_a_quant_resumes_checks_and_registers(gguf_repo, tmp_path):
             "generate", "text", "KING:", "--model", "plays-q4_k_m", "--max-tokens", "4", home=tmp_path
         )
         assert gen.returncode == 0, gen.stderr
-        again = genlab_cli("models", "pull", "genlab/plays-GGUF", "--quant", "Q4_K_M", "--name", "plays-q4_k_m",
-                           home=tmp_path, env=env)  # fmt: skip
+        again = genlab_cli(
+            "models",
+            "pull",
+            "genlab/plays-GGUF",
+            "--quant",
+            "Q4_K_M",
+            "--name",
+            "plays-q4_k_m",
+            home=tmp_path,
+            env=env,
+        )
         assert_clean_error(again, "already registered")
         assert_clean_error(
             genlab_cli("models", "pull", "genlab/nope", home=tmp_path, env=env), "no repository"

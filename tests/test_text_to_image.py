@@ -39,9 +39,32 @@ def home(pipeline_dir, tmp_path_factory):
 
 def test_the_cli_draws_a_prompt_with_every_option(home, tmp_path):
     grid = tmp_path / "bike.png"
-    out = genlab_cli("generate", "image", "--model", "tiny-sd", "--prompt", "a red bicycle", "--negative-prompt", "rain",
-                     "--size", "32x24", "--steps", "2", "--guidance", "3", "--scheduler", "euler", "--seed", "5", "-n", "2",
-                     "--out", str(grid), "--json", home=home)  # fmt: skip
+    out = genlab_cli(
+        "generate",
+        "image",
+        "--model",
+        "tiny-sd",
+        "--prompt",
+        "a red bicycle",
+        "--negative-prompt",
+        "rain",
+        "--size",
+        "32x24",
+        "--steps",
+        "2",
+        "--guidance",
+        "3",
+        "--scheduler",
+        "euler",
+        "--seed",
+        "5",
+        "-n",
+        "2",
+        "--out",
+        str(grid),
+        "--json",
+        home=home,
+    )
     assert out.returncode == 0, out.stderr
     images = json.loads(out.stdout)["images"]
     assert [i["provenance"]["seed"] for i in images] == [5, 6]
@@ -53,9 +76,30 @@ def test_the_cli_draws_a_prompt_with_every_option(home, tmp_path):
     )
     assert params["scheduler"] == "EulerDiscreteScheduler" and params["steps"] == 2
     assert Image.open(grid).size[0] >= 2 * 32
-    again = genlab_cli("generate", "image", "--model", "tiny-sd", "--prompt", "a red bicycle", "--negative-prompt", "rain",
-                       "--size", "32x24", "--steps", "2", "--guidance", "3", "--scheduler", "euler", "--seed", "5", "-n", "1",
-                       "--json", home=home)  # fmt: skip
+    again = genlab_cli(
+        "generate",
+        "image",
+        "--model",
+        "tiny-sd",
+        "--prompt",
+        "a red bicycle",
+        "--negative-prompt",
+        "rain",
+        "--size",
+        "32x24",
+        "--steps",
+        "2",
+        "--guidance",
+        "3",
+        "--scheduler",
+        "euler",
+        "--seed",
+        "5",
+        "-n",
+        "1",
+        "--json",
+        home=home,
+    )
     assert (
         json.loads(again.stdout)["images"][0]["provenance"]["sha256"] == images[0]["provenance"]["sha256"]
     )  # seeded
@@ -65,8 +109,13 @@ def test_the_api_draws_and_refuses_what_memory_cannot_hold(home):
     registry = Registry(Settings(home=home))
     with LiveServer(create_app(registry, config=ServerConfig(open_access=True))) as live:
         client = openai.OpenAI(base_url=f"{live.url}/v1", api_key="x", max_retries=0)
-        r = client.images.generate(model="tiny-sd", prompt="a lighthouse at dusk", size="32x32", n=1,
-                                   extra_body={"steps": 2, "seed": 1, "negative_prompt": "people"})  # fmt: skip
+        r = client.images.generate(
+            model="tiny-sd",
+            prompt="a lighthouse at dusk",
+            size="32x32",
+            n=1,
+            extra_body={"steps": 2, "seed": 1, "negative_prompt": "people"},
+        )
         pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(r.data[0].b64_json))))
         assert pixels.shape == (32, 32, 3)
         with pytest.raises(openai.BadRequestError, match="GiB"):
@@ -96,6 +145,20 @@ def test_pull_downloads_a_pipeline_from_the_hub(pipeline_dir, tmp_path):
             and entry["backend"] == "diffusers"
             and entry["source"].startswith("hf://genlab/tiny-sd@")
         )
-    drawn = genlab_cli("generate", "image", "--model", "tiny-sd", "--prompt", "a cat", "--size", "16x16", "--steps", "1",
-                       "-n", "1", "--json", home=tmp_path)  # fmt: skip
+    drawn = genlab_cli(
+        "generate",
+        "image",
+        "--model",
+        "tiny-sd",
+        "--prompt",
+        "a cat",
+        "--size",
+        "16x16",
+        "--steps",
+        "1",
+        "-n",
+        "1",
+        "--json",
+        home=tmp_path,
+    )
     assert drawn.returncode == 0, drawn.stderr

@@ -597,8 +597,12 @@ class Pipeline:
             vectors = generator.embed(texts, dimensions=dimensions)  # 4. generate
             tokens = generator.count_tokens(texts)
         digest = sha256_bytes(json.dumps(texts, ensure_ascii=False).encode("utf-8"))
-        record = {"output_text": f"{len(texts)} embedding(s) of {vectors.shape[1]} dimensions",
-                  "artifact_sha256": digest, "prompt_tokens": tokens, "completion_tokens": 0}  # fmt: skip
+        record = {
+            "output_text": f"{len(texts)} embedding(s) of {vectors.shape[1]} dimensions",
+            "artifact_sha256": digest,
+            "prompt_tokens": tokens,
+            "completion_tokens": 0,
+        }
         record_ids, review = self.finish(
             endpoint=endpoint,
             generator=generator,
@@ -634,9 +638,13 @@ class Pipeline:
         for segment in transcript.segments:
             segment["text"] = "" if blocked else gate.output_text(segment["text"])[0]
         artifact = TextArtifact.create(
-            transcript.text, model=generator.card.name, family=generator.card.family, modality="text", seed=None,
+            transcript.text,
+            model=generator.card.name,
+            family=generator.card.family,
+            modality="text",
+            seed=None,
             parameters={"task": options.get("task", "transcribe"), "duration": round(transcript.duration, 3)},
-        )  # fmt: skip
+        )
         released = Released([artifact], [], gate.flags)
         record_ids, review = self.finish(
             endpoint=endpoint,

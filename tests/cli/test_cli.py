@@ -235,8 +235,18 @@ def test_a_busy_port_is_one_line_naming_the_port_option(tmp_path):
 def test_doctor_warns_about_an_unreachable_remote_model_but_passes(tmp_path):
     """The README's tour adds a remote model whose server is not running: doctor still passes."""
     home = tmp_path / "home"
-    added = genlab_cli("models", "add", "big", "--openai-url", "http://127.0.0.1:9/v1",
-                       "--remote-model", "Qwen/Qwen2.5-7B", "--api-key-env", "VLLM_KEY", home=home)  # fmt: skip
+    added = genlab_cli(
+        "models",
+        "add",
+        "big",
+        "--openai-url",
+        "http://127.0.0.1:9/v1",
+        "--remote-model",
+        "Qwen/Qwen2.5-7B",
+        "--api-key-env",
+        "VLLM_KEY",
+        home=home,
+    )
     assert added.returncode == 0, added.stderr
     out = genlab_cli("doctor", "--json", home=home)
     assert out.returncode == 0, out.stdout
@@ -257,8 +267,17 @@ def test_chat_in_the_terminal_keeps_history_and_takes_commands(home):
 
 
 def test_models_add_takes_a_chat_template(home, gemma_gguf, tmp_path):
-    out = genlab_cli("models", "add", "gemma-chatml", "--gguf", str(gemma_gguf), "--chat-template", "chatml",
-                     "--json", home=home)  # fmt: skip
+    out = genlab_cli(
+        "models",
+        "add",
+        "gemma-chatml",
+        "--gguf",
+        str(gemma_gguf),
+        "--chat-template",
+        "chatml",
+        "--json",
+        home=home,
+    )
     assert out.returncode == 0, out.stderr
     assert "--chat-template" in json.loads(out.stdout)["chat"]
     bad = tmp_path / "bad.jinja"
@@ -275,8 +294,17 @@ def test_models_add_takes_a_chat_template(home, gemma_gguf, tmp_path):
 
 def test_speak_then_transcribe_from_the_command_line(home, tmp_path):
     wav = tmp_path / "order.wav"
-    said = genlab_cli("generate", "audio", "--model", "piper-joe", "--prompt", "Your order has shipped.",
-                      "--out", str(wav), home=home)  # fmt: skip
+    said = genlab_cli(
+        "generate",
+        "audio",
+        "--model",
+        "piper-joe",
+        "--prompt",
+        "Your order has shipped.",
+        "--out",
+        str(wav),
+        home=home,
+    )
     assert said.returncode == 0, said.stderr
     heard = genlab_cli("transcribe", str(wav), home=home)
     assert heard.returncode == 0 and "order" in heard.stdout.lower()

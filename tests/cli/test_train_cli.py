@@ -77,8 +77,20 @@ def test_a_trained_model_is_never_shadowed_and_the_hint_is_its_own(tmp_path, cor
         next(p for p in sorted(corpus_dir.rglob("*")) if p.is_file()).read_text().split()[:4]
     )
     assert f"genlab generate text --model {corpus_dir.name}-char" in out.stdout and first_words in out.stdout
-    shakespeare = genlab_cli("train", "image", "--family", "vae", "--data", "digits", "--steps", "2",
-                             "--preset", "tiny", "--json", home=home)  # fmt: skip
+    shakespeare = genlab_cli(
+        "train",
+        "image",
+        "--family",
+        "vae",
+        "--data",
+        "digits",
+        "--steps",
+        "2",
+        "--preset",
+        "tiny",
+        "--json",
+        home=home,
+    )
     assert shakespeare.returncode == 0, shakespeare.stderr
     assert json.loads(shakespeare.stdout)["name"] == "my-vae-digits"  # vae-digits is shipped
     show = json.loads(genlab_cli("models", "show", "my-vae-digits", "--json", home=home).stdout)

@@ -332,6 +332,9 @@ def test_hidden_injections_are_read_and_point_at_their_span(hidden, how):
 
 
 def test_decoding_layers_leave_plain_text_alone():
-    for text in ["My MAC is 00:1A:2B:3C:4D:5E:6F:70 and the build is deadbeefcafebabe01234567.",
-                 "Version 1.2.3 of the f1rmware fixed the 3D printer.", "a b c d e f g is the alphabet"]:  # fmt: skip
+    for text in [
+        "My MAC is 00:1A:2B:3C:4D:5E:6F:70 and the build is deadbeefcafebabe01234567.",
+        "Version 1.2.3 of the f1rmware fixed the 3D printer.",
+        "a b c d e f g is the alphabet",
+    ]:
         assert InjectionScanner().scan(text).valid

@@ -27,8 +27,11 @@ def test_openai_client_speaks_a_digit(server, tmp_path):
     artifact = load_artifact(path)  # the provenance travels inside the WAV
     assert artifact.provenance.model == AUDIO_MODEL and artifact.provenance.seed == 11
     assert artifact.provenance.parameters["class"] == "7"
-    again = httpx.post(f"{server.url}/v1/audio/speech", timeout=60,
-                       json={"model": AUDIO_MODEL, "input": "7", "seed": 11, "response_format": "wav"})  # fmt: skip
+    again = httpx.post(
+        f"{server.url}/v1/audio/speech",
+        timeout=60,
+        json={"model": AUDIO_MODEL, "input": "7", "seed": 11, "response_format": "wav"},
+    )
     assert np.array_equal(soundfile.read(io.BytesIO(again.content))[0], wave)  # the same seed, the same clip
     record_id = again.headers["x-genlab-id"]
     stored = httpx.get(f"{server.url}/v1/genlab/generations/{record_id}/content", timeout=30)

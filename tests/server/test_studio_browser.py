@@ -151,8 +151,11 @@ def test_the_chat_page_chats_and_shows_a_tool_call_then_its_answer(server, page)
     expect(page.locator("#stats")).to_contain_text(" s", timeout=60_000)
     assert page.locator(".msg.assistant .body").inner_text().strip()
     page.click("summary")
-    page.fill("#tools", '[{"type": "function", "function": {"name": "get_weather", "parameters": '
-              '{"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]')  # fmt: skip
+    page.fill(
+        "#tools",
+        '[{"type": "function", "function": {"name": "get_weather", "parameters": '
+        '{"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]',
+    )
     page.select_option("#tool-choice", "required")
     page.fill("#max-tokens", "80")  # room for the whole call
     page.fill("#message", "What is the weather in Paris?")
@@ -171,8 +174,11 @@ def test_the_chat_page_chats_and_shows_a_tool_call_then_its_answer(server, page)
 def test_the_transcribe_page_shows_an_uploaded_files_transcript(server, page, tmp_path):
     import httpx
 
-    wav = httpx.post(f"{server.url}/v1/audio/speech", json={"model": "piper-joe", "input": "Please call me back tomorrow.",
-                     "response_format": "wav"}, timeout=60).content  # fmt: skip
+    wav = httpx.post(
+        f"{server.url}/v1/audio/speech",
+        json={"model": "piper-joe", "input": "Please call me back tomorrow.", "response_format": "wav"},
+        timeout=60,
+    ).content
     (tmp_path / "call.wav").write_bytes(wav)
     page.goto(server.url + "/studio/transcribe")
     page.set_input_files("#file", str(tmp_path / "call.wav"))

@@ -182,8 +182,13 @@ def pull_pipeline(
         if not target.is_file():
             url = hf_hub_url(repo, f, revision=info.sha or revision, endpoint=endpoint())
             base = done
-            fetch(url, target, size=siblings[f].size, headers=build_hf_headers(),
-                  progress=(lambda d, _t, base=base: progress(base + d, total)) if progress else None)  # fmt: skip
+            fetch(
+                url,
+                target,
+                size=siblings[f].size,
+                headers=build_hf_headers(),
+                progress=(lambda d, _t, base=base: progress(base + d, total)) if progress else None,
+            )
             lfs = siblings[f].lfs
             if lfs is not None and lfs.sha256 and sha256_file(target) != lfs.sha256:
                 target.unlink()

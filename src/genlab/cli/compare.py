@@ -12,9 +12,18 @@ from genlab.cli.console import console, err_console, print_json
 from genlab.reports import write_html
 
 COLUMNS = (
-    "family", "modality", "model", "params", "train s", "sample s/item",
-    "quality", "floor", "class acc.", "likelihood", "diversity",
-)  # fmt: skip
+    "family",
+    "modality",
+    "model",
+    "params",
+    "train s",
+    "sample s/item",
+    "quality",
+    "floor",
+    "class acc.",
+    "likelihood",
+    "diversity",
+)
 
 
 def _num(value, fmt: str = ".3f") -> str:

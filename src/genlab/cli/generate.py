@@ -274,8 +274,13 @@ def image(
     generator = default_registry().load(model)
     pretrained = generator.card.backend == "diffusers"
     if pretrained:
-        extra = {"size": size, "negative_prompt": negative_prompt, "steps": steps, "guidance": guidance,
-                 "scheduler": scheduler or sampler}  # fmt: skip
+        extra = {
+            "size": size,
+            "negative_prompt": negative_prompt,
+            "steps": steps,
+            "guidance": guidance,
+            "scheduler": scheduler or sampler,
+        }
         request = GenerationRequest(
             prompt=prompt, model=model, n=n, seed=seed, params=SamplingParams(extra=extra)
         )
@@ -288,8 +293,14 @@ def image(
     target = out or default_registry().settings.outputs_dir / f"{model}-{int(time.time())}.png"
     if target.suffix.lower() != ".png":
         raise InvalidRequestError(f"--out must name a .png file, got {target}", param="out")
-    with Progress("drawing", BarColumn(), "{task.completed}/{task.total} steps", console=err_console,
-                  transient=True, disable=not pretrained or json_) as bar:  # fmt: skip
+    with Progress(
+        "drawing",
+        BarColumn(),
+        "{task.completed}/{task.total} steps",
+        console=err_console,
+        transient=True,
+        disable=not pretrained or json_,
+    ) as bar:
         task = bar.add_task("d", total=None)
         progress = {"progress": lambda done, total: bar.update(task, completed=done, total=total)}
         released = cli_pipeline().generate(

@@ -192,8 +192,14 @@ class TextToImagePipeline:
                 ).images[0]
                 pixels = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
                 pixels, marked = embed_image(np.ascontiguousarray(pixels), key)
-                parameters = {"prompt": prompt, "negative_prompt": extra.get("negative_prompt"), "size": f"{width}x{height}",
-                              "steps": steps, "guidance": guidance, "scheduler": type(self.pipe.scheduler).__name__}  # fmt: skip
+                parameters = {
+                    "prompt": prompt,
+                    "negative_prompt": extra.get("negative_prompt"),
+                    "size": f"{width}x{height}",
+                    "steps": steps,
+                    "guidance": guidance,
+                    "scheduler": type(self.pipe.scheduler).__name__,
+                }
                 artifacts.append(
                     ImageArtifact.create(
                         pixels,

@@ -58,8 +58,13 @@ class Transcript:
         if response_format == "json":
             return {"text": self.text}
         if response_format == "verbose_json":
-            return {"task": "transcribe", "language": self.language, "duration": round(self.duration, 3),
-                    "text": self.text, "segments": self.segments}  # fmt: skip
+            return {
+                "task": "transcribe",
+                "language": self.language,
+                "duration": round(self.duration, 3),
+                "text": self.text,
+                "segments": self.segments,
+            }
         if response_format == "text":
             return self.text + "\n"
         cues = [(s["start"], s["end"], s["text"].strip()) for s in self.segments]

@@ -58,8 +58,13 @@ def images_response(body: ImageRequest, released: Released, inline: bool) -> dic
 def pipeline_request(body: ImageRequest) -> GenerationRequest:
     """A text-to-image pipeline's request: the prompt describes the image; size, negative prompt,
     steps, guidance and scheduler (genlab's sampler names map to the same schedulers)."""
-    extra = {"size": body.size, "negative_prompt": body.negative_prompt, "steps": body.steps,
-             "guidance": body.guidance, "scheduler": body.scheduler or body.sampler}  # fmt: skip
+    extra = {
+        "size": body.size,
+        "negative_prompt": body.negative_prompt,
+        "steps": body.steps,
+        "guidance": body.guidance,
+        "scheduler": body.scheduler or body.sampler,
+    }
     return GenerationRequest(
         prompt=body.prompt, model=body.model, n=body.n, seed=body.seed, params=SamplingParams(extra=extra)
     ).validate()
