@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from genlab.core import GenerationRequest, Generator, InvalidRequestError, SamplingParams
+from genlab.core import GenerationRequest, Generator, InvalidRequestError, SamplingParams, UnsupportedError
 from genlab.core.io import sha256_bytes
 from genlab.pipeline import LOCAL, Caller, Cancelled, Pipeline
 from genlab.registry import default_registry
@@ -287,7 +287,7 @@ class Recipe(ABC):
 
     def judge(self, case: dict[str, Any]) -> list[Check]:
         """This recipe's checks on a given output (a check case), without the model."""
-        raise NotImplementedError(f"{self.name} has no check cases")
+        raise UnsupportedError(f"{self.name} has no check cases: its eval set lists none")
 
     def case_input(self, case: dict[str, Any]) -> dict[str, Any]:
         """The recipe input of one evaluation case."""

@@ -377,8 +377,6 @@ class _LogitsMask:
         self._seen: int | None = None
 
     def __call__(self, input_ids, scores):
-        import numpy as np
-
         if self.error is None:
             try:
                 start = len(input_ids) if self._seen is None else self._seen
@@ -388,6 +386,8 @@ class _LogitsMask:
                 return self.constrained.mask(scores)
             except Exception as e:
                 self.error = e
+        import numpy as np  # only when a generation is being ended
+
         out = np.full_like(scores, -np.inf)
         out[self.constrained.eos] = 0.0
         return out

@@ -274,17 +274,19 @@ def image(
     generator = default_registry().load(model)
     pretrained = generator.card.backend == "diffusers"
     if pretrained:
-        extra = {
-            "size": size,
-            "negative_prompt": negative_prompt,
-            "steps": steps,
-            "guidance": guidance,
-            "scheduler": scheduler or sampler,
-        }
-        request = GenerationRequest(
-            prompt=prompt, model=model, n=n, seed=seed, params=SamplingParams(extra=extra)
+        from genlab.generators.text_to_image import pipeline_request
+
+        request = pipeline_request(
+            prompt,
+            model=model,
+            n=n,
+            seed=seed,
+            size=size,
+            negative_prompt=negative_prompt,
+            steps=steps,
+            guidance=guidance,
+            scheduler=scheduler or sampler,
         )
-        request = request.validate()
     else:
         request = _family_request(model, prompt, n, seed, steps, sampler, guidance)
         _load_for(model, "image")

@@ -16,7 +16,7 @@ that does not, the tools are described in the system message. Either way the mod
 as ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>`` (Hermes' and Qwen's format), and
 :func:`tool_grammar` constrains it: the arguments always parse and match the function's JSON Schema
 (through the constraint engine, ``genlab.core.constraints``). ``tool_choice`` ``auto`` lets the model
-choose text or a call (a text answer cannot start with ``<``), ``required`` or a named function
+choose text or a call (a text answer starts with a visible character other than ``<``), ``required`` or a named function
 forces a call, ``none`` leaves the tools out. :func:`parse_tool_calls` reads the calls back.
 """
 
@@ -257,11 +257,11 @@ def tool_grammar(tools: list[dict[str, Any]], *, required: bool, parallel: bool)
         f"calls: {calls}\n"
         f'call: "{CALL_OPEN}" body "{CALL_CLOSE}"\n'
         f"body: %json {json.dumps(schema)}\n"
-        "TEXT: /[^<](.|\\n)*/\n"
+        "TEXT: /[^<\\s](.|\\n)*/\n"
     )
 
 
-NO_CALL_GRAMMAR = "start: TEXT\nTEXT: /[^<](.|\\n)*/\n"  # tool_choice "none": prose, never a call
+NO_CALL_GRAMMAR = "start: TEXT\nTEXT: /[^<\\s](.|\\n)*/\n"  # tool_choice "none": prose, never a call
 
 
 def parse_tool_calls(text: str) -> tuple[str | None, list[dict[str, Any]]]:

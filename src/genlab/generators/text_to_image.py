@@ -26,6 +26,7 @@ from genlab.core import (
     InvalidRequestError,
     ModelCard,
     ModelLoadError,
+    SamplingParams,
     UnsupportedError,
     as_request,
 )
@@ -39,6 +40,32 @@ SCHEDULERS = {
     "lms": "LMSDiscreteScheduler",
 }
 ACTIVATION_BYTES_PER_PIXEL = 3 * 1024  # a rough working set of the UNet and VAE decoder per output pixel
+
+
+def pipeline_request(
+    prompt: str | None,
+    *,
+    model: str,
+    n: int = 1,
+    seed: int | None = None,
+    size: str | None = None,
+    negative_prompt: str | None = None,
+    steps: int | None = None,
+    guidance: float | None = None,
+    scheduler: str | None = None,
+) -> GenerationRequest:
+    """A text-to-image pipeline's request (the API's and the CLI's): the prompt describes the image;
+    size, negative prompt, steps, guidance and scheduler ride in ``extra``."""
+    extra = {
+        "size": size,
+        "negative_prompt": negative_prompt,
+        "steps": steps,
+        "guidance": guidance,
+        "scheduler": scheduler,
+    }
+    return GenerationRequest(
+        prompt=prompt, model=model, n=n, seed=seed, params=SamplingParams(extra=extra)
+    ).validate()
 
 
 def pipeline_info(directory: Path) -> dict[str, Any]:

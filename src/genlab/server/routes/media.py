@@ -23,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 
 from genlab.codecs.audio import ENCODINGS, encode_audio, read_audio
 from genlab.core import GenerationRequest, InvalidRequestError, SamplingParams
+from genlab.generators.text_to_image import pipeline_request
 from genlab.generators.transcriber import FORMATS, SAMPLE_RATE
 from genlab.pipeline import Released
 from genlab.server.deps import CallerDep, KeyDep, StateDep, owns
@@ -55,26 +56,21 @@ def images_response(body: ImageRequest, released: Released, inline: bool) -> dic
     return {"created": int(time.time()), "data": data}
 
 
-def pipeline_request(body: ImageRequest) -> GenerationRequest:
-    """A text-to-image pipeline's request: the prompt describes the image; size, negative prompt,
-    steps, guidance and scheduler (genlab's sampler names map to the same schedulers)."""
-    extra = {
-        "size": body.size,
-        "negative_prompt": body.negative_prompt,
-        "steps": body.steps,
-        "guidance": body.guidance,
-        "scheduler": body.scheduler or body.sampler,
-    }
-    return GenerationRequest(
-        prompt=body.prompt, model=body.model, n=body.n, seed=body.seed, params=SamplingParams(extra=extra)
-    ).validate()
-
-
 @router.post("/images/generations")
 async def images(body: ImageRequest, state: StateDep, who: CallerDep) -> Any:
     generator = await run_in_threadpool(state.pipeline.check, body.model, ("image",))
     if generator.card.backend == "diffusers":
-        request = pipeline_request(body)
+        request = pipeline_request(
+            body.prompt,
+            model=body.model,
+            n=body.n,
+            seed=body.seed,
+            size=body.size,
+            negative_prompt=body.negative_prompt,
+            steps=body.steps,
+            guidance=body.guidance,
+            scheduler=body.scheduler or body.sampler,  # genlab's sampler names are schedulers too
+        )
     else:
         request = family_request(
             body.model, body.prompt if body.prompt.strip() else None, body.n, body.seed, body

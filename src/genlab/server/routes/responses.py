@@ -176,9 +176,7 @@ def message_item(text: str, status: str, item_id: str | None = None) -> dict[str
     }
 
 
-def envelope(
-    body: ResponsesRequest, rid: str, status: str, output: list, usage: dict | None, finish: str | None
-) -> dict:
+def envelope(body: ResponsesRequest, rid: str, status: str, output: list, usage: dict | None) -> dict:
     return {
         "id": rid,
         "object": "response",
@@ -223,7 +221,6 @@ def response_of(body: ResponsesRequest, turn: conversation.Turn, released: Relea
         status,
         output_items(turn, a.text, a.finish_reason),
         usage_of(a.prompt_tokens, a.completion_tokens),
-        a.finish_reason,
     )
     out["genlab"] = {"generation_ids": released.record_ids}
     return out
@@ -263,8 +260,8 @@ async def response_events(http, stream, body: ResponsesRequest, turn, rid: str) 
     def event(kind: str, **fields: Any) -> dict[str, Any]:
         return {"type": kind, "sequence_number": next(seq), **fields}
 
-    yield event("response.created", response=envelope(body, rid, "in_progress", [], None, None))
-    yield event("response.in_progress", response=envelope(body, rid, "in_progress", [], None, None))
+    yield event("response.created", response=envelope(body, rid, "in_progress", [], None))
+    yield event("response.in_progress", response=envelope(body, rid, "in_progress", [], None))
     text, held_back, msg_id, opened = "", "", f"msg_{uuid.uuid4().hex[:24]}", False
     async for c in chunks(http, stream):
         if c.text and turn.tools and (held_back or (not opened and c.text.lstrip().startswith("<"))):
@@ -334,7 +331,5 @@ async def response_events(http, stream, body: ResponsesRequest, turn, rid: str) 
             yield event("response.output_item.done", output_index=k, item=item)
             output.append(item)
         status = "incomplete" if c.finish_reason == "length" else "completed"
-        final = envelope(
-            body, rid, status, output, usage_of(c.prompt_tokens, c.completion_tokens), c.finish_reason
-        )
+        final = envelope(body, rid, status, output, usage_of(c.prompt_tokens, c.completion_tokens))
         yield event(f"response.{status}", response=final)
