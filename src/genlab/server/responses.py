@@ -12,8 +12,8 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from genlab.core import GenlabError, TextChunk
-from genlab.pipeline import Stream
+from genlab.core import GenlabError
+from genlab.pipeline import AudioStream, Stream
 from genlab.server import errors
 from genlab.server.runtime import iterate_in_thread
 
@@ -54,8 +54,8 @@ def sse(events: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
     )
 
 
-async def chunks(http: Request, stream: Stream) -> AsyncIterator[TextChunk]:
-    """A pipeline stream read in a worker thread; a client that leaves cancels the generation."""
+async def chunks(http: Request, stream: Stream | AudioStream) -> AsyncIterator[Any]:
+    """A pipeline stream (text chunks or audio) read in a worker thread; a client that leaves cancels the generation."""
     cancelled = threading.Event()
     iterator = iterate_in_thread(lambda: iter(stream), cancelled)
     try:

@@ -133,6 +133,8 @@ class SpeechRequest(BaseModel):
     response_format: Literal["wav", "flac", "pcm", "mp3", "opus"] = "mp3"
     speed: float | None = Field(default=None, ge=0.25, le=4.0)  # a voice's pace; family models: 1 only
     seed: int | None = Field(default=None, ge=0, lt=2**32)
+    # "audio": the bytes as they are synthesised (pcm or wav); "sse": speech.audio.delta events
+    stream_format: Literal["audio", "sse"] | None = None
     # genlab extensions (extra_body in the openai client)
     steps: int | None = Field(default=None, ge=1, le=1000)
     sampler: Literal["ddpm", "ddim", "dpm++"] | None = None

@@ -1,7 +1,8 @@
 """OpenAI's media routes over genlab's GAN, VAE and diffusion models, and the stored generations.
 
 POST /v1/images/generations                  the prompt names a class ("7", "letter A")
-POST /v1/audio/speech                        a voice speaks ``input`` (or a family model says its class)
+POST /v1/audio/speech                        a voice speaks ``input`` (or a family model says its class);
+                                             ``stream_format`` sends it as it is synthesised
 POST /v1/audio/transcriptions                an uploaded audio file as text (json, text, srt, vtt, verbose_json)
 POST /v1/audio/translations                  the same into English (a model that can translate)
 GET  /v1/genlab/generations/{id}             a generation record (403 while held for review)
@@ -14,21 +15,23 @@ import base64
 import json
 import time
 import zlib
+from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, File, Form, Response, UploadFile
-from fastapi.responses import PlainTextResponse
+from fastapi import APIRouter, File, Form, Request, Response, UploadFile
+from fastapi.responses import PlainTextResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from genlab.codecs.audio import ENCODINGS, encode_audio, read_audio
+from genlab.codecs.audio import ENCODINGS, encode_audio, read_audio, wav_stream_header
 from genlab.core import GenerationRequest, InvalidRequestError, SamplingParams
 from genlab.generators.text_to_image import pipeline_request
 from genlab.generators.transcriber import FORMATS, SAMPLE_RATE
 from genlab.pipeline import Released
 from genlab.server.deps import CallerDep, KeyDep, StateDep, owns
 from genlab.server.errors import APIError
-from genlab.server.responses import held
+from genlab.server.responses import chunks, held, sse
 from genlab.server.schemas import ImageRequest, SpeechRequest
 from genlab.server.state import State
 
@@ -89,9 +92,10 @@ async def images(body: ImageRequest, state: StateDep, who: CallerDep) -> Any:
 
 
 @router.post("/audio/speech")
-async def speech(body: SpeechRequest, state: StateDep, who: CallerDep) -> Any:
+async def speech(http: Request, body: SpeechRequest, state: StateDep, who: CallerDep) -> Any:
     """The audio itself, in ``response_format`` (provenance in WAV, FLAC and Opus metadata, the
-    watermark in the samples); headers carry the generation id and seed."""
+    watermark in the samples); headers carry the generation id and seed. With ``stream_format`` a
+    voice's audio is sent as it is synthesised (see ``speech_stream``)."""
     generator = await run_in_threadpool(state.pipeline.check, body.model, ("audio",))
     voice = generator.card.family == "vits"
     seed = body.seed
@@ -102,6 +106,8 @@ async def speech(body: SpeechRequest, state: StateDep, who: CallerDep) -> Any:
     request = family_request(body.model, body.input, 1, seed, body)
     if voice:
         request = request.with_params(extra={"speed": body.speed or 1.0})
+    if body.stream_format is not None:
+        return await speech_stream(http, body, request, state, who)
 
     def encoded(a) -> bytes:
         if body.response_format == "wav":
@@ -139,6 +145,58 @@ async def speech(body: SpeechRequest, state: StateDep, who: CallerDep) -> Any:
     }
     content = await run_in_threadpool(encoded, a)
     return Response(content, media_type=ENCODINGS[body.response_format][2], headers=headers)
+
+
+async def speech_stream(
+    http: Request, body: SpeechRequest, request: GenerationRequest, state: State, who
+) -> StreamingResponse:
+    """A voice's audio as each sentence is synthesised: ``stream_format: "audio"`` sends raw 16-bit
+    PCM (``pcm``) or a WAV whose header leaves the length open (``wav``); ``"sse"`` sends OpenAI's
+    ``speech.audio.delta`` events (base64 chunks) and ``speech.audio.done``. Every chunk carries the
+    watermark's stretch at its offset; the joined clip is stored and recorded under ``x-genlab-id``
+    when the stream ends. Only pcm and wav can be cut into chunks that play as they come."""
+    if body.response_format not in ("pcm", "wav"):
+        raise InvalidRequestError(
+            f"a streamed speech response is pcm or wav, not {body.response_format}; "
+            "set response_format, or leave out stream_format for the whole file",
+            param="response_format",
+        )
+    stream = await run_in_threadpool(
+        lambda: state.pipeline.stream_audio(
+            request, endpoint="audio", caller=who, raw=body.model_dump(exclude_none=True)
+        )
+    )
+    headers = {
+        "x-genlab-id": stream.record_id,
+        "x-genlab-seed": str(stream.seed),
+        "x-genlab-sample-rate": str(stream.rate),
+        "Cache-Control": "no-cache",
+    }
+    pcm = partial(encode_audio, sample_rate=stream.rate, fmt="pcm")
+    if body.stream_format == "sse":
+        response = sse(speech_events(http, stream, pcm))
+        response.headers.update(headers)
+        return response
+
+    async def audio() -> AsyncIterator[bytes]:
+        if body.response_format == "wav":
+            yield wav_stream_header(stream.rate)
+        async for chunk in chunks(http, stream):
+            yield pcm(chunk)
+
+    return StreamingResponse(audio(), media_type=ENCODINGS[body.response_format][2], headers=headers)
+
+
+async def speech_events(http: Request, stream, pcm) -> AsyncIterator[dict[str, Any]]:
+    seconds = 0.0
+    async for chunk in chunks(http, stream):
+        seconds += len(chunk) / stream.rate
+        yield {"type": "speech.audio.delta", "audio": base64.b64encode(pcm(chunk)).decode("ascii")}
+    yield {
+        "type": "speech.audio.done",
+        "usage": {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0},
+        "genlab": {"id": stream.record_id, "seconds": round(seconds, 3), "sample_rate": stream.rate},
+    }
 
 
 async def transcribe_upload(state: State, who, file: UploadFile, model: str, task: str, form: dict) -> Any:
