@@ -13,11 +13,12 @@ from typing import ClassVar
 
 import httpx
 import pytest
+import soundfile
 from pydantic import BaseModel
 
 import genlab
 from genlab.apps.recipe import Context, Outcome, Recipe, run_recipe
-from genlab.core import GenerationRequest, SamplingParams
+from genlab.core import GenerationRequest, InvalidRequestError, SamplingParams
 from genlab.pipeline import Pipeline, ReviewRequired
 from genlab.safety.policy import GuardBlocked, Policy
 from genlab.safety.review import ReviewConflict, ReviewQueue
@@ -104,6 +105,28 @@ def test_a_stream_that_no_rule_could_hold_is_guarded_and_recorded(registry, stor
     assert "o" not in text and pipeline.queues.active(CHAR) == 0
     (record,) = store.list_generations()
     assert record["output_text"] == text and record["status"] == "ok"
+
+
+def test_a_voice_stream_left_early_frees_its_slot_and_records_what_was_sent(registry, store):
+    pipeline = Pipeline(registry, policy=policy("flagged"), store=store)
+    text = "The first sentence is here. The second one follows it. And a third ends the story."
+    speech = GenerationRequest(prompt=text, model="piper-joe", seed=3)
+    stream = pipeline.stream_audio(speech, endpoint="audio")
+    chunks = iter(stream)
+    first = next(chunks)
+    assert pipeline.queues.active("piper-joe") == 1 and store.list_generations() == []
+    chunks.close()  # the listener left after the first sentence
+    assert pipeline.queues.active("piper-joe") == 0
+    (record,) = store.list_generations()
+    assert record["id"] == stream.record_id and record["status"] == "cancelled"
+    kept, rate = soundfile.read(record["artifact_path"], dtype="float32")
+    assert rate == stream.rate and len(kept) == len(first)  # exactly what was sent, stored
+    with pytest.raises(ReviewRequired):  # a flagged prompt could be held: it cannot stream
+        pipeline.stream_audio(
+            GenerationRequest(prompt="romeo says hello.", model="piper-joe"), endpoint="audio"
+        )
+    with pytest.raises(InvalidRequestError, match="cannot stream"):
+        pipeline.stream_audio(GenerationRequest(prompt="seven", model="vae-spoken-digits"), endpoint="audio")
 
 
 def test_expired_items_are_never_released(registry, store):
