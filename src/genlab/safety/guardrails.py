@@ -270,6 +270,7 @@ _SHAPES = re.compile(
 
 
 _CAPITALISED = re.compile(r"\b[A-Z][a-z]+\b")
+_PHONE_CUE = re.compile(r"(?i)\b(?:call|phone|tel|telephone|mobile|cell|whatsapp|text me|reach me|number)\b")
 
 
 class Spans:
@@ -294,22 +295,9 @@ class PIIScanner(Scanner):
 
     def find(self, text: str, *, prompt: str | None = None) -> list[Finding]:
         wanted = set(self.options.get("entities") or [e for e, _, _ in _PII_PATTERNS if e not in _OPT_IN])
-        out: list[Finding] = []
-        for entity, pattern, score in _PII_PATTERNS:
-            if entity not in wanted:
-                continue
-            for m in pattern.finditer(text):
-                group = next((i for i in range(1, (m.lastindex or 0) + 1) if m.group(i)), 0)
-                start, end = m.span(group)
-                value = m.group(group)
-                if not self._valid(entity, value):
-                    continue
-                out.append(
-                    Finding(
-                        self.name, entity, start, end, score, f"{entity} found by pattern and checks", value
-                    )
-                )
+        out = self._matches(text, wanted)
         out += self._name_mentions(text, out)
+        out += self._hidden(text, wanted)
         # A number shaped like a card, SSN, IBAN, IP or date (valid or not) is not also a phone number.
         shapes = Spans(m.span() for m in _SHAPES.finditer(text))
         strong = Spans(
@@ -327,6 +315,50 @@ class PIIScanner(Scanner):
             if not (f.category == "CREDIT_CARD" and shapes.overlaps(f.start, f.end))
             and not (f.category == "PHONE_NUMBER" and strong.overlaps(f.start, f.end))
         ]
+
+    def _matches(self, text: str, wanted: set[str]) -> list[Finding]:
+        out: list[Finding] = []
+        for entity, pattern, score in _PII_PATTERNS:
+            if entity not in wanted:
+                continue
+            for m in pattern.finditer(text):
+                group = next((i for i in range(1, (m.lastindex or 0) + 1) if m.group(i)), 0)
+                start, end = m.span(group)
+                value = m.group(group)
+                if not self._valid(entity, value):
+                    continue
+                out.append(
+                    Finding(
+                        self.name, entity, start, end, score, f"{entity} found by pattern and checks", value
+                    )
+                )
+        return out
+
+    def _hidden(self, text: str, wanted: set[str]) -> list[Finding]:
+        """PII written so that the patterns miss it: numbers spelled out in words ("one two three,
+        four five, ..."), read with the 40 characters before them (the cue: "SSN", "call me at"),
+        and values inside base64 or hex; one layer, each finding spanning the whole hidden form."""
+        from genlab.safety.normalize import encoded_readings, spelled_numbers
+
+        out: list[Finding] = []
+        for digits, start, end in spelled_numbers(text):
+            cue = text[max(0, start - 40) : start]
+            found = {
+                (f.category, f.score)
+                for f in self._matches(cue + digits, wanted)
+                if f.end > len(cue) and f.category not in ("PERSON", "LOCATION")
+            }
+            if not found and "PHONE_NUMBER" in wanted and _PHONE_CUE.search(cue):
+                if 10 <= len(digits.replace(" ", "")) <= 15:  # "call me on five five five ..."
+                    found = {("PHONE_NUMBER", 0.7)}
+            for category, score in found:
+                why = f"{category} written out in words"
+                out.append(Finding(self.name, category, start, end, score, why, text[start:end]))
+        for decoded, start, end, how in encoded_readings(text, words=False):
+            for f in self._matches(decoded, wanted):
+                why = f"{f.category} hidden in {how}"
+                out.append(Finding(self.name, f.category, start, end, f.score, why, text[start:end]))
+        return out
 
     def _name_mentions(self, text: str, found: list[Finding]) -> list[Finding]:
         """A name found by its cue ("Patient: Ana Ruiz", "Mrs. Ruiz") is a name wherever else it
@@ -463,12 +495,17 @@ class SecretsScanner(Scanner):
 # -- prompt injection and jailbreaks --------------------------------------------------------------
 _INJECTION_RULES: list[tuple[str, float, str]] = [
     (
-        r"\b(?:ignore|disregard|forget|override|bypass)\b.{0,30}\b(?:previous|prior|above|earlier|all|your|the|any)\b.{0,20}\b(?:instructions?|rules|directions|prompts?|guidelines|polic(?:y|ies)|constraints)\b",
+        r"\b(?:ignore|disregard|forget|override|bypass)\b.{0,30}?(?<!\bmy )\b(?:previous|prior|above|earlier|all|your|the|any)\b(?:(?!\bmy\b).){0,20}?\b(?:instructions?|rules|directions|prompts?|guidelines|polic(?:y|ies)|constraints|programming)\b",
         0.95,
         "asks to ignore earlier instructions",
     ),
+    (  # the same with padding between the words ("ignore, and I really mean it, ... all previous rules")
+        r"\b(?:ignore|disregard|forget|override|bypass)\b.{30,120}?(?<!\bmy )\b(?:previous|prior|above|earlier)\s+(?:\w+\s+)?(?:instructions?|rules|directions|prompts?|guidelines|polic(?:y|ies)|constraints|programming)\b",
+        0.95,
+        "asks to ignore earlier instructions, padded",
+    ),
     (
-        r"\b(?:ignore|disregard|forget)\s+(?:all\s+|everything\s+)?(?:of\s+)?(?:the\s+)?(?:above|previous|prior|earlier)\b(?!\s+(?:message|email|mail|booking|attachment|typo))",
+        r"\b(?:ignore|disregard|forget)\s+(?:all\s+|everything\s+)?(?:of\s+)?(?:the\s+)?(?:above|previous|prior|earlier)\b(?=\s*(?:[.,;:!]|$|(?:and|then)\b|(?:text|context|conversation|content|commands?|orders|messages from)\b))",
         0.9,
         "asks to disregard what came before",
     ),
@@ -488,9 +525,19 @@ _INJECTION_RULES: list[tuple[str, float, str]] = [
         "assigns an unrestricted persona",
     ),
     (
-        r"\b(?:DAN|do anything now)\b.{0,40}\b(?:mode|prompt|jailbreak)|\bjailbreak\b(?!ing)",
+        r"\b(?:DAN|do anything now)\b.{0,40}\b(?:mode|prompt|jailbreak)|\bjailbr(?:eak|oken)\s+(?:mode|yourself|prompt|version|you)\b|\byou(?:'re| are)\s+(?:now\s+)?jailbroken\b",
         0.85,
         "names a jailbreak",
+    ),
+    (
+        r"\bjailbr(?:eak|oken)\b",
+        0.6,
+        "mentions jailbreaking",
+    ),  # weak: iPhones and consoles are jailbroken too
+    (
+        r"\b(?:answer|respond|reply|act|speak|write)\s+(?:as|like)\s+(?:an?\s+)?(?:\w+\s+)?(?:unfiltered|unrestricted|uncensored|unaligned)\b",
+        0.9,
+        "asks for an unfiltered persona",
     ),
     (
         r"\b(?:developer|god|sudo|admin|debug) mode\b.{0,30}\b(?:enabled|on|activated|enable|activate)\b|\b(?:enable|activate)\b.{0,15}\b(?:god|sudo|DAN) mode\b",

@@ -84,7 +84,7 @@ def normalize(text: str) -> str:
 _B64 = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
 _SPACED_B64 = re.compile(r"(?:[A-Za-z0-9+/]{2,8} ){3,}[A-Za-z0-9+/]{1,8}={0,2}")  # base64 split by spaces
 _HEX = re.compile(r"\b(?:[0-9A-Fa-f]{2}[ :]?){8,}")
-_SPACED = re.compile(r"(?<!\w)(?:[A-Za-z][ ._-]{1,2}){4,}[A-Za-z](?!\w)")  # i g n o r e, i.g.n.o.r.e
+_SPACED = re.compile(r"(?<!\w)(?:[A-Za-z][ ._-]{1,4}){4,}[A-Za-z](?!\w)")  # i g n o r e, i.g.n.o.r.e
 _LEET = str.maketrans("013457@$!|", "oieastasil")
 
 
@@ -92,22 +92,56 @@ def _readable(text: str) -> bool:
     return bool(text) and text.isprintable() and sum(c.isalpha() or c == " " for c in text) > 0.8 * len(text)
 
 
-def _b64(chunk: str) -> str | None:
+def _printable(text: str) -> bool:
+    """Looser: printable ASCII, as a number or an address is (for PII hidden in an encoding)."""
+    return len(text) >= 5 and text.isascii() and text.isprintable()
+
+
+def _b64(chunk: str, readable=_readable) -> str | None:
     try:
         decoded = base64.b64decode(chunk + "=" * (-len(chunk) % 4), validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
-    return decoded if _readable(decoded) else None
+    return decoded if readable(decoded) else None
 
 
-def hidden_readings(text: str) -> list[tuple[str, int, int, str]]:
-    """Plain-text readings hidden in the text, each with the span of the text it came from and how
-    it was hidden: base64 (also split by spaces), hex, letters spaced apart, rot13, reversed text,
-    leetspeak. Bounded: one layer each, over spans the text already has."""
+_DIGIT_WORDS = {
+    "zero": "0",
+    "oh": "0",
+    "one": "1",
+    "two": "2",
+    "three": "3",
+    "four": "4",
+    "five": "5",
+    "six": "6",
+    "seven": "7",
+    "eight": "8",
+    "nine": "9",
+}
+_DIGIT_WORD = "(?:" + "|".join(_DIGIT_WORDS) + ")"
+_SPELLED = re.compile(rf"(?i)\b{_DIGIT_WORD}(?:(?:\s*[,;/]\s*|\s+-\s+|\s+|-){_DIGIT_WORD}){{6,}}\b")
+
+
+def spelled_numbers(text: str) -> list[tuple[str, int, int]]:
+    """Runs of seven or more digits spelled out in words ("one two three, four five, six seven
+    eight nine"), as digits grouped where the words were (a comma, a dash between spaces), with the
+    span of the words: ("123 45 6789", start, end)."""
+    out = []
+    for m in _SPELLED.finditer(text):
+        groups = re.split(r"\s*[,;/]\s*|\s+-\s+", m.group(0))
+        digits = ["".join(_DIGIT_WORDS[w.lower()] for w in re.split(r"[\s-]+", g) if w) for g in groups if g]
+        out.append((" ".join(digits), m.start(), m.end()))
+    return out
+
+
+def encoded_readings(text: str, *, words: bool = True) -> list[tuple[str, int, int, str]]:
+    """The base64 (also split by spaces) and hex readings of :func:`hidden_readings`: mostly words
+    (for instructions), or with ``words=False`` any printable ASCII (a number, an address)."""
+    readable = _readable if words else _printable
     out: list[tuple[str, int, int, str]] = []
     for pattern, join in ((_B64, ""), (_SPACED_B64, " ")):
         for m in pattern.finditer(text):
-            decoded = _b64(m.group(0).replace(join, "") if join else m.group(0))
+            decoded = _b64(m.group(0).replace(join, "") if join else m.group(0), readable)
             if decoded is not None:
                 out.append((decoded, m.start(), m.end(), "base64"))
     for m in _HEX.finditer(text):
@@ -115,10 +149,18 @@ def hidden_readings(text: str) -> list[tuple[str, int, int, str]]:
             decoded = bytes.fromhex(re.sub(r"[ :]", "", m.group(0))).decode("utf-8")
         except (ValueError, UnicodeDecodeError):
             continue
-        if _readable(decoded):
+        if readable(decoded):
             out.append((decoded, m.start(), m.end(), "hex"))
+    return out
+
+
+def hidden_readings(text: str) -> list[tuple[str, int, int, str]]:
+    """Plain-text readings hidden in the text, each with the span of the text it came from and how
+    it was hidden: base64 (also split by spaces), hex, letters spaced apart, rot13, reversed text,
+    leetspeak. Bounded: one layer each, over spans the text already has."""
+    out = encoded_readings(text)
     for m in _SPACED.finditer(text):
-        words = re.split(r"[ ._-]{2}", m.group(0))  # a double gap between words, single between letters
+        words = re.split(r"[ ._-]{2,}", m.group(0))  # a wider gap between words, single between letters
         out.append((" ".join(re.sub(r"[ ._-]", "", w) for w in words), m.start(), m.end(), "spaced letters"))
     out.append((codecs.decode(text, "rot13"), 0, len(text), "rot13"))
     out.append((text[::-1], 0, len(text), "reversed"))
