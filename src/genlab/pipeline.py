@@ -275,6 +275,13 @@ class Released:
         return self.review is not None
 
 
+def provide_guard_models(registry: Registry) -> None:
+    """The models guardrails read with (the safety room loads none): the shipped embedding model's
+    int8 features for the learned guardrail, any registered chat model for an ``llm_judge``."""
+    judge.use_models(registry.load)
+    semantic.use_embedder(lambda texts: registry.load("all-minilm-l6-v2").guard_features(texts))
+
+
 class Pipeline:
     """The gate: a policy, a store for records and reviews, per-model queues."""
 
@@ -292,10 +299,7 @@ class Pipeline:
         offload_scans: bool = False,
     ) -> None:
         self.registry = registry
-        judge.use_models(registry.load)  # an llm_judge guardrail asks a registered model
-        semantic.use_embedder(
-            lambda texts: registry.load("all-minilm-l6-v2").embed(texts)
-        )  # the learned guardrail
+        provide_guard_models(registry)
         self.offload_scans = offload_scans  # long texts scanned in worker processes (the server)
         self.guard = Guard(
             policy if isinstance(policy, Policy) else Policy.load(policy), offload=offload_scans

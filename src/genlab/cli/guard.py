@@ -27,7 +27,9 @@ def check(
 
     if text == "-":
         text = sys.stdin.read()
-    result = Guard(Policy.load(policy)).scan_all(text)
+    guard = Guard(Policy.load(policy))
+    provide_models(guard.policy)
+    result = guard.scan_all(text)
     if json_:
         print_json(result.to_dict())
     else:
@@ -55,6 +57,17 @@ def check(
         console.print(f"decision: [bold]{result.decision}[/]")
     if result.blocked:
         raise typer.Exit(1)
+
+
+def provide_models(policy) -> None:
+    """Load the guardrail models a policy's scanners read with (the learned guardrail's embedding
+    model, an LLM judge's chat model) only when it has such scanners."""
+    names = {rule.scanner.name for rule in policy.input + policy.output}
+    if names & {"semantic", "llm_judge"}:
+        from genlab.pipeline import provide_guard_models
+        from genlab.registry import default_registry
+
+        provide_guard_models(default_registry())
 
 
 @app.command("eval")

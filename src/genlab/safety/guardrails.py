@@ -348,9 +348,9 @@ class PIIScanner(Scanner):
                 for f in self._matches(cue + digits, wanted)
                 if f.end > len(cue) and f.category not in ("PERSON", "LOCATION")
             }
-            if not found and "PHONE_NUMBER" in wanted and _PHONE_CUE.search(cue):
-                if 10 <= len(digits.replace(" ", "")) <= 15:  # "call me on five five five ..."
-                    found = {("PHONE_NUMBER", 0.7)}
+            phone = 10 <= len(digits.replace(" ", "")) <= 15  # "call me on five five five ..."
+            if not found and phone and "PHONE_NUMBER" in wanted and _PHONE_CUE.search(cue):
+                found = {("PHONE_NUMBER", 0.7)}
             for category, score in found:
                 why = f"{category} written out in words"
                 out.append(Finding(self.name, category, start, end, score, why, text[start:end]))
@@ -495,7 +495,7 @@ class SecretsScanner(Scanner):
 # -- prompt injection and jailbreaks --------------------------------------------------------------
 _INJECTION_RULES: list[tuple[str, float, str]] = [
     (
-        r"\b(?:ignore|disregard|forget|override|bypass)\b.{0,30}?(?<!\bmy )\b(?:previous|prior|above|earlier|all|your|the|any)\b(?:(?!\bmy\b).){0,20}?\b(?:instructions?|rules|directions|prompts?|guidelines|polic(?:y|ies)|constraints|programming)\b",
+        r"\b(?:ignore|disregard|forget|override|bypass)\b.{0,30}?(?<!\bmy )\b(?:previous|prior|above|earlier|all|your|any|system|original|initial|safety)\b(?:(?!\bmy\b).){0,20}?\b(?:instructions?|rules|directions|prompts?|guidelines|polic(?:y|ies)|constraints|programming)\b|\b(?:ignore|disregard|forget)\s+the\s+(?:instructions?|rules|guidelines)\s+(?:above|before|you (?:were|have been|'ve been) given)\b",
         0.95,
         "asks to ignore earlier instructions",
     ),
@@ -538,6 +538,16 @@ _INJECTION_RULES: list[tuple[str, float, str]] = [
         r"\b(?:answer|respond|reply|act|speak|write)\s+(?:as|like)\s+(?:an?\s+)?(?:\w+\s+)?(?:unfiltered|unrestricted|uncensored|unaligned)\b",
         0.9,
         "asks for an unfiltered persona",
+    ),
+    (  # the first rule in other languages: forget/ignore ... instructions/rules (not the writer's own: "my")
+        r"\b(?:ignorier\w*|vergiss|vergessen\s+sie|missachte\w*|ignore[sz]?|oublie[sz]?|ignora|olvida|dimentica|esque[çc]a|negeer|vergeet|zignoruj|zapomnij|игнорируй\w*|забудь\w*)\b(?:(?!\b(?:my|our|meine?[nrs]?|unsere?[nrs]?|mes|mis|mie[ie]?|minhas?|mijn|moje|мои)\b).){0,80}?\b(?:anweisungen|regeln|vorgaben|instruktionen|befehle|consignes|instructions|r[èe]gles|instrucciones|reglas|istruzioni|regole|instru[çc][õo]es|regras|instructies|regels|instrukcje|zasady|инструкции|правила|указания)\b",
+        0.9,
+        "asks to disregard instructions (in another language)",
+    ),
+    (
+        r"(?:忽略|无视|忘记|忘掉).{0,20}(?:指令|指示|规则|提示)|(?:指示|ルール|命令).{0,10}(?:無視|忘れ)",
+        0.9,
+        "asks to disregard instructions (in another language)",
     ),
     (
         r"\b(?:developer|god|sudo|admin|debug) mode\b.{0,30}\b(?:enabled|on|activated|enable|activate)\b|\b(?:enable|activate)\b.{0,15}\b(?:god|sudo|DAN) mode\b",

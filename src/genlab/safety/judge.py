@@ -78,6 +78,7 @@ class LLMJudgeScanner(Scanner):
     name = "llm_judge"
     default_category = "unsafe"
     normalizes: ClassVar[bool] = False
+    in_process: ClassVar[bool] = True  # it asks this process's models
 
     def __init__(self, threshold: float = 0.5, **options: Any) -> None:
         super().__init__(threshold, **options)

@@ -76,9 +76,24 @@ def strip_invisible(text: str) -> str:
     return text.translate(_DELETE_INVISIBLE)  # one pass in C
 
 
+_WORD = re.compile(r"\w+")
+
+
+def _skeleton(match: re.Match) -> str:
+    """A word's TR39 skeleton where it is a disguise: it mixes Latin with look-alikes ("ignоre"
+    with a Cyrillic o), or every letter of it maps to Latin (a whole-script look-alike, "раураl").
+    A word of another script that is just a word ("правила") stays as it is."""
+    word = match.group(0)
+    mapped = word.translate(CONFUSABLES)
+    if mapped != word and (mapped.isascii() or any(c.isascii() and c.isalpha() for c in word)):
+        return mapped
+    return word
+
+
 def normalize(text: str) -> str:
     """What the rule scanners match against (spans then refer to this text)."""
-    return strip_invisible(unicodedata.normalize("NFKC", text)).translate(CONFUSABLES)
+    text = strip_invisible(unicodedata.normalize("NFKC", text))
+    return text if text.isascii() else _WORD.sub(_skeleton, text)
 
 
 _B64 = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")

@@ -135,11 +135,13 @@ def _rule(raw: Any, source: str, section: str) -> Rule:
     action = raw.pop("action", "warn")
     if action not in ACTIONS:
         raise PolicyError(f"{where}: unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
-    threshold = raw.pop("threshold", 0.5)
-    if not isinstance(threshold, int | float) or not 0 <= threshold <= 1:
+    threshold = raw.pop("threshold", None)  # None: the scanner's own default
+    if threshold is not None and (not isinstance(threshold, int | float) or not 0 <= threshold <= 1):
         raise PolicyError(f"{where}: threshold must be a number in [0, 1], got {threshold!r}")
     options = {k: v for k, v in raw.items() if not k.startswith("__")}
-    return Rule(SCANNERS[name](threshold=float(threshold), **options), action)
+    if threshold is not None:
+        options["threshold"] = float(threshold)
+    return Rule(SCANNERS[name](**options), action)
 
 
 @dataclass
@@ -156,6 +158,15 @@ class GuardResult:
     @property
     def findings(self) -> list:
         return [f for r in self.results for f in r.findings]
+
+    def then(self, later: GuardResult) -> GuardResult:
+        """This result followed by ``later`` (rules run over this result's text): the stricter
+        decision, both sets of results."""
+        order = ("allow", "flag", "block")
+        decision = max(self.decision, later.decision, key=order.index)
+        return GuardResult(
+            decision, later.text, self.results + later.results, {**self.actions, **later.actions}
+        )
 
     def blocking_category(self) -> str | None:
         for r in self.results:
@@ -222,10 +233,16 @@ class Guard:
 
     def _run(self, rules: list[Rule], text: str, *, prompt: str | None, vault: Vault | None) -> GuardResult:
         if self.offload and len(text) >= LARGE_TEXT:
-            result, returned = _workers().submit(_scan, self.policy, rules, text, prompt, vault).result()
+            # scanners that read with this process's models (the learned guardrail, an LLM judge)
+            # run here, after the rest; their work runs outside the GIL (onnxruntime, llama.cpp)
+            here = [r for r in rules if getattr(r.scanner, "in_process", False)]
+            away = [r for r in rules if r not in here]
+            result, returned = _workers().submit(_scan, self.policy, away, text, prompt, vault).result()
             if vault is not None and returned is not None:
                 vault.__dict__.update(returned.__dict__)  # the placeholders the worker made
-            return result
+            if not here:
+                return result
+            return result.then(_scan(self.policy, here, result.text, prompt, vault)[0])
         return _scan(self.policy, rules, text, prompt, vault)[0]
 
     def check_input(self, text: str, vault: Vault | None = None) -> GuardResult:

@@ -1,24 +1,32 @@
 """A learned guardrail: prompt injection, jailbreaks and harmful requests recognised by meaning.
 
 The rules (``guardrails.py``) are exact where they can be (checksums, secret formats, markup) but
-keyword lists miss paraphrases, role-play and other languages. This scanner embeds the text with
-the shipped sentence-embedding model (all-MiniLM-L6-v2) and applies a logistic regression trained
-by ``scripts/train_semantic_guard.py`` on ``evalsets/semantic.jsonl`` (written for genlab: injections
-and jailbreaks in five languages, harmful requests by MLCommons hazard category, benign look-alikes
-such as "ignore the previous step if I use a convection oven"), its weights shipped as JSON. A
-class other than benign needs a probability at or above the threshold chosen by cross-validation on
-the train split (at most 5% of benign texts flagged); a harmful text's category is the nearest
-category centroid. The held-out split's figures are in the weights file and docs/guardrails.md.
+keyword lists miss paraphrases, role-play and other languages. This scanner reads the text with
+the shipped sentence-embedding model (all-MiniLM-L6-v2's first three layers as int8 ONNX: the mean
+and the max of their token states) plus hashed character n-grams (3-5 characters: they carry words across
+languages and spellings the English model reads poorly), and applies a logistic regression trained
+by ``scripts/train_semantic_guard.py`` on ``evalsets/semantic.jsonl`` (written for genlab:
+injections and jailbreaks in eleven languages, harmful requests by MLCommons hazard category,
+benign look-alikes such as "ignore the previous step if I use a convection oven"), its weights
+shipped as JSON. A class other than benign needs a probability at or above its threshold, chosen
+by cross-validation on the train split (the best recall with at most 5% of benign texts flagged);
+a harmful text's category is the nearest category centroid. The held-out split's figures are in the weights file
+and docs/guardrails.md.
 
-It is in the shipped ``strict`` policy (``--policy strict``), not in ``default``: its recall on the
-held-out split is modest (a small training set), its precision high. The safety room does not load
-models: the pipeline hands it the embedding model (:func:`use_embedder`); where none is set (a
-worker process scanning a very long text) it finds nothing and the rules still run.
+Long texts are read in windows of about ``WINDOW`` characters (a sentence or two) cut at sentence
+ends, so an injection in the middle of a long document is read on its own, not averaged away, and
+its finding spans its window.
+
+The safety room does not load models: the pipeline hands it the embedding model's features
+(:func:`use_embedder`). Where none is set the scan fails (and a policy that fails closed blocks):
+a guardrail that cannot read must not pass the text as if it had.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import zlib
 from collections.abc import Callable
 from functools import cache
 from importlib.resources import files
@@ -26,14 +34,22 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from genlab.core import GenlabError
 from genlab.safety.guardrails import HAZARDS, SCANNERS, Finding, Scanner
 
 _EMBED: list[Callable[[list[str]], np.ndarray]] = []
-MAX_CHARS = 2000  # the model reads 256 word pieces; the head of a long text is what it sees
+WINDOW = 120  # characters per window (a sentence or two), cut at sentence ends
+GRAMS = 4096  # hashed character n-gram buckets
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？\n])\s+")
 
 
-def use_embedder(embed: Callable[[list[str]], np.ndarray]) -> None:
-    _EMBED[:] = [embed]
+def use_embedder(features: Callable[[list[str]], np.ndarray]) -> None:
+    """Where the scanner gets its features: ``texts -> (n, 768)`` (``EmbeddingModel.guard_features``)."""
+    _EMBED[:] = [features]
+
+
+def has_embedder() -> bool:
+    return bool(_EMBED)
 
 
 @cache
@@ -45,60 +61,127 @@ def weights() -> dict[str, Any]:
     return data
 
 
-def probabilities(vector: np.ndarray) -> dict[str, float]:
-    w = weights()
-    logits = w["coef"] @ vector + w["intercept"]
-    probs = np.exp(logits - logits.max())
-    return dict(zip(w["classes"], (probs / probs.sum()).tolist(), strict=True))
+def char_grams(texts: list[str]) -> np.ndarray:
+    """Hashed counts of the 3-5 character n-grams of each lower-cased text, unit length."""
+    out = np.zeros((len(texts), GRAMS), np.float32)
+    for i, text in enumerate(texts):
+        t = " " + " ".join(text.lower().split()) + " "
+        for n in (3, 4, 5):
+            for j in range(len(t) - n + 1):
+                out[i, zlib.crc32(t[j : j + n].encode("utf-8")) % GRAMS] += 1.0
+        out[i] /= max(float(np.linalg.norm(out[i])), 1e-9)
+    return out
 
 
-def classify(vector: np.ndarray) -> tuple[str, float, str | None]:
-    """(class, its probability, the hazard code of a harmful text)."""
+def features(texts: list[str], embedded: np.ndarray) -> np.ndarray:
+    """What the classifier reads: the model's features next to the character n-grams."""
+    return np.hstack([embedded, char_grams(texts)])
+
+
+def probabilities(matrix: np.ndarray) -> np.ndarray:
+    """(n, classes) probabilities of the softmax regression, in ``weights()["classes"]`` order."""
     w = weights()
-    classes = w["classes"]
-    probs = np.array([probabilities(vector)[c] for c in classes])
-    best = max((i for i, c in enumerate(classes) if c != "benign"), key=lambda i: probs[i])
-    if probs[best] < w["threshold"]:
-        return "benign", float(probs[classes.index("benign")]), None
-    code = None
-    if classes[best] == "harmful":
-        code = w["centroid_codes"][int(np.argmax(w["centroid_matrix"] @ vector))]
-    return classes[best], float(probs[best]), code
+    logits = matrix @ w["coef"].T + w["intercept"]
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
+def decide(probs: np.ndarray, thresholds: dict[str, float]) -> list[tuple[str, float]]:
+    """(class, probability) per row: the likeliest class other than benign among those that reach
+    their threshold, else benign."""
+    classes = weights()["classes"]
+    out = []
+    for p in probs:
+        over = [i for i, c in enumerate(classes) if c != "benign" and p[i] >= thresholds[c]]
+        best = max(over, key=lambda i: p[i]) if over else classes.index("benign")
+        out.append((classes[best], float(p[best])))
+    return out
+
+
+def hazard(vector: np.ndarray) -> str:
+    """The MLCommons category whose centroid is nearest to a harmful text's mean embedding."""
+    w = weights()
+    dims = w["centroid_matrix"].shape[1]
+    return w["centroid_codes"][int(np.argmax(w["centroid_matrix"] @ vector[:dims]))]
+
+
+def windows(text: str) -> list[tuple[int, int]]:
+    """Spans of about WINDOW characters, cut after a sentence (or at a space when one is longer)."""
+    if len(text) <= WINDOW:
+        return [(0, len(text))]
+    cuts = [m.end() for m in _SENTENCE_END.finditer(text)] + [len(text)]
+    spans, start, end = [], 0, 0
+    for cut in cuts:
+        while cut - start > WINDOW:  # a sentence longer than a window: cut at a space
+            if end > start:
+                spans.append((start, end))
+                start = end
+                continue
+            space = text.rfind(" ", start + WINDOW // 2, start + WINDOW)
+            end = space + 1 if space > start else start + WINDOW
+            spans.append((start, end))
+            start = end
+        end = cut
+    if end > start:
+        spans.append((start, end))
+    return [(s, e) for s, e in spans if text[s:e].strip()]
 
 
 class SemanticScanner(Scanner):
     name = "semantic"
     default_category = "prompt_injection"
     normalizes: ClassVar[bool] = True
+    in_process: ClassVar[bool] = True  # it needs the process's embedding model
+
+    def __init__(self, threshold: float | None = None, **options: Any) -> None:
+        """``threshold`` given: one operating point for both classes (a policy's own trade-off);
+        otherwise each class's cross-validated threshold from the weights file."""
+        super().__init__(0.0, **options)
+        self.operating = threshold
 
     def find(self, text: str, *, prompt: str | None = None) -> list[Finding]:
-        if not _EMBED or not text.strip():
+        if not text.strip():
             return []
-        vector = _EMBED[0]([text[:MAX_CHARS]])[0]
-        found = self._rules(text, vector) if self.options.get("rules") else []
-        label, p, code = classify(vector)
-        if label == "benign":
-            return found
-        category = "prompt_injection" if label == "injection" else code or "S1"
-        why = (
-            "reads as an attempt to override the assistant's instructions"
-            if label == "injection"
-            else f"reads as a request for harm: {HAZARDS.get(category, category)}"
-        )
-        score = round(min(p, 1.0), 3)
-        return [*found, Finding(self.name, category, 0, len(text), score, f"{why} (p = {p:.2f})", text[:200])]
+        if not _EMBED:
+            raise GenlabError(
+                "the semantic guardrail has no embedding model to read with",
+                hint="run it through genlab's pipeline (serve, generate, guard check), which provides one",
+            )
+        spans = windows(text)
+        pieces = [text[s:e] for s, e in spans]
+        embedded = _EMBED[0](pieces)
+        probs = probabilities(features(pieces, embedded))
+        thresholds = dict(weights()["thresholds"])
+        if self.operating is not None:
+            thresholds = dict.fromkeys(thresholds, float(self.operating))
+        found = self._rules(text, probs) if self.options.get("rules") else []
+        for (start, end), (label, p), vector in zip(spans, decide(probs, thresholds), embedded, strict=True):
+            if label == "benign":
+                continue
+            category = "prompt_injection" if label == "injection" else hazard(vector)
+            why = (
+                "reads as an attempt to override the assistant's instructions"
+                if label == "injection"
+                else f"reads as a request for harm: {HAZARDS.get(category, category)}"
+            )
+            excerpt = text[start:end].strip()[:200]
+            found.append(
+                Finding(self.name, category, start, end, round(p, 3), f"{why} (p = {p:.2f})", excerpt)
+            )
+        return found
 
-    def _rules(self, text: str, vector: np.ndarray) -> list[Finding]:
+    def _rules(self, text: str, probs: np.ndarray) -> list[Finding]:
         """With ``rules: true``, the injection rules run too: their certain matches (0.95, and
-        chat-template control tokens) stand alone; a weaker keyword match ("ignore the previous
-        step", "jailbreak") stands only where the model also reads some intent (p >= 0.25), so
-        benign look-alikes pass."""
+        chat-template control tokens) stand alone; a weaker keyword match ("jailbreak", a
+        privileged "mode") stands only where the model also reads some intent (p >= 0.25 in some
+        window), so benign look-alikes pass."""
         from genlab.safety.guardrails import InjectionScanner
 
         matches = InjectionScanner(threshold=0.0).find(text)
-        certain = [f for f in matches if f.score >= 0.95 or "control tokens" in f.explanation]
+        certain = [f for f in matches if f.score >= 0.9 or "control tokens" in f.explanation]
         weak = [f for f in matches if f not in certain]
-        agrees = probabilities(vector).get("injection", 0.0) >= 0.25
+        injection = weights()["classes"].index("injection")
+        agrees = float(probs[:, injection].max()) >= 0.25
         return certain + (weak if agrees else [])
 
 
