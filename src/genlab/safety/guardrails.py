@@ -539,6 +539,11 @@ _INJECTION_RULES: list[tuple[str, float, str]] = [
         0.9,
         "asks for an unfiltered persona",
     ),
+    (
+        r"\b(?:your|the|all|its)\s+(?:safety\s+|content\s+)?(?:rules|guidelines|filters|restrictions|limits|policy|policies|guardrails|safeguards)\s+(?:(?:don't|do not|no longer|doesn't|does not)\s+(?:exist|apply|matter|count)|(?:are|is)\s+(?:now\s+)?(?:off|disabled|suspended|lifted|gone|void|revoked|expired))\b",
+        0.9,
+        "declares the assistant's rules void",
+    ),
     (  # the first rule in other languages: forget/ignore ... instructions/rules (not the writer's own: "my")
         r"\b(?:ignorier\w*|vergiss|vergessen\s+sie|missachte\w*|ignore[sz]?|oublie[sz]?|ignora|olvida|dimentica|esque[çc]a|negeer|vergeet|zignoruj|zapomnij|игнорируй\w*|забудь\w*)\b(?:(?!\b(?:my|our|meine?[nrs]?|unsere?[nrs]?|mes|mis|mie[ie]?|minhas?|mijn|moje|мои)\b).){0,80}?\b(?:anweisungen|regeln|vorgaben|instruktionen|befehle|consignes|instructions|r[èe]gles|instrucciones|reglas|istruzioni|regole|instru[çc][õo]es|regras|instructies|regels|instrukcje|zasady|инструкции|правила|указания)\b",
         0.9,
