@@ -78,14 +78,26 @@ def eval_(
             help="Folder with pii.jsonl and injection.jsonl (default: the sets shipped in the package)."
         ),
     ] = None,
+    policy: Annotated[
+        str,
+        typer.Option(
+            help="The policy run over semantic.jsonl's held-out rows (injections, harmful requests, "
+            "benign look-alikes): a shipped name or a YAML path."
+        ),
+    ] = "default",
     json_: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
 ) -> None:
-    """Precision, recall, F1, F2 and false-positive rate of the PII and injection scanners."""
+    """Precision, recall, F1, F2 and false-positive rate of the PII and injection rules, and of the
+    whole input policy (rules and the learned guardrail) on the held-out injections, harmful
+    requests and benign look-alikes."""
     from pathlib import Path
 
     from genlab.safety.evaluate import evaluate
+    from genlab.safety.policy import Guard, Policy
 
-    report = evaluate(Path(data) if data else None)
+    guard = Guard(Policy.load(policy))
+    provide_models(guard.policy)
+    report = evaluate(Path(data) if data else None, guard)
     if json_:
         print_json(report)
         return
@@ -105,6 +117,15 @@ def eval_(
             name,
             *(f"{s[k]:.3f}" for k in ("precision", "recall", "f1", "f2")),
             f"{s['false_positive_rate']:.1%} of benign",
+        )
+    whole = report.get("policy")
+    for cls in ("injection", "harmful") if whole else ():
+        s = whole[cls]
+        table.add_row(
+            f"policy {whole['policy']}",
+            f"{cls} (held out, {s['support']})",
+            *(f"{s[k]:.3f}" for k in ("precision", "recall", "f1", "f2")),
+            f"{whole['benign_blocked']}/{whole['benign']} benign blocked",
         )
     console.print(table)
 

@@ -149,11 +149,12 @@ class GuardEncoder:
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self._lock = threading.Lock()
 
-    def features(self, texts: list[str], batch_size: int = 16) -> np.ndarray:
+    def features(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths pad least
         out = []
         for i in range(0, len(texts), batch_size):
             batch = self.tokenizer(
-                texts[i : i + batch_size],
+                [texts[j] for j in order[i : i + batch_size]],
                 padding=True,
                 truncation=True,
                 max_length=self.MAX_TOKENS,
@@ -166,7 +167,9 @@ class GuardEncoder:
             mean = (states * mask).sum(1) / mask.sum(1).clip(1.0)
             peak = np.where(mask > 0, states, -np.inf).max(1)
             out.append(np.hstack([_unit(mean), _unit(peak)]))
-        return np.vstack(out).astype(np.float32)
+        result = np.empty((len(texts), out[0].shape[1]), np.float32)
+        result[order] = np.vstack(out)
+        return result
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

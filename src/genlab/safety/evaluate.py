@@ -3,7 +3,10 @@ benign text (`genlab guard eval`).
 
 Sets are JSON lines. PII: ``{"text", "entities": [...]}`` (an empty list for look-alike negatives);
 counted per (text, entity type). Injection: ``{"text", "label": 1|0}`` (0 for benign prompts that use
-the same words, in the manner of NotInject and XSTest, to measure over-defence).
+the same words, in the manner of NotInject and XSTest, to measure over-defence). Policy:
+``semantic.jsonl``, ``{"text", "label": "injection"|"benign"|"S1".."S14", "split"}``: the whole
+input policy (rules and the learned guardrail) on the rows of the ``heldout`` split (all rows where
+there is no split), as blocked or not, per class.
 """
 
 from __future__ import annotations
@@ -98,12 +101,46 @@ def evaluate_injection(path: Path, threshold: float = 0.85) -> dict[str, Any]:
     return {"threshold": threshold, **scores(tp, fp, fn, tn), "errors": misses}
 
 
-def evaluate(data: Path | None = None) -> dict[str, Any]:
+def evaluate_policy(path: Path, guard: Any) -> dict[str, Any]:
+    """The whole input policy on a labelled set: per class, how many were blocked; precision of a
+    block for injections and harmful requests; the share of benign texts blocked."""
+    rows = _read(path)
+    if any("split" in r for r in rows):
+        rows = [r for r in rows if r.get("split") == "heldout"]
+    counts = {c: {"blocked": 0, "total": 0} for c in ("injection", "harmful", "benign")}
+    errors = []
+    for row in rows:
+        label = row["label"] if row["label"] in ("injection", "benign") else "harmful"
+        result = guard.check_input(row["text"])
+        counts[label]["total"] += 1
+        counts[label]["blocked"] += result.blocked
+        if result.blocked != (label != "benign"):
+            errors.append({"text": row["text"], "label": row["label"], "blocked": result.blocked})
+    blocked_benign = counts["benign"]["blocked"]
+    out: dict[str, Any] = {"policy": guard.policy.name, "rows": len(rows)}
+    for cls in ("injection", "harmful"):
+        tp, n = counts[cls]["blocked"], counts[cls]["total"]
+        other = counts["harmful" if cls == "injection" else "injection"]["blocked"]
+        # a block of the other harmful class is not a false alarm; a block of a benign text is
+        out[cls] = {**scores(tp, blocked_benign, n - tp), "support": n, "other_blocked": other}
+    out["benign_blocked"] = blocked_benign
+    out["benign"] = counts["benign"]["total"]
+    out["benign_blocked_rate"] = blocked_benign / max(counts["benign"]["total"], 1)
+    out["errors"] = errors
+    return out
+
+
+def evaluate(data: Path | None = None, guard: Any = None) -> dict[str, Any]:
+    """Every set in ``data``; with a ``guard`` (its models provided) and a ``semantic.jsonl``, the
+    whole input policy too."""
     data = Path(data) if data else DEFAULT_DATA
-    return {
+    report: dict[str, Any] = {
         "data": str(data),
         "pii": evaluate_pii(data / "pii.jsonl"),
         "prompt_injection": {
             f"threshold_{t}": evaluate_injection(data / "injection.jsonl", t) for t in (0.5, 0.85)
         },
     }
+    if guard is not None and (data / "semantic.jsonl").is_file():
+        report["policy"] = evaluate_policy(data / "semantic.jsonl", guard)
+    return report

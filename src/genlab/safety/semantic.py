@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import re
-import zlib
 from collections.abc import Callable
 from functools import cache
 from importlib.resources import files
@@ -62,13 +61,20 @@ def weights() -> dict[str, Any]:
 
 
 def char_grams(texts: list[str]) -> np.ndarray:
-    """Hashed counts of the 3-5 character n-grams of each lower-cased text, unit length."""
+    """Hashed counts of the 3-5 character n-grams of each lower-cased text (spaces collapsed and
+    added at both ends), unit length. The hash is a polynomial over the code points, mod 2^32,
+    computed for all n-grams at once with numpy."""
     out = np.zeros((len(texts), GRAMS), np.float32)
     for i, text in enumerate(texts):
         t = " " + " ".join(text.lower().split()) + " "
+        codes = np.frombuffer(t.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
         for n in (3, 4, 5):
-            for j in range(len(t) - n + 1):
-                out[i, zlib.crc32(t[j : j + n].encode("utf-8")) % GRAMS] += 1.0
+            if len(codes) < n:
+                continue
+            h = np.full(len(codes) - n + 1, n, dtype=np.uint64)
+            for k in range(n):
+                h = (h * np.uint64(1_000_003) + codes[k : len(codes) - n + 1 + k]) & np.uint64(0xFFFFFFFF)
+            np.add.at(out[i], (h % np.uint64(GRAMS)).astype(np.int64), 1.0)
         out[i] /= max(float(np.linalg.norm(out[i])), 1e-9)
     return out
 
