@@ -149,31 +149,22 @@ class GuardEncoder:
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self._lock = threading.Lock()
 
-    def features(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths pad least
-        out = []
-        for i in range(0, len(texts), batch_size):
-            batch = self.tokenizer(
-                [texts[j] for j in order[i : i + batch_size]],
-                padding=True,
-                truncation=True,
-                max_length=self.MAX_TOKENS,
-                return_tensors="np",
-            )
-            feeds = {k: batch[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
+    def features(self, texts: list[str]) -> np.ndarray:
+        """One text per run: int8 activations are scaled per run, so a batch would let a text's
+        neighbours move its features; alone, a text reads the same in training and in any request
+        (and unpadded, it costs no more)."""
+        out = np.empty((len(texts), 2 * self.session.get_outputs()[0].shape[-1]), np.float32)
+        for i, text in enumerate(texts):
+            ids = self.tokenizer(text, truncation=True, max_length=self.MAX_TOKENS, return_tensors="np")
+            feeds = {k: ids[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
             with self._lock:
-                states = self.session.run(None, feeds)[0]
-            mask = batch["attention_mask"][..., None].astype(np.float32)
-            mean = (states * mask).sum(1) / mask.sum(1).clip(1.0)
-            peak = np.where(mask > 0, states, -np.inf).max(1)
-            out.append(np.hstack([_unit(mean), _unit(peak)]))
-        result = np.empty((len(texts), out[0].shape[1]), np.float32)
-        result[order] = np.vstack(out)
-        return result
+                states = self.session.run(None, feeds)[0][0]
+            out[i] = np.concatenate([_unit(states.mean(0)), _unit(states.max(0))])
+        return out
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
+    return x / max(float(np.linalg.norm(x)), 1e-12)
 
 
 def export_int8(model: Any, path: Path) -> None:
