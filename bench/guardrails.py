@@ -121,13 +121,20 @@ def main() -> None:
         "pii_recall_0.95_at_precision_0.9_held_out": pii["recall"] >= 0.95 and pii["precision"] >= 0.9,
     }
     policies = Table(title="The whole input policy on the held-out rows of semantic.jsonl")
-    for column in ("policy", "injections blocked", "harmful blocked", "benign blocked"):
+    for column in (
+        "policy",
+        "injections blocked",
+        "harmful blocked",
+        "look-alikes blocked",
+        "ordinary blocked",
+    ):
         policies.add_column(column, justify="right" if column != "policy" else "left")
     for name, q in quality["policy_held_out"].items():
         policies.add_row(
             name,
             *(f"{q[c]['tp']}/{q[c]['support']} ({q[c]['recall']:.0%})" for c in ("injection", "harmful")),
             f"{q['benign_blocked']}/{q['benign']} ({q['benign_blocked_rate']:.1%})",
+            f"{q['ordinary_blocked']}/{q['ordinary']} ({q['ordinary_blocked_rate']:.1%})",
         )
         q.pop("errors", None)
     console.print(policies)

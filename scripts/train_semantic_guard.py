@@ -4,7 +4,8 @@ character n-grams) of the labelled
 set ``safety/evalsets/semantic.jsonl`` (written for genlab: prompt injections and jailbreaks,
 harmful requests by MLCommons hazard category, and benign look-alikes), on its train split only.
 A threshold per class is chosen by 5-fold cross-validation on the train split (the pair with the
-best recall among those that flag at most 5% of benign texts); the held-out split is scored once and recorded, never tuned on.
+best recall among those that flag at most 5% of the benign look-alikes and 2% of the ordinary
+prompts, rows marked ``"kind": "ordinary"``); the held-out split is scored once and recorded, never tuned on.
 Writes the weights as JSON (no pickle) to ``src/genlab/safety/semantic_guard.json``.
 
     python scripts/train_semantic_guard.py
@@ -23,7 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent / "src" / "genlab" / "safety"
 DATA = ROOT / "evalsets" / "semantic.jsonl"
 OUT = ROOT / "semantic_guard.json"
 C = 8.0  # inverse regularisation, chosen by cross-validation on the train split
-MAX_BENIGN_FLAGGED = 0.05
+MAX_BENIGN_FLAGGED = 0.05  # of the benign look-alikes
+MAX_ORDINARY_FLAGGED = 0.02  # of ordinary prompts ("Say hello.", "a cat on a mat")
 
 
 def coarse(label: str) -> str:
@@ -43,20 +45,23 @@ def decide(probs: np.ndarray, classes: list[str], thresholds: dict[str, float]) 
     return np.array(out)
 
 
-def choose_thresholds(x: np.ndarray, y: np.ndarray, folds: int = 5) -> dict[str, float]:
+def choose_thresholds(x: np.ndarray, y: np.ndarray, ordinary: np.ndarray, folds: int = 5) -> dict[str, float]:
     """Per class, the pair of thresholds with the best cross-validated recall (both classes summed)
-    among those that flag at most 5% of benign texts."""
+    among those that flag at most 5% of the benign look-alikes and 2% of ordinary prompts."""
     classes = sorted(set(y))
     probs = np.zeros((len(y), len(classes)))
     for fit, test in StratifiedKFold(folds, shuffle=True, random_state=0).split(x, y):
         probs[test] = model().fit(x[fit], y[fit]).predict_proba(x[test])
+    look_alike, everyday = (y == "benign") & ~ordinary, (y == "benign") & ordinary
     grid = np.round(np.arange(0.30, 0.96, 0.025), 3)
     best, chosen = -1.0, {"injection": 0.95, "harmful": 0.95}
     for t_injection in grid:
         for t_harmful in grid:
             thresholds = {"injection": float(t_injection), "harmful": float(t_harmful)}
             predicted = decide(probs, classes, thresholds)
-            if (predicted[y == "benign"] != "benign").mean() > MAX_BENIGN_FLAGGED:
+            if (predicted[look_alike] != "benign").mean() > MAX_BENIGN_FLAGGED:
+                continue
+            if everyday.any() and (predicted[everyday] != "benign").mean() > MAX_ORDINARY_FLAGGED:
                 continue
             recall = sum((predicted[y == c] == c).mean() for c in ("injection", "harmful"))
             if recall > best + 1e-9:
@@ -64,7 +69,7 @@ def choose_thresholds(x: np.ndarray, y: np.ndarray, folds: int = 5) -> dict[str,
     return chosen
 
 
-def scores(predicted: np.ndarray, truth: np.ndarray) -> dict:
+def scores(predicted: np.ndarray, truth: np.ndarray, ordinary: np.ndarray) -> dict:
     metrics = {}
     for cls in ("injection", "harmful"):
         tp = int(((predicted == cls) & (truth == cls)).sum())
@@ -75,9 +80,11 @@ def scores(predicted: np.ndarray, truth: np.ndarray) -> dict:
             "recall": round(tp / max(tp + fn, 1), 3),
             "support": int((truth == cls).sum()),
         }
-    benign = truth == "benign"
-    metrics["benign_flagged"] = round(float((predicted[benign] != "benign").mean()), 3)
-    metrics["benign_support"] = int(benign.sum())
+    look_alike, everyday = (truth == "benign") & ~ordinary, (truth == "benign") & ordinary
+    metrics["benign_flagged"] = round(float((predicted[look_alike] != "benign").mean()), 3)
+    metrics["benign_support"] = int(look_alike.sum())
+    metrics["ordinary_flagged"] = round(float((predicted[everyday] != "benign").mean()), 3)
+    metrics["ordinary_support"] = int(everyday.sum())
     return metrics
 
 
@@ -92,7 +99,8 @@ def main() -> None:
     x = features(texts, embedded)
     train = np.array([r["split"] == "train" for r in rows])
     y = np.array([coarse(r["label"]) for r in rows])
-    thresholds = choose_thresholds(x[train], y[train])
+    ordinary = np.array([r.get("kind") == "ordinary" for r in rows])
+    thresholds = choose_thresholds(x[train], y[train], ordinary[train])
     fitted = model().fit(x[train], y[train])
     dims = embedded.shape[1] // 2  # the mean half: the category centroids live there
     centroids = {}
@@ -103,7 +111,7 @@ def main() -> None:
             centroids[code] = (c / np.linalg.norm(c)).round(6).tolist()
     held = ~train
     predicted = decide(fitted.predict_proba(x[held]), list(fitted.classes_), thresholds)
-    metrics = scores(predicted, y[held])
+    metrics = scores(predicted, y[held], ordinary[held])
     OUT.write_text(
         json.dumps(
             {

@@ -184,9 +184,10 @@ class Gate:
     flags: Flags = field(default_factory=Flags)
 
     # -- stage 2: input ---------------------------------------------------------------------------
-    def input_text(self, text: str, where: str = "request") -> str:
-        """The input policy: a block raises (a 400 naming the category); redactions change the text."""
-        result = self.guard.check_input(text, self.vault)
+    def input_text(self, text: str, where: str = "request", *, instructions: bool = False) -> str:
+        """The input policy: a block raises (a 400 naming the category); redactions change the text.
+        ``instructions``: the caller's own system message, not judged for intent."""
+        result = self.guard.check_input(text, self.vault, instructions=instructions)
         if result.blocked:
             self.observer.rejected(f"guardrail_{result.blocking_category()}")
             raise GuardBlocked(result, where)
@@ -203,15 +204,17 @@ class Gate:
 
     def input_request(self, request: GenerationRequest) -> GenerationRequest:
         """The input policy on what people wrote: the prompt, or, for a prompt rendered from a
-        chat (``parts``), each message (a chat template's control tokens are not the user's); a
-        redaction in a message is made in the prompt too."""
+        chat, each message (a chat template's control tokens are not the user's; the system and
+        developer messages are scanned for secrets and PII, not judged for intent); a redaction in
+        a message is made in the prompt too."""
         if not isinstance(request.prompt, str) or not request.prompt.strip():
             return request
-        if not request.parts:
+        if not request.parts and not request.instructions:
             return dataclasses.replace(request, prompt=self.input_text(request.prompt))
         prompt = request.prompt
-        for part in request.parts:
-            checked = self.input_text(part)
+        written = [(p, False) for p in request.parts] + [(p, True) for p in request.instructions]
+        for part, instructions in written:
+            checked = self.input_text(part, instructions=instructions)
             if checked != part:
                 prompt = (
                     prompt.replace(part, checked)

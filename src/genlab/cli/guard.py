@@ -125,7 +125,8 @@ def eval_(
             f"policy {whole['policy']}",
             f"{cls} (held out, {s['support']})",
             *(f"{s[k]:.3f}" for k in ("precision", "recall", "f1", "f2")),
-            f"{whole['benign_blocked']}/{whole['benign']} benign blocked",
+            f"{whole['benign_blocked']}/{whole['benign']} look-alikes, "
+            f"{whole['ordinary_blocked']}/{whole['ordinary']} ordinary blocked",
         )
     console.print(table)
 

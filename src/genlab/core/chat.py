@@ -355,12 +355,12 @@ def plan(
         stop=params.stop + (() if constrained else stop),
         grammar=grammar if grammar is not None else params.grammar,
     )
-    parts = tuple(m["content"] for m in messages if (m.get("content") or "").strip())
+    written = [m for m in messages if (m.get("content") or "").strip()]
+    instructions = tuple(m["content"] for m in written if m.get("role") in ("system", "developer"))
+    parts = tuple(m["content"] for m in written if m.get("role") not in ("system", "developer"))
     parts += tuple(t["function"].get("description") or "" for t in active if t["function"].get("description"))
-    if fmt.template is None:  # the transcript: the whole prompt is the people's text (and "User:")
-        parts = ()
     request = GenerationRequest(
-        prompt=prompt, model=model, n=n, seed=seed, params=params, parts=parts
+        prompt=prompt, model=model, n=n, seed=seed, params=params, parts=parts, instructions=instructions
     ).validate()
     return Turn(request, active)
 

@@ -101,6 +101,10 @@ class GenerationRequest:
     # also holds text they did not write (a chat template's control tokens): the input policy scans
     # these, not the template around them.
     parts: tuple[str, ...] = ()
+    # The caller's own instructions among them (system and developer messages): the input policy
+    # scans them for secrets and PII but does not judge their intent; they are the instructions an
+    # injection would try to override.
+    instructions: tuple[str, ...] = ()
 
     def validate(self, *, needs_prompt: bool = True) -> GenerationRequest:
         if needs_prompt and (not isinstance(self.prompt, str) or not self.prompt.strip()):
@@ -115,7 +119,11 @@ class GenerationRequest:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        d = {k: v for k, v in asdict(self).items() if v is not None and k not in ("params", "parts")}
+        d = {
+            k: v
+            for k, v in asdict(self).items()
+            if v is not None and k not in ("params", "parts", "instructions")
+        }
         d["params"] = self.params.to_dict()
         return d
 

@@ -170,6 +170,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
 def export_int8(model: Any, path: Path) -> None:
     """The transformer of a sentence-transformers model as ONNX (token states out), int8 weights;
     written atomically."""
+    import logging
     import tempfile
     import warnings
 
@@ -204,9 +205,14 @@ def export_int8(model: Any, path: Path) -> None:
                 dynamo=False,
             )
         quantized = Path(tmp) / "model.int8.onnx"
-        quantize_dynamic(
-            str(plain), str(quantized), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True
-        )
+        root = logging.getLogger()
+        level, root.level = root.level, logging.ERROR  # its advice to pre-process models (we need not)
+        try:
+            quantize_dynamic(
+                str(plain), str(quantized), weight_type=QuantType.QInt8, per_channel=True, reduce_range=True
+            )
+        finally:
+            root.setLevel(level)
         quantized.replace(path)
 
 

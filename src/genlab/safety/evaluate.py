@@ -6,7 +6,8 @@ counted per (text, entity type). Injection: ``{"text", "label": 1|0}`` (0 for be
 the same words, in the manner of NotInject and XSTest, to measure over-defence). Policy:
 ``semantic.jsonl``, ``{"text", "label": "injection"|"benign"|"S1".."S14", "split"}``: the whole
 input policy (rules and the learned guardrail) on the rows of the ``heldout`` split (all rows where
-there is no split), as blocked or not, per class.
+there is no split), as blocked or not, per class; benign rows marked ``"kind": "ordinary"``
+(everyday prompts) are counted apart from the look-alikes.
 """
 
 from __future__ import annotations
@@ -107,25 +108,30 @@ def evaluate_policy(path: Path, guard: Any) -> dict[str, Any]:
     rows = _read(path)
     if any("split" in r for r in rows):
         rows = [r for r in rows if r.get("split") == "heldout"]
-    counts = {c: {"blocked": 0, "total": 0} for c in ("injection", "harmful", "benign")}
+    counts = {c: {"blocked": 0, "total": 0} for c in ("injection", "harmful", "benign", "ordinary")}
     errors = []
     for row in rows:
         label = row["label"] if row["label"] in ("injection", "benign") else "harmful"
+        label = "ordinary" if label == "benign" and row.get("kind") == "ordinary" else label
         result = guard.check_input(row["text"])
         counts[label]["total"] += 1
         counts[label]["blocked"] += result.blocked
-        if result.blocked != (label != "benign"):
+        if result.blocked != (label in ("injection", "harmful")):
             errors.append({"text": row["text"], "label": row["label"], "blocked": result.blocked})
-    blocked_benign = counts["benign"]["blocked"]
+    blocked_benign = counts["benign"]["blocked"] + counts["ordinary"]["blocked"]
     out: dict[str, Any] = {"policy": guard.policy.name, "rows": len(rows)}
     for cls in ("injection", "harmful"):
         tp, n = counts[cls]["blocked"], counts[cls]["total"]
         other = counts["harmful" if cls == "injection" else "injection"]["blocked"]
         # a block of the other harmful class is not a false alarm; a block of a benign text is
         out[cls] = {**scores(tp, blocked_benign, n - tp), "support": n, "other_blocked": other}
-    out["benign_blocked"] = blocked_benign
+    # benign look-alikes ("ignore the previous step", "a bath bomb") and ordinary prompts apart
+    out["benign_blocked"] = counts["benign"]["blocked"]
     out["benign"] = counts["benign"]["total"]
-    out["benign_blocked_rate"] = blocked_benign / max(counts["benign"]["total"], 1)
+    out["benign_blocked_rate"] = counts["benign"]["blocked"] / max(counts["benign"]["total"], 1)
+    out["ordinary_blocked"] = counts["ordinary"]["blocked"]
+    out["ordinary"] = counts["ordinary"]["total"]
+    out["ordinary_blocked_rate"] = counts["ordinary"]["blocked"] / max(counts["ordinary"]["total"], 1)
     out["errors"] = errors
     return out
 

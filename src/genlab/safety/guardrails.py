@@ -580,6 +580,7 @@ class InjectionScanner(Scanner):
 
     name = "prompt_injection"
     default_category = "prompt_injection"
+    judges_intent: ClassVar[bool] = True  # not run on the caller's own system message
 
     def find(self, text: str, *, prompt: str | None = None) -> list[Finding]:
         out = [

@@ -79,6 +79,7 @@ class LLMJudgeScanner(Scanner):
     default_category = "unsafe"
     normalizes: ClassVar[bool] = False
     in_process: ClassVar[bool] = True  # it asks this process's models
+    judges_intent: ClassVar[bool] = True  # not run on the caller's own system message
 
     def __init__(self, threshold: float = 0.5, **options: Any) -> None:
         super().__init__(threshold, **options)

@@ -245,8 +245,16 @@ class Guard:
             return result.then(_scan(self.policy, here, result.text, prompt, vault)[0])
         return _scan(self.policy, rules, text, prompt, vault)[0]
 
-    def check_input(self, text: str, vault: Vault | None = None) -> GuardResult:
-        return self._run(self.policy.input, text, prompt=None, vault=vault)
+    def check_input(
+        self, text: str, vault: Vault | None = None, *, instructions: bool = False
+    ) -> GuardResult:
+        """The input rules over ``text``; for the caller's own ``instructions`` (a system message)
+        the rules that judge intent (injection, the learned guardrail, an LLM judge) are left out:
+        instructions are what an injection tries to override, not an injection."""
+        rules = self.policy.input
+        if instructions:
+            rules = [r for r in rules if not getattr(r.scanner, "judges_intent", False)]
+        return self._run(rules, text, prompt=None, vault=vault)
 
     def check_output(
         self, text: str, *, prompt: str | None = None, vault: Vault | None = None

@@ -138,6 +138,7 @@ class SemanticScanner(Scanner):
     default_category = "prompt_injection"
     normalizes: ClassVar[bool] = True
     in_process: ClassVar[bool] = True  # it needs the process's embedding model
+    judges_intent: ClassVar[bool] = True  # not run on the caller's own system message
 
     def __init__(self, threshold: float | None = None, **options: Any) -> None:
         """``threshold`` given: one operating point for both classes (a policy's own trade-off);
