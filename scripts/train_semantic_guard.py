@@ -90,12 +90,12 @@ def scores(predicted: np.ndarray, truth: np.ndarray, ordinary: np.ndarray) -> di
 
 def main() -> None:
     from genlab.core.settings import Settings
-    from genlab.registry import Registry
+    from genlab.generators.embedding import guard_encoder
     from genlab.safety.semantic import features
 
     rows = [json.loads(line) for line in DATA.read_text("utf-8").splitlines() if line.strip()]
     texts = [r["text"] for r in rows]
-    embedded = Registry(Settings.from_env()).load("all-minilm-l6-v2").guard_features(texts)
+    embedded = guard_encoder(Settings.from_env()).features(texts)
     x = features(texts, embedded)
     train = np.array([r["split"] == "train" for r in rows])
     y = np.array([coarse(r["label"]) for r in rows])

@@ -51,11 +51,33 @@ def fresh_registry(tmp_path: Path, session_home: Path) -> Registry:
     return Registry(Settings(home=home))
 
 
+def seed_guard(home: Path) -> None:
+    """Give a test's fresh home the session's int8 guardrail encoder. It is derived from the pinned
+    weights once per home (about 10 s with torch); deriving it again in every test's home would
+    only measure that. A home without it still builds its own (tests/safety test that path)."""
+    import shutil
+
+    session = os.environ.get("GENLAB_HOME")
+    if not session or Path(session) == Path(home):
+        return
+    from genlab.generators.embedding import GuardEncoder, guard_encoder
+
+    name = f"all-minilm-l6-v2.l{GuardEncoder.LAYERS}.int8.onnx"
+    built = Path(session) / "cache" / name
+    if not built.is_file():
+        guard_encoder(Settings(home=Path(session)))
+    target = Path(home) / "cache" / name
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(built, target)
+
+
 def genlab_cli(
     *args: str, home: Path, stdin: str | None = None, timeout: float = 300, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
     """Run the installed `genlab` console script in a real subprocess (``env``: extra variables)."""
     script = Path(sys.executable).with_name("genlab")
+    seed_guard(home)
     env = {**os.environ, "GENLAB_HOME": str(home), "COLUMNS": "200", "NO_COLOR": "1", **(env or {})}
     return subprocess.run(
         [str(script), *args],
@@ -92,6 +114,7 @@ def start_serve(home: Path, port: int, **env: str) -> subprocess.Popen:
     import httpx
 
     script = Path(sys.executable).with_name("genlab")
+    seed_guard(home)
     proc = subprocess.Popen([str(script), "serve", "--port", str(port)], env={**os.environ, "GENLAB_HOME": str(home), **env},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.monotonic() + 60

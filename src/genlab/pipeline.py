@@ -26,6 +26,7 @@ who asked; ``Released`` is what the stages let out.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import threading
@@ -282,7 +283,7 @@ def provide_guard_models(registry: Registry) -> None:
     """The models guardrails read with (the safety room loads none): the shipped embedding model's
     int8 features for the learned guardrail, any registered chat model for an ``llm_judge``."""
     judge.use_models(registry.load)
-    semantic.use_embedder(lambda texts: registry.load("all-minilm-l6-v2").guard_features(texts))
+    semantic.use_embedder(registry.guard_features)
 
 
 class Pipeline:
@@ -314,6 +315,13 @@ class Pipeline:
         self.outputs = registry.settings.outputs_dir
         self.token_budget = token_budget  # most tokens one request may ask for, over prompts and choices
         self.deadline_s = deadline_s  # most seconds one request may generate for
+
+    def warm_guard(self) -> None:
+        """Load the learned guardrail's model (and build its int8 copy on a fresh home) now, so the
+        first request does not wait for it; a failure here resurfaces, closed, on that request."""
+        if any(r.scanner.name == "semantic" for r in self.policy.input):
+            with contextlib.suppress(Exception):
+                semantic.warm()
 
     @property
     def policy(self) -> Policy:

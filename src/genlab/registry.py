@@ -270,6 +270,13 @@ class Registry:
         return ModelEntry(name=directory.name, card=card, config=config, path=directory)
 
     # -- loading ---------------------------------------------------------------------------------
+    def guard_features(self, texts: list[str]) -> Any:
+        """What the learned guardrail reads of ``texts``: the shipped embedding model's first layers
+        as int8 ONNX (``generators.embedding.GuardEncoder``), without loading the float model."""
+        from genlab.generators.embedding import guard_encoder
+
+        return guard_encoder(self.settings).features(texts)
+
     def load(self, name: str) -> Generator:
         """Resolve and load a model; later calls return the same instance."""
         entry = self.get(name)

@@ -70,7 +70,7 @@ def test_held_out_rows_score_like_the_recorded_figures(registry):
     provide_guard_models(registry)
     held = [r for r in ROWS if r["split"] == "heldout"]
     texts = [r["text"] for r in held]
-    embedded = registry.load("all-minilm-l6-v2").guard_features(texts)
+    embedded = registry.guard_features(texts)
     decided = semantic.decide(
         semantic.probabilities(semantic.features(texts, embedded)), semantic.weights()["thresholds"]
     )

@@ -62,17 +62,6 @@ class EmbeddingModel:
         )
         self.dimensions = int(dimension())
         self._lock = threading.Lock()
-        self._directory, self._threads = directory, threads
-        self._guard: GuardEncoder | None = None
-
-    def guard_features(self, texts: list[str]) -> np.ndarray:
-        """(len(texts), 2 x dimensions) float32: the mean and the max of the token states, each a
-        unit vector, read by the int8 ONNX copy of this model's first layers (:class:`GuardEncoder`):
-        what the learned guardrail classifies, at a fraction of the cost of ``embed``."""
-        with self._lock:
-            if self._guard is None:
-                self._guard = GuardEncoder(self.model, self._directory, threads=self._threads)
-        return self._guard.features(texts)
 
     @property
     def card(self) -> ModelCard:
@@ -130,37 +119,67 @@ class GuardEncoder:
     MAX_TOKENS = 256
     LAYERS = 3
 
-    def __init__(self, model: Any, directory: Path, *, threads: int = 1) -> None:
-        import copy
-
+    def __init__(self, directory: Path, *, threads: int = 1) -> None:
         import onnxruntime
+        from tokenizers import Tokenizer
 
-        self.tokenizer = model.tokenizer
         path = directory.with_name(f"{directory.name}.l{self.LAYERS}.int8.onnx")
-        if not path.is_file():
-            truncated = copy.deepcopy(model)
-            encoder = truncated[0].auto_model.encoder
-            encoder.layer = encoder.layer[: self.LAYERS]
-            export_int8(truncated, path)
+        if not path.is_file():  # once per home: torch and the float model only for this
+            export_int8(_truncated(directory, self.LAYERS), path)
+        self.tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        self.tokenizer.enable_truncation(self.MAX_TOKENS)
+        self.tokenizer.no_padding()
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = max(1, threads)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.dimensions = int(self.session.get_outputs()[0].shape[-1])
         self._lock = threading.Lock()
 
     def features(self, texts: list[str]) -> np.ndarray:
-        """One text per run: int8 activations are scaled per run, so a batch would let a text's
-        neighbours move its features; alone, a text reads the same in training and in any request
-        (and unpadded, it costs no more)."""
-        out = np.empty((len(texts), 2 * self.session.get_outputs()[0].shape[-1]), np.float32)
+        """(len(texts), 2 x dimensions) float32: the mean and the max of the token states, each a
+        unit vector. One text per run: int8 activations are scaled per run, so a batch would let a
+        text's neighbours move its features; alone, a text reads the same in training and in any
+        request (and unpadded, it costs no more)."""
+        out = np.empty((len(texts), 2 * self.dimensions), np.float32)
         for i, text in enumerate(texts):
-            ids = self.tokenizer(text, truncation=True, max_length=self.MAX_TOKENS, return_tensors="np")
-            feeds = {k: ids[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
+            encoded = self.tokenizer.encode(text)
+            feeds = {
+                "input_ids": np.array([encoded.ids], np.int64),
+                "attention_mask": np.array([encoded.attention_mask], np.int64),
+                "token_type_ids": np.array([encoded.type_ids], np.int64),
+            }
             with self._lock:
                 states = self.session.run(None, feeds)[0][0]
             out[i] = np.concatenate([_unit(states.mean(0)), _unit(states.max(0))])
         return out
+
+
+_GUARDS: dict[Path, GuardEncoder] = {}
+_GUARDS_LOCK = threading.Lock()
+
+
+def guard_encoder(settings: Any) -> GuardEncoder:
+    """The guardrail's encoder for this home (built on first use, then shared in the process)."""
+    with _GUARDS_LOCK:
+        key = settings.cache_dir
+        if key not in _GUARDS:
+            _GUARDS[key] = GuardEncoder(embedding_dir(settings), threads=settings.threads_in_use)
+        return _GUARDS[key]
+
+
+def _truncated(directory: Path, layers: int) -> Any:
+    """The shipped sentence-transformers model with only its first ``layers`` layers."""
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()
+    model = SentenceTransformer(str(directory), device="cpu", local_files_only=True)
+    encoder = model[0].auto_model.encoder
+    encoder.layer = encoder.layer[:layers]
+    return model
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

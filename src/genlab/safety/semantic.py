@@ -43,12 +43,14 @@ _SENTENCE_END = re.compile(r"(?<=[.!?。！？\n])\s+")
 
 
 def use_embedder(features: Callable[[list[str]], np.ndarray]) -> None:
-    """Where the scanner gets its features: ``texts -> (n, 768)`` (``EmbeddingModel.guard_features``)."""
+    """Where the scanner gets its features: ``texts -> (n, 768)`` (``Registry.guard_features``)."""
     _EMBED[:] = [features]
 
 
-def has_embedder() -> bool:
-    return bool(_EMBED)
+def warm() -> None:
+    """Read one text, so the model is loaded before the first request needs it."""
+    if _EMBED:
+        _EMBED[0](["warm up"])
 
 
 @cache

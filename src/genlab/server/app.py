@@ -71,8 +71,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI):
         sweep = asyncio.create_task(sweep_overdue_reviews(state))
+        warm = asyncio.create_task(asyncio.to_thread(state.pipeline.warm_guard))  # not on the first request
         yield
         sweep.cancel()
+        warm.cancel()
         await asyncio.to_thread(state.store.close)
 
     app = FastAPI(
