@@ -15,6 +15,7 @@ one run (deterministic on one machine). Prints a table and writes bench/results/
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import re
@@ -235,13 +236,11 @@ def run(name: str, generator, fmt_source, limit: int | None) -> dict:
         )
         for call in calls:
             total_calls += 1
-            try:
+            with contextlib.suppress(json.JSONDecodeError, jsonschema.ValidationError):
                 jsonschema.validate(
                     json.loads(call["function"]["arguments"]), SCHEMAS[call["function"]["name"]]
                 )
                 valid_calls += 1
-            except (json.JSONDecodeError, jsonschema.ValidationError):
-                pass
         scores["tools"].append(float(bool(calls) and calls[0]["function"]["name"] == expected))
         tokens += n
     seconds = time.perf_counter() - started

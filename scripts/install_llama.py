@@ -11,6 +11,7 @@ builds: later installs take seconds, and say so. Builds use every core (CMAKE_BU
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -51,12 +52,10 @@ def what(text: str) -> str:
 
 def main() -> int:
     wanted = pinned_version()
-    try:
+    with contextlib.suppress(PackageNotFoundError):
         if version("llama_cpp_python") == wanted:
             print(f"llama-cpp-python {wanted} is installed")
             return 0
-    except PackageNotFoundError:
-        pass
     print(
         f"installing llama-cpp-python {wanted}: the first time compiles llama.cpp (about 6 minutes "
         "on 2 cores, up to 15 on a busy machine); pip caches the wheel, so later installs take seconds",

@@ -686,18 +686,24 @@ class Pipeline:
         review rule decided before the first token, and the rest as the stream is read."""
         generator = self.check(request.model, TEXT)  # 1. check
         self.check_budget([request])
+        gate, request, slot, iterator = self._opened(generator, request, endpoint, generator.stream)
+        return Stream(
+            self, generator, gate, slot, iterator, request, endpoint, caller, raw or request.to_dict()
+        )
+
+    def _opened(self, generator: Generator, request: GenerationRequest, endpoint: str, start) -> tuple:
+        """Stages 2, 7 (decided before anything is sent), 3 and the start of 4 for a stream:
+        (gate, the request as the input policy left it, the queue slot, the generator's iterator);
+        the slot is freed again if the generator refuses the request."""
         gate = self.gate()
         request = gate.input_request(request)  # 2. input
         self.refuse_unreviewed_stream(endpoint, gate)  # 7. decided now
         slot = self.admit(generator)  # 3. admit
         try:
-            iterator = generator.stream(request)  # 4. (validates before the first token)
+            return gate, request, slot, start(request)  # 4. (validates before the first item)
         except BaseException:
             slot.release()
             raise
-        return Stream(
-            self, generator, gate, slot, iterator, request, endpoint, caller, raw or request.to_dict()
-        )
 
     def stream_audio(
         self,
@@ -716,15 +722,7 @@ class Pipeline:
                 f"{generator.card.name} makes its clip whole and cannot stream; leave out stream_format",
                 param="stream_format",
             )
-        gate = self.gate()
-        request = gate.input_request(request)  # 2. input
-        self.refuse_unreviewed_stream(endpoint, gate)  # 7. decided now
-        slot = self.admit(generator)  # 3. admit
-        try:
-            chunks = generator.stream_audio(request)  # 4. (validates before the first chunk)
-        except BaseException:
-            slot.release()
-            raise
+        gate, request, slot, chunks = self._opened(generator, request, endpoint, generator.stream_audio)
         return AudioStream(self, generator, gate, slot, chunks, request, endpoint, caller, raw or {})
 
 

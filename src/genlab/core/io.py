@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -124,11 +125,9 @@ def package_file(module: str, relative: str, *, sha256: str, stamp: Path, packag
         raise ModelLoadError(f"{path} is missing", hint=f"pip install --force-reinstall {package}")
     stat = path.stat()
     expected = {"sha256": sha256, "path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    try:
+    with contextlib.suppress(OSError, json.JSONDecodeError):
         if json.loads(Path(stamp).read_text("utf-8")) == expected:
             return path
-    except (OSError, json.JSONDecodeError):
-        pass
     digest = sha256_file(path)
     if digest != sha256:
         raise IntegrityError(

@@ -12,6 +12,7 @@ of being killed half-way. Every image carries provenance and the invisible water
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Callable
@@ -88,12 +89,10 @@ def pipeline_info(directory: Path) -> dict[str, Any]:
 
 def available_memory() -> int:
     """Bytes of RAM free for new work (MemAvailable), or a large number when unknown."""
-    try:
+    with contextlib.suppress(OSError):
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemAvailable:"):
                 return int(line.split()[1]) * 1024
-    except OSError:
-        pass
     return 1 << 62
 
 
