@@ -12,8 +12,17 @@ from fastapi import FastAPI, HTTPException, Request, Response
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
-def hub_app(repos: dict[str, dict[str, Path]]) -> FastAPI:
+def hub_app(
+    repos: dict[str, dict[str, Path]],
+    *,
+    commit: str = COMMIT,
+    sizes: dict[str, int] | None = None,
+    shas: dict[str, str] | None = None,
+) -> FastAPI:
+    """``repos``: {repo: {file name as listed: file served}}. A hostile Hub lies with ``commit`` (the
+    sha its model-info answers) and ``sizes`` (declared sizes, by file name, that the bytes exceed)."""
     app = FastAPI()
+    sizes, shas = sizes or {}, shas or {}
     app.state.requests = []  # (method, path, range header) of every file request
 
     def info(repo: str) -> dict:
@@ -22,14 +31,15 @@ def hub_app(repos: dict[str, dict[str, Path]]) -> FastAPI:
         siblings = []
         for name, path in repos[repo].items():
             data = path.read_bytes()
+            size = sizes.get(name, len(data))
             siblings.append(
                 {
                     "rfilename": name,
-                    "size": len(data),
+                    "size": size,
                     "blobId": hashlib.sha1(data).hexdigest(),
                     "lfs": {
-                        "sha256": hashlib.sha256(data).hexdigest(),
-                        "size": len(data),
+                        "sha256": shas.get(name, hashlib.sha256(data).hexdigest()),
+                        "size": size,
                         "pointerSize": 134,
                     },
                 }
@@ -37,7 +47,7 @@ def hub_app(repos: dict[str, dict[str, Path]]) -> FastAPI:
         return {
             "id": repo,
             "modelId": repo,
-            "sha": COMMIT,
+            "sha": commit,
             "private": False,
             "siblings": siblings,
             "tags": ["gguf"],

@@ -13,14 +13,17 @@ file each time). Nothing here runs unless the user asks: genlab never downloads 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from genlab.core import BackendError, GenlabError, IntegrityError, InvalidRequestError
-from genlab.core.io import sha256_file
+from genlab.core.io import safe_join, sha256_file
 
 DEFAULT_QUANT = "Q4_K_M"
+REPO_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}")  # the Hub's own rule
+COMMIT_ID = re.compile(r"[0-9a-f]{40}")
 
 
 class NotOnHub(GenlabError):
@@ -78,6 +81,21 @@ def _offline(e: Exception) -> BackendError:
     )
 
 
+def hub_folder(dest: Path, repo: str, commit: str | None, revision: str) -> Path:
+    """``dest/<owner>--<name>/<commit>``: the one folder a pull writes, from names checked first.
+    The commit comes from the Hub's answer, so it must look like one (40 hex digits)."""
+    if not REPO_ID.fullmatch(repo) or ".." in repo:
+        raise InvalidRequestError(
+            f"{repo!r} is not a Hub repository id",
+            hint="use owner/name, e.g. bartowski/SmolLM2-360M-Instruct-GGUF",
+        )
+    if commit is not None and not COMMIT_ID.fullmatch(commit):
+        raise BackendError(f"the Hub answered {commit!r} as the commit of {repo}, which is not a commit id")
+    return safe_join(dest, repo.replace("/", "--"), what="repository") / (
+        commit or safe_join(dest, revision.replace("/", "--"), what="revision").name
+    )
+
+
 def fetch(
     url: str,
     target: Path,
@@ -88,44 +106,68 @@ def fetch(
     attempts: int = 4,
 ) -> None:
     """GET ``url`` into ``target`` through ``target.part``, resuming a part file that an earlier,
-    interrupted run (or a dropped connection) left, with a Range request."""
+    interrupted run (or a dropped connection) left, with a Range request.
+
+    The Hub declares every file's size and the download stops the moment it would pass it: a
+    declared 10-byte file never writes more than 10 bytes. A part file is kept only for what can be
+    resumed (an interruption, a dropped connection); any other failure (more bytes than declared,
+    a 404, an HTTP error) removes it. ``target`` is replaced only once the part is complete."""
     import httpx
 
+    if size is None:
+        raise BackendError(
+            f"the Hub declares no size for {target.name}; genlab pulls only files of a known size"
+        )
     part = target.with_name(target.name + ".part")
     part.parent.mkdir(parents=True, exist_ok=True)
-    for attempt in range(attempts):
-        start = part.stat().st_size if part.exists() else 0
-        if size is not None and start > size:
-            part.unlink()
-            start = 0
-        try:
-            ranged = {**headers, "Range": f"bytes={start}-"} if start else headers
-            timeout = httpx.Timeout(60, connect=10)
-            with (
-                httpx.Client(follow_redirects=True, timeout=timeout) as client,
-                client.stream("GET", url, headers=ranged) as r,
-            ):
-                if r.status_code == 404:
-                    raise NotOnHub(f"the Hub has no {url}")
-                r.raise_for_status()
-                if start and r.status_code == 200:  # the server ignored the range: start over
-                    start = 0
-                with part.open("ab" if start else "wb") as f:
-                    done = start
-                    for chunk in r.iter_bytes(1 << 20):
-                        f.write(chunk)
-                        done += len(chunk)
-                        if progress is not None:
-                            progress(done, size)
-            break
-        except httpx.TransportError as e:  # a dropped connection: resume from what arrived
-            if attempt == attempts - 1:
-                raise _offline(e) from None
-    if size is not None and part.stat().st_size != size:
+    try:
+        for attempt in range(attempts):
+            try:
+                _get_into(httpx, url, part, size, headers, progress)
+                break
+            except httpx.TransportError as e:  # a dropped connection: resume from what arrived
+                if attempt == attempts - 1:
+                    raise _offline(e) from None  # the part file stays: the next pull resumes it
+    except (NotOnHub, IntegrityError):
+        part.unlink(missing_ok=True)  # nothing worth resuming
+        raise
+    except httpx.HTTPStatusError as e:
+        part.unlink(missing_ok=True)
+        raise BackendError(f"the Hub answered {e.response.status_code} for {url}") from None
+    if part.stat().st_size != size:
         raise BackendError(
             f"the download of {target.name} ended at {part.stat().st_size} of {size} bytes; run the pull again to resume"
         )
     os.replace(part, target)
+
+
+def _get_into(httpx, url: str, part: Path, size: int, headers: dict[str, str], progress) -> None:
+    """One (ranged) GET appended to ``part``, never past ``size`` bytes."""
+    start = part.stat().st_size if part.exists() else 0
+    if start > size:
+        part.unlink()
+        start = 0
+    ranged = {**headers, "Range": f"bytes={start}-"} if start else headers
+    with (
+        httpx.Client(follow_redirects=True, timeout=httpx.Timeout(60, connect=10)) as client,
+        client.stream("GET", url, headers=ranged) as r,
+    ):
+        if r.status_code == 404:
+            raise NotOnHub(f"the Hub has no {url}")
+        r.raise_for_status()
+        if start and r.status_code == 200:  # the server ignored the range: start over
+            start = 0
+        with part.open("ab" if start else "wb") as f:
+            done = start
+            for chunk in r.iter_bytes(1 << 20):
+                if done + len(chunk) > size:
+                    raise IntegrityError(
+                        f"{part.name.removesuffix('.part')} is larger than the {size} bytes the Hub declares; deleted it"
+                    )
+                f.write(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, size)
 
 
 def is_pipeline(repo: str, revision: str = "main") -> bool:
@@ -174,11 +216,14 @@ def pull_pipeline(
     files = pipeline_files(list(siblings))
     if "model_index.json" not in files:
         raise InvalidRequestError(f"{repo} is not a diffusers pipeline (it has no model_index.json)")
-    folder = dest / repo.replace("/", "--") / (info.sha or revision)
+    folder = hub_folder(dest, repo, info.sha, revision)
+    targets = {
+        f: safe_join(folder, f, what=f"file name {repo} lists") for f in files
+    }  # all checked before any download
     total = sum(siblings[f].size or 0 for f in files)
     done = 0
     for f in files:
-        target = folder / f
+        target = targets[f]
         if not target.is_file():
             url = hf_hub_url(repo, f, revision=info.sha or revision, endpoint=endpoint())
             base = done
@@ -244,15 +289,15 @@ def pull_gguf(
     chosen = choose_file(list(siblings), file, quant, repo)
     lfs = siblings[chosen].lfs
     hub_sha = (lfs.sha256 if lfs is not None else None) or None
-    target = dest / repo.replace("/", "--") / (info.sha or revision) / chosen
-    if not target.is_file():
+    target = safe_join(hub_folder(dest, repo, info.sha, revision), chosen, what=f"file name {repo} lists")
+    digest = sha256_file(target) if target.is_file() else None
+    if digest is None or (hub_sha is not None and digest != hub_sha):  # absent, or a stale copy: download
         url = hf_hub_url(repo, chosen, revision=info.sha or revision, endpoint=endpoint())
         fetch(url, target, size=siblings[chosen].size, headers=build_hf_headers(), progress=progress)
-    path = target
-    digest = sha256_file(path)
-    if hub_sha is not None and digest != hub_sha:
-        path.unlink(missing_ok=True)
-        raise IntegrityError(
-            f"{chosen} from {repo} has sha256 {digest}, but the Hub records {hub_sha}; deleted it"
-        )
-    return Pulled(repo, chosen, info.sha, path, digest, hub_sha)
+        digest = sha256_file(target)
+        if hub_sha is not None and digest != hub_sha:  # the file this pull just wrote, and nothing else
+            target.unlink(missing_ok=True)
+            raise IntegrityError(
+                f"{chosen} from {repo} has sha256 {digest}, but the Hub records {hub_sha}; deleted it"
+            )
+    return Pulled(repo, chosen, info.sha, target, digest, hub_sha)

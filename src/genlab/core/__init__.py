@@ -20,6 +20,7 @@ from genlab.core.errors import (
     ModelExistsError,
     ModelLoadError,
     ModelNotFoundError,
+    UnsafePathError,
     UnsupportedError,
 )
 from genlab.core.generator import Generator, TextChunk
@@ -44,6 +45,7 @@ __all__ = [
     "SamplingParams",
     "TextArtifact",
     "TextChunk",
+    "UnsafePathError",
     "UnsupportedError",
     "as_request",
     "load_artifact",

@@ -76,6 +76,10 @@ class IntegrityError(ModelLoadError):
     """A file's sha256 does not match the one recorded or expected."""
 
 
+class UnsafePathError(InvalidRequestError):
+    """A name from outside (a Hub's file list, a URL, an upload) would leave the folder it is joined to."""
+
+
 class UnsupportedError(GenlabError):
     """The model cannot do what was asked (e.g. streaming on a family that has no tokens)."""
 

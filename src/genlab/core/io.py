@@ -6,10 +6,33 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
+
+
+def safe_join(folder: str | os.PathLike[str], name: str, *, what: str = "file name") -> Path:
+    """``folder / name`` for a ``name`` that came from outside (a Hub's file list, a URL, an
+    upload, a recipe's output): relative, ``/``-separated, without ``..``, ``.``, empty parts,
+    backslashes, NUL or control characters, and still inside ``folder`` once symlinks are
+    resolved. Every writer that takes an outside name joins it here; anything else raises
+    :class:`~genlab.core.errors.UnsafePathError` (a 400, exit code 2) naming the bad name."""
+    from genlab.core.errors import UnsafePathError
+
+    if not isinstance(name, str) or not name or len(name) > 1024:
+        raise UnsafePathError(f"{what} {name!r} is empty or too long")
+    if name.startswith(("/", "~")) or any(c == "\\" or ord(c) < 32 or c == "\x7f" for c in name):
+        raise UnsafePathError(f"{what} {name!r} is absolute or holds a backslash or control character")
+    parts = name.split("/")
+    if any(p in ("", ".", "..") for p in parts) or re.match(r"^[A-Za-z]:", name):
+        raise UnsafePathError(f"{what} {name!r} has an empty, '.' or '..' part")
+    base = Path(folder).resolve()
+    target = base.joinpath(*parts)
+    if not target.resolve().is_relative_to(base):  # a symlink inside the folder pointing out
+        raise UnsafePathError(f"{what} {name!r} leads outside {base}")
+    return target
 
 
 def sha256_bytes(data: bytes) -> str:
