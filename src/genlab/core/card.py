@@ -10,8 +10,6 @@ from typing import Any
 from genlab.core.errors import ModelLoadError
 from genlab.core.io import atomic_write_json
 
-FAMILIES = ("transformer", "gan", "vae", "diffusion")
-
 
 @dataclass
 class ModelCard:

@@ -64,56 +64,49 @@ class Cell:
     shipped: str | None = None
 
 
-CELLS = (
-    Cell("transformer-text", "transformer", "text", "shakespeare", "shakespeare-char"),
-    Cell("pretrained-text", "pretrained", "text", "shakespeare", "gemma-3-270m"),
-    Cell("transformer-code", "transformer", "code", "python"),
-    Cell("gan-image", "gan", "image", "digits", "gan-digits"),
-    Cell("vae-image", "vae", "image", "digits", "vae-digits"),
-    Cell("diffusion-image", "diffusion", "image", "digits", "diffusion-digits"),
-    Cell("gan-audio", "gan", "audio", "spoken-digits", "gan-spoken-digits"),
-    Cell("vae-audio", "vae", "audio", "spoken-digits", "vae-spoken-digits"),
-    Cell("diffusion-audio", "diffusion", "audio", "spoken-digits"),
-)
-MODALITIES = ("text", "code", "image", "audio")
-
-# What each family is, in a paragraph, and where its code is.
-EXPLAIN = {
-    "transformer": (
-        "Transformer language model",
-        "src/genlab/families/transformer.py",
-        "Predicts the next token from all the previous ones with causal self-attention, trained "
-        "by maximum likelihood; samples one token at a time. An exact likelihood (bits per "
-        "character), strong on sequences; sampling cost grows with the length.",
-    ),
-    "pretrained": (
-        "Pretrained LLM (Gemma 3 270M, llama.cpp)",
-        "src/genlab/backends/llamacpp.py",
-        "The same family at scale: a transformer pretrained by Google on trillions of tokens, "
-        "quantised to 4 bits, run by llama.cpp. It is the LLM subset of generative AI: "
-        "language in, language out, far more parameters and data than anything trained here.",
-    ),
-    "gan": (
-        "GAN (DCGAN, hinge loss, spectral norm)",
-        "src/genlab/families/gan.py",
-        "A generator and a discriminator play a two-player game; the generator maps noise to a sample in "
-        "one forward pass. The fastest sampler and often the sharpest, but no likelihood, and it can "
-        "drop modes (low recall).",
-    ),
-    "vae": (
-        "VAE (conditional, discretised logistic)",
-        "src/genlab/families/vae.py",
-        "An encoder and a decoder trained on the evidence lower bound; sampling is one decoder pass. "
-        "A likelihood bound (IWAE, bits per dimension) and good coverage, but blurrier samples.",
-    ),
-    "diffusion": (
-        "Diffusion (DDPM, cosine schedule, classifier-free guidance)",
-        "src/genlab/families/diffusion.py",
-        "Learns to remove Gaussian noise step by step; samples by running the reverse chain (DDIM, 50 "
-        "steps here). High quality and a variational likelihood bound, at tens of network passes "
-        "per sample.",
-    ),
+# Each modality's data set here, in the order the report shows them.
+MODALITY_DATA = {"text": "shakespeare", "code": "python", "image": "digits", "audio": "spoken-digits"}
+MODALITIES = tuple(MODALITY_DATA)
+# The pretrained LLM beside the families trained here: the same held-out text, the same measure.
+PRETRAINED = Cell("pretrained-text", "pretrained", "text", "shakespeare", "gemma-3-270m")
+PRETRAINED_EXPLAIN = {
+    "title": "Pretrained LLM (Gemma 3 270M, llama.cpp)",
+    "code": "src/genlab/backends/llamacpp.py",
+    "text": "The same family at scale: a transformer pretrained by Google on trillions of tokens, "
+    "quantised to 4 bits, run by llama.cpp. It is the LLM subset of generative AI: "
+    "language in, language out, far more parameters and data than anything trained here.",
+    "colour": "#7048e8",
 }
+SHIPPED_AS = {"transformer-text": "shakespeare-char"}  # shipped under its recipe's name, not <family>-<data>
+
+
+def cells() -> list[Cell]:
+    """Every declared family on every modality it fits (``families/spec.py``), and the pretrained LLM;
+    a cell whose model ships (``<family>-<data>``) is evaluated from it on the small budget."""
+    from genlab.families.spec import families
+    from genlab.registry import builtin_entries
+
+    shipped = set(builtin_entries())
+    out = []
+    for modality, data in MODALITY_DATA.items():
+        for spec in families(modality):
+            key = f"{spec.name}-{modality}"
+            name = SHIPPED_AS.get(key, f"{spec.name}-{data}")
+            out.append(Cell(key, spec.name, modality, data, name if name in shipped else None))
+        if modality == "text":
+            out.append(PRETRAINED)
+    return out
+
+
+def explanations() -> dict[str, dict[str, str]]:
+    """What each family is, in a paragraph, where its code is, and its colour in the plots."""
+    from genlab.families.spec import families
+
+    told = {
+        s.name: {"title": s.title, "code": s.source, "text": s.explain, "colour": s.colour}
+        for s in families()
+    }
+    return {**told, "pretrained": PRETRAINED_EXPLAIN}
 
 
 class CompareError(InvalidRequestError):
@@ -396,7 +389,7 @@ def run_compare(
     cells_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     results = []
-    for cell in CELLS:
+    for cell in cells():
         if modalities and cell.modality not in modalities:
             continue
         path = cells_dir / f"{cell.key}.json"
@@ -417,7 +410,7 @@ def run_compare(
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "wall_seconds": round(time.perf_counter() - started, 1),
         "cells": results,
-        "explanations": {k: {"title": t, "code": c, "text": x} for k, (t, c, x) in EXPLAIN.items()},
+        "explanations": explanations(),
     }
     atomic_write_json(out / "report.json", report)
     _plot(results, out / "quality-vs-speed.png")
@@ -437,13 +430,7 @@ def _plot(results: list[dict[str, Any]], path: Path) -> None:
 
     ok = [r for r in results if r["status"] == "ok"]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    colours = {
-        "transformer": "#3b5bdb",
-        "pretrained": "#7048e8",
-        "gan": "#e8590c",
-        "vae": "#2b8a3e",
-        "diffusion": "#c2255c",
-    }
+    colours = {k: v["colour"] for k, v in explanations().items()}
     for ax, kinds, title in (
         (axes[0], ("image", "audio"), "images and audio: FID (lower is better)"),
         (axes[1], ("text", "code"), "text and code: bits per character (lower is better)"),

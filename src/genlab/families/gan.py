@@ -37,6 +37,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from genlab.core import InvalidRequestError
 from genlab.families.nets import ImageShape, initial_noise, up_block
+from genlab.families.spec import FamilySpec, PhaseSpec, Preset
 
 OBJECTIVES = ("hinge", "wgan-gp")
 
@@ -166,3 +167,50 @@ class GAN(nn.Module):
             "d_fake": float(fake_score),
             "d_gap": float(real_score - fake_score),
         }
+
+
+# Adam with the GAN recipe's constants: no warm-up or decay, no weight decay, EMA of G for sampling.
+_TRAIN = {
+    "lr": 2e-4,
+    "min_lr": 2e-4,
+    "warmup_steps": 0,
+    "weight_decay": 0.0,
+    "grad_clip": 0.0,
+    "ema_decay": 0.999,
+}
+PRESETS = {
+    "tiny": Preset(
+        {"z_dim": 32, "width": 32},
+        {**_TRAIN, "steps": 60, "batch_size": 16, "eval_every": 30},
+        "seconds: for tests",
+    ),
+    "small": Preset(
+        {"z_dim": 64, "width": 64},
+        {**_TRAIN, "steps": 4000, "batch_size": 64, "eval_every": 500},
+        "minutes on a laptop CPU",
+    ),
+    "base": Preset(
+        {"z_dim": 128, "width": 128},
+        {**_TRAIN, "steps": 20000, "batch_size": 64, "eval_every": 1000},
+        "an hour or more on a CPU",
+    ),
+}
+
+SPEC = FamilySpec(
+    name="gan",
+    title="GAN (DCGAN, hinge loss, spectral norm)",
+    kind="DCGAN generator",
+    explain="A generator and a discriminator play a two-player game; the generator maps noise to a sample in "
+    "one forward pass. The fastest sampler and often the sharpest, but no likelihood, and it can "
+    "drop modes (low recall).",
+    module=GAN,
+    config=GANConfig,
+    modalities=("image", "audio"),
+    colour="#e8590c",
+    presets=PRESETS,
+    # Two time-scale update rule: D learns 2x faster than G; Adam β = (0, 0.9) (Heusel et al. 2017).
+    phases=(PhaseSpec("discriminator", 2.0, (0.0, 0.9)), PhaseSpec("generator", 1.0, (0.0, 0.9))),
+    selected_by="sample_score",  # no likelihood: checkpoints are chosen by the FID of their samples
+    generating="generator",
+    source="src/genlab/families/gan.py",
+)

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genlab.core import InvalidRequestError
+from genlab.families.spec import FamilySpec
 
 
 @dataclass
@@ -293,3 +294,18 @@ def _pick(logits: torch.Tensor, temperature: float, top_k: int, top_p: float, ge
         probs = torch.zeros_like(probs).scatter(0, order, sorted_p)
         probs = probs / probs.sum()
     return int(torch.multinomial(probs, 1, generator=generator))
+
+
+SPEC = FamilySpec(
+    name="transformer",
+    title="Transformer language model",
+    kind="decoder-only transformer",
+    explain="Predicts the next token from all the previous ones with causal self-attention, trained "
+    "by maximum likelihood; samples one token at a time. An exact likelihood (bits per "
+    "character), strong on sequences; sampling cost grows with the length.",
+    module=GPT,
+    config=TransformerConfig,
+    modalities=("text", "code"),
+    colour="#3b5bdb",
+    source="src/genlab/families/transformer.py",
+)

@@ -27,8 +27,12 @@ from genlab.core import (
     as_request,
 )
 from genlab.families.build import build_family, published_module
+from genlab.families.spec import families, family_spec
 
-SAMPLE_OPTIONS = ("steps", "sampler", "guidance")
+
+def sample_option_names() -> set[str]:
+    """Every sampling option any family takes (``steps``, ``sampler``, ``guidance`` ...)."""
+    return {k for spec in families() for k in spec.sampling}
 
 
 class ImageModel:
@@ -80,21 +84,9 @@ class ImageModel:
         return resolve_class(prompt, self.classes)
 
     def options(self, extra: dict[str, Any]) -> dict[str, Any]:
-        unknown = set(extra) - set(SAMPLE_OPTIONS)
-        if unknown:
-            raise InvalidRequestError(f"unknown image option(s) {', '.join(sorted(unknown))}")
-        opts = {**self.defaults, **{k: v for k, v in extra.items() if v is not None}}
-        if self.family != "diffusion":
-            given = [k for k in SAMPLE_OPTIONS if extra.get(k) is not None]
-            if given:
-                raise InvalidRequestError(
-                    f"{', '.join(given)} apply to diffusion models; {self.card.name} is a {self.family}",
-                    param=given[0],
-                )
-            return {}
-        from genlab.families.diffusion import sampling_options
-
-        return sampling_options(**opts, train_timesteps=self.model.config.train_timesteps)
+        """The request's sampling options, checked by the family's declaration."""
+        given = {k: v for k, v in extra.items() if v is not None}
+        return family_spec(self.family).options(self.model, {**self.defaults, **given}, name=self.card.name)
 
     def sample(
         self, labels: list[int] | None, seeds: list[int], *, batch: int = 256, **options: Any
@@ -112,7 +104,7 @@ class ImageModel:
         self, request: GenerationRequest | str | None, kwargs: dict[str, Any]
     ) -> tuple[dict[str, Any], list[int] | None, list[int]]:
         """A request -> (sampling options, one class index per item or None, one seed per item)."""
-        extra = {k: kwargs.pop(k) for k in SAMPLE_OPTIONS if k in kwargs}
+        extra = {k: kwargs.pop(k) for k in sample_option_names() if k in kwargs}
         request = as_request(request, **kwargs)
         request = request.validate(needs_prompt=False)
         options = self.options({**request.params.extra, **extra})

@@ -173,7 +173,8 @@ def publish_model(
     """Make this model the published one: snapshot, then card and config (config.json is the commit).
 
     ``write(tmp_dir)`` fills the snapshot (default: the state dict, rotary tables left out, as
-    ``model.safetensors``); ``weights`` names the file inside it whose sha256 the card records.
+    ``model.safetensors``); ``weights`` names the file inside it whose sha256 the card records,
+    unless ``write`` returns that name itself (a family's snapshot writer does).
     """
     name = f"step-{step:07d}"
 
@@ -183,7 +184,9 @@ def publish_model(
             {k: v for k, v in model.state_dict().items() if not k.startswith("rope_")},
         )
 
-    commit_directory(model_dir / "snapshots", name, write or default_write)
+    named: list[str | None] = []
+    commit_directory(model_dir / "snapshots", name, lambda tmp: named.append((write or default_write)(tmp)))
+    weights = named[0] or weights
     weights_path = f"snapshots/{name}/{weights}"
     digest = sha256_file(model_dir / weights_path)
     card.metrics = {**card.metrics, "weights_sha256": digest}

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import shlex
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -32,6 +31,7 @@ from genlab.data.images import (
 )
 from genlab.families.build import build_family, published_module
 from genlab.families.nets import count_parameters
+from genlab.families.spec import Preset, family_spec
 from genlab.registry import default_trained_name, trainable_name
 from genlab.training.checkpoint import claim_model_dir, publish_model, save_tensors
 from genlab.training.trainer import (
@@ -44,145 +44,16 @@ from genlab.training.trainer import (
     mix_seed,
 )
 
-FAMILIES = ("gan", "vae", "diffusion")
-
-
-@dataclass(frozen=True)
-class ImagePreset:
-    model: dict[str, Any]
-    train: dict[str, Any]
-    description: str
-
-
-_GAN_TRAIN = {
-    "lr": 2e-4,
-    "min_lr": 2e-4,
-    "warmup_steps": 0,
-    "weight_decay": 0.0,
-    "grad_clip": 0.0,
-    "ema_decay": 0.999,
-}
-PRESETS: dict[str, dict[str, ImagePreset]] = {
-    "gan": {
-        "tiny": ImagePreset(
-            {"z_dim": 32, "width": 32},
-            {**_GAN_TRAIN, "steps": 60, "batch_size": 16, "eval_every": 30},
-            "seconds: for tests",
-        ),
-        "small": ImagePreset(
-            {"z_dim": 64, "width": 64},
-            {**_GAN_TRAIN, "steps": 4000, "batch_size": 64, "eval_every": 500},
-            "minutes on a laptop CPU",
-        ),
-        "base": ImagePreset(
-            {"z_dim": 128, "width": 128},
-            {**_GAN_TRAIN, "steps": 20000, "batch_size": 64, "eval_every": 1000},
-            "an hour or more on a CPU",
-        ),
-    },
-    "vae": {
-        "tiny": ImagePreset(
-            {"z_dim": 8, "width": 32},
-            {
-                "steps": 60,
-                "batch_size": 16,
-                "lr": 2e-3,
-                "min_lr": 2e-4,
-                "warmup_steps": 10,
-                "weight_decay": 0.0,
-                "eval_every": 30,
-            },
-            "seconds: for tests",
-        ),
-        "small": ImagePreset(
-            {"z_dim": 16, "width": 64},
-            {
-                "steps": 4000,
-                "batch_size": 64,
-                "lr": 2e-3,
-                "min_lr": 1e-4,
-                "warmup_steps": 100,
-                "weight_decay": 0.0,
-                "eval_every": 500,
-            },
-            "minutes on a laptop CPU",
-        ),
-        "base": ImagePreset(
-            {"z_dim": 32, "width": 128},
-            {
-                "steps": 20000,
-                "batch_size": 64,
-                "lr": 1e-3,
-                "min_lr": 1e-4,
-                "warmup_steps": 200,
-                "weight_decay": 0.0,
-                "eval_every": 1000,
-            },
-            "an hour or more on a CPU",
-        ),
-    },
-    "diffusion": {
-        "tiny": ImagePreset(
-            {"widths": [16, 32], "layers_per_block": 1, "attention": False},
-            {
-                "steps": 60,
-                "batch_size": 16,
-                "lr": 2e-3,
-                "min_lr": 2e-4,
-                "warmup_steps": 10,
-                "weight_decay": 0.0,
-                "ema_decay": 0.99,
-                "eval_every": 30,
-            },
-            "seconds: for tests",
-        ),
-        "small": ImagePreset(
-            {"widths": [32, 64, 64], "layers_per_block": 1, "attention": False},
-            {
-                "steps": 3500,
-                "batch_size": 64,
-                "lr": 1e-3,
-                "min_lr": 5e-5,
-                "warmup_steps": 200,
-                "weight_decay": 0.0,
-                "ema_decay": 0.999,
-                "eval_every": 500,
-            },
-            "about 15 minutes on a laptop CPU",
-        ),
-        "base": ImagePreset(
-            {"widths": [64, 128, 128], "layers_per_block": 2},
-            {
-                "steps": 30000,
-                "batch_size": 128,
-                "lr": 2e-4,
-                "min_lr": 2e-5,
-                "warmup_steps": 500,
-                "weight_decay": 0.0,
-                "ema_decay": 0.9995,
-                "eval_every": 2000,
-            },
-            "hours on a CPU, minutes on a GPU",
-        ),
-    },
-}
-# Guidance 1 = the plain conditional model: on the small presets, whose unconditional branch sees only
-# the 10% of label-dropped batches, guidance > 1 lowers both FID and class accuracy (measured in
-# bench/image_families.py); bigger models usually gain from 1.5-3.
-SAMPLING_DEFAULTS = {"diffusion": {"steps": 50, "sampler": "ddim", "guidance": 1.0}}
 GAN_EVAL_SAMPLES = 512
 
 
-def image_preset(family: str, name: str) -> ImagePreset:
-    if family not in PRESETS:
+def image_preset(family: str, name: str, modality: str = "image") -> Preset:
+    spec = family_spec(family, modality)
+    if name not in spec.presets:
         raise InvalidRequestError(
-            f"unknown image family {family!r}; expected {', '.join(FAMILIES)}", param="family"
+            f"unknown preset {name!r}; expected one of {', '.join(spec.presets)}", param="preset"
         )
-    if name not in PRESETS[family]:
-        raise InvalidRequestError(
-            f"unknown preset {name!r}; expected one of {', '.join(PRESETS[family])}", param="preset"
-        )
-    return PRESETS[family][name]
+    return spec.presets[name]
 
 
 GanScore = Callable[[torch.Tensor, torch.Tensor], float]  # (real images, samples) -> FID, lower is better
@@ -203,13 +74,9 @@ class ImageTask:
         self.gan_score = gan_score
 
     def phases(self) -> list[Phase] | None:
-        if self.model.family != "gan":
-            return None
-        # Two time-scale update rule: D learns 2x faster than G; Adam β = (0, 0.9) (Heusel et al. 2017).
-        return [
-            Phase("discriminator", self.model.discriminator, lr_scale=2.0, betas=(0.0, 0.9)),
-            Phase("generator", self.model.generator, lr_scale=1.0, betas=(0.0, 0.9)),
-        ]
+        """The family's alternating optimisers, as it declares them (a GAN's D, then G)."""
+        declared = family_spec(self.model.family).phases
+        return [Phase(p.module, getattr(self.model, p.module), p.lr_scale, p.betas) for p in declared] or None
 
     def ema_module(self) -> nn.Module:
         return published_module(self.model)
@@ -233,12 +100,13 @@ class ImageTask:
         val_x = self.data.val[idx]
         val_y = self.data.val_labels[idx] if self.conditional else None
         metrics = model.evaluate(val_x, val_y, generator)
-        if model.family == "gan":
-            metrics.update(self._gan_fid(model, seed))
+        if family_spec(model.family).selected_by == "sample_score":
+            metrics.update(self._sample_fid(model, seed))
         model.train(was_training)
         return metrics
 
-    def _gan_fid(self, model, seed: int) -> dict[str, float]:
+    def _sample_fid(self, model, seed: int) -> dict[str, float]:
+        """A family without a likelihood (a GAN) is validated by its samples' FID: lower is better."""
         n = GAN_EVAL_SAMPLES
         labels = torch.arange(n) % model.config.num_classes if self.conditional else None
         gens = [torch.Generator().manual_seed(mix_seed(seed, 777, i)) for i in range(n)]
@@ -287,12 +155,14 @@ def train_image_model(
     ``gan_scorer(dataset_name, settings)`` makes it; pass ``genlab.evaluation.classifier.fid_scorer``
     (FID in the dataset's classifier space)."""
     settings = settings or Settings.from_env()
-    if family == "gan" and gan_scorer is None:
+    spec = family_spec(family, modality)
+    by_samples = spec.selected_by == "sample_score"
+    if by_samples and gan_scorer is None:
         raise InvalidRequestError(
-            "a GAN is validated by a sample score: pass gan_scorer=genlab.evaluation.classifier.fid_scorer",
+            f"a {family} is validated by a sample score: pass gan_scorer=genlab.evaluation.classifier.fid_scorer",
             param="gan_scorer",
         )
-    chosen = image_preset(family, preset_name)
+    chosen = image_preset(family, preset_name, modality)
     if objective and family != "gan":
         raise InvalidRequestError("--objective applies to GANs only", param="objective")
     name = trainable_name(name or default_name(family, data))
@@ -327,7 +197,7 @@ def train_image_model(
     )
     torch.manual_seed(seed)
     model = build_family(family, model_cfg)
-    gan_score = gan_scorer(dataset.name, settings) if family == "gan" else None
+    gan_score = gan_scorer(dataset.name, settings) if by_samples else None
     task = ImageTask(model, dataset, gan_score=gan_score)
     if not resume and rank == 0:
         model_dir.mkdir(parents=True)
@@ -342,7 +212,6 @@ def train_image_model(
     generating = published_module(model)
 
     def publish(m, metrics: dict[str, float], step: int) -> None:
-        kind = {"gan": "DCGAN generator", "vae": "convolutional VAE", "diffusion": "DDPM UNet"}[family]
         shape = (
             f"{dataset.size}-band log-mel spectrograms of {dataset.codec['seconds']:g} s at "
             f"{dataset.codec['sample_rate']} Hz, voiced by Griffin-Lim"
@@ -354,7 +223,7 @@ def train_image_model(
             family=family,
             modality=modality,
             backend="torch",
-            description=f"A {'class-conditional ' if classes else ''}{kind} trained in genlab on "
+            description=f"A {'class-conditional ' if classes else ''}{spec.kind} trained in genlab on "
             f"{dataset.name} ({shape}).",
             parameters=count_parameters(generating),
             training_data=f"{dataset.source}; {len(dataset.train)} training {'clips' if audio else 'images'}, "
@@ -372,17 +241,14 @@ def train_image_model(
             "classes": classes,
             "data": data,
             "train": train_cfg.to_dict(),
-            "sampling": SAMPLING_DEFAULTS.get(family, {}),
+            "sampling": spec.sampling,
             **({"codec": dataset.codec} if audio else {}),
         }
-        if family == "diffusion":  # the snapshot is a diffusers pipeline folder
-            write, weights = m.save_pipeline, "unet/diffusion_pytorch_model.safetensors"
-        else:
-            write, weights = (
-                (lambda tmp: save_tensors(tmp / "model.safetensors", generating.state_dict())),
-                "model.safetensors",
-            )
-        publish_model(model_dir, generating, config, card, step, write=write, weights=weights)
+
+        def write(tmp) -> str:  # the family's snapshot; it names its weights file (a diffusers UNet's)
+            return spec.snapshot(m, generating, tmp, save_tensors)
+
+        publish_model(model_dir, generating, config, card, step, write=write)
 
     task.on_best = publish
     trainer = Trainer(task, train_cfg, model_dir, resume=resume, progress=progress)
