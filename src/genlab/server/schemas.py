@@ -144,9 +144,10 @@ class SpeechRequest(BaseModel):
 
 class ImageRequest(BaseModel):
     """POST /v1/images/generations. A text-to-image pipeline draws what ``prompt`` describes; a
-    genlab family model draws the class it names ("7", "letter A"; empty cycles classes)."""
+    genlab family model draws the class it names ("7", "letter A"; empty cycles classes). Fields
+    beyond these are kept (``model_extra``): a family's own sampling options; the rest are ignored."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="allow")
 
     model: str = Field(min_length=1, max_length=100)
     prompt: str = Field(default="", max_length=1000)

@@ -40,8 +40,12 @@ MEDIA_TYPES = {".png": "image/png", ".wav": "audio/wav"}
 
 
 def family_request(model: str, prompt: str | None, n: int, seed: int | None, body) -> GenerationRequest:
-    """A GAN, VAE or diffusion request (the diffusion options ride in ``extra``)."""
-    extra = {"steps": body.steps, "sampler": body.sampler, "guidance": body.guidance}
+    """A request to a family genlab trains; its sampling options ride in ``extra``: diffusion's typed
+    ones, and any other that a declared family takes (``FamilySpec.sampling``), checked by it."""
+    from genlab.generators.image import sample_option_names
+
+    declared = {k: v for k, v in (body.model_extra or {}).items() if k in sample_option_names()}
+    extra = {**declared, "steps": body.steps, "sampler": body.sampler, "guidance": body.guidance}
     return GenerationRequest(
         prompt=prompt, model=model, n=n, seed=seed, params=SamplingParams(extra=extra)
     ).validate(needs_prompt=False)
