@@ -193,6 +193,20 @@ def test_the_python_api_runs_the_gate(session_home):
     assert released.artifacts[0].text == genlab.load(CHAR).generate("KING:", max_tokens=5, seed=1)[0].text
 
 
+def test_the_python_api_builds_its_gate_once_per_home(session_home):
+    """One Store (Alembic runs once) and one set of queues per GENLAB_HOME, whatever the policy;
+    every call's record lands in it."""
+    from genlab.pipeline import default_pipeline
+
+    first = genlab.generate("KING:", model=CHAR, max_tokens=3, seed=2)
+    gate, rules = default_pipeline("default"), default_pipeline("rules")
+    assert default_pipeline("default") is gate and rules is not gate
+    assert rules.store is gate.store and rules.queues is gate.queues
+    second = genlab.generate("QUEEN:", model=CHAR, max_tokens=3, seed=2, policy="rules")
+    ids = {r["id"] for r in gate.store.list_generations(limit=1000)}
+    assert set(first.record_ids) | set(second.record_ids) <= ids
+
+
 def test_the_cli_runs_the_gate(tmp_path):
     path = tmp_path / "flag.yaml"
     path.write_text(FLAG.format(mode="flagged", rate=0, due=60))

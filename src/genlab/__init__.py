@@ -62,11 +62,10 @@ def generate(
     when the policy holds it for a person. A blocked prompt raises ``GuardBlocked``. (``load(name)``
     gives the raw ``Generator``, with no guardrails: library use, evaluation, research.)
     """
-    from genlab.pipeline import Caller, Pipeline
-    from genlab.storage import Store
+    from genlab.pipeline import Caller, default_pipeline
 
-    registry = default_registry()
-    pipeline = Pipeline(registry, policy=policy, store=Store(settings=registry.settings))
+    pipeline = default_pipeline(policy)
+    registry = pipeline.registry
     request = GenerationRequest(prompt=prompt, model=model, n=n, seed=seed, params=SamplingParams(**params))
     modality = registry.get(model).card.modality
     request = request.validate(needs_prompt=modality in ("text", "code"))
@@ -84,11 +83,9 @@ def embed(
 ):
     """Sentence embeddings through the one gate (the input policy, the queue, a record): a
     (len(texts), dimensions) float32 array of unit vectors; cosine similarity is their dot product."""
-    from genlab.pipeline import Caller, Pipeline
-    from genlab.storage import Store
+    from genlab.pipeline import Caller, default_pipeline
 
-    registry = default_registry()
-    pipeline = Pipeline(registry, policy=policy, store=Store(settings=registry.settings))
+    pipeline = default_pipeline(policy)
     batch = [texts] if isinstance(texts, str) else list(texts)
     vectors, _, _, review = pipeline.embed(
         model, batch, endpoint="python", caller=Caller(actor="python"), dimensions=dimensions

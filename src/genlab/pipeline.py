@@ -26,6 +26,7 @@ who asked; ``Released`` is what the stages let out.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import json
@@ -47,7 +48,7 @@ from genlab.core import (
 )
 from genlab.core.generator import collect_text
 from genlab.core.io import sha256_bytes
-from genlab.registry import Registry
+from genlab.registry import Registry, default_registry
 from genlab.safety import judge, semantic
 from genlab.safety.guardrails import Vault
 from genlab.safety.policy import Flags, Guard, GuardBlocked, Policy, StreamGuard
@@ -888,3 +889,26 @@ class Stream:
                 latency_ms=latency_ms,
                 status="ok" if index in self.finished else "cancelled",
             )
+
+
+# -- the composition root ------------------------------------------------------------------------------
+_GATES: dict[tuple[Any, str], Pipeline] = {}
+_GATES_LOCK = threading.Lock()
+
+
+def default_pipeline(policy: str = "default") -> Pipeline:
+    """The gate of this process's ``GENLAB_HOME``, for the faces that have no server (the CLI, the
+    Python API): its registry, one Store (so Alembic runs once, and the store is closed at exit) and
+    one set of queues, shared by a Pipeline per policy."""
+    registry = default_registry()
+    home = registry.settings.home
+    with _GATES_LOCK:
+        if (home, policy) not in _GATES:
+            sibling = next((p for (h, _), p in _GATES.items() if h == home), None)
+            if sibling is None:
+                store = Store(settings=registry.settings)
+                atexit.register(store.close)
+                _GATES[home, policy] = Pipeline(registry, policy=policy, store=store)
+            else:
+                _GATES[home, policy] = sibling.with_policy(policy)
+        return _GATES[home, policy]

@@ -12,7 +12,7 @@ import typer
 from genlab.cli.console import Steps, console, err_console, print_json
 from genlab.core import GenerationRequest, InvalidRequestError, SamplingParams
 from genlab.core.request import parse_json_schema
-from genlab.pipeline import TEXT, Caller, Pipeline, ReviewRequired
+from genlab.pipeline import TEXT, Caller, Pipeline, ReviewRequired, default_pipeline
 from genlab.registry import default_registry
 
 app = typer.Typer(help="Generate text, code, images or audio from a registered model.", no_args_is_help=True)
@@ -23,9 +23,7 @@ CLI = Caller(actor="cli")
 
 def cli_pipeline(policy: str = "default") -> Pipeline:
     """The gate for the CLI's generations: the policy, and records and reviews in GENLAB_HOME's database."""
-    from genlab.storage import Store
-
-    return Pipeline(default_registry(), policy=policy, store=Store(settings=default_registry().settings))
+    return default_pipeline(policy)
 
 
 def _read_arg_or_file(value: str | None, what: str) -> str | None:
