@@ -185,3 +185,16 @@ def test_shipped_models_are_built_in_and_verified(fresh_registry):
             )
     with pytest.raises(InvalidRequestError, match="built in"):
         fresh_registry.remove("shakespeare-char")
+
+
+def test_record_metrics_writes_a_section_of_the_card_and_keeps_the_rest(fresh_registry, gemma_gguf):
+    fresh_registry.add_gguf("measured", gemma_gguf, sha256=sha256_file(gemma_gguf))
+    before = fresh_registry.get("measured").card
+    assert fresh_registry.record_metrics("measured", "eval", {"bits_per_char": 1.5})
+    assert fresh_registry.record_metrics("measured", "compare", {"train_seconds": 2.0})
+    card = fresh_registry.get("measured").card
+    assert card.metrics["eval"] == {"bits_per_char": 1.5} and card.metrics["compare"] == {
+        "train_seconds": 2.0
+    }
+    assert card.description == before.description and card.reproduce == before.reproduce
+    assert not fresh_registry.record_metrics("gemma-3-270m", "eval", {"x": 1})  # its card is code

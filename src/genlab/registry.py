@@ -269,6 +269,20 @@ class Registry:
             )
         return ModelEntry(name=directory.name, card=card, config=config, path=directory)
 
+    def record_metrics(self, name: str, section: str, values: dict[str, Any]) -> bool:
+        """Write ``values`` into a model's card under ``metrics[section]`` (``eval``, ``compare``,
+        ``bias_audit``), atomically; the one way a measurement reaches a card. False for a model
+        whose card is not a file (the embedded model's is code)."""
+        from genlab.core.io import atomic_write_json
+
+        entry = self.get(name)
+        if entry.path is None:
+            return False
+        card = entry.card
+        card.metrics = {**card.metrics, section: values}
+        atomic_write_json(entry.path / entry.config.get("card", "card.json"), card.to_dict())
+        return True
+
     # -- loading ---------------------------------------------------------------------------------
     def guard_features(self, texts: list[str]) -> Any:
         """What the learned guardrail reads of ``texts``: the shipped embedding model's first layers

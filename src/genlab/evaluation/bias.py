@@ -598,17 +598,13 @@ def run_audit(
         )
     # A shipped model's card lives in the package: scripts/audit_shipped.py writes those on purpose.
     if write_card and entry.path is not None and "card" in entry.config and not entry.card.builtin:
-        card = entry.card
-        card.metrics = {
-            **card.metrics,
-            "bias_audit": {
-                "id": audit_id,
-                "suite": chosen.name,
-                **report["headline"],
-                "report": str(folder / "report.json"),
-            },
+        headline = {
+            "id": audit_id,
+            "suite": chosen.name,
+            **report["headline"],
+            "report": str(folder / "report.json"),
         }
-        atomic_write_json(entry.path / entry.config["card"], card.to_dict())
+        registry.record_metrics(entry.name, "bias_audit", headline)
     return report
 
 

@@ -193,10 +193,7 @@ def _trained(cell: Cell, budget: Budget, registry) -> tuple[str, dict[str, Any]]
             gan_scorer=fid_scorer,
         )
     info = {"train_seconds": round(time.perf_counter() - started, 1), "train_steps": result.step}
-    entry = registry.get(name)
-    card = entry.card
-    card.metrics = {**card.metrics, "compare": info}
-    atomic_write_json(entry.path / entry.config.get("card", "card.json"), card.to_dict())
+    registry.record_metrics(name, "compare", info)
     return name, {"trained_here": True, **info}
 
 

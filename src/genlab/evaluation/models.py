@@ -115,7 +115,6 @@ def evaluate_image_model(
     import torch
 
     from genlab.core import InvalidRequestError
-    from genlab.core.io import atomic_write_json
     from genlab.data.datasets import load_image_dataset
     from genlab.evaluation.classifier import FeatureSpace, evaluate_samples
 
@@ -168,8 +167,5 @@ def evaluate_image_model(
         metrics["bits_per_dim"] = round(model.model.iwae_bits_per_dim(data.val[:n], y, k=iwae_k), 4)
         metrics["iwae_k"] = iwae_k
     if write_card and entry.path is not None and "card" in entry.config:
-        card_path = entry.path / entry.config["card"]
-        card = entry.card
-        card.metrics = {**card.metrics, "eval": {k2: v for k2, v in metrics.items() if k2 not in ("model",)}}
-        atomic_write_json(card_path, card.to_dict())
+        registry.record_metrics(name, "eval", {k2: v for k2, v in metrics.items() if k2 != "model"})
     return metrics

@@ -10,19 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from genlab.core import (
-    BackendError,
-    ContextLengthError,
-    GenlabError,
-    IntegrityError,
-    InvalidRequestError,
-    ModelExistsError,
-    ModelLoadError,
-    ModelNotFoundError,
-    UnsupportedError,
-)
-from genlab.pipeline import QueueFull, ReviewRequired, WrongModality
-from genlab.safety.policy import GuardBlocked
+from genlab.core import GenlabError
+from genlab.pipeline import QueueFull
 
 log = logging.getLogger("genlab.server")
 
@@ -47,38 +36,17 @@ def error_body(message: str, type_: str, param: str | None = None, code: str | N
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
-# genlab's errors as HTTP: (status, OpenAI error type, code); the nearest class in the MRO wins.
-# A class not named here keeps its own ``http_status``, ``error_type`` and ``code`` attributes.
-ERROR_TABLE: dict[type, tuple[int, str, str | None]] = {
-    ContextLengthError: (400, "invalid_request_error", "context_length_exceeded"),
-    ModelNotFoundError: (404, "invalid_request_error", "model_not_found"),
-    ModelExistsError: (409, "invalid_request_error", "model_exists"),
-    IntegrityError: (422, "invalid_request_error", "integrity"),
-    ModelLoadError: (422, "invalid_request_error", "model_load"),
-    UnsupportedError: (400, "invalid_request_error", "unsupported"),
-    BackendError: (502, "server_error", "backend"),
-    QueueFull: (429, "rate_limit_error", "queue_full"),
-    WrongModality: (400, "invalid_request_error", "wrong_modality"),
-    ReviewRequired: (400, "invalid_request_error", "review_required"),
-    GuardBlocked: (400, "invalid_request_error", "content_policy_violation"),
-    InvalidRequestError: (400, "invalid_request_error", "invalid_request"),
-}
-
-
 def http_error(e: GenlabError) -> tuple[int, dict, dict[str, str]]:
-    """(status, OpenAI error body, headers) of a genlab error. The nearest class in the MRO that the
-    table names, or that declares its own ``http_status``, decides."""
-    status, type_, code = e.http_status, e.error_type, None
+    """(status, OpenAI error body, headers) of a genlab error, as its class declares them
+    (``http_status``, ``error_type``, ``code``): the nearest class in the MRO that declares one of
+    them names the code, by its ``code`` or else its own name."""
+    code = None
     for cls in type(e).__mro__:
-        if cls in ERROR_TABLE:
-            status, type_, code = ERROR_TABLE[cls]
-            break
         if {"http_status", "error_type", "code"} & set(vars(cls)):
-            status, type_ = e.http_status, e.error_type
             code = vars(cls).get("code") or cls.__name__.removesuffix("Error").lower()
             break
     headers = {"Retry-After": "1"} if isinstance(e, QueueFull) else {}  # a slot frees within seconds
-    return status, error_body(str(e), type_, getattr(e, "param", None), code), headers
+    return e.http_status, error_body(str(e), e.error_type, getattr(e, "param", None), code), headers
 
 
 def install(app: FastAPI) -> None:
