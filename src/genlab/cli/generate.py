@@ -261,12 +261,9 @@ def image(
     Example: genlab generate image --model diffusion-digits --prompt "7" -n 16 --out grid.png
     Example: genlab generate image --model sd-turbo --prompt "a red bicycle" -n 1 --steps 2 --guidance 0
     """
-    import json as _json
 
-    import numpy as np
     from rich.progress import BarColumn, Progress
 
-    from genlab.codecs.image import image_grid
     from genlab.core.io import atomic_write_bytes
 
     generator = default_registry().load(model)
@@ -316,26 +313,9 @@ def image(
     artifacts = released.artifacts
     size = artifacts[0].pixels.shape[0]
     scale = scale or max(1, 128 // size)
-    grid = image_grid([a.pixels for a in artifacts], scale=scale)
-    # where the gutters are: the same grid tiled from white images leaves them at the grey 200
-    gutters = image_grid([np.full_like(a.pixels, 255) for a in artifacts], scale=scale) == 200
-    import io
+    from genlab.safety.provenance import grid_png
 
-    from PIL import Image, PngImagePlugin
-
-    from genlab.safety.watermark import SCHEME, embed_image
-
-    # the grid is what gets shared: it carries the invisible mark, in its images only (the grey
-    # gutters stay flat, no mottling)
-    grid, marked = embed_image(grid, keep=gutters)
-    info = PngImagePlugin.PngInfo()
-    info.add_text("genlab:grid", _json.dumps([a.provenance.to_dict() for a in artifacts], sort_keys=True))
-    if marked:
-        info.add_text("genlab:watermark", SCHEME)
-    buf = io.BytesIO()
-    Image.fromarray(grid).save(buf, format="PNG", pnginfo=info)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(target, buf.getvalue())
+    atomic_write_bytes(target, grid_png(artifacts, scale))
     if save is not None:
         save.mkdir(parents=True, exist_ok=True)
         for a in artifacts:

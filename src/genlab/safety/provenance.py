@@ -92,16 +92,44 @@ def verify(path: str | Path) -> Verification:
     return Verification(str(path), p.generator == "genlab", unchanged, p.to_dict(), detail, mark)
 
 
+GRID_KEY = "genlab:grid"  # the PNG text chunk of a grid: every tile's provenance
+
+
+def grid_png(artifacts: list[Any], scale: int = 1) -> bytes:
+    """One PNG of image artifacts tiled, as `genlab generate image` shares them: the invisible mark
+    in the tiles only (the grey gutters stay flat, no mottling) and every tile's provenance in the
+    ``genlab:grid`` chunk, which :func:`verify` reads back."""
+    import io
+    import json
+
+    import numpy as np
+    from PIL import Image, PngImagePlugin
+
+    from genlab.codecs.image import image_grid
+    from genlab.safety.watermark import SCHEME, embed_image
+
+    grid = image_grid([a.pixels for a in artifacts], scale=scale)
+    # where the gutters are: the same grid tiled from white images leaves them at the grey 200
+    gutters = image_grid([np.full_like(a.pixels, 255) for a in artifacts], scale=scale) == 200
+    grid, marked = embed_image(grid, keep=gutters)
+    info = PngImagePlugin.PngInfo()
+    info.add_text(GRID_KEY, json.dumps([a.provenance.to_dict() for a in artifacts], sort_keys=True))
+    if marked:
+        info.add_text("genlab:watermark", SCHEME)
+    buf = io.BytesIO()
+    Image.fromarray(grid).save(buf, format="PNG", pnginfo=info)
+    return buf.getvalue()
+
+
 def _grid(path: Path) -> list[dict[str, Any]] | None:
-    """The provenance of every image of a grid PNG (`genlab generate image` writes it under
-    ``genlab:grid``), or None."""
+    """The provenance of every image of a grid PNG (:func:`grid_png`), or None."""
     import json
 
     from PIL import Image
 
     try:
         with Image.open(path) as image:
-            text = getattr(image, "text", {}).get("genlab:grid")
+            text = getattr(image, "text", {}).get(GRID_KEY)
         grid = json.loads(text) if text else None
     except (OSError, ValueError):
         return None
