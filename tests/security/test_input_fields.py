@@ -13,7 +13,10 @@ import json
 import httpx
 import pytest
 
-from genlab.safety.policy import Guard, Policy
+from genlab.core import SamplingParams
+from genlab.core.chat import plan
+from genlab.pipeline import Pipeline
+from genlab.safety.policy import Guard, Policy, Unredactable
 
 INSTRUCT = "smollm2-135m-instruct"
 ATTACKS = {
@@ -244,6 +247,31 @@ def test_ordinary_tool_use_passes(user):
     assert r.status_code == 200, r.text  # the caller's own instructions are not judged for intent
     r = post(user, "/v1/responses", responses(instructions="Answer in one short sentence."))
     assert r.status_code == 200 and r.json()["status"] in ("completed", "incomplete"), r.text
+
+
+def test_a_field_that_needs_a_redaction_the_prompt_cannot_show_is_refused(user):
+    """A zero-width character (redacted by every shipped policy) in a field the template does not
+    show as written: a 400, never a prompt that keeps what the policy removed."""
+    body = chat(messages=[{**ASKED, "name": "bo\u200bb"}])
+    r = post(user, "/v1/chat/completions", body)
+    assert r.status_code == 400 and r.json()["error"]["param"] == "messages.0.name", r.text
+
+
+def test_a_redaction_in_a_tool_call_is_made_where_the_prompt_shows_it(registry):
+    """A tool call's arguments are shown as JSON (a quote escaped): the redaction is made there."""
+    note = 'He said "mail bob@example.com" twice'
+    call = {**CALL, "function": {"name": "get_weather", "arguments": json.dumps({"city": note})}}
+    messages = [ASKED, {"role": "assistant", "content": "", "tool_calls": [call]}, RESULT]
+    model = registry.load(INSTRUCT)
+    turn = plan(model, messages, SamplingParams(max_tokens=8), model=INSTRUCT, tools=[TOOL])
+    assert "bob@example.com" in turn.request.prompt and note not in turn.request.prompt
+    redacting = Policy.parse("input:\n  - scanner: pii\n    action: redact\n")
+    checked = Pipeline(registry, policy=redacting).gate().input_request(turn.request)
+    assert "bob@example.com" not in checked.prompt and "<EMAIL_ADDRESS_1>" in checked.prompt
+    named = [{**ASKED, "name": "bob@example.com"}]  # a name this template does not show
+    turn = plan(model, named, SamplingParams(max_tokens=8), model=INSTRUCT)
+    with pytest.raises(Unredactable):
+        Pipeline(registry, policy=redacting).gate().input_request(turn.request)
 
 
 def test_the_control_token_rule_takes_the_policys_outcome():
