@@ -51,7 +51,7 @@ from genlab.core.io import sha256_bytes
 from genlab.registry import Registry, default_registry
 from genlab.safety import judge, semantic
 from genlab.safety.guardrails import Vault
-from genlab.safety.policy import Flags, Guard, GuardBlocked, Policy, StreamGuard
+from genlab.safety.policy import Flags, Guard, GuardBlocked, Policy, StreamGuard, redacted_prompt
 from genlab.safety.review import ReviewQueue
 from genlab.storage import Store
 
@@ -186,14 +186,17 @@ class Gate:
     flags: Flags = field(default_factory=Flags)
 
     # -- stage 2: input ---------------------------------------------------------------------------
-    def input_text(self, text: str, where: str = "request", *, instructions: bool = False) -> str:
-        """The input policy: a block raises (a 400 naming the category); redactions change the text.
-        ``instructions``: the caller's own system message, not judged for intent."""
+    def input_text(
+        self, text: str, where: str = "request", *, instructions: bool = False, field: str | None = None
+    ) -> str:
+        """The input policy: a block raises (a 400 naming the category, and ``field``, the request's
+        field it was found in); redactions change the text. ``instructions``: the caller's own system
+        message, read for secrets, PII and control tokens, not judged for intent."""
         result = self.guard.check_input(text, self.vault, instructions=instructions)
         if result.blocked:
             self.observer.rejected(f"guardrail_{result.blocking_category()}")
-            raise GuardBlocked(result, where)
-        self.flags.add(result, "input")
+            raise GuardBlocked(result, where, param=field)
+        self.flags.add(result, "input", field=field)
         return result.text
 
     def input_fields(self, fields: dict[str, str], where: str) -> dict[str, str]:
@@ -205,24 +208,19 @@ class Gate:
         }
 
     def input_request(self, request: GenerationRequest) -> GenerationRequest:
-        """The input policy on what people wrote: the prompt, or, for a prompt rendered from a
-        chat, each message (a chat template's control tokens are not the user's; the system and
-        developer messages are scanned for secrets and PII, not judged for intent); a redaction in
-        a message is made in the prompt too."""
-        if not isinstance(request.prompt, str) or not request.prompt.strip():
-            return request
-        if not request.parts and not request.instructions:
-            return dataclasses.replace(request, prompt=self.input_text(request.prompt))
-        prompt = request.prompt
-        written = [(p, False) for p in request.parts] + [(p, True) for p in request.instructions]
-        for part, instructions in written:
-            checked = self.input_text(part, instructions=instructions)
-            if checked != part:
-                prompt = (
-                    prompt.replace(part, checked)
-                    if part in prompt
-                    else prompt.replace(part.strip(), checked.strip())
-                )
+        """The input policy on every field of the request that the model will read
+        (``GenerationRequest.input_fields``: the prompt, or each message, tool call, tool result and
+        tool definition it was rendered from, never the chat template's own control tokens); a
+        redaction in a field is made where the prompt shows it, or the request is refused."""
+        prompt, read = request.prompt, set()
+        for f in request.input_fields():
+            if (f.text, f.instructions) in read:  # the same text, read the same way, once
+                continue
+            read.add((f.text, f.instructions))
+            where = "request" if f.where == "prompt" else f"request's {f.where}"
+            checked = self.input_text(f.text, where, instructions=f.instructions, field=f.where)
+            if checked != f.text:
+                prompt = redacted_prompt(prompt, f, checked)
         return dataclasses.replace(request, prompt=prompt)
 
     # -- stages 5 and 6: output and provenance ----------------------------------------------------

@@ -30,7 +30,7 @@ from typing import Any
 
 from genlab.core.constraints import closed_objects
 from genlab.core.errors import InvalidRequestError, UnsupportedError
-from genlab.core.request import GenerationRequest, SamplingParams
+from genlab.core.request import GenerationRequest, InputField, SamplingParams
 
 TRANSCRIPT_STOP = ("\nUser:", "\nAssistant:")
 NAMES = {"user": "User", "assistant": "Assistant", "tool": "Tool"}
@@ -309,6 +309,64 @@ def _check_tool_grammar(tools: list[dict[str, Any]], grammar: str) -> None:
         ) from None
 
 
+# -- what the model reads -------------------------------------------------------------------------
+INSTRUCTION_ROLES = ("system", "developer")
+NAMED = ("properties", "patternProperties", "$defs", "definitions")  # a JSON Schema's maps of names
+
+
+def visible_fields(
+    messages: list[dict[str, Any]], tools: dict[int, dict[str, Any]], paths: list[str] | None = None
+) -> tuple[InputField, ...]:
+    """Every text of a conversation that its rendered prompt shows the model, each labelled with
+    its path in the request: each message's content, name and tool_call_id; each tool call's id,
+    name and arguments (every key and string of them, decoded as the prompt shows them, so an
+    escaped ``\\u003c`` is read as ``<``); each shown tool's name, description and the names and
+    strings of its parameter schema. ``tools``: the tools the prompt shows, by their index in the
+    request; ``paths``: each message's path (``input.3`` for a Responses item), ``messages.i`` by
+    default. Each string is its own field: read apart, a harmful sentence is not diluted by the
+    ordinary words of a schema around it."""
+    found: list[tuple[str, str, bool]] = []
+    for i, m in enumerate(messages):
+        where = paths[i] if paths is not None else f"messages.{i}"
+        own = m.get("role") in INSTRUCTION_ROLES
+        found += [(f"{where}.{k}", m[k], own) for k in ("content", "name", "tool_call_id") if k in m]
+        for j, call in enumerate(m.get("tool_calls") or ()):
+            at = f"{where}.tool_calls.{j}"
+            found += [
+                (f"{at}.id", call.get("id"), False),
+                (f"{at}.function.name", call["function"]["name"], False),
+            ]
+            found += [(p, s, False) for p, s in _strings(_arguments(call), f"{at}.function.arguments")]
+    for i, t in tools.items():
+        at, function = f"tools.{i}.function", t["function"]
+        found += [(f"{at}.{k}", function.get(k), False) for k in ("name", "description")]
+        found += [(p, s, False) for p, s in _strings(function.get("parameters"), f"{at}.parameters", True)]
+    return tuple(InputField(p, s, own) for p, s, own in found if isinstance(s, str) and s.strip())
+
+
+def _strings(value: Any, path: str, schema: bool = False) -> list[tuple[str, str]]:
+    """(path, string) of every string inside a JSON value, keys included, in order. In a JSON
+    Schema (``schema``) the keys are its own keywords: only property names are kept, and the names
+    of types left out."""
+    if isinstance(value, str):
+        return [(path, value)]
+    if isinstance(value, list):
+        return [found for k, v in enumerate(value) for found in _strings(v, f"{path}.{k}", schema)]
+    if not isinstance(value, dict):
+        return []
+    out: list[tuple[str, str]] = []
+    for k, v in value.items():
+        at = f"{path}.{k}"
+        if not schema:
+            out += [(at, str(k)), *_strings(v, at)]
+        elif k in NAMED and isinstance(v, dict):
+            for name, sub in v.items():
+                out += [(f"{at}.{name}", str(name)), *_strings(sub, f"{at}.{name}", True)]
+        elif k != "type":
+            out += _strings(v, at, True)
+    return out
+
+
 # -- one turn --------------------------------------------------------------------------------------
 @dataclass
 class Turn:
@@ -329,8 +387,11 @@ def plan(
     tools: list[dict[str, Any]] | None = None,
     tool_choice: Any = None,
     parallel: bool = True,
+    paths: list[str] | None = None,
 ) -> Turn:
-    """Render the conversation in the model's chat format and constrain the answer to the tools."""
+    """Render the conversation in the model's chat format and constrain the answer to the tools;
+    the request carries every field the prompt shows (``visible_fields``; ``paths`` name the
+    messages as the caller sent them) for the input policy."""
     asks_for_tools = bool(tools) or tool_choice not in (None, "auto", "none")
     active = check_tools(tools or [], tool_choice or "auto") if asks_for_tools else []
     if active and not getattr(generator, "supports_constraints", False):
@@ -355,12 +416,10 @@ def plan(
         stop=params.stop + (() if constrained else stop),
         grammar=grammar if grammar is not None else params.grammar,
     )
-    written = [m for m in messages if (m.get("content") or "").strip()]
-    instructions = tuple(m["content"] for m in written if m.get("role") in ("system", "developer"))
-    parts = tuple(m["content"] for m in written if m.get("role") not in ("system", "developer"))
-    parts += tuple(t["function"].get("description") or "" for t in active if t["function"].get("description"))
+    shown = {i: t for i, t in enumerate(tools or []) if t in active}
+    fields = visible_fields(messages, shown, paths)
     request = GenerationRequest(
-        prompt=prompt, model=model, n=n, seed=seed, params=params, parts=parts, instructions=instructions
+        prompt=prompt, model=model, n=n, seed=seed, params=params, fields=fields
     ).validate()
     return Turn(request, active)
 

@@ -87,6 +87,19 @@ class SamplingParams:
 
 
 @dataclass(frozen=True)
+class InputField:
+    """One text of a request that the model will read, and where the request holds it: ``where``
+    is its path as the caller sent it (``messages.2.content``, ``tools.0.function.description``,
+    ``input.3.tool_calls.0.function.arguments.city``, ``instructions.content``), which a finding and
+    a refusal name. ``instructions``: the caller's own system or developer text, which the input
+    policy reads for secrets, PII and control tokens but does not judge for intent."""
+
+    where: str
+    text: str
+    instructions: bool = False
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     """What to generate: a prompt (text, code) or a condition (a class for images and audio)."""
 
@@ -97,14 +110,10 @@ class GenerationRequest:
     seed: int | None = None
     app: str | None = None
     params: SamplingParams = field(default_factory=SamplingParams)
-    # The texts people wrote that ``prompt`` was rendered from (a chat's messages), when the prompt
-    # also holds text they did not write (a chat template's control tokens): the input policy scans
-    # these, not the template around them.
-    parts: tuple[str, ...] = ()
-    # The caller's own instructions among them (system and developer messages): the input policy
-    # scans them for secrets and PII but does not judge their intent; they are the instructions an
-    # injection would try to override.
-    instructions: tuple[str, ...] = ()
+    # Every field people wrote that ``prompt`` was rendered from (a chat's messages, tool calls and
+    # results, tool definitions), when the prompt also holds text they did not write (a chat
+    # template's control tokens): the input policy reads these, not the template around them.
+    fields: tuple[InputField, ...] = ()
 
     def validate(self, *, needs_prompt: bool = True) -> GenerationRequest:
         if needs_prompt and (not isinstance(self.prompt, str) or not self.prompt.strip()):
@@ -119,13 +128,18 @@ class GenerationRequest:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        d = {
-            k: v
-            for k, v in asdict(self).items()
-            if v is not None and k not in ("params", "parts", "instructions")
-        }
+        d = {k: v for k, v in asdict(self).items() if v is not None and k not in ("params", "fields")}
         d["params"] = self.params.to_dict()
         return d
+
+    def input_fields(self) -> tuple[InputField, ...]:
+        """What the input policy reads: the fields the prompt was rendered from, or else the prompt
+        itself (a completion's prompt is all the caller's own)."""
+        if self.fields:
+            return self.fields
+        if isinstance(self.prompt, str) and self.prompt.strip():
+            return (InputField("prompt", self.prompt),)
+        return ()
 
     def choice_seeds(self) -> list[int]:
         """One seed per choice: seed, seed+1, ... so that choice i can be reproduced on its own.

@@ -602,6 +602,42 @@ class InjectionScanner(Scanner):
         return text  # an injection is blocked or flagged, not rewritten
 
 
+# Chat-template control tokens: the special tokens that open and close a turn in the templates
+# genlab renders. ChatML and Qwen (<|im_start|>, <|im_end|>, <|endoftext|>), Llama 3
+# (<|start_header_id|>, <|eot_id|>), Phi (<|user|>, <|end|>): every <|word|>; Gemma's
+# <start_of_turn>, <end_of_turn>, <bos>, <eos>; Llama 2 and Mistral's [INST] and <<SYS>>.
+CONTROL_TOKENS = re.compile(
+    r"<\|[A-Za-z0-9_.]{1,40}\|>|</?(?:start_of_turn|end_of_turn)>|<(?:bos|eos)>|\[/?INST\]|<</?SYS>>",
+    re.IGNORECASE,
+)
+
+
+class ControlTokenScanner(Scanner):
+    """Chat-template control tokens in a text a caller wrote: llama.cpp reads them as the real
+    tokens, so they forge a turn (a system message, the end of a tool's result). Not a judgement of
+    intent: it reads the caller's own system text too (see ``policy.control_rule``)."""
+
+    name = "control_tokens"
+    default_category = "prompt_injection"
+
+    def find(self, text: str, *, prompt: str | None = None) -> list[Finding]:
+        return [
+            Finding(
+                self.name,
+                "prompt_injection",
+                m.start(),
+                m.end(),
+                1.0,
+                "chat-template control tokens",
+                m.group(0),
+            )
+            for m in CONTROL_TOKENS.finditer(text)
+        ]
+
+    def sanitize(self, text: str, findings: list[Finding], vault: Vault | None) -> str:
+        return text  # a forged turn is blocked or flagged, not rewritten
+
+
 # -- invisible and confusable Unicode -----------------------------------------------------------------
 class InvisibleTextScanner(Scanner):
     name = "invisible_text"
@@ -817,3 +853,4 @@ SCANNERS: dict[str, type[Scanner]] = {
         PIILeakageScanner,
     )
 }
+SCANNERS[ControlTokenScanner.name] = ControlTokenScanner  # every policy that judges intent runs it too

@@ -6,6 +6,7 @@ from __future__ import annotations
 import atexit
 import concurrent.futures
 import functools
+import json
 import multiprocessing
 import os
 from dataclasses import dataclass, field
@@ -15,9 +16,10 @@ from typing import Any
 import yaml
 
 from genlab.core import GenlabError, InvalidRequestError
+from genlab.core.request import InputField
 from genlab.safety import judge as _judge  # noqa: F401  (registers the llm_judge scanner)
 from genlab.safety import semantic as _semantic  # noqa: F401  (registers the semantic scanner)
-from genlab.safety.guardrails import ACTIONS, SCANNERS, Scanner, ScanResult, Vault
+from genlab.safety.guardrails import ACTIONS, SCANNERS, ControlTokenScanner, Scanner, ScanResult, Vault
 from genlab.safety.review import ReviewPolicy
 
 POLICY_DIR = Path(__file__).parent / "policies"
@@ -190,13 +192,17 @@ class Flags:
     flagged_by: list[str] = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)
 
-    def add(self, result: GuardResult, where: str) -> None:
+    def add(self, result: GuardResult, where: str, field: str | None = None) -> None:
+        """The findings of one scan of the input or output (``where``); ``field``: the request's
+        field the input was read from (``messages.2.tool_calls.0``), kept with each finding."""
         invalid = {r.scanner for r in result.results if not r.valid}
         self.flagged_by += [s for s, action in result.actions.items() if action == "flag" and s in invalid]
         for r in result.results:
             action = result.actions.get(r.scanner)
             for f in r.findings:
                 finding = {**f.to_dict(), "where": where, "action": action}
+                if field is not None:
+                    finding["field"] = field
                 if action == "redact":  # what was redacted is not handed back in the findings either
                     finding["text"] = f"<{f.category}>"
                 self.findings.append(finding)
@@ -209,7 +215,7 @@ class GuardBlocked(GenlabError):
     exit_code = 7
     code = "content_policy_violation"
 
-    def __init__(self, result: GuardResult, where: str) -> None:
+    def __init__(self, result: GuardResult, where: str, param: str | None = None) -> None:
         category = result.blocking_category() or "policy"
         reasons = "; ".join(
             f"{f.category}: {f.explanation}" for f in result.findings if f.category == category
@@ -217,7 +223,29 @@ class GuardBlocked(GenlabError):
         super().__init__(f"the {where} was blocked by the guardrail policy ({category}): {reasons}")
         self.result = result
         self.category = category
-        self.param = "prompt" if where == "request" else None
+        self.param = param or ("prompt" if where == "request" else None)
+
+
+class Unredactable(InvalidRequestError):
+    """A redaction the input policy made in a field cannot be found in the rendered prompt."""
+
+    code = "content_policy_violation"
+
+
+def redacted_prompt(prompt: str, field: InputField, checked: str) -> str:
+    """``prompt`` with ``field``'s text replaced by ``checked`` (what the input policy redacted)
+    where the prompt shows it: as written, trimmed (templates trim contents), or as a JSON string
+    (tool calls and schemas). A redaction that cannot be made is a 400, never a prompt that still
+    holds what the policy removed."""
+    as_json = json.dumps(field.text, ensure_ascii=False)[1:-1], json.dumps(checked, ensure_ascii=False)[1:-1]
+    for old, new in ((field.text, checked), (field.text.strip(), checked.strip()), as_json):
+        if old and old in prompt:
+            return prompt.replace(old, new)
+    raise Unredactable(
+        f"the request's {field.where} needs a redaction by the guardrail policy that cannot be made "
+        "in the prompt the model's chat template renders; remove what it found",
+        param=field.where,
+    )
 
 
 # A text this long is scanned in a worker process when the guard offloads (the server's does): the
@@ -230,6 +258,7 @@ class Guard:
     def __init__(self, policy: Policy | None = None, *, offload: bool = False) -> None:
         self.policy = policy or Policy.load("default")
         self.offload = offload
+        self.control = control_rule(self.policy)
 
     def _run(self, rules: list[Rule], text: str, *, prompt: str | None, vault: Vault | None) -> GuardResult:
         if self.offload and len(text) >= LARGE_TEXT:
@@ -250,11 +279,12 @@ class Guard:
     ) -> GuardResult:
         """The input rules over ``text``; for the caller's own ``instructions`` (a system message)
         the rules that judge intent (injection, the learned guardrail, an LLM judge) are left out:
-        instructions are what an injection tries to override, not an injection."""
+        instructions are what an injection tries to override, not an injection. The control-token
+        rule (``control_rule``) reads every text, instructions included."""
         rules = self.policy.input
         if instructions:
             rules = [r for r in rules if not getattr(r.scanner, "judges_intent", False)]
-        return self._run(rules, text, prompt=None, vault=vault)
+        return self._run(rules + self.control, text, prompt=None, vault=vault)
 
     def check_output(
         self, text: str, *, prompt: str | None = None, vault: Vault | None = None
@@ -269,6 +299,19 @@ class Guard:
                 seen.add(rule.scanner.name)
                 rules.append(rule)
         return self._run(rules, text, prompt=None, vault=Vault())
+
+
+def control_rule(policy: Policy) -> list[Rule]:
+    """The control-token rule of a policy's inputs, which no text escapes, the caller's own system
+    text included: a chat template's markup (``<|im_start|>``, ``<start_of_turn>``, ``<|eot_id|>``)
+    written into any field forges a turn, and llama.cpp reads it as the real token. Its action is
+    the policy's strictest rule that judges intent (a policy that only warns of injections only
+    warns of this); a policy that names ``control_tokens`` itself, or judges no intent, has none."""
+    rules = policy.input
+    intent = [r.action for r in rules if getattr(r.scanner, "judges_intent", False)]
+    if not intent or any(r.scanner.name == ControlTokenScanner.name for r in rules):
+        return []
+    return [Rule(ControlTokenScanner(), min(intent, key=ACTIONS.index))]
 
 
 @functools.cache

@@ -44,19 +44,23 @@ def _text(content: Any, where: str) -> str:
     raise InvalidRequestError(f"{where} needs text content", param="input")
 
 
-def messages_of(body: ResponsesRequest) -> list[dict[str, Any]]:
-    """``instructions`` and ``input`` as chat messages (function calls and their outputs included)."""
+def messages_of(body: ResponsesRequest) -> tuple[list[dict[str, Any]], list[str]]:
+    """``instructions`` and ``input`` as chat messages (function calls and their outputs included),
+    and each message's path in the request (``instructions``, ``input.3``) for the input policy."""
     items = [{"role": "user", "content": body.input}] if isinstance(body.input, str) else body.input
     messages: list[dict[str, Any]] = (
         [{"role": "system", "content": body.instructions}] if body.instructions else []
     )
+    paths = ["instructions"] if body.instructions else []
     for i, item in enumerate(items):
+        where = "input" if isinstance(body.input, str) else f"input.{i}"
         kind = item.get("type", "message")
         if kind == "message" or ("role" in item and kind not in ("function_call", "function_call_output")):
             role = item.get("role")
             if role not in ("user", "assistant", "system", "developer"):
                 raise InvalidRequestError(f"input[{i}] has an unknown role {role!r}", param=f"input.{i}.role")
             messages.append({"role": role, "content": _text(item.get("content"), f"input[{i}]")})
+            paths.append(where)
         elif kind == "function_call":
             call = {
                 "id": item.get("call_id") or "",
@@ -73,6 +77,7 @@ def messages_of(body: ResponsesRequest) -> list[dict[str, Any]]:
                 last["tool_calls"].append(call)
             else:
                 messages.append({"role": "assistant", "content": "", "tool_calls": [call]})
+                paths.append(where)
         elif kind == "function_call_output":
             output = item.get("output")
             messages.append(
@@ -82,11 +87,12 @@ def messages_of(body: ResponsesRequest) -> list[dict[str, Any]]:
                     "content": _text(output, f"input[{i}]"),
                 }
             )
+            paths.append(where)
         else:
             raise InvalidRequestError(
                 f"input[{i}] is a {kind!r} item, which genlab does not take", param=f"input.{i}"
             )
-    return messages
+    return messages, paths
 
 
 def tools_of(body: ResponsesRequest) -> tuple[list[dict[str, Any]] | None, Any]:
@@ -133,15 +139,17 @@ def turn_of(body: ResponsesRequest, generator) -> conversation.Turn:
         repeat_penalty=body.repeat_penalty,
         json_schema=schema_of(body),
     )
+    messages, paths = messages_of(body)
     return conversation.plan(
         generator,
-        messages_of(body),
+        messages,
         params,
         model=body.model,
         seed=body.seed,
         tools=tools,
         tool_choice=choice,
         parallel=body.parallel_tool_calls,
+        paths=paths,
     )
 
 
