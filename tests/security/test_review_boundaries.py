@@ -76,6 +76,11 @@ def test_three_choices_are_all_reviewed_and_exactly_those_released(held):
     assert [x.status_code for x in records] == [200, 200, 200]  # released records leave "held"
     assert [x.json()["output_text"] for x in records] == [choices[i]["message"]["content"] for i in range(3)]
     assert call(held, "GET", f"/v1/genlab/generations/{outputs[0]['record_id']}", "user2").status_code == 404
+    url = chat(held, n=2).json()["url"]  # a plain approval releases both, as reviewed
+    reviewed = [o["text"] for o in call(held, "GET", url, "ravi").json()["artifact"]["outputs"]]
+    assert decide(held, url, "ravi", verdict="approve").status_code == 200
+    released = call(held, "GET", url).json()["response"]["choices"]
+    assert [c["message"]["content"] for c in released] == reviewed and len(reviewed) == 2
 
 
 def test_four_held_images_are_each_shown_and_a_rejection_releases_none(held):

@@ -36,7 +36,7 @@ from genlab.core.io import sha256_bytes
 from genlab.pipeline import LOCAL, Caller, Cancelled, Pipeline
 from genlab.registry import default_registry
 from genlab.safety.guardrails import Vault
-from genlab.safety.policy import Policy
+from genlab.safety.policy import POLICY_DIR, Policy
 from genlab.safety.review import canonical
 
 DATA = resources.files("genlab.apps") / "data"
@@ -326,6 +326,17 @@ def load_yaml(relative: str) -> dict[str, Any]:
         return yaml.safe_load(Path(path).read_text("utf-8"))
 
 
+def recipe_policy(server: Policy | None, own: Policy) -> Policy:
+    """The policy a recipe runs under: the stricter of an operator's policy and the recipe's own
+    (``Policy.stricter``: the rules of both, the review rule that holds more). The shipped
+    ``default`` is no operator's choice: under it (and without a pipeline: evaluation, library use)
+    each recipe keeps its own, the shipped default of its domain, whose rules are tuned to its
+    inputs (the learned guardrail of ``default`` reads a clinical record as an injection)."""
+    if server is None or server.source == str(POLICY_DIR / "default.yaml"):
+        return own
+    return server.stricter(own)
+
+
 def draw_image(
     pipe: Pipeline, recipe: str, caller: Caller, model: str, prompt: str, seed: int
 ) -> dict[str, Any]:
@@ -360,10 +371,9 @@ def run_recipe(
     progress: Callable[[str], None] | None = None,
     deadline_s: float | None = None,
 ) -> RecipeResult:
-    """A recipe through the pipeline's stages (``genlab.pipeline``), under the stricter of the
-    pipeline's policy (the server's ``--policy``) and its own (``policy`` replaces the recipe's):
-    the input and output rules of both, and the review rule that holds more. Without a pipeline
-    (evaluation, library use) the recipe's own policy alone.
+    """A recipe through the pipeline's stages (``genlab.pipeline``), under ``recipe_policy``: the
+    stricter of the pipeline's policy (the server's ``--policy``) and its own (``policy``
+    replaces the recipe's).
 
     With a pipeline that has a store, the result is recorded and, where the review rule holds it,
     submitted to the review queue (``result.review``); without one (evaluation, library use)
@@ -372,11 +382,8 @@ def run_recipe(
     """
     value = recipe.parse_input(data)
     own = policy if isinstance(policy, Policy) else Policy.load(policy or recipe.policy)
-    pipe = (
-        pipeline.with_policy(pipeline.policy.stricter(own))
-        if pipeline is not None
-        else Pipeline(default_registry()).with_policy(own)
-    )
+    pipe = pipeline or Pipeline(default_registry())
+    pipe = pipe.with_policy(recipe_policy(pipeline.policy if pipeline is not None else None, own))
     generator = pipe.check(generator or model or "gemma-3-270m", ("text", "code"))  # 1. check
     gate = pipe.gate()
     submitted = value.model_dump(mode="json")  # what the user sent: the record a reviewer checks against
