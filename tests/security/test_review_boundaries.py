@@ -124,6 +124,8 @@ def test_a_reviewer_cannot_approve_their_own_request(held):
         extra = {"edited": {"text": "fine"}} if verdict == "edit" else {}
         mine = decide(held, url, "rita", verdict=verdict, **extra)
         assert mine.status_code == 403 and mine.json()["error"]["code"] == "self_review", mine.text
+    claimed = call(held, "POST", f"{url}/claim", "rita")  # nor take it, keeping others from it
+    assert claimed.status_code == 403 and claimed.json()["error"]["code"] == "self_review"
     assert call(held, "GET", url, "rita").json()["state"] == "pending"
     assert decide(held, url, "ravi", verdict="approve").json()["state"] == "approved"
 

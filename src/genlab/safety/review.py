@@ -535,9 +535,15 @@ class ReviewQueue:
             return False
         return True
 
-    def claim(self, item_id: str, reviewer: str, *, version: int | None = None) -> dict[str, Any]:
+    def claim(
+        self, item_id: str, reviewer: str, *, version: int | None = None, identity: str | None = None
+    ) -> dict[str, Any]:
+        """Take an item to decide it; nobody takes their own request (``identity``, as in ``decide``)."""
         self.expire_if_overdue(item_id)  # an overdue item cannot be claimed, only expire
         with self.store.session() as s, s.begin():
+            row = s.get(ReviewItem, item_id)
+            if row is not None:
+                self._check_reviewer(row, identity)
             row = self._move(
                 s,
                 item_id,

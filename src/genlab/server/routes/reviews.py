@@ -145,8 +145,11 @@ async def review_content(
 
 
 @router.post("/v1/reviews/{item_id}/claim")
-async def claim(item_id: str, state: StateDep, name: ReviewerDep, body: VersionBody | None = None):
-    return await run_in_threadpool(state.reviews.claim, item_id, name, version=body.version if body else None)
+async def claim(
+    item_id: str, state: StateDep, name: ReviewerDep, key: KeyDep, body: VersionBody | None = None
+):
+    version, identity = body.version if body else None, owner_of(key.id if key is not None else None)
+    return await run_in_threadpool(state.reviews.claim, item_id, name, version=version, identity=identity)
 
 
 @router.post("/v1/reviews/{item_id}/release")
