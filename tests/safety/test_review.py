@@ -245,3 +245,20 @@ def test_a_reviewer_cannot_decide_their_own_request_unless_allowed(store):
         item["id"], "rita", "approve", "ok", identity=f"key:{key.id}"
     )
     assert allowed["state"] == "approved"
+
+
+def test_the_stricter_of_two_policies_holds_what_either_holds():
+    from genlab.safety.policy import Policy
+
+    server = Policy.parse("input:\n  - scanner: secrets\n    action: block\nreview:\n  mode: sample\n"
+                          "  sample_rate: 0.1\n  due_minutes: 60\n  endpoints:\n    apps.quiz: always\n", "server.yaml")  # fmt: skip
+    recipe = Policy.load("software")  # secrets block (the same rule: run once), injection warn, never held
+    both = server.stricter(recipe)
+    assert [r.scanner.name for r in both.input] == ["secrets", "invisible_text", "prompt_injection"]
+    assert both.review.hold("apps.code-completion", ["x"]) and both.review.hold("apps.quiz", []) == "always"
+    assert (both.review.mode, both.review.sample_rate, both.review.due_minutes) == ("sample", 0.1, 60)
+    assert not both.fail_open and server.stricter(server) is server
+    from genlab.apps.recipe import recipe_policy
+
+    assert recipe_policy(server, recipe).name == "server+software"  # an operator's policy joins
+    assert recipe_policy(Policy.load("default"), recipe) is recipe  # the shipped default defers
