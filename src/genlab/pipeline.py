@@ -278,6 +278,24 @@ class Released:
         return self.review is not None
 
 
+def held_artifact(
+    outputs: list[dict[str, Any]], record_ids: list[str], response: dict[str, Any]
+) -> dict[str, Any]:
+    """What a review item holds: every output (a reviewer sees each choice and each image; an
+    approval releases exactly these), the records they were stored as, the response to release.
+    The first output's fields stay at the top for readers of one output."""
+    held = []
+    for output, record_id in zip(outputs, record_ids, strict=True):
+        one: dict[str, Any] = {"record_id": record_id, "sha256": output.get("artifact_sha256")}
+        if output.get("artifact_path"):
+            one |= {"path": output["artifact_path"], "label": output.get("output_text")}
+        else:
+            one["text"] = output.get("output_text") or ""
+        held.append(one)
+    first = {k: v for k, v in held[0].items() if k != "record_id"} if held else {"text": ""}
+    return {**first, "count": len(held), "outputs": held, "response": response}
+
+
 def provide_guard_models(registry: Registry) -> None:
     """The models guardrails read with (the safety room loads none): the shipped embedding model's
     int8 features for the learned guardrail, any registered chat model for an ``llm_judge``."""
@@ -327,8 +345,8 @@ class Pipeline:
         return self.guard.policy
 
     def with_policy(self, policy: Policy | str) -> Pipeline:
-        """The same store, queues and observer under another policy (a recipe's own)."""
-        if isinstance(policy, str) and policy == self.policy.name:
+        """The same store, queues and observer under another policy (a recipe's joined to this one)."""
+        if policy is self.policy or (isinstance(policy, str) and policy == self.policy.name):
             return self
         return Pipeline(
             self.registry,
@@ -428,21 +446,12 @@ class Pipeline:
         if rule is None:
             return record_ids, None
         response = respond(record_ids) if respond is not None else {}
-        artifact = {"text": outputs[0].get("output_text") or "", "response": response}
-        if outputs and outputs[0].get("artifact_path"):
-            artifact = {
-                "path": outputs[0]["artifact_path"],
-                "sha256": outputs[0]["artifact_sha256"],
-                "label": outputs[0].get("output_text"),
-                "count": len(outputs),
-                "response": response,
-            }
         item = self.reviews.submit(
             endpoint=endpoint,
             model=generator.card.name,
             modality=generator.card.modality,
             request=raw,
-            artifact=artifact,
+            artifact=held_artifact(outputs, record_ids, response),
             findings=gate.flags.findings,
             rule=rule,
             policy=self.policy.review,

@@ -128,3 +128,17 @@ def test_quiz_with_the_embedded_model_is_well_formed_and_checked(gemma):
     assert len(q["options"]) == 4 and q["answer"] in "ABCD" and q["question"].endswith("?")
     assert {c["name"] for c in q["checks"]} >= {"four distinct options", "answer supported by the passage"}
     assert q["valid"] == all(c["passed"] for c in q["checks"])
+
+
+def test_the_tutor_writes_questions_through_the_pipeline(gemma, registry, tmp_path):
+    from genlab.pipeline import Pipeline
+    from genlab.safety.policy import Policy
+
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    writer = edu.QuizWriter(Pipeline(registry, store=store), "gemma-3-270m", seed=2)
+    written = writer(PASSAGE)
+    assert all(q["model"] == "gemma-3-270m" and q["valid"] for q in written) and not writer.reviews
+    assert [r["endpoint"] for r in store.list_generations()] == ["apps.quiz"]  # recorded like any generation
+    hold = Policy.parse("review:\n  mode: always\n", source="hold.yaml")
+    held = edu.QuizWriter(Pipeline(registry, policy=hold, store=store), "gemma-3-270m", seed=2)
+    assert held(PASSAGE) == [] and held.reviews[0]["rule"] == "always"  # held: not asked until approved

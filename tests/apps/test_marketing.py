@@ -70,15 +70,29 @@ def test_variants_from_the_embedded_model_are_audited_and_ranked(gemma):
     assert result.output["compliant"] == sum(not v["violations"] for v in variants)
 
 
-def test_copy_can_come_with_an_image_from_an_image_model(gemma):
+def test_copy_can_come_with_an_image_drawn_through_the_pipeline(gemma, registry, tmp_path):
     from pathlib import Path
 
+    from genlab.core import InvalidRequestError
+    from genlab.pipeline import Pipeline
+    from genlab.safety.policy import GuardBlocked
+    from genlab.storage import Store
+
+    store = Store(f"sqlite:///{tmp_path / 'genlab.db'}")
+    pipe = Pipeline(registry, store=store)
     data = {"brief": "a digit-shaped cookie", "profile": PROFILE.model_dump(), "variants": 1,
             "image_model": "gan-digits", "image_prompt": "7"}  # fmt: skip
-    result = run_recipe(get_recipe("marketing-copy"), data, generator=gemma, seed=1)
+    result = run_recipe(get_recipe("marketing-copy"), data, generator=gemma, pipeline=pipe, seed=1)
     image = result.output["image"]
-    assert image["label"] == "7" and Path(image["path"]).is_file() and image["path"].endswith(".png")
-    with pytest.raises(RecipeError, match="makes text, not images"):
+    assert image["label"] == "7" and "path" not in image  # no server path in what is released
+    record = store.get_generation(image["generation_id"])  # a generation of its own, recorded
+    assert record["endpoint"] == "apps.marketing-copy.image" and record["artifact_sha256"] == image["sha256"]
+    assert Path(record["artifact_path"]).is_relative_to(registry.settings.outputs_dir)
+    assert image["url"] == f"/v1/genlab/generations/{image['generation_id']}/content"
+    with pytest.raises(GuardBlocked):  # the input policy reads the image prompt
+        run_recipe(get_recipe("marketing-copy"), {**data, "image_prompt": "7 AKIAIOSFODNN7EXAMPLE"},
+                   generator=gemma, pipeline=pipe, seed=1)  # fmt: skip
+    with pytest.raises(InvalidRequestError, match="makes text, not images"):
         run_recipe(
             get_recipe("marketing-copy"), {**data, "image_model": "gemma-3-270m"}, generator=gemma, seed=1
         )

@@ -22,11 +22,12 @@ from ..conftest import assert_clean_error, free_port, genlab_cli, start_serve
 
 def seed(home: Path, n: int = 3) -> list[str]:
     store = Store(settings=Settings(home=home))  # the home's database and its audit key, as the CLI uses
+    asker = store.create_key("app", "user")[1]  # asked by a key: the terminal reviewer is not its owner
     ids = [
         ReviewQueue(store).submit(endpoint="chat.completions", model="gemma-3-270m", modality="text",
                              request={"prompt": f"question {i}"}, artifact={"text": f"answer {i}"},
                              findings=[{"scanner": "pii", "category": "PERSON", "start": 0, "end": 6, "score": 0.7}],
-                             rule="flagged by pii")["id"]
+                             rule="flagged by pii", key_id=asker.id)["id"]
         for i in range(n)
     ]  # fmt: skip
     store.close()
@@ -78,6 +79,27 @@ def test_review_commands_decide_export_and_verify(tmp_path):
         db.execute("UPDATE audit_events SET actor = 'mallory' WHERE seq = 4")
     bad = genlab_cli("audit", "verify", home=home)
     assert bad.returncode == 1 and "event 4 was edited" in bad.stdout
+
+
+def test_review_shows_every_output_edits_the_one_named_and_refuses_self_review(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    store = Store(settings=Settings(home=home))
+    asker = store.create_key("app", "user")[1]
+    three = {"text": "a", "outputs": [{"text": t} for t in ("a", "b", "c")], "count": 3}
+    queue = ReviewQueue(store)
+    theirs = queue.submit(endpoint="completions", model="m", modality="text", request={"prompt": "p"},
+                          artifact=three, findings=[], rule="always", key_id=asker.id)["id"]  # fmt: skip
+    mine = queue.submit(endpoint="cli.generate.text", model="m", modality="text", request={"prompt": "p"},
+                        artifact={"text": "local"}, findings=[], rule="always", actor="cli")["id"]  # fmt: skip
+    store.close()
+    shown = genlab_cli("review", "show", theirs, home=home).stdout
+    assert all(f"output {i} of 3: {t}" in shown for i, t in enumerate("abc"))
+    edited = genlab_cli("review", "edit", theirs, "--text", "B", "--output", "1", "--json", home=home)
+    assert json.loads(edited.stdout)["released"] == {"text": "B", "output": 1}
+    assert_clean_error(genlab_cli("review", "approve", mine, home=home), "another reviewer must decide it")
+    allowed = genlab_cli("review", "approve", mine, home=home, env={"GENLAB_SELF_REVIEW": "1"})
+    assert allowed.returncode == 0 and allowed.stdout.strip().endswith("approved")
 
 
 @pytest.mark.slow

@@ -63,7 +63,7 @@ def test_edit_releases_the_edited_artifact_and_checks_its_modality(store):
         q.decide(item["id"], "ana", "edit", "minor_fix")
     assert q.get(item["id"])["state"] == "pending"  # a refused decision changes nothing
     out = q.decide(item["id"], "ana", "edit", "factual_error", edited={"text": "The answer is 41."})
-    assert out["state"] == "edited" and out["released"] == {"text": "The answer is 41."}
+    assert out["state"] == "edited" and out["released"] == {"text": "The answer is 41.", "output": 0}
     image = submit(store, modality="image", artifact={"path": "/x.png", "sha256": "0" * 64})
     with pytest.raises(InvalidRequestError, match="this item is image"):
         q.decide(image["id"], "ana", "edit", "minor_fix", edited={"text": "a cat"})
@@ -201,3 +201,64 @@ def test_review_policy_modes():
     assert 150 < held < 250
     with pytest.raises(InvalidRequestError, match="unknown review mode"):
         ReviewPolicy(mode="sometimes")
+
+
+def held_choices(store: Store, texts: list[str], key_id: int | None = None) -> tuple[dict, list[str]]:
+    """Records held as the pipeline holds them, and an item over all of them."""
+    from genlab.pipeline import held_artifact
+
+    outputs = [{"output_text": t, "artifact_sha256": f"{i:064x}"} for i, t in enumerate(texts)]
+    ids = [store.record_generation(endpoint="completions", model="m", request={}, status="held",
+                                   key_id=key_id, **o) for o in outputs]  # fmt: skip
+    return submit(store, artifact=held_artifact(outputs, ids, {"choices": []}), key_id=key_id), ids
+
+
+def test_every_output_is_held_and_an_edit_replaces_only_the_one_it_names(store):
+    q = ReviewQueue(store)
+    item, ids = held_choices(store, ["one", "two", "three"])
+    assert [o["text"] for o in item["artifact"]["outputs"]] == ["one", "two", "three"]
+    assert item["owner"] == "local" and item["artifact"]["count"] == 3
+    with pytest.raises(InvalidRequestError, match="holds 3 output"):
+        q.decide(item["id"], "ana", "edit", "minor_fix", edited={"text": "x"}, output=3)
+    done = q.decide(item["id"], "ana", "edit", "minor_fix", edited={"text": "TWO"}, output=1)
+    assert done["released"] == {"text": "TWO", "output": 1}
+    records = [store.get_generation(i) for i in ids]
+    assert [r["status"] for r in records] == ["approved"] * 3
+    assert [r["output_text"] for r in records] == ["one", "TWO", "three"]
+    assert q.export()[0]["rejected"] == "two" and q.export()[0]["chosen"] == "TWO"
+    rejected, kept = held_choices(store, ["bad"])
+    q.decide(rejected["id"], "ana", "reject", "low_quality")
+    assert store.get_generation(kept[0])["status"] == "rejected"
+
+
+def test_a_reviewer_cannot_decide_their_own_request_unless_allowed(store):
+    key = store.create_key("rita", "reviewer")[1]
+    item, _ = held_choices(store, ["mine"], key_id=key.id)
+    assert item["owner"] == f"key:{key.id}"
+    with pytest.raises(Exception, match="another reviewer must decide it") as refused:
+        ReviewQueue(store).decide(item["id"], "rita", "approve", "ok", identity=f"key:{key.id}")
+    assert refused.value.http_status == 403 and ReviewQueue(store).get(item["id"])["state"] == "pending"
+    local, _ = held_choices(store, ["the CLI's"])
+    with pytest.raises(Exception, match="another reviewer"):
+        ReviewQueue(store).decide(local["id"], "cli:me", "approve", "ok", identity="local")
+    allowed = ReviewQueue(store, self_review=True).decide(
+        item["id"], "rita", "approve", "ok", identity=f"key:{key.id}"
+    )
+    assert allowed["state"] == "approved"
+
+
+def test_the_stricter_of_two_policies_holds_what_either_holds():
+    from genlab.safety.policy import Policy
+
+    server = Policy.parse("input:\n  - scanner: secrets\n    action: block\nreview:\n  mode: sample\n"
+                          "  sample_rate: 0.1\n  due_minutes: 60\n  endpoints:\n    apps.quiz: always\n", "server.yaml")  # fmt: skip
+    recipe = Policy.load("software")  # secrets block (the same rule: run once), injection warn, never held
+    both = server.stricter(recipe)
+    assert [r.scanner.name for r in both.input] == ["secrets", "invisible_text", "prompt_injection"]
+    assert both.review.hold("apps.code-completion", ["x"]) and both.review.hold("apps.quiz", []) == "always"
+    assert (both.review.mode, both.review.sample_rate, both.review.due_minutes) == ("sample", 0.1, 60)
+    assert not both.fail_open and server.stricter(server) is server
+    from genlab.apps.recipe import recipe_policy
+
+    assert recipe_policy(server, recipe).name == "server+software"  # an operator's policy joins
+    assert recipe_policy(Policy.load("default"), recipe) is recipe  # the shipped default defers

@@ -70,6 +70,33 @@ def test_images_page_draws_a_grid_and_links_each_image(server, page):
     assert page.locator("#record").inner_text().count("images") >= 1
 
 
+def test_the_review_page_shows_every_choice_and_edits_the_one_chosen(reviewed, page):
+    import httpx
+
+    user = {"authorization": f"Bearer {reviewed.keys['user']}"}
+    held = httpx.post(f"{reviewed.url}/v1/chat/completions", headers=user, timeout=60,
+                      json={"model": "gemma-3-270m", "messages": [{"role": "user", "content": "Hi"}],
+                            "max_tokens": 5, "n": 3, "seed": 4})  # fmt: skip
+    assert held.status_code == 202
+    item_id = held.json()["id"]
+    page.goto(reviewed.url + "/studio/reviews")
+    page.evaluate("k => sessionStorage.setItem('genlab-key', k)", reviewed.keys["reviewer"])
+    page.goto(f"{reviewed.url}/studio/reviews/{item_id}")
+    for shown in ("#text", "#text-1", "#text-2"):
+        expect(page.locator(shown)).to_be_visible(timeout=20_000)
+    expect(page.locator("#output")).to_contain_text("Output 3 of 3")
+    page.locator("body").click()
+    page.keyboard.press("e")
+    page.select_option("#edit-output", "2")
+    page.fill("#edited", "Hello there.")
+    page.click("#edit")
+    expect(page.locator("#status")).to_contain_text("edited", timeout=20_000)
+    choices = httpx.get(f"{reviewed.url}/v1/reviews/{item_id}", headers=user, timeout=30).json()["response"][
+        "choices"
+    ]
+    assert [c["message"]["content"] for c in choices][2] == "Hello there." and len(choices) == 3
+
+
 def test_reviewer_approves_a_held_chat_with_the_keyboard(reviewed, page):
     import httpx
 

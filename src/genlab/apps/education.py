@@ -38,7 +38,9 @@ from genlab.apps.recipe import (
     RecipeResult,
     load_yaml,
     retry,
+    run_recipe,
 )
+from genlab.pipeline import LOCAL, Caller, Pipeline
 
 LETTERS = "ABCD"
 STOPWORDS = frozenset(
@@ -539,11 +541,12 @@ class Tutor:
     def items(self, state: dict[str, Any], skill: str) -> list[dict[str, Any]]:
         return self.course.skills[skill].items + state["extra_items"].get(skill, [])
 
-    def next_question(self, state: dict[str, Any], ctx: Context | None = None) -> dict[str, Any] | None:
+    def next_question(self, state: dict[str, Any], write: QuizWriter | None = None) -> dict[str, Any] | None:
         """The question to ask now (its key kept in the state, not shown), or None when all is mastered.
 
         Items not yet asked come first, least recently asked after. When a skill's bank is used up
-        and a model is given, the quiz recipe writes a new checked question from the skill's lesson.
+        and a writer is given, the quiz recipe writes a new checked question from the skill's
+        lesson, through the pipeline (``QuizWriter``).
         """
         if state["pending"] is not None:
             return self.public(self._item(state, state["pending"]))
@@ -552,17 +555,16 @@ class Tutor:
             return None
         items = self.items(state, skill)
         fresh = [i for i in items if i["id"] not in state["asked"]]
-        if not fresh and ctx is not None and self.course.skills[skill].lesson:
-            written = [q for q in QuizGeneration.write(self.course.skills[skill].lesson, 1, ctx) if q.valid]
-            for q in written:
+        if not fresh and write is not None and self.course.skills[skill].lesson:
+            for q in write(self.course.skills[skill].lesson):
                 n = len(state["extra_items"].get(skill, [])) + 1
                 item = {
                     "id": f"{skill}-gen{n}",
-                    "question": q.question,
-                    "options": q.options,
-                    "answer": q.answer,
-                    "explanation": q.evidence,
-                    "generated_by": ctx.model,
+                    "question": q["question"],
+                    "options": q["options"],
+                    "answer": q["answer"],
+                    "explanation": q["evidence"],
+                    "generated_by": q["model"],
                 }
                 state["extra_items"].setdefault(skill, []).append(item)
                 fresh.append(item)
@@ -725,12 +727,37 @@ def learner_view(store, learner_id: str) -> dict[str, Any]:
     }
 
 
-def ask(store, learner_id: str, ctx: Context | None = None) -> dict[str, Any] | None:
+class QuizWriter:
+    """Writes the tutor's new questions with the quiz recipe, through every stage of the pipeline
+    (``run_recipe``: the input policy on the lesson, the model's queue, the output policy, the
+    record, and the review rule of the server's policy and the education one). A question the
+    review rule holds is not asked: ``reviews`` lists its review, and the tutor asks from its bank."""
+
+    def __init__(self, pipeline: Pipeline, model: str, *, seed: int = 0, caller: Caller = LOCAL) -> None:
+        self.pipeline, self.model, self.seed, self.caller = pipeline, model, seed, caller
+        self.reviews: list[dict[str, Any]] = []
+
+    def __call__(self, lesson: str) -> list[dict[str, Any]]:
+        result = run_recipe(
+            QuizGeneration(),
+            {"passage": lesson, "questions": 1},
+            pipeline=self.pipeline,
+            model=self.model,
+            seed=self.seed,
+            caller=self.caller,
+        )
+        if result.held:
+            self.reviews.append(result.review)
+            return []
+        return [{**q, "model": result.model} for q in result.output.get("questions", []) if q["valid"]]
+
+
+def ask(store, learner_id: str, write: QuizWriter | None = None) -> dict[str, Any] | None:
     """The learner's next question (the same one until it is answered); None once all is mastered."""
     row, tutor = _learner(store, learner_id)
     state = row["state"]
     before = json.dumps(state, sort_keys=True)
-    question = tutor.next_question(state, ctx)
+    question = tutor.next_question(state, write)
     if json.dumps(state, sort_keys=True) != before:  # a new pending question (or new generated items)
         store.save_learner(learner_id, state, row["version"])
     return question

@@ -328,25 +328,12 @@ class MarketingCopy(Recipe):
             "preview": FIELD.sub(lambda m: sample.get(m.group(1), m.group()), best["text"]),
             "compliant": sum(not v["violations"] for v in variants),
         }
-        if value.image_model:
-            output["image"] = self._image(value.image_model, value.image_prompt or "", ctx.seed)
+        if value.image_model:  # a generation of its own, through the pipeline
+            output["image"] = ctx.draw(value.image_model, value.image_prompt or "")
         checks = [
             Check("best variant meets the profile", not best["violations"], "; ".join(best["violations"]))
         ]
         return Outcome(output, best["text"], checks, findings=best["findings"])
-
-    @staticmethod
-    def _image(model: str, prompt: str, seed: int) -> dict[str, Any]:
-        from genlab.core import GenerationRequest
-        from genlab.core.settings import Settings
-        from genlab.registry import default_registry
-
-        generator = default_registry().load(model)
-        if generator.card.modality != "image":
-            raise RecipeError(f"image_model {model!r} makes {generator.card.modality}, not images")
-        artifact = generator.generate(GenerationRequest(prompt=prompt, seed=seed).validate())[0]
-        path = artifact.save(Settings.from_env().outputs_dir / "images" / f"{artifact.sha256[:32]}.png")
-        return {"model": model, "label": artifact.label, "path": str(path), "sha256": artifact.sha256}
 
     def choices(self) -> dict[str, list[str]]:
         return {"profile": shipped_profiles()}

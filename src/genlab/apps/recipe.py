@@ -4,7 +4,8 @@ A recipe is a small, typed application around a text model (the embedded Gemma, 
 added, or a remote OpenAI-compatible server):
 
     input (a pydantic schema)  -> check (clear errors for bad input)
-      -> guardrails: the recipe's input policy on the fields a person wrote (may redact, e.g. PHI)
+      -> guardrails: the recipe's input policy, and the server's, on the fields a person wrote
+         (may redact, e.g. PHI)
       -> prompt (few-shot: the embedded model is a base model) -> model
       -> parse + validate, retried a bounded number of times with fresh seeds
       -> guardrails: the output policy on what a person will read
@@ -17,6 +18,7 @@ Each recipe also names an evaluation set (shipped YAML) and scores a result agai
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from abc import ABC, abstractmethod
@@ -34,6 +36,7 @@ from genlab.core.io import sha256_bytes
 from genlab.pipeline import LOCAL, Caller, Cancelled, Pipeline
 from genlab.registry import default_registry
 from genlab.safety.guardrails import Vault
+from genlab.safety.policy import POLICY_DIR, Policy
 from genlab.safety.review import canonical
 
 DATA = resources.files("genlab.apps") / "data"
@@ -124,7 +127,8 @@ class RecipeResult:
 
 
 class Context:
-    """What a recipe sees of the model: ``complete`` (counted, seeded, per-call settings)."""
+    """What a recipe sees of the model: ``complete`` (counted, seeded, per-call settings), and
+    ``draw`` for an image, which passes the pipeline's every stage as a generation of its own."""
 
     def __init__(
         self,
@@ -134,8 +138,10 @@ class Context:
         vault: Vault | None = None,
         progress: Callable[[str], None] | None = None,
         deadline_s: float | None = None,
+        drawer: Callable[[str, str, int], dict[str, Any]] | None = None,
     ) -> None:
         self.generator = generator
+        self.drawer = drawer
         self.seed = seed
         self.vault = vault
         self.progress = progress or (lambda _message: None)
@@ -190,6 +196,12 @@ class Context:
         self.model_s += time.perf_counter() - started
         self.completion_tokens += sum(a.completion_tokens for a in artifacts)
         return [a.text for a in artifacts]
+
+    def draw(self, model: str, prompt: str) -> dict[str, Any]:
+        """An image of ``prompt`` by ``model``, through the pipeline (``draw_image``)."""
+        if self.drawer is None:
+            raise UnsupportedError("this recipe runs without a pipeline, so it cannot draw images")
+        return self.drawer(model, prompt, self.seed)
 
     def step(self, where: str) -> None:
         """The recipe moved on to ``where`` ("question 2 of 5"); progress shows it."""
@@ -314,6 +326,38 @@ def load_yaml(relative: str) -> dict[str, Any]:
         return yaml.safe_load(Path(path).read_text("utf-8"))
 
 
+def recipe_policy(server: Policy | None, own: Policy) -> Policy:
+    """The policy a recipe runs under: the stricter of an operator's policy and the recipe's own
+    (``Policy.stricter``: the rules of both, the review rule that holds more). The shipped
+    ``default`` is no operator's choice: under it (and without a pipeline: evaluation, library use)
+    each recipe keeps its own, the shipped default of its domain, whose rules are tuned to its
+    inputs (the learned guardrail of ``default`` reads a clinical record as an injection)."""
+    if server is None or server.source == str(POLICY_DIR / "default.yaml"):
+        return own
+    return server.stricter(own)
+
+
+def draw_image(
+    pipe: Pipeline, recipe: str, caller: Caller, model: str, prompt: str, seed: int
+) -> dict[str, Any]:
+    """An image a recipe asks for, as a generation of its own: the input policy on its prompt, the
+    image model's queue, its record (the file in the pipeline's outputs) and review rule. What the
+    result says of it: its record id and URL (never a path on the server), or its review if held."""
+    request = GenerationRequest(prompt=prompt, model=model, seed=seed).validate()
+    released = pipe.generate(request, endpoint=f"apps.{recipe}.image", modalities=("image",), caller=caller)
+    if released.held:
+        return {"model": model, "held": True, "review": released.review}
+    artifact = released.artifacts[0]
+    record_id = released.record_ids[0] if released.record_ids else None
+    return {
+        "model": model,
+        "label": artifact.label,
+        "sha256": artifact.sha256,
+        "generation_id": record_id,
+        "url": f"/v1/genlab/generations/{record_id}/content" if record_id else None,
+    }
+
+
 def run_recipe(
     recipe: Recipe,
     data: dict[str, Any] | BaseModel,
@@ -322,12 +366,14 @@ def run_recipe(
     model: str | None = None,
     pipeline: Pipeline | None = None,
     seed: int = 0,
-    policy: str | None = None,
+    policy: str | Policy | None = None,
     caller: Caller = LOCAL,
     progress: Callable[[str], None] | None = None,
     deadline_s: float | None = None,
 ) -> RecipeResult:
-    """A recipe through the pipeline's stages (``genlab.pipeline``), under its own policy.
+    """A recipe through the pipeline's stages (``genlab.pipeline``), under ``recipe_policy``: the
+    stricter of the pipeline's policy (the server's ``--policy``) and its own (``policy``
+    replaces the recipe's).
 
     With a pipeline that has a store, the result is recorded and, where the review rule holds it,
     submitted to the review queue (``result.review``); without one (evaluation, library use)
@@ -335,7 +381,9 @@ def run_recipe(
     ``deadline_s`` (default: the pipeline's per-request deadline) bounds the recipe's model calls.
     """
     value = recipe.parse_input(data)
-    pipe = (pipeline or Pipeline(default_registry())).with_policy(policy or recipe.policy)
+    own = policy if isinstance(policy, Policy) else Policy.load(policy or recipe.policy)
+    pipe = pipeline or Pipeline(default_registry())
+    pipe = pipe.with_policy(recipe_policy(pipeline.policy if pipeline is not None else None, own))
     generator = pipe.check(generator or model or "gemma-3-270m", ("text", "code"))  # 1. check
     gate = pipe.gate()
     submitted = value.model_dump(mode="json")  # what the user sent: the record a reviewer checks against
@@ -345,7 +393,14 @@ def run_recipe(
     )  # 2. input (redactions in the vault)
     started = time.perf_counter()
     deadline_s = deadline_s if deadline_s is not None else pipe.deadline_s
-    ctx = Context(generator, seed=seed, vault=gate.vault, progress=progress, deadline_s=deadline_s)
+    ctx = Context(
+        generator,
+        seed=seed,
+        vault=gate.vault,
+        progress=progress,
+        deadline_s=deadline_s,
+        drawer=functools.partial(draw_image, pipe, recipe.name, caller),
+    )
     with pipe.admit(generator):  # 3. admit
         outcome = recipe.run(value, ctx)  # 4. generate (the recipe's calls, retries and checks)
     text, blocked = gate.output_text(outcome.text)  # 5. output: the text and every string inside the output

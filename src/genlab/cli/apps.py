@@ -555,12 +555,14 @@ def tutor_practice(
 
 
 def _context(model: str | None, seed: int):
+    """The tutor's question writer: the quiz recipe through the CLI's pipeline (records, reviews)."""
     if model is None:
         return None
-    from genlab.apps.recipe import Context
-    from genlab.registry import default_registry
+    from genlab.apps.education import QuizWriter
+    from genlab.cli.generate import cli_pipeline
+    from genlab.pipeline import Caller
 
-    return Context(default_registry().load(model), seed=seed)
+    return QuizWriter(cli_pipeline(), model, seed=seed, caller=Caller(actor="cli"))
 
 
 def _print_question(q: dict[str, Any]) -> None:

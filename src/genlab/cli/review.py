@@ -85,16 +85,15 @@ def show(
     console.print(
         f"[bold]{item['id']}[/] {item['state']} · {item['model']} ({item['modality']}) · held: {item['rule']}"
     )
+    from genlab.safety.review import outputs_of
+
     console.print(f"request: {json.dumps(item['request'])[:500]}")
-    artifact = item["artifact"]
-    console.print(
-        "output: "
-        + (
-            artifact.get("text")
-            if "text" in artifact
-            else f"{artifact.get('path')} ({artifact.get('label')})"
+    outputs = outputs_of(item["artifact"])
+    for index, output in enumerate(outputs):  # every output the request made is held and shown
+        shown = output["text"] if "text" in output else f"{output.get('path')} ({output.get('label')})"
+        console.print(
+            f"output {index} of {len(outputs)}: {shown}" if len(outputs) > 1 else f"output: {shown}"
         )
-    )
     for f in item["findings"]:
         console.print(
             f"  finding [{f.get('where')}] {f.get('scanner')}: {f.get('category')} {f.get('text', '')!r} ({f.get('action')})"
@@ -106,9 +105,28 @@ def show(
 
 
 def _decide(
-    item_id: str, verdict: str, reason: str, comment: str, reviewer: str | None, edited=None, json_=False
+    item_id: str,
+    verdict: str,
+    reason: str,
+    comment: str,
+    reviewer: str | None,
+    edited=None,
+    json_=False,
+    output: int = 0,
 ) -> None:
-    item = _queue().decide(item_id, _who(reviewer), verdict, reason, comment=comment, edited=edited)
+    """A terminal reviewer is the local user: the CLI's and an open server's requests are theirs."""
+    from genlab.safety.review import LOCAL_OWNER
+
+    item = _queue().decide(
+        item_id,
+        _who(reviewer),
+        verdict,
+        reason,
+        comment=comment,
+        edited=edited,
+        output=output,
+        identity=LOCAL_OWNER,
+    )
     if json_:
         print_json(item)
     else:
@@ -158,12 +176,16 @@ def edit(
     file: Annotated[
         Path | None, typer.Option(help="A corrected .png (image items) or .wav (audio items).")
     ] = None,
+    output: Annotated[
+        int, typer.Option(help="Which output the correction replaces (`review show` numbers them).")
+    ] = 0,
     reason: _Reason = "minor_fix",
     comment: _Comment = "",
     reviewer: _Reviewer = None,
     json_: _Json = False,
 ) -> None:
-    """Release a corrected version instead of the original (of the item's own modality)."""
+    """Release a corrected version instead of the original (of the item's own modality); the
+    request's other outputs are released as they were reviewed."""
     import base64
 
     if (text is None) == (file is None):
@@ -177,7 +199,7 @@ def edit(
         edited = {key: base64.b64encode(file.read_bytes()).decode("ascii")}
     else:
         edited = {"text": text}
-    _decide(item_id, "edit", reason, comment, reviewer, edited=edited, json_=json_)
+    _decide(item_id, "edit", reason, comment, reviewer, edited=edited, json_=json_, output=output)
 
 
 @review_app.command("reasons")

@@ -81,6 +81,7 @@ class Settings:
     | llama_log        | GENLAB_LLAMA_LOG       | off: llama.cpp's own log is silenced      |
     | code_roles       | GENLAB_CODE_ROLES      | reviewer,admin: keys whose own code runs  |
     | webhook_allow    | GENLAB_WEBHOOK_ALLOW   | none: review webhooks reach public hosts  |
+    | self_review      | GENLAB_SELF_REVIEW     | off: nobody decides their own request     |
     """
 
     home: Path
@@ -94,6 +95,7 @@ class Settings:
     llama_log: bool = False
     code_roles: tuple[str, ...] = ("reviewer", "admin")
     webhook_allow: tuple[str, ...] = ()
+    self_review: bool = False
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -112,6 +114,7 @@ class Settings:
             llama_log=_flag(env.get("GENLAB_LLAMA_LOG")),
             code_roles=parse_roles(env.get("GENLAB_CODE_ROLES")),
             webhook_allow=parse_list(env.get("GENLAB_WEBHOOK_ALLOW")),
+            self_review=_flag(env.get("GENLAB_SELF_REVIEW")),
         )
 
     @property
@@ -128,6 +131,7 @@ class Settings:
             "GENLAB_LLAMA_LOG": "1" if self.llama_log else "0",
             "GENLAB_CODE_ROLES": ",".join(self.code_roles),
             "GENLAB_WEBHOOK_ALLOW": ",".join(self.webhook_allow),
+            "GENLAB_SELF_REVIEW": "1" if self.self_review else "0",
         }
         optional = {
             "GENLAB_DATABASE_URL": self.database_url,

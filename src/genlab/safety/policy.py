@@ -96,6 +96,30 @@ class Policy:
             review=_review(data.get("review"), source),
         )
 
+    def stricter(self, other: Policy) -> Policy:
+        """This policy and ``other`` at once, as a recipe runs under a server's: every input and
+        output rule of both (this one's first; a rule both hold runs once), a scanner that fails
+        fails closed unless both say open, and the review rule that holds more (``ReviewPolicy.stricter``)."""
+        if other is self or (other.name, other.source) == (self.name, self.source):
+            return self
+        return Policy(
+            name=f"{self.name}+{other.name}",
+            input=_joined(self.input, other.input),
+            output=_joined(self.output, other.output),
+            fail_open=self.fail_open and other.fail_open,
+            source=f"{self.source} + {other.source}",
+            review=self.review.stricter(other.review),
+        )
+
+
+def _joined(first: list[Rule], then: list[Rule]) -> list[Rule]:
+    def same(rule: Rule) -> tuple:
+        scanner = rule.scanner
+        return scanner.name, rule.action, scanner.threshold, repr(sorted(scanner.options.items()))
+
+    seen = {same(r) for r in first}
+    return [*first, *(r for r in then if same(r) not in seen)]
+
 
 def _review(raw: Any, source: str) -> ReviewPolicy:
     """The ``review:`` section: mode (always | flagged | sample | never), sample_rate, priority,

@@ -21,6 +21,17 @@ the other gets a conflict and nothing changes. The decision row and the audit ev
 the same transaction as the state change, so a decision acknowledged to a client is durable and
 accompanied by its audit event, or none of the three exists.
 
+Every output of a request is held and shown (``artifact["outputs"]``: a chat with ``n=3`` holds
+three texts, an image request with ``n=4`` four files); an approval releases them as they were
+reviewed, an edit replaces the one output it names (``output``, default 0). A decision also settles
+the requests' generation records in the same transaction: approved (or edited) records can be
+fetched by their owner, rejected and expired ones never (see ``RECORD_STATUS``).
+
+Owners: an item belongs to the key that asked (``key:<id>``) or, without a key (the CLI, an open
+loopback server, the Python API), to the local user (``local``). Only its owner and reviewers read
+it; a reviewer may not decide an item they asked for themselves (``SelfReview``) unless
+``GENLAB_SELF_REVIEW`` allows it (default off).
+
 Audit log: append-only events (actor, action, from-state, to-state, sha256 of the payload) chained
 by hash: hash_n = sha256(hash_{n-1} || canonical JSON of event n). A one-row head (last sequence
 number and hash) is updated first in every append, which serialises appends (SQLite's write lock,
@@ -45,7 +56,7 @@ from sqlalchemy.orm import Session
 from genlab.core import GenlabError, InvalidRequestError
 from genlab.safety.guardrails import HAZARDS
 from genlab.safety.keys import secret_key
-from genlab.storage.models import AuditEvent, AuditHead, ReviewDecision, ReviewItem
+from genlab.storage.models import AuditEvent, AuditHead, GenerationRecord, ReviewDecision, ReviewItem
 
 STATES = ("pending", "in_review", "approved", "rejected", "edited", "escalated", "expired")
 FINAL = ("approved", "rejected", "edited", "expired")
@@ -57,6 +68,7 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
 VERDICTS = {"approve": "approved", "reject": "rejected", "edit": "edited", "escalate": "escalated"}
 GENESIS = "0" * 64
 MODES = ("always", "flagged", "sample", "never")
+MODES_BY_STRICTNESS = ("never", "flagged", "sample", "always")  # each holds what the one before does, or more
 
 # Reason codes: the guardrails' categories (MLCommons hazards, PII, secrets, injection ...) and
 # quality reasons. A decision must give one.
@@ -101,6 +113,28 @@ class ReviewNotFound(GenlabError):
     error_type = "not_found_error"
 
 
+class SelfReview(GenlabError):
+    """A reviewer tried to decide a generation they asked for themselves."""
+
+    exit_code = 2
+    http_status = 403
+    error_type = "permission_error"
+    code = "self_review"
+
+
+LOCAL_OWNER = "local"  # the owner of what is asked without a key: the CLI, an open loopback server
+
+
+def owner_of(key_id: int | None) -> str:
+    """Who an item belongs to: the key that asked, or the local user."""
+    return LOCAL_OWNER if key_id is None else f"key:{key_id}"
+
+
+# What a final state makes of the held generation records (the server serves "approved" and
+# "edited" ones to their owner; "held", "rejected", "expired" and "replaced" never).
+RECORD_STATUS = {"approved": "approved", "edited": "approved", "rejected": "rejected", "expired": "expired"}
+
+
 @dataclass
 class ReviewPolicy:
     """Which generations a person must see before release."""
@@ -119,6 +153,27 @@ class ReviewPolicy:
             raise InvalidRequestError(f"review sample_rate must be in [0, 1], got {self.sample_rate}")
         if self.due_minutes <= 0:
             raise InvalidRequestError(f"review due_minutes must be positive, got {self.due_minutes}")
+
+    def stricter(self, other: ReviewPolicy) -> ReviewPolicy:
+        """Both review rules at once (a recipe under a server's policy): per endpoint the mode that
+        holds more (never < flagged < sample < always), the larger sample rate and priority, the
+        earlier due time."""
+
+        def mode(policy: ReviewPolicy, endpoint: str) -> str:
+            return policy.endpoints.get(endpoint, policy.mode)
+
+        def stronger(a: str, b: str) -> str:
+            return max(a, b, key=MODES_BY_STRICTNESS.index)
+
+        return ReviewPolicy(
+            mode=stronger(self.mode, other.mode),
+            sample_rate=max(self.sample_rate, other.sample_rate),
+            priority=max(self.priority, other.priority),
+            due_minutes=min(self.due_minutes, other.due_minutes),
+            endpoints={
+                e: stronger(mode(self, e), mode(other, e)) for e in {**self.endpoints, **other.endpoints}
+            },
+        )
 
     def hold(self, endpoint: str, flagged_by: list[str], rng: random.Random | None = None) -> str | None:
         """Why this generation is held (the rule), or None to release it now."""
@@ -272,6 +327,7 @@ def item_dict(row: ReviewItem, decisions: list[ReviewDecision] | None = None) ->
         "claimed_by": row.claimed_by,
         "released": row.released,
         "key_id": row.key_id,
+        "owner": owner_of(row.key_id),
         "webhook": row.webhook,
     }
     if decisions is not None:
@@ -290,13 +346,44 @@ def item_dict(row: ReviewItem, decisions: list[ReviewDecision] | None = None) ->
     return out
 
 
-class ReviewQueue:
-    """The review queue over a Store's database. Each method is one transaction."""
+def outputs_of(artifact: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every output a held item holds, in the order of the response's choices (or images); an item
+    written before items held every output is its one output."""
+    outputs = artifact.get("outputs")
+    if isinstance(outputs, list) and outputs:
+        return outputs
+    return [{k: v for k, v in artifact.items() if k != "response"}]
 
-    def __init__(self, store) -> None:
+
+def _settle_records(s: Session, artifact: dict[str, Any], to: str, released: dict[str, Any] | None) -> None:
+    """The held generation records follow the decision (in its transaction): released ones become
+    fetchable, the one a reviewer edited holds the edited text (or, for a file, is ``replaced``:
+    the edit is released inline), rejected and expired ones stay out of reach."""
+    status = RECORD_STATUS.get(to)
+    if status is None:
+        return
+    edited_index = released.get("output", 0) if to == "edited" and released else None
+    for index, output in enumerate(outputs_of(artifact)):
+        row = s.get(GenerationRecord, output.get("record_id") or "")
+        if row is None:
+            continue
+        row.status = status
+        if index == edited_index and "text" in released:
+            row.output_text = released["text"]
+            row.artifact_sha256 = hashlib.sha256(released["text"].encode("utf-8")).hexdigest()
+        elif index == edited_index:
+            row.status = "replaced"
+
+
+class ReviewQueue:
+    """The review queue over a Store's database. Each method is one transaction. ``self_review``
+    (default: the ``GENLAB_SELF_REVIEW`` setting, off) lets a reviewer decide their own request."""
+
+    def __init__(self, store, *, self_review: bool | None = None) -> None:
         self.store = store
         settings = store.settings
         self.key = secret_key(settings.home, "audit", settings.audit_key, "GENLAB_AUDIT_KEY")
+        self.self_review = settings.self_review if self_review is None else self_review
 
     def submit(
         self,
@@ -415,6 +502,8 @@ class ReviewQueue:
         if done.rowcount != 1:
             raise ReviewConflict(f"{item_id} was changed by someone else; reload it and try again")
         s.expire(row)
+        if to in FINAL:
+            _settle_records(s, row.artifact, to, values.get("released"))
         append_event(
             s,
             key=self.key,
@@ -446,9 +535,15 @@ class ReviewQueue:
             return False
         return True
 
-    def claim(self, item_id: str, reviewer: str, *, version: int | None = None) -> dict[str, Any]:
+    def claim(
+        self, item_id: str, reviewer: str, *, version: int | None = None, identity: str | None = None
+    ) -> dict[str, Any]:
+        """Take an item to decide it; nobody takes their own request (``identity``, as in ``decide``)."""
         self.expire_if_overdue(item_id)  # an overdue item cannot be claimed, only expire
         with self.store.session() as s, s.begin():
+            row = s.get(ReviewItem, item_id)
+            if row is not None:
+                self._check_reviewer(row, identity)
             row = self._move(
                 s,
                 item_id,
@@ -480,11 +575,16 @@ class ReviewQueue:
         *,
         comment: str = "",
         edited: dict[str, Any] | None = None,
+        output: int = 0,
         seconds_spent: float = 0.0,
         version: int | None = None,
+        identity: str | None = None,
     ) -> dict[str, Any]:
         """Approve, reject, edit or escalate an item. An item pending or escalated is claimed in the
-        same transaction; one claimed by someone else is a conflict."""
+        same transaction; one claimed by someone else is a conflict. An edit replaces output
+        ``output`` of the item; the others are released as reviewed. ``identity`` is who the
+        reviewer is as a requester (``owner_of``: their key, or ``local``): deciding an item of
+        one's own is refused unless self-review is allowed."""
         if verdict not in VERDICTS:
             raise InvalidRequestError(
                 f"unknown verdict {verdict!r}; expected one of {', '.join(VERDICTS)}", param="verdict"
@@ -508,8 +608,10 @@ class ReviewQueue:
             row = s.get(ReviewItem, item_id)
             if row is None:
                 raise ReviewNotFound(f"no review item {item_id!r}")
+            self._check_reviewer(row, identity)
             if edited is not None:
-                edited = check_edit(row.modality, row.artifact, edited)
+                check_output_index(row.artifact, output)
+                edited = {**check_edit(row.modality, row.artifact, edited), "output": output}
             if row.state == "in_review" and row.claimed_by not in (reviewer, None):
                 raise ReviewConflict(f"{item_id} is being reviewed by {row.claimed_by}")
             if version is not None and row.version != version:
@@ -561,6 +663,13 @@ class ReviewQueue:
             )
             return item_dict(row)
 
+    def _check_reviewer(self, row: ReviewItem, identity: str | None) -> None:
+        if identity is not None and identity == owner_of(row.key_id) and not self.self_review:
+            raise SelfReview(
+                f"{row.id} was asked for by you ({identity}); another reviewer must decide it "
+                "(or allow self-review: GENLAB_SELF_REVIEW=1)"
+            )
+
     def expire_overdue(self, actor: str = "system") -> int:
         """Move every pending, in-review or escalated item past its due time to expired."""
         expired = 0
@@ -595,7 +704,9 @@ class ReviewQueue:
             ).all()
         out = []
         for item, d in rows:
-            output = item.artifact.get("text") if item.modality in ("text", "code") else item.artifact
+            outputs = outputs_of(item.artifact)
+            named = outputs[min(int((d.edited or {}).get("output", 0)), len(outputs) - 1)]
+            output = named.get("text") if item.modality in ("text", "code") else item.artifact
             edited = (
                 (d.edited or {}).get("text") if d.edited and item.modality in ("text", "code") else d.edited
             )
@@ -655,6 +766,15 @@ class ReviewQueue:
             if blamed and verdict in ("rejected", "edited") and blamed not in flagged:
                 bump(blamed, "false_negatives")
         return counts
+
+
+def check_output_index(artifact: dict[str, Any], output: int) -> None:
+    count = len(outputs_of(artifact))
+    if not 0 <= output < count:
+        raise InvalidRequestError(
+            f"this item holds {count} output(s); an edit names one of 0-{count - 1}, not {output}",
+            param="output",
+        )
 
 
 def check_edit(modality: str, original: dict[str, Any], edited: dict[str, Any]) -> dict[str, Any]:

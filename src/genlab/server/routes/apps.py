@@ -12,8 +12,11 @@
     POST /v1/apps/tutor/learners/{id}/next         {"model": optional, writes questions once the bank is used}
     POST /v1/apps/tutor/learners/{id}/answer       {"choice": "B"}
 
-A recipe runs under its own guardrail policy and review section (healthcare: every result held),
-through the model's bounded queue, like any other generation.
+A recipe runs under the stricter of the server's policy (``genlab serve --policy``) and its own:
+the input and output rules of both, the review rule that holds more (healthcare: every result
+held; a server that holds everything holds every recipe's result), through the model's bounded
+queue, like any other generation. The tutor writes a question with the quiz recipe, through the
+same stages.
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ from starlette.concurrency import run_in_threadpool
 
 from genlab.apps import RECIPES, get_recipe, run_recipe
 from genlab.apps import education as tutor
-from genlab.apps.recipe import Context
 from genlab.server.deps import CallerDep, KeyDep, StateDep, owns
 from genlab.server.errors import APIError
 from genlab.server.responses import held, held_body, sse
@@ -139,16 +141,20 @@ async def learner(learner: LearnerDep, state: StateDep) -> dict[str, Any]:
 
 @router.post("/v1/apps/tutor/learners/{learner}/next")
 async def next_question(
-    learner: LearnerDep, state: StateDep, body: NextRequest | None = None
+    learner: LearnerDep, state: StateDep, who: CallerDep, body: NextRequest | None = None
 ) -> dict[str, Any]:
+    """The next question; with ``model``, a new one is written through the pipeline once the bank
+    is used up (a question the review rule holds is not asked: its review is in ``reviews``)."""
     body = body or NextRequest()
-    ctx = None
+    write = None
     if body.model is not None:
-        ctx = Context(
-            await run_in_threadpool(state.pipeline.check, body.model, ("text", "code")), seed=body.seed
-        )
-    question = await run_in_threadpool(tutor.ask, state.store, learner, ctx)
-    return {"done": question is None, "question": question}
+        await run_in_threadpool(state.pipeline.check, body.model, ("text", "code"))  # a 4xx first
+        write = tutor.QuizWriter(state.pipeline, body.model, seed=body.seed, caller=who)
+    question = await run_in_threadpool(tutor.ask, state.store, learner, write)
+    out: dict[str, Any] = {"done": question is None, "question": question}
+    if write is not None and write.reviews:
+        out["reviews"] = write.reviews
+    return out
 
 
 @router.post("/v1/apps/tutor/learners/{learner}/answer")

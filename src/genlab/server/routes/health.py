@@ -1,4 +1,5 @@
-"""``GET /health`` and ``GET /metrics`` (Prometheus)."""
+"""``GET /health`` (no key: a load balancer asks it) and ``GET /metrics`` (Prometheus; a key, as every
+other route: its labels name the models loaded and the paths asked for)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import genlab
-from genlab.server.deps import StateDep
+from genlab.server.deps import KeyDep, StateDep
 
 router = APIRouter(tags=["health"])
 
@@ -19,5 +20,5 @@ async def health(state: StateDep) -> dict[str, Any]:
 
 
 @router.get("/metrics")
-async def metrics(state: StateDep) -> Response:
+async def metrics(state: StateDep, _: KeyDep) -> Response:
     return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)

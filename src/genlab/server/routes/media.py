@@ -5,7 +5,7 @@ POST /v1/audio/speech                        a voice speaks ``input`` (or a fami
                                              ``stream_format`` sends it as it is synthesised
 POST /v1/audio/transcriptions                an uploaded audio file as text (json, text, srt, vtt, verbose_json)
 POST /v1/audio/translations                  the same into English (a model that can translate)
-GET  /v1/genlab/generations/{id}             a generation record (403 while held for review)
+GET  /v1/genlab/generations/{id}             a generation record (403 while held, or once not released)
 GET  /v1/genlab/generations/{id}/content     its stored image or audio
 """
 
@@ -37,6 +37,7 @@ from genlab.server.state import State
 
 router = APIRouter(prefix="/v1", tags=["media"])
 MEDIA_TYPES = {".png": "image/png", ".wav": "audio/wav"}
+UNRELEASED = ("rejected", "expired", "replaced")  # records a review decision keeps back
 
 
 def family_request(model: str, prompt: str | None, n: int, seed: int | None, body) -> GenerationRequest:
@@ -272,7 +273,8 @@ async def translations(
 
 
 async def released_record(state: State, record_id: str, key) -> dict[str, Any]:
-    """A generation record: 404 if unknown or another user's, 403 while it is held for review."""
+    """A generation record: 404 if unknown or another user's, 403 while it is held for review (and
+    for good once rejected, expired, or replaced by a reviewer's edit)."""
     record = await run_in_threadpool(state.store.get_generation, record_id)
     if record is None or not owns(state, key, record["key_id"]):
         raise APIError(404, f"no generation {record_id!r}", type_="not_found_error", code="not_found")
@@ -282,6 +284,13 @@ async def released_record(state: State, record_id: str, key) -> dict[str, Any]:
             f"{record_id} is held for human review; GET /v1/reviews/{{id}} releases it once approved",
             type_="permission_error",
             code="held_for_review",
+        )
+    if record["status"] in UNRELEASED:
+        raise APIError(
+            403,
+            f"{record_id} was not released: a reviewer's decision left it {record['status']}",
+            type_="permission_error",
+            code="not_released",
         )
     return record
 

@@ -2,12 +2,15 @@
 
     GET  /v1/reviews                    the queue (reviewer role)
     GET  /v1/reviews/{id}               a requester sees the status and, once released, the response
-    GET  /v1/reviews/{id}/content       the held image or audio (reviewer role)
+    GET  /v1/reviews/{id}/content       a held image or audio, ``?output=i`` of several (reviewer role)
     POST /v1/reviews/{id}/claim | release | decision
     GET  /v1/genlab/audit/verify        the audit log's hash chain
 
 A generation held by the pipeline (202 + review id) is released by ``GET /v1/reviews/{id}`` once a
 reviewer approves it (or as edited); an item past its due time expires and is never released.
+The item holds every output of the request (``artifact.outputs``); an edit names the one it replaces
+(``output``). Only the item's owner (the key that asked; ``local`` without a key) and reviewers
+read it, and a reviewer cannot decide their own request (403 ``self_review``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from genlab.safety.review import FINAL, REASON_CODES, STATES
+from genlab.safety.review import FINAL, REASON_CODES, STATES, outputs_of, owner_of
 from genlab.server import webhooks
 from genlab.server.deps import KeyDep, ReviewerDep, StateDep, is_reviewer
 from genlab.server.errors import APIError
@@ -35,6 +38,7 @@ class DecisionBody(BaseModel):
     reason_code: str = Field(min_length=1, max_length=60)
     comment: str = Field(default="", max_length=10_000)
     edited: dict[str, Any] | None = None
+    output: int = Field(default=0, ge=0, le=1000, description="Which output an edit replaces.")
     seconds_spent: float = Field(default=0.0, ge=0.0, le=86_400.0)
     version: int | None = None
 
@@ -54,23 +58,25 @@ def released_response(item: dict[str, Any]) -> dict[str, Any] | None:
     if item["state"] == "approved" or response is None:
         return response
     edit = item["released"]
+    index = int(edit.get("output", 0))
     response = dict(response)
-    if "text" in edit and "choices" in response:  # an edited text replaces the first choice's text
+    if index >= len(response.get("choices") or response.get("data") or [None]):
+        return response  # the decision checked the index against the item's outputs
+    if "text" in edit and "choices" in response:  # an edited text replaces the choice it names
         choices = [dict(c) for c in response["choices"]]
-        if "message" in choices[0]:
-            choices[0]["message"] = {**choices[0]["message"], "content": edit["text"]}
+        if "message" in choices[index]:
+            choices[index]["message"] = {**choices[index]["message"], "content": edit["text"]}
         else:
-            choices[0]["text"] = edit["text"]
+            choices[index]["text"] = edit["text"]
         response["choices"] = choices
     elif (
         "text" in edit and response.get("object") == "app.result"
     ):  # a recipe's result, as the reviewer wrote it
         response = {**response, "text": edit["text"], "edited_by_reviewer": True}
-    elif "b64_png" in edit and "data" in response:
-        response["data"] = [
-            {**response["data"][0], "b64_json": edit["b64_png"], "url": None},
-            *response["data"][1:],
-        ]
+    elif "b64_png" in edit and "data" in response:  # the image it names, inline
+        data = [dict(d) for d in response["data"]]
+        data[index] = {**data[index], "b64_json": edit["b64_png"], "url": None}
+        response["data"] = data
     elif "b64_wav" in edit:
         response = {**response, "b64_wav": edit["b64_wav"]}
     return response
@@ -120,24 +126,30 @@ async def get_review(item_id: str, state: StateDep, key: KeyDep):
     item = await run_in_threadpool(state.reviews.get, item_id)
     if is_reviewer(state, key):
         return {**item, **public_view(item)}
-    if key is not None and item.get("key_id") not in (None, key.id):
+    if key is None or item["owner"] != owner_of(key.id):  # another's item (or the local user's)
         raise APIError(404, f"no review item {item_id!r}", type_="not_found_error", code="not_found")
     return public_view(item)
 
 
 @router.get("/v1/reviews/{item_id}/content")
-async def review_content(item_id: str, state: StateDep, _: ReviewerDep) -> Response:
-    """The held image or audio itself, for the reviewer's page."""
+async def review_content(
+    item_id: str, state: StateDep, _: ReviewerDep, output: int = Query(0, ge=0)
+) -> Response:
+    """A held image or audio itself (``output``: which of the request's), for the reviewer's page."""
     item = await run_in_threadpool(state.reviews.get, item_id, decisions=False)
-    path = Path(item["artifact"].get("path") or "")
+    outputs = outputs_of(item["artifact"])
+    path = Path((outputs[output] if output < len(outputs) else {}).get("path") or "")
     if not path.is_file():
-        raise APIError(404, f"{item_id} holds no file", type_="not_found_error", code="not_found")
+        raise APIError(404, f"{item_id} holds no file {output}", type_="not_found_error", code="not_found")
     return Response(path.read_bytes(), media_type=MEDIA.get(path.suffix.lower(), "application/octet-stream"))
 
 
 @router.post("/v1/reviews/{item_id}/claim")
-async def claim(item_id: str, state: StateDep, name: ReviewerDep, body: VersionBody | None = None):
-    return await run_in_threadpool(state.reviews.claim, item_id, name, version=body.version if body else None)
+async def claim(
+    item_id: str, state: StateDep, name: ReviewerDep, key: KeyDep, body: VersionBody | None = None
+):
+    version, identity = body.version if body else None, owner_of(key.id if key is not None else None)
+    return await run_in_threadpool(state.reviews.claim, item_id, name, version=version, identity=identity)
 
 
 @router.post("/v1/reviews/{item_id}/release")
@@ -147,7 +159,7 @@ async def release(item_id: str, state: StateDep, name: ReviewerDep, body: Versio
 
 
 @router.post("/v1/reviews/{item_id}/decision")
-async def decide(item_id: str, body: DecisionBody, state: StateDep, name: ReviewerDep):
+async def decide(item_id: str, body: DecisionBody, state: StateDep, name: ReviewerDep, key: KeyDep):
     queue = state.reviews
     item = await run_in_threadpool(
         queue.decide,
@@ -157,8 +169,10 @@ async def decide(item_id: str, body: DecisionBody, state: StateDep, name: Review
         body.reason_code,
         comment=body.comment,
         edited=body.edited,
+        output=body.output,
         seconds_spent=body.seconds_spent,
         version=body.version,
+        identity=owner_of(key.id if key is not None else None),
     )
     if item["state"] in FINAL:
         full = await run_in_threadpool(queue.get, item_id)

@@ -1,4 +1,7 @@
-"""The studio's pages (HTML shells that call the API from the browser) and the compare report."""
+"""The studio's pages (HTML shells that call the API from the browser) and the compare report.
+
+The pages themselves hold no data and need no key; the compare report's files are data and need
+one, as every route but ``/health`` does (on an open loopback server, none)."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from genlab.reports import render_file
-from genlab.server.deps import StateDep
+from genlab.server.deps import KeyDep, StateDep
 from genlab.server.errors import APIError
 from genlab.server.templating import REPORT_CSP, page, report
 
@@ -54,7 +57,7 @@ async def generation(request: Request, record_id: str):
 
 
 @router.get("/studio/compare")
-async def compare(request: Request, state: StateDep):
+async def compare(request: Request, state: StateDep, _: KeyDep):
     """The latest `genlab compare` report (its figures are of built-in data and models only)."""
     from genlab.evaluation.compare import latest_report
 
@@ -64,7 +67,7 @@ async def compare(request: Request, state: StateDep):
 
 
 @router.get("/studio/compare/{name:path}")
-async def compare_file(name: str, state: StateDep) -> Response:
+async def compare_file(name: str, state: StateDep, _: KeyDep) -> Response:
     from genlab.evaluation.compare import latest_report
 
     latest = await run_in_threadpool(latest_report, state.registry.settings)
