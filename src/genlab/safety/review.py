@@ -29,8 +29,9 @@ fetched by their owner, rejected and expired ones never (see ``RECORD_STATUS``).
 
 Owners: an item belongs to the key that asked (``key:<id>``) or, without a key (the CLI, an open
 loopback server, the Python API), to the local user (``local``). Only its owner and reviewers read
-it; a reviewer may not decide an item they asked for themselves (``SelfReview``) unless
-``GENLAB_SELF_REVIEW`` allows it (default off).
+it; a reviewer may not decide an item their own key asked for (``SelfReview``) unless
+``GENLAB_SELF_REVIEW`` allows it (default off). The local user (the CLI, an open loopback server)
+is the one person at the machine: they review what they asked for, as a one-person workbench must.
 
 Audit log: append-only events (actor, action, from-state, to-state, sha256 of the payload) chained
 by hash: hash_n = sha256(hash_{n-1} || canonical JSON of event n). A one-row head (last sequence
@@ -664,7 +665,8 @@ class ReviewQueue:
             return item_dict(row)
 
     def _check_reviewer(self, row: ReviewItem, identity: str | None) -> None:
-        if identity is not None and identity == owner_of(row.key_id) and not self.self_review:
+        own = identity is not None and identity != LOCAL_OWNER and identity == owner_of(row.key_id)
+        if own and not self.self_review:
             raise SelfReview(
                 f"{row.id} was asked for by you ({identity}); another reviewer must decide it "
                 "(or allow self-review: GENLAB_SELF_REVIEW=1)"
