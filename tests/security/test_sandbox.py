@@ -248,6 +248,7 @@ def test_children_together_cannot_hold_more_than_the_limit(tmp_path, containment
         memory_mb=256,
     )
     assert run.passed == (children == 1), run.output
+    assert ("over its 256 MB of memory" in run.output) == (children == 4)
     time.sleep(0.5)
     assert _running(token) == []
 

@@ -4,13 +4,20 @@ Generated (or submitted) tests and the module they test are untrusted code. Each
 bubblewrap (Debian's ``bubblewrap``, the sandbox Flatpak uses), never by checks of our own:
 
 - a new user, PID, network, IPC, UTS and mount namespace (``--unshare-all``), running as
-  ``nobody`` with every capability dropped, in its own session;
-- a filesystem built from nothing: the system's ``/usr`` and the Python installation read-only, a
-  private ``/tmp``, and one writable directory (``/sandbox``: the module, the tests, the result).
-  Nothing else of the host is there: not ``GENLAB_HOME``, its database or keys, not ``/root``;
+  ``nobody`` with every capability dropped, in its own session; no namespace of its own within
+  (``--disable-userns`` where bubblewrap has it, and the seccomp filter of ``apps.seccomp``, which
+  also refuses netlink and every socket family but Unix, IPv4 and IPv6, and io_uring);
+- a filesystem built from nothing: the system's ``/usr`` and the Python installation read-only, and
+  two tmpfs, ``/tmp`` and ``/sandbox`` (the module, the tests, copied in), each no larger than the
+  run's memory. Nothing else of the host is there: not ``GENLAB_HOME``, its database or keys, not
+  ``/root``. The one file it writes for the host (``_result.json``) is a host file bound in: a mount
+  point, which it can write (up to the file limit) but not replace; the host reads it as a file
+  anyone could have made (``core.io.read_regular_file``: no link, no FIFO, at most 1 MB);
 - no network at all (an empty network namespace);
-- limits from the kernel: CPU seconds, address space, file size, open files, and processes (a
-  ``pids`` cgroup where one can be made, else ``RLIMIT_NPROC``);
+- one memory and one process limit for the whole sandbox: its own cgroup (v2, or v1's ``memory``
+  and ``pids``) where one can be made below this process's, charged with every process it starts
+  and the pages of its tmpfs; where none can, ``RLIMIT_NPROC`` and the host's watch of its memory
+  (``MemoryWatch``). Per process besides: CPU seconds, address space, file size, open files;
 - a deadline on the whole run: past it the sandbox is killed, and with its PID namespace every
   process it started, however it daemonised; output goes to a file whose size is limited, so
   reading it never waits on a straggler;
@@ -275,6 +282,17 @@ class Cgroup:
         for path in self.paths:
             (path / "cgroup.procs").write_text(str(os.getpid()))
 
+    def out_of_memory(self) -> bool:
+        """The kernel killed a process of the sandbox at its memory limit (``oom_kill`` in v2's
+        ``memory.events``, v1's ``memory.oom_control``)."""
+        for path in self.paths:
+            for name in ("memory.events", "memory.oom_control"):
+                with contextlib.suppress(OSError, ValueError):
+                    counts = dict(line.split() for line in (path / name).read_text().splitlines())
+                    if int(counts.get("oom_kill", 0)) > 0:
+                        return True
+        return False
+
     def close(self) -> None:
         for path in self.paths:
             for _ in range(50):  # the kernel empties it as the killed processes are reaped
@@ -407,6 +425,7 @@ def _run(files: dict[str, str], program: list[str], scratch: Path, limits: Limit
                 preexec_fn=_limit(limits, cgroup),
             )
             timed_out, over_memory = _wait(proc, limits, "memory" not in cgroup.controllers)
+            over_memory = over_memory or cgroup.out_of_memory()
             text = _tail(out, 4000)
     finally:
         cgroup.close()
