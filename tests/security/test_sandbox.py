@@ -16,6 +16,7 @@ import pytest
 
 from genlab.apps import sandbox
 from genlab.apps.sandbox import Limits, SandboxUnavailable, run_tests
+from genlab.core import InvalidRequestError
 from genlab.core.settings import Settings
 
 MODULE = "def one():\n    return 1\n"
@@ -313,3 +314,12 @@ def test_the_host_reads_a_result_only_from_a_small_regular_file(tmp_path, kind):
             f.truncate(4 * 2**30)
     run = in_thread(lambda: sandbox._result(path, "out"), 10)
     assert run.exit_code == -1 and not run.passed
+
+
+@pytest.mark.parametrize(
+    "name", ["../escape.py", "/tmp/abs.py", "sub/dir.py", "_driver.py", "_result.json", "x.txt"]
+)
+def test_file_names_are_module_names_only(tmp_path, name):
+    with pytest.raises(InvalidRequestError, match="Python module names"):
+        run_tests("m", MODULE, {name: "def test_x():\n    pass\n"}, settings=Settings(home=tmp_path / "home"))
+    assert not (tmp_path / "escape.py").exists() and not Path("/tmp/abs.py").exists()
