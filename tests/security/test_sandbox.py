@@ -158,10 +158,10 @@ def test_a_fork_bomb_is_capped_and_ends_at_the_deadline(tmp_path):
         "        break\n"
         "raise AssertionError(f'spawned {spawned} processes')\n",  # pytest prints the message
         tmp_path,
-        seconds=4,
+        seconds=20,  # a backstop: the cap ends the loop (pytest starts slowly on a busy machine)
         processes=16,
     )
-    assert time.monotonic() - started < 20
+    assert time.monotonic() - started < 60
     spawned = re.search(r"AssertionError: spawned (\d+) processes", run.output)
     assert spawned is not None and int(spawned.group(1)) < 16, run.output
     time.sleep(0.5)
