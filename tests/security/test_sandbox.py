@@ -232,12 +232,12 @@ def test_the_tmpfs_holds_many_files_to_the_memory_limit(tmp_path, containment, w
     assert list((tmp_path / "home" / "scratch").iterdir()) == []  # nothing of it reached the disk
 
 
-CHILD = "import sys, time; held = b'x' * (200 * 2**20); sys.stdout.write('held\\n'); sys.stdout.flush(); time.sleep(30)"
+CHILD = "import sys, time; held = b'x' * (150 * 2**20); sys.stdout.write('held\\n'); sys.stdout.flush(); time.sleep(30)"
 
 
 @pytest.mark.parametrize("children", [1, 4])
 def test_children_together_cannot_hold_more_than_the_limit(tmp_path, containment, children):
-    # Each child alone is within the limit (the control: one passes); four together hold 800 MB.
+    # Each child alone is within the limit (the control: one passes); four together hold 600 MB.
     token = f"genlab-held-{uuid.uuid4().hex}"
     run = attack(
         f"procs = [subprocess.Popen([sys.executable, '-c', {CHILD!r}, {token!r}], stdout=subprocess.PIPE)\n"
