@@ -53,6 +53,8 @@ from genlab.core import GenlabError, InvalidRequestError
 from genlab.core.io import read_regular_file
 from genlab.core.settings import Settings
 
+RESULT = "_result.json"  # the one file the sandbox writes for the host
+
 # Runs inside the sandbox: pytest under coverage, then the result as JSON.
 _DRIVER = r"""
 import json, os, sys
@@ -387,9 +389,6 @@ def run_tests(
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-RESULT = "_result.json"
-
-
 def _memory_file(name: str, text: str) -> int:
     fd = os.memfd_create(name, os.MFD_CLOEXEC)
     os.write(fd, text.encode("utf-8"))
@@ -402,17 +401,15 @@ def _run(files: dict[str, str], program: list[str], scratch: Path, limits: Limit
     and read what it left. The files are copied into its tmpfs (``--file``); the one file it writes
     for the host is bound in (a mount point: it cannot be replaced, only written, up to RLIMIT_FSIZE)."""
     (scratch / RESULT).touch()
-    fds = {name: _memory_file(name, text) for name, text in files.items()}
-    fds["seccomp"] = seccomp.filter_fd()
-    copies = [
-        arg
-        for name, fd in fds.items()
-        if name != "seccomp"
-        for arg in ("--file", str(fd), f"/sandbox/{name}")
-    ]
-    result = ["--bind", str(scratch / RESULT), f"/sandbox/{RESULT}", "--seccomp", str(fds["seccomp"])]
+    fds: list[int] = []
     cgroup = Cgroup(limits)
     try:
+        copies = []
+        for name, text in files.items():
+            fds.append(_memory_file(name, text))
+            copies += ["--file", str(fds[-1]), f"/sandbox/{name}"]
+        fds.append(seccomp.filter_fd())
+        result = ["--bind", str(scratch / RESULT), f"/sandbox/{RESULT}", "--seccomp", str(fds[-1])]
         with tempfile.TemporaryFile(dir=scratch) as out:  # no name: nothing can replace it
             proc = subprocess.Popen(
                 [*_bwrap_base(limits), *copies, *result, "--", *program],
@@ -421,7 +418,7 @@ def _run(files: dict[str, str], program: list[str], scratch: Path, limits: Limit
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                pass_fds=tuple(fds.values()),
+                pass_fds=tuple(fds),
                 preexec_fn=_limit(limits, cgroup),
             )
             timed_out, over_memory = _wait(proc, limits, "memory" not in cgroup.controllers)
@@ -429,7 +426,7 @@ def _run(files: dict[str, str], program: list[str], scratch: Path, limits: Limit
             text = _tail(out, 4000)
     finally:
         cgroup.close()
-        for fd in fds.values():
+        for fd in fds:
             os.close(fd)
     if over_memory:
         return TestRun(-1, output=f"{text}\n[sandbox ended: over its {limits.memory_mb} MB of memory]")
