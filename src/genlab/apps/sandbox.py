@@ -4,13 +4,20 @@ Generated (or submitted) tests and the module they test are untrusted code. Each
 bubblewrap (Debian's ``bubblewrap``, the sandbox Flatpak uses), never by checks of our own:
 
 - a new user, PID, network, IPC, UTS and mount namespace (``--unshare-all``), running as
-  ``nobody`` with every capability dropped, in its own session;
-- a filesystem built from nothing: the system's ``/usr`` and the Python installation read-only, a
-  private ``/tmp``, and one writable directory (``/sandbox``: the module, the tests, the result).
-  Nothing else of the host is there: not ``GENLAB_HOME``, its database or keys, not ``/root``;
+  ``nobody`` with every capability dropped, in its own session; no namespace of its own within
+  (``--disable-userns`` where bubblewrap has it, and the seccomp filter of ``apps.seccomp``, which
+  also refuses netlink and every socket family but Unix, IPv4 and IPv6, and io_uring);
+- a filesystem built from nothing: the system's ``/usr`` and the Python installation read-only, and
+  two tmpfs, ``/tmp`` and ``/sandbox`` (the module, the tests, copied in), each no larger than the
+  run's memory. Nothing else of the host is there: not ``GENLAB_HOME``, its database or keys, not
+  ``/root``. The one file it writes for the host (``_result.json``) is a host file bound in: a mount
+  point, which it can write (up to the file limit) but not replace; the host reads it as a file
+  anyone could have made (``core.io.read_regular_file``: no link, no FIFO, at most 1 MB);
 - no network at all (an empty network namespace);
-- limits from the kernel: CPU seconds, address space, file size, open files, and processes (a
-  ``pids`` cgroup where one can be made, else ``RLIMIT_NPROC``);
+- one memory and one process limit for the whole sandbox: its own cgroup (v2, or v1's ``memory``
+  and ``pids``) where one can be made below this process's, charged with every process it starts
+  and the pages of its tmpfs; where none can, ``RLIMIT_NPROC`` and the host's watch of its memory
+  (``MemoryWatch``). Per process besides: CPU seconds, address space, file size, open files;
 - a deadline on the whole run: past it the sandbox is killed, and with its PID namespace every
   process it started, however it daemonised; output goes to a file whose size is limited, so
   reading it never waits on a straggler;
@@ -27,19 +34,26 @@ import contextlib
 import functools
 import json
 import os
+import platform
+import re
 import resource
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from genlab.apps import seccomp
 from genlab.core import GenlabError, InvalidRequestError
+from genlab.core.io import read_regular_file
 from genlab.core.settings import Settings
+
+RESULT = "_result.json"  # the one file the sandbox writes for the host
 
 # Runs inside the sandbox: pytest under coverage, then the result as JSON.
 _DRIVER = r"""
@@ -64,7 +78,7 @@ class Limits:
     """What one sandboxed run may use."""
 
     seconds: float = 20.0  # wall clock for the whole run; CPU time is limited to the same
-    memory_mb: int = 1024  # address space of each process
+    memory_mb: int = 1024  # the whole sandbox: its processes together, and each of its tmpfs (/tmp, /sandbox)
     file_mb: int = 16  # largest file it may write (its output included)
     open_files: int = 256
     processes: int = 32  # processes and threads at once (a fork bomb stops here)
@@ -72,6 +86,10 @@ class Limits:
     def __post_init__(self) -> None:
         if not (0 < self.seconds <= 120 and 64 <= self.memory_mb <= 4096 and 1 <= self.file_mb <= 64):
             raise InvalidRequestError("sandbox limits: at most 120 s, 64-4096 MB of memory, 1-64 MB per file")
+
+    @property
+    def memory_bytes(self) -> int:
+        return self.memory_mb * 2**20
 
 
 @dataclass
@@ -104,14 +122,31 @@ class SandboxUnavailable(GenlabError):
 
 
 @functools.cache
+def _bwrap_options() -> frozenset[str]:
+    """The options this bubblewrap knows (its ``--help``): ``--size`` and ``--disable-userns`` are recent."""
+    try:
+        help_text = subprocess.run(["bwrap", "--help"], capture_output=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return frozenset()
+    return frozenset(re.findall(r"--[a-z-]+", help_text.decode("utf-8", "replace")))
+
+
+@functools.cache
 def bubblewrap_problem() -> str | None:
     """Why bubblewrap cannot isolate code here, or None when it can (checked once per process)."""
     if shutil.which("bwrap") is None:
         return "bubblewrap is not installed: apt-get install bubblewrap"
+    if "--size" not in _bwrap_options():
+        return "this bubblewrap cannot limit a tmpfs (no --size): install bubblewrap 0.8 or later"
+    if seccomp.machine_arch() is None:
+        return f"no seccomp filter is written for this machine ({platform.machine()})"
     try:
-        probe = subprocess.run(
-            [*_bwrap_base(Path("/tmp")), "--", "/usr/bin/true"], capture_output=True, timeout=20
-        )
+        filter_fd = seccomp.filter_fd()
+        try:
+            command = [*_bwrap_base(Limits()), "--seccomp", str(filter_fd), "--", "/usr/bin/true"]
+            probe = subprocess.run(command, capture_output=True, timeout=20, pass_fds=(filter_fd,))
+        finally:
+            os.close(filter_fd)
     except (OSError, subprocess.SubprocessError) as e:
         return f"bubblewrap could not start: {e}"
     if probe.returncode != 0:
@@ -151,13 +186,23 @@ def _python_mounts() -> list[str]:
     return args
 
 
-def _bwrap_base(scratch: Path) -> list[str]:
+def _bwrap_base(limits: Limits) -> list[str]:
     # Order matters: bwrap mounts left to right, so the private /tmp, /proc and /dev come first and
     # the read-only installation (which may itself live under /tmp, e.g. a CI checkout) on top.
-    namespaces = ["--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL"]
+    namespaces = [
+        "--unshare-all",
+        "--unshare-user",
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+    ]
+    if "--disable-userns" in _bwrap_options():  # the seccomp filter refuses them too (older bubblewrap)
+        namespaces.append("--disable-userns")
     identity = ["--uid", "65534", "--gid", "65534", "--hostname", "sandbox", "--clearenv"]
-    private = ["--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]
-    work = ["--bind", str(scratch), "/sandbox", "--chdir", "/sandbox"]
+    size = ["--size", str(limits.memory_bytes)]  # a tmpfs is memory: each is held to the sandbox's
+    private = [*size, "--tmpfs", "/tmp", "--proc", "/proc", "--dev", "/dev"]
+    work = [*size, "--tmpfs", "/sandbox", "--chdir", "/sandbox"]
     env = [
         "--setenv",
         "PATH",
@@ -175,56 +220,143 @@ def _bwrap_base(scratch: Path) -> list[str]:
     return ["bwrap", *namespaces, *identity, *private, *_system_mounts(), *_python_mounts(), *work, *env]
 
 
-class ProcessCap:
-    """A ``pids`` cgroup that caps the sandbox's processes (v1 or v2, where this process may make
-    one); ``None`` means RLIMIT_NPROC is the cap."""
+def _own_cgroups() -> list[tuple[Path, set[str]]]:
+    """This process's cgroup in each mounted hierarchy, with the controllers of ``Cgroup.WANTED`` a
+    child of it can have: v2 those its ``cgroup.subtree_control`` delegates, v1 the hierarchy's own."""
+    mountpoints: dict[str, Path] = {}  # a v1 controller, or "" for v2 -> where it is mounted
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        _, mountpoint, fstype, options, *_ = line.split()
+        names = [""] if fstype == "cgroup2" else options.split(",") if fstype == "cgroup" else []
+        for name in names:
+            mountpoints.setdefault(name, Path(mountpoint))
+    found = []
+    for line in Path("/proc/self/cgroup").read_text().splitlines():  # "id:controllers:path"
+        _, controllers, path = line.split(":", 2)
+        wanted = set(controllers.split(",")) & set(Cgroup.WANTED) if controllers else {""}
+        if not wanted or next(iter(wanted)) not in mountpoints:
+            continue
+        own = mountpoints[next(iter(wanted))] / path.lstrip("/")
+        if wanted == {""}:
+            with contextlib.suppress(OSError):
+                wanted = set((own / "cgroup.subtree_control").read_text().split()) & set(Cgroup.WANTED)
+        found.append((own, wanted - {""}))
+    return found
 
-    ROOTS = (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup"))
 
-    def __init__(self, limit: int) -> None:
-        self.path: Path | None = None
-        for root in self.ROOTS:
-            if not (root / "cgroup.procs").is_file() or not os.access(root, os.W_OK):
-                continue
-            path = root / f"genlab-sandbox-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-            try:
-                path.mkdir()
-                (path / "pids.max").write_text(str(limit))
-            except OSError:
-                with contextlib.suppress(OSError):
-                    path.rmdir()
-                continue
-            self.path = path
-            return
+class Cgroup:
+    """The sandbox's own cgroup: one limit on the processes and one on the memory of everything it
+    runs (bwrap, pytest, every child, and the pages of its tmpfs files: the kernel charges them to
+    the cgroup that wrote them), made below this process's own cgroup wherever it may make one (v2:
+    one directory for both; v1: one in the ``pids`` and one in the ``memory`` hierarchy). Without a
+    ``pids`` controller RLIMIT_NPROC caps the processes; without ``memory``, ``MemoryWatch`` does."""
+
+    WANTED = ("pids", "memory")
+
+    def __init__(self, limits: Limits) -> None:
+        self.paths: list[Path] = []
+        self.controllers: set[str] = set()
+        name = f"genlab-sandbox-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        for own, available in _own_cgroups():
+            wanted = (available & set(self.WANTED)) - self.controllers
+            if wanted and self._make(own / name, wanted, limits):
+                self.controllers |= wanted
+
+    def _make(self, path: Path, controllers: set[str], limits: Limits) -> bool:
+        version2 = (path.parent / "cgroup.subtree_control").exists()
+        try:
+            path.mkdir()
+            if "pids" in controllers:
+                (path / "pids.max").write_text(str(limits.processes))
+            if "memory" in controllers:
+                limit = str(limits.memory_bytes)
+                (path / ("memory.max" if version2 else "memory.limit_in_bytes")).write_text(limit)
+                for extra, value in (("memory.swap.max", "0"), ("memory.memsw.limit_in_bytes", limit)):
+                    with contextlib.suppress(OSError):  # no swap to hide in, where the kernel has the file
+                        (path / extra).write_text(value)
+        except OSError:
+            with contextlib.suppress(OSError):
+                path.rmdir()
+            return False
+        self.paths.append(path)
+        return True
 
     def enter(self) -> None:  # in the child, before exec: it and all it starts are counted
-        if self.path is not None:
-            (self.path / "cgroup.procs").write_text(str(os.getpid()))
+        for path in self.paths:
+            (path / "cgroup.procs").write_text(str(os.getpid()))
+
+    def out_of_memory(self) -> bool:
+        """The kernel killed a process of the sandbox at its memory limit (``oom_kill`` in v2's
+        ``memory.events``, v1's ``memory.oom_control``)."""
+        for path in self.paths:
+            for name in ("memory.events", "memory.oom_control"):
+                with contextlib.suppress(OSError, ValueError):
+                    counts = dict(line.split() for line in (path / name).read_text().splitlines())
+                    if int(counts.get("oom_kill", 0)) > 0:
+                        return True
+        return False
 
     def close(self) -> None:
-        if self.path is None:
-            return
-        for _ in range(50):  # the kernel empties it as the killed processes are reaped
-            try:
-                self.path.rmdir()
+        for path in self.paths:
+            for _ in range(50):  # the kernel empties it as the killed processes are reaped
+                try:
+                    path.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.02)
+
+
+def _proportional_memory(root: int) -> int:
+    """Bytes of memory held by process ``root`` and all below it (PSS: a page shared by n processes
+    counts 1/n to each, so forked children are not counted n times)."""
+    children: dict[int, list[int]] = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError, ValueError):
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    total, pending = 0, [root]
+    while pending:
+        pid = pending.pop()
+        pending += children.get(pid, [])
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+    return total
+
+
+class MemoryWatch(threading.Thread):
+    """Where no memory cgroup can be had: the host sums the sandbox's memory ten times a second and
+    ends the whole sandbox when it holds more than its limit (each process is also held by
+    RLIMIT_AS, so no one of them can jump far past it between two looks)."""
+
+    def __init__(self, pid: int, limits: Limits) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.limit = pid, limits.memory_bytes
+        self.stopped, self.exceeded = threading.Event(), False
+
+    def run(self) -> None:
+        while not self.stopped.wait(0.1):
+            if _proportional_memory(self.pid) > self.limit:
+                self.exceeded = True
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.pid, signal.SIGKILL)
                 return
-            except OSError:
-                time.sleep(0.02)
 
 
-def _limit(limits: Limits, cap: ProcessCap):
+def _limit(limits: Limits, cgroup: Cgroup):
     def apply() -> None:
         os.setsid()
-        cap.enter()
+        cgroup.enter()
         cpu = max(1, int(limits.seconds) + 1)
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
-        memory = limits.memory_mb * 2**20
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
         size = limits.file_mb * 2**20
         resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
         resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if cap.path is None:  # counted per user: the sandbox's own processes plus the user's current ones
+        if "pids" not in cgroup.controllers:  # per user: the sandbox's processes plus the user's current ones
             running = len([p for p in os.listdir("/proc") if p.isdigit()])
             resource.setrlimit(resource.RLIMIT_NPROC, (running + limits.processes,) * 2)
 
@@ -240,77 +372,98 @@ def run_tests(
     settings: Settings | None = None,
 ) -> TestRun:
     """Run ``tests`` (file name -> source) against the module in a fresh sandbox."""
+    files = {f"{module_name}.py": module_source, **tests, "_driver.py": _DRIVER}
+    for name in [module_name + ".py", *tests]:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*\.py", name) or name in ("_driver.py", RESULT):
+            raise InvalidRequestError(f"sandbox file names are Python module names: {name!r} is not one")
     require_sandbox()
     limits = limits or Limits()
     settings = settings or Settings.from_env()
     root = settings.home / "scratch"
     root.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="sandbox-", dir=root))
+    scratch = Path(tempfile.mkdtemp(prefix="sandbox-", dir=root))  # only the result and the output
     try:
-        (scratch / f"{module_name}.py").write_text(module_source, "utf-8")
-        for name, source in tests.items():
-            (scratch / name).write_text(source, "utf-8")
-        (scratch / "_driver.py").write_text(_DRIVER, "utf-8")
-        command = [
-            *_bwrap_base(scratch),
-            "--",
-            sys.executable,
-            "-I",
-            "-B",
-            "_driver.py",
-            module_name,
-            *tests,
-            "_result.json",
-        ]
-        return _run(command, scratch, limits)
+        program = [sys.executable, "-I", "-B", "_driver.py", module_name, *tests, RESULT]
+        return _run(files, program, scratch, limits)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _run(command: list[str], scratch: Path, limits: Limits) -> TestRun:
+def _memory_file(name: str, text: str) -> int:
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    os.write(fd, text.encode("utf-8"))
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def _run(files: dict[str, str], program: list[str], scratch: Path, limits: Limits) -> TestRun:
     """Start the sandbox, end it at the deadline (its PID namespace takes every descendant with it),
-    and read what it left."""
-    cap = ProcessCap(limits.processes)
-    output_path = scratch.parent / f"{scratch.name}.out"  # outside /sandbox: the code cannot replace it
+    and read what it left. The files are copied into its tmpfs (``--file``); the one file it writes
+    for the host is bound in (a mount point: it cannot be replaced, only written, up to RLIMIT_FSIZE)."""
+    (scratch / RESULT).touch()
+    fds: list[int] = []
+    cgroup = Cgroup(limits)
     try:
-        with output_path.open("wb") as out:
+        copies = []
+        for name, text in files.items():
+            fds.append(_memory_file(name, text))
+            copies += ["--file", str(fds[-1]), f"/sandbox/{name}"]
+        fds.append(seccomp.filter_fd())
+        result = ["--bind", str(scratch / RESULT), f"/sandbox/{RESULT}", "--seccomp", str(fds[-1])]
+        with tempfile.TemporaryFile(dir=scratch) as out:  # no name: nothing can replace it
             proc = subprocess.Popen(
-                command,
+                [*_bwrap_base(limits), *copies, *result, "--", *program],
                 cwd=scratch,
                 env={"PATH": "/usr/bin:/bin"},
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=_limit(limits, cap),
+                pass_fds=tuple(fds),
+                preexec_fn=_limit(limits, cgroup),
             )
-            try:
-                proc.wait(timeout=limits.seconds)
-                timed_out = False
-            except subprocess.TimeoutExpired:
-                timed_out = True
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-        text = _tail(output_path, 4000)
+            timed_out, over_memory = _wait(proc, limits, "memory" not in cgroup.controllers)
+            over_memory = over_memory or cgroup.out_of_memory()
+            text = _tail(out, 4000)
     finally:
-        cap.close()
-        with contextlib.suppress(OSError):
-            output_path.unlink()
+        cgroup.close()
+        for fd in fds:
+            os.close(fd)
+    if over_memory:
+        return TestRun(-1, output=f"{text}\n[sandbox ended: over its {limits.memory_mb} MB of memory]")
     if timed_out:
         return TestRun(-1, output=text, timed_out=True)
-    return _result(scratch / "_result.json", text)
+    return _result(scratch / RESULT, text)
 
 
-def _tail(path: Path, chars: int) -> str:
-    with path.open("rb") as f:
-        f.seek(max(0, path.stat().st_size - chars * 4))
-        return f.read().decode("utf-8", "replace")[-chars:]
+def _wait(proc: subprocess.Popen, limits: Limits, watch_memory: bool) -> tuple[bool, bool]:
+    """Wait for the sandbox to end, killing it at the deadline: (timed out, ended for its memory)."""
+    watch = MemoryWatch(proc.pid, limits) if watch_memory else None
+    if watch is not None:
+        watch.start()
+    try:
+        proc.wait(timeout=limits.seconds)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    if watch is not None:
+        watch.stopped.set()
+        watch.join()
+    return timed_out, watch is not None and watch.exceeded
+
+
+def _tail(out, chars: int) -> str:
+    out.seek(max(0, os.fstat(out.fileno()).st_size - chars * 4))
+    return out.read().decode("utf-8", "replace")[-chars:]
 
 
 def _result(path: Path, text: str) -> TestRun:
-    """The driver's verdict (written by sandboxed code: parsed as data and checked, never trusted)."""
+    """The driver's verdict (written by sandboxed code: parsed as data and checked, never trusted;
+    read only from a regular file of at most 1 MB, never through a link or from a FIFO)."""
     try:
-        data = json.loads(path.read_text("utf-8")[:1_000_000])
+        data = json.loads(read_regular_file(path, 1_000_000).decode("utf-8"))
         statements = [int(n) for n in data["statements"]]
         covered = set(statements) - {int(n) for n in data["missing"]}
         return TestRun(int(data["exit_code"]), statements, covered, text)

@@ -1,4 +1,5 @@
-"""Atomic file writes and hashing: everything genlab writes goes through here."""
+"""Atomic file writes and hashing: everything genlab writes goes through here; and the one way to read
+a file that untrusted code could have made (``read_regular_file``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -68,6 +70,26 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def read_regular_file(path: str | os.PathLike[str], max_bytes: int) -> bytes:
+    """The bytes of ``path``, where someone untrusted may have put anything: a symlink is not
+    followed (``O_NOFOLLOW``), the open never waits on a FIFO (``O_NONBLOCK``), only a regular file
+    is read (``fstat``), and one larger than ``max_bytes`` is refused, not cut. ``OSError`` otherwise."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(f"{path} is not a regular file")
+        chunks, size = [], 0
+        while size <= max_bytes and (chunk := os.read(fd, min(1 << 20, max_bytes + 1 - size))):
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > max_bytes:  # counted as read: the file may grow after fstat
+            raise OSError(f"{path} is larger than {max_bytes} bytes")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:
