@@ -160,6 +160,8 @@ def test_doctor_reports_versions_home_and_models(home):
     assert {"espeak-ng", "chromium", "pg_ctl"} <= set(report["system"])
     assert {"name": EMBEDDED, "backend": "llamacpp", "status": "ok"} in report["models"]
     assert all(m["status"] == "ok" for m in report["models"])
+    settings = {row["variable"]: row for row in report["settings"]}
+    assert settings["GENLAB_HOME"]["value"] == str(home) and settings["GENLAB_QUEUE_LIMIT"]["help"]
 
 
 def test_doctor_fails_when_a_model_does_not_load(home, gemma_gguf, tmp_path):

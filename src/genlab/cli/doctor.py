@@ -85,6 +85,7 @@ def collect(load_models: bool = True) -> dict[str, Any]:
         },
         "models": [],
         "image_data": _image_data(),
+        "settings": _settings(registry.settings),
     }
     for entry in registry.list():
         status: dict[str, Any] = {"name": entry.name, "backend": entry.card.backend}
@@ -101,6 +102,22 @@ def collect(load_models: bool = True) -> dict[str, Any]:
                 status["error"] = str(e)
         report["models"].append(status)
     return report
+
+
+def _settings(settings) -> list[dict[str, str]]:
+    """Every GENLAB_* setting: its variable, the value in force (keys are never shown) and its use."""
+    values = settings.to_env()
+    secret = ("GENLAB_WATERMARK_KEY", "GENLAB_AUDIT_KEY", "GENLAB_DATABASE_URL")
+    return [
+        {
+            "variable": d["variable"],
+            "value": "(set)"
+            if d["variable"] in secret and d["variable"] in values
+            else values.get(d["variable"], ""),
+            "help": d["help"],
+        }
+        for d in type(settings).describe()
+    ]
 
 
 def _image_data() -> dict[str, Any]:
@@ -157,6 +174,10 @@ def doctor(
         for tool, info in report["system"].items():
             system.add_row(tool, info["path"] or "[dim]missing[/]", info["debian_package"], info["used_for"])
         console.print(system)
+        settings = Table("setting", "value", "what it is for")
+        for row in report["settings"]:
+            settings.add_row(row["variable"], row["value"] or "[dim]default[/]", row["help"])
+        console.print(settings)
         images = report["image_data"]
         fonts = images["glyph_fonts"]
         console.print(

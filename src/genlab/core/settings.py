@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from genlab.core.errors import InvalidRequestError
@@ -64,82 +64,121 @@ def parse_roles(value: str | None, what: str = "GENLAB_CODE_ROLES") -> tuple[str
     return roles
 
 
+def _setting(default, variable: str, help: str, parse=None, show=str):
+    """A setting, declared once: its default, the ``GENLAB_*`` variable it is read from, how the
+    variable's text becomes the value (``parse(name, text)``) and back (``show``), and what it is for
+    (``genlab doctor`` and the docs print it)."""
+    kind = type(default) if default is not None else str
+    parse = parse or {bool: lambda _n, v: _flag(v), int: lambda n, v: _int(n, v, default)}.get(
+        kind, lambda _n, v: v or default
+    )
+    return field(default=default, metadata={"variable": variable, "help": help, "parse": parse, "show": show})
+
+
+def _show_flag(value: bool) -> str:
+    return "1" if value else "0"
+
+
+def _show_list(value: tuple[str, ...]) -> str:
+    return ",".join(value)
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Every ``GENLAB_*`` setting, read in one place (``from_env``) and passed down from there.
+    """Every ``GENLAB_*`` setting, each declared once below (its variable, default and purpose), read
+    in one place (``from_env``) and passed down from there. ``genlab doctor`` prints the table
+    (``describe``); ``to_env`` gives worker processes the same settings."""
 
-    | field            | variable               | default                                   |
-    |------------------|------------------------|-------------------------------------------|
-    | home             | GENLAB_HOME            | ~/.genlab                                 |
-    | database_url     | GENLAB_DATABASE_URL    | SQLite at GENLAB_HOME/genlab.db            |
-    | watermark_key    | GENLAB_WATERMARK_KEY   | a key made once in GENLAB_HOME/keys/       |
-    | audit_key        | GENLAB_AUDIT_KEY       | a key made once in GENLAB_HOME/keys/       |
-    | threads          | GENLAB_THREADS         | the physical cores (llama.cpp and torch)  |
-    | open_access      | GENLAB_OPEN_ACCESS     | off (`genlab serve` decides from the keys) |
-    | queue_limit      | GENLAB_QUEUE_LIMIT     | 8 requests per model running or waiting   |
-    | policy           | GENLAB_POLICY          | default                                   |
-    | llama_log        | GENLAB_LLAMA_LOG       | off: llama.cpp's own log is silenced      |
-    | code_roles       | GENLAB_CODE_ROLES      | reviewer,admin: keys whose own code runs  |
-    | webhook_allow    | GENLAB_WEBHOOK_ALLOW   | none: review webhooks reach public hosts  |
-    | self_review      | GENLAB_SELF_REVIEW     | off: nobody decides their own request     |
-    """
+    home: Path = _setting(None, "GENLAB_HOME", "where genlab keeps everything it writes (default ~/.genlab)")
+    database_url: str | None = _setting(
+        None,
+        "GENLAB_DATABASE_URL",
+        "SQLAlchemy URL of the database (default: SQLite at GENLAB_HOME/genlab.db)",
+    )
+    watermark_key: str | None = _setting(
+        None,
+        "GENLAB_WATERMARK_KEY",
+        "hex key of the invisible watermark (default: made once in GENLAB_HOME/keys/)",
+    )
+    audit_key: str | None = _setting(
+        None, "GENLAB_AUDIT_KEY", "key of the audit chain's HMAC (default: made once in GENLAB_HOME/keys/)"
+    )
+    threads: int | None = _setting(
+        None,
+        "GENLAB_THREADS",
+        "threads of llama.cpp and torch (default: the physical cores)",
+        parse=lambda n, v: _int(n, v, None),
+    )
+    open_access: bool = _setting(
+        False,
+        "GENLAB_OPEN_ACCESS",
+        "serve without keys (loopback only; `genlab serve` decides from the keys)",
+        show=_show_flag,
+    )
+    queue_limit: int = _setting(8, "GENLAB_QUEUE_LIMIT", "requests per model running or waiting")
+    policy: str = _setting("default", "GENLAB_POLICY", "the guardrail policy: a shipped name or a YAML path")
+    llama_log: bool = _setting(False, "GENLAB_LLAMA_LOG", "show llama.cpp's own log", show=_show_flag)
+    code_roles: tuple[str, ...] = _setting(
+        ("reviewer", "admin"),
+        "GENLAB_CODE_ROLES",
+        "key roles whose own code runs (in the sandbox)",
+        parse=lambda n, v: parse_roles(v, n),
+        show=_show_list,
+    )
+    webhook_allow: tuple[str, ...] = _setting(
+        (),
+        "GENLAB_WEBHOOK_ALLOW",
+        "hosts or networks review webhooks may reach besides public ones",
+        parse=lambda _n, v: parse_list(v),
+        show=_show_list,
+    )
+    self_review: bool = _setting(
+        False, "GENLAB_SELF_REVIEW", "a reviewer's key may decide its own request", show=_show_flag
+    )
 
-    home: Path
-    database_url: str | None = None
-    watermark_key: str | None = None
-    audit_key: str | None = None
-    threads: int | None = None
-    open_access: bool = False
-    queue_limit: int = 8
-    policy: str = "default"
-    llama_log: bool = False
-    code_roles: tuple[str, ...] = ("reviewer", "admin")
-    webhook_allow: tuple[str, ...] = ()
-    self_review: bool = False
+    def __post_init__(self) -> None:
+        if self.home is None:
+            raise InvalidRequestError(
+                "Settings need a home", hint="Settings(home=...) or Settings.from_env()"
+            )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         """Read every ``GENLAB_*`` variable, each time: no hidden global state."""
         env = os.environ if environ is None else environ
+        values = {}
+        for f in fields(cls):
+            variable, parse = f.metadata["variable"], f.metadata["parse"]
+            text = env.get(variable)
+            values[f.name] = f.default if text is None else parse(variable, text)
         home = env.get("GENLAB_HOME") or str(Path.home() / ".genlab")
-        return cls(
-            home=Path(home).expanduser().resolve(),
-            database_url=env.get("GENLAB_DATABASE_URL") or None,
-            watermark_key=env.get("GENLAB_WATERMARK_KEY") or None,
-            audit_key=env.get("GENLAB_AUDIT_KEY") or None,
-            threads=_int("GENLAB_THREADS", env.get("GENLAB_THREADS"), None),
-            open_access=_flag(env.get("GENLAB_OPEN_ACCESS")),
-            queue_limit=_int("GENLAB_QUEUE_LIMIT", env.get("GENLAB_QUEUE_LIMIT"), 8) or 8,
-            policy=env.get("GENLAB_POLICY") or "default",
-            llama_log=_flag(env.get("GENLAB_LLAMA_LOG")),
-            code_roles=parse_roles(env.get("GENLAB_CODE_ROLES")),
-            webhook_allow=parse_list(env.get("GENLAB_WEBHOOK_ALLOW")),
-            self_review=_flag(env.get("GENLAB_SELF_REVIEW")),
-        )
+        return cls(**{**values, "home": Path(home).expanduser().resolve()})
+
+    def to_env(self) -> dict[str, str]:
+        """The variables that make ``from_env`` give these settings (for worker processes)."""
+        env = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is not None:
+                env[f.metadata["variable"]] = f.metadata["show"](value)
+        return env
+
+    @classmethod
+    def describe(cls) -> list[dict[str, str]]:
+        """Each setting: its field, variable, default and what it is for (`genlab doctor --json`)."""
+        return [
+            {
+                "field": f.name,
+                "variable": f.metadata["variable"],
+                "default": repr(f.default),
+                "help": f.metadata["help"],
+            }
+            for f in fields(cls)
+        ]
 
     @property
     def threads_in_use(self) -> int:
         return self.threads or physical_cores()
-
-    def to_env(self) -> dict[str, str]:
-        """The variables that make ``from_env`` give these settings (for worker processes)."""
-        env = {
-            "GENLAB_HOME": str(self.home),
-            "GENLAB_OPEN_ACCESS": "1" if self.open_access else "0",
-            "GENLAB_QUEUE_LIMIT": str(self.queue_limit),
-            "GENLAB_POLICY": self.policy,
-            "GENLAB_LLAMA_LOG": "1" if self.llama_log else "0",
-            "GENLAB_CODE_ROLES": ",".join(self.code_roles),
-            "GENLAB_WEBHOOK_ALLOW": ",".join(self.webhook_allow),
-            "GENLAB_SELF_REVIEW": "1" if self.self_review else "0",
-        }
-        optional = {
-            "GENLAB_DATABASE_URL": self.database_url,
-            "GENLAB_WATERMARK_KEY": self.watermark_key,
-            "GENLAB_AUDIT_KEY": self.audit_key,
-            "GENLAB_THREADS": None if self.threads is None else str(self.threads),
-        }
-        return env | {k: v for k, v in optional.items() if v is not None}
 
     @property
     def models_dir(self) -> Path:
