@@ -100,11 +100,13 @@ class ReviewRequired(InvalidRequestError):
 
 @dataclass(frozen=True)
 class Caller:
-    """Who asked: the API key (None for the local user), a name for the audit log, a webhook."""
+    """Who asked: the API key (None for the local user), a name for the audit log, a webhook, and
+    whether their role may have code of their own run (a recipe declares when it would)."""
 
     key_id: int | None = None
     actor: str = "local"
     webhook: str | None = None
+    may_run_code: bool = True  # the local user may; a key only in the server's code_roles
 
 
 LOCAL = Caller()

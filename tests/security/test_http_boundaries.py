@@ -69,6 +69,25 @@ def test_a_user_key_cannot_have_its_own_code_run(keyed):
         json={"input": {"source": "def f():\n    return 1\n"}},
     )
     assert r.status_code == 403
+    streamed = call(keyed, "POST", "/v1/apps/code-completion", "user", json={**body, "stream": True})
+    assert streamed.status_code == 403  # refused before the stream's 200, not in-band
+
+
+def test_the_recipe_declares_that_it_runs_code_and_every_face_enforces_it():
+    """Not a table in the server: the recipe says which input runs the caller's code, and
+    ``run_recipe`` (the CLI's, the API's, the Python API's path) refuses a caller who may not."""
+    from genlab.apps import get_recipe, run_recipe
+    from genlab.apps.recipe import CodeNotAllowed
+    from genlab.pipeline import Caller
+
+    completion = get_recipe("code-completion")
+    with_tests = completion.parse_input(
+        {"code": "def add(a, b):\n", "tests": "def test_x():\n    assert 1\n"}
+    )
+    assert completion.runs_submitted_code(with_tests)
+    assert not completion.runs_submitted_code(completion.parse_input({"code": "def add(a, b):\n"}))
+    with pytest.raises(CodeNotAllowed):
+        run_recipe(completion, with_tests, generator=CHAR, caller=Caller(key_id=7, may_run_code=False))
 
 
 class _Hook(http.server.BaseHTTPRequestHandler):

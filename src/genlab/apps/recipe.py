@@ -31,7 +31,14 @@ from typing import Any, ClassVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from genlab.core import GenerationRequest, Generator, InvalidRequestError, SamplingParams, UnsupportedError
+from genlab.core import (
+    GenerationRequest,
+    Generator,
+    GenlabError,
+    InvalidRequestError,
+    SamplingParams,
+    UnsupportedError,
+)
 from genlab.core.io import sha256_bytes
 from genlab.pipeline import LOCAL, Caller, Cancelled, Pipeline
 from genlab.registry import default_registry
@@ -247,6 +254,14 @@ def retry(
     return best[0], best[1], attempts
 
 
+class CodeNotAllowed(GenlabError):
+    """The caller's role may not have its own code run (``genlab serve --code-roles``)."""
+
+    http_status = 403
+    error_type = "permission_error"
+    code = "code_execution_not_allowed"
+
+
 class Recipe(ABC):
     """One industry application. Subclasses set the class attributes and implement ``run``."""
 
@@ -275,6 +290,11 @@ class Recipe(ABC):
                 raise RecipeError(f"{self.name}: {where}: {message}", param=where) from None
         self.check(value)
         return value
+
+    def runs_submitted_code(self, value: BaseModel) -> bool:
+        """Whether this input makes the recipe run code the caller sent (in the sandbox): declared by
+        the recipe, enforced by ``run_recipe`` for every face (``Caller.may_run_code``)."""
+        return False
 
     def check(self, value: BaseModel) -> None:
         """Semantic checks of the input (raise ``RecipeError``); the schema did the types."""
@@ -358,6 +378,15 @@ def draw_image(
     }
 
 
+def check_caller(recipe: Recipe, value: BaseModel, caller: Caller) -> None:
+    """Refuse a caller whose role may not have its own code run, where this input would run it."""
+    if recipe.runs_submitted_code(value) and not caller.may_run_code:
+        raise CodeNotAllowed(
+            f"{recipe.name} would run code you sent; under this server's policy your key's role may not "
+            "(genlab serve --code-roles)"
+        )
+
+
 def run_recipe(
     recipe: Recipe,
     data: dict[str, Any] | BaseModel,
@@ -381,6 +410,7 @@ def run_recipe(
     ``deadline_s`` (default: the pipeline's per-request deadline) bounds the recipe's model calls.
     """
     value = recipe.parse_input(data)
+    check_caller(recipe, value, caller)
     own = policy if isinstance(policy, Policy) else Policy.load(policy or recipe.policy)
     pipe = pipeline or Pipeline(default_registry())
     pipe = pipe.with_policy(recipe_policy(pipeline.policy if pipeline is not None else None, own))

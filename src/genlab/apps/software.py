@@ -93,6 +93,9 @@ class CodeCompletion(Recipe):
     guarded = ("code",)
     metric = "pass_at_1"
 
+    def runs_submitted_code(self, value) -> bool:
+        return bool(value.tests)  # its tests, sent with the code, run in the sandbox
+
     def check(self, value: CompletionInput) -> None:
         if not value.code.strip():
             raise RecipeError("the code is empty; give the start of a function or file to continue")
@@ -352,6 +355,9 @@ class TestGeneration(Recipe):
     policy = "software"
     guarded = ("source",)
     metric = "pass_rate"
+
+    def runs_submitted_code(self, value) -> bool:
+        return True  # the module under test runs in the sandbox
 
     def check(self, value: TestGenInput) -> None:
         tree = parse_source(value.source, "the module")

@@ -90,7 +90,10 @@ async def caller(request: Request, key: KeyDep, state: StateDep) -> Caller:
     webhook = request.headers.get(webhooks.HEADER)
     if webhook:
         await run_in_threadpool(webhooks.resolve, webhook, state.config.webhook_allow)
-    return Caller(key_id=key.id if key else None, actor=actor(key), webhook=webhook)
+    may_run_code = key is None or key.role in state.config.code_roles
+    return Caller(
+        key_id=key.id if key else None, actor=actor(key), webhook=webhook, may_run_code=may_run_code
+    )
 
 
 CallerDep = Annotated[Caller, Depends(caller)]

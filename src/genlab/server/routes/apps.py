@@ -32,6 +32,7 @@ from starlette.concurrency import run_in_threadpool
 
 from genlab.apps import RECIPES, get_recipe, run_recipe
 from genlab.apps import education as tutor
+from genlab.apps.recipe import check_caller
 from genlab.server.deps import CallerDep, KeyDep, StateDep, owns
 from genlab.server.errors import APIError
 from genlab.server.responses import held, held_body, sse
@@ -162,31 +163,11 @@ async def answer(learner: LearnerDep, body: AnswerRequest, state: StateDep) -> d
     return await run_in_threadpool(tutor.answer, state.store, learner, body.choice)
 
 
-# Recipes that run code the caller sent (in the sandbox): which input says so.
-RUNS_SUBMITTED_CODE = {
-    "code-completion": lambda data: bool(data.get("tests")),
-    "test-generation": lambda data: True,
-}
-
-
-def check_code_role(state, key, name: str, data: dict[str, Any]) -> None:
-    """Running a caller's own code is a policy decision: only the roles in ``code_roles``."""
-    runs_code = RUNS_SUBMITTED_CODE.get(name, lambda _: False)(data)
-    if runs_code and key is not None and key.role not in state.config.code_roles:
-        raise APIError(
-            403,
-            f"{name} would run code you sent; under this server's policy only the roles "
-            f"{', '.join(state.config.code_roles)} may (genlab serve --code-roles)",
-            type_="permission_error",
-            code="code_execution_not_allowed",
-        )
-
-
 @router.post("/v1/apps/{name}")
-async def run_app(name: str, body: AppRequest, state: StateDep, who: CallerDep, key: KeyDep):
+async def run_app(name: str, body: AppRequest, state: StateDep, who: CallerDep):
     recipe = recipe_or_404(name)
-    check_code_role(state, key, name, body.input)
     value = recipe.parse_input(body.input)  # a 400 before the model loads or queues
+    check_caller(recipe, value, who)  # a 403 before a stream's 200
 
     def work(progress=None):
         return run_recipe(
