@@ -430,3 +430,31 @@ def answer(turn: Turn, text: str, finish_reason: str | None) -> tuple[str | None
         return text, [], finish_reason
     content, calls = parse_tool_calls(text)
     return content, calls, ("tool_calls" if calls else finish_reason)
+
+
+class ToolCallStream:
+    """One streamed choice's tool calls, whole and streaming as vLLM's ``ToolParser`` has them:
+    ``feed`` passes a text answer's deltas through as they come and holds an answer that opens with
+    a call's marker (the tool grammar lets a text answer never start with ``<``); ``finish`` parses
+    what it held, whole, once the choice ends. Chat completions and Responses both stream through it."""
+
+    def __init__(self, turn: Turn) -> None:
+        self.turn, self.held, self.opened = turn, "", False
+
+    def feed(self, text: str) -> str:
+        """The text to send now: the delta, or "" while a call is being written (held)."""
+        if not text:
+            return ""
+        if self.turn.tools and (self.held or (not self.opened and text.lstrip().startswith(CALL_OPEN[0]))):
+            self.held += text
+            return ""
+        self.opened = True
+        return text
+
+    def finish(self, finish_reason: str | None) -> tuple[str | None, list[dict[str, Any]], str | None]:
+        """(held text to send as content, the calls, finish_reason) at the choice's end: a call cut
+        by max_tokens is no call, and what was written is sent as text."""
+        if not self.held:
+            return None, [], finish_reason
+        _, calls, finish = answer(self.turn, self.held, finish_reason)
+        return (None if calls else self.held), calls, finish

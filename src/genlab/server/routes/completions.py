@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from genlab.core import GenerationRequest, InvalidRequestError, SamplingParams, UnsupportedError
+from genlab.core.chat import ToolCallStream
 from genlab.pipeline import TEXT, Released
 from genlab.server import conversation
 from genlab.server.deps import CallerDep, StateDep
@@ -244,35 +245,25 @@ async def chat_events(http, stream, turn, base, logprobs: bool, include_usage: b
         }
 
     started: set[int] = set()
-    calls: dict[int, str] = {}  # choice -> the text of a tool call being written (held until complete)
+    parsers: dict[int, ToolCallStream] = {}  # choice -> its tool calls, held until complete
     prompt_tokens = completion_tokens = 0
     async for c in chunks(http, stream):
         if c.index not in started:
             started.add(c.index)
             yield choice(c.index, {"role": "assistant", "content": ""})
-        if c.text and turn.tools and (c.index in calls or c.text.lstrip().startswith("<")):
-            calls[c.index] = calls.get(c.index, "") + c.text  # a text answer never starts with "<"
-        elif c.text:
-            yield choice(c.index, {"content": c.text}, chat_logprobs(c.logprobs) if logprobs else None)
+        parser = parsers.setdefault(c.index, ToolCallStream(turn))
+        if text := parser.feed(c.text):
+            yield choice(c.index, {"content": text}, chat_logprobs(c.logprobs) if logprobs else None)
         if c.finish_reason is not None:
             prompt_tokens, completion_tokens = c.prompt_tokens, completion_tokens + c.completion_tokens
-            finish = c.finish_reason
-            if c.index in calls:
-                held_text = calls.pop(c.index)
-                _, tool_calls, finish = conversation.answer(turn, held_text, c.finish_reason)
-                if not tool_calls:  # a call cut by max_tokens: what was written, as text
-                    yield choice(c.index, {"content": held_text})
-                for k, call in enumerate(tool_calls):
-                    head = {**call, "function": {"name": call["function"]["name"], "arguments": ""}}
-                    yield choice(c.index, {"tool_calls": [{"index": k, **head}]})
-                    yield choice(
-                        c.index,
-                        {
-                            "tool_calls": [
-                                {"index": k, "function": {"arguments": call["function"]["arguments"]}}
-                            ]
-                        },
-                    )
+            held_text, tool_calls, finish = parser.finish(c.finish_reason)
+            if held_text:  # a call cut by max_tokens: what was written, as text
+                yield choice(c.index, {"content": held_text})
+            for k, call in enumerate(tool_calls):
+                head = {**call, "function": {"name": call["function"]["name"], "arguments": ""}}
+                yield choice(c.index, {"tool_calls": [{"index": k, **head}]})
+                arguments = {"index": k, "function": {"arguments": call["function"]["arguments"]}}
+                yield choice(c.index, {"tool_calls": [arguments]})
             yield choice(c.index, {}, finish=finish)
     if include_usage:
         yield {**base, "choices": [], "usage": usage(prompt_tokens, completion_tokens)}

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from genlab.core import InvalidRequestError, SamplingParams, UnsupportedError
+from genlab.core.chat import ToolCallStream
 from genlab.pipeline import TEXT, Released
 from genlab.server import conversation
 from genlab.server.deps import CallerDep, StateDep
@@ -270,11 +271,10 @@ async def response_events(http, stream, body: ResponsesRequest, turn, rid: str) 
 
     yield event("response.created", response=envelope(body, rid, "in_progress", [], None))
     yield event("response.in_progress", response=envelope(body, rid, "in_progress", [], None))
-    text, held_back, msg_id, opened = "", "", f"msg_{uuid.uuid4().hex[:24]}", False
+    text, msg_id, opened = "", f"msg_{uuid.uuid4().hex[:24]}", False
+    calls = ToolCallStream(turn)  # a tool call: sent whole once its arguments are complete
     async for c in chunks(http, stream):
-        if c.text and turn.tools and (held_back or (not opened and c.text.lstrip().startswith("<"))):
-            held_back += c.text  # a tool call: sent whole once its arguments are complete
-        elif c.text:
+        if piece := calls.feed(c.text):
             if not opened:
                 opened = True
                 yield event(
@@ -284,7 +284,7 @@ async def response_events(http, stream, body: ResponsesRequest, turn, rid: str) 
                 yield event(
                     "response.content_part.added", item_id=msg_id, output_index=0, content_index=0, part=part
                 )
-            delta = c.text.lstrip() if not text else c.text
+            delta = piece.lstrip() if not text else piece
             text += delta
             yield event(
                 "response.output_text.delta",
@@ -312,7 +312,7 @@ async def response_events(http, stream, body: ResponsesRequest, turn, rid: str) 
             )
             output.append(message_item(text.strip(), "completed", msg_id))
             yield event("response.output_item.done", output_index=0, item=output[-1])
-        for item in output_items(turn, held_back, c.finish_reason) if held_back else []:
+        for item in output_items(turn, calls.held, c.finish_reason) if calls.held else []:
             k = len(output)
             if item["type"] == "message":  # a call cut by max_output_tokens: what was written, as text
                 yield event("response.output_item.added", output_index=k, item=item)
