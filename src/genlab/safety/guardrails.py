@@ -14,6 +14,7 @@ MEDICAL_RECORD_NUMBER); content hazards use the MLCommons categories S1-S14 as L
 from __future__ import annotations
 
 import bisect
+import functools
 import ipaddress
 import json
 import re
@@ -493,9 +494,19 @@ class SecretsScanner(Scanner):
 
 
 # -- prompt injection and jailbreaks --------------------------------------------------------------
+# Not an injection: the verb negated ("don't ignore the safety guidelines", "vergiss nicht", "n'oublie
+# pas"), and instructions the writer says are their own ("the earlier instructions I gave").
+_NOT = r"(?<!\bnot )(?<!n't )(?<!n’t )(?<!\bnever )(?<!\bno )(?<!\bnon )(?<!\bn')(?<!\bn’)"
+_NOT_AFTER = r"(?!\s+(?:nicht|nie|pas|jamais|no|non|nunca|mai|not)\b)"
+_OWN = (
+    r"(?!\s+(?:that\s+|which\s+)?(?:I|we)\s+(?:gave|sent|wrote|typed|mentioned|provided|added|set|listed)\b)"
+)
 _INJECTION_RULES: list[tuple[str, float, str]] = [
     (
-        r"\b(?:ignore|disregard|forget|override|bypass)\b.{0,30}?(?<!\bmy )\b(?:previous|prior|above|earlier|all|your|any|system|original|initial|safety)\b(?:(?!\bmy\b).){0,20}?\b(?:instructions?|rules|directions|prompts?|guidelines|polic(?:y|ies)|constraints|programming)\b|\b(?:ignore|disregard|forget)\s+the\s+(?:instructions?|rules|guidelines)\s+(?:above|before|you (?:were|have been|'ve been) given)\b",
+        _NOT
+        + r"\b(?:ignore|disregard|forget|override|bypass)\b.{0,30}?(?<!\bmy )\b(?:previous|prior|above|earlier|all|your|any|system|original|initial|safety)\b(?:(?!\bmy\b).){0,20}?\b(?:instructions?|rules|directions|prompts?|guidelines|polic(?:y|ies)|constraints|programming)\b"
+        + _OWN
+        + r"|\b(?:ignore|disregard|forget)\s+the\s+(?:instructions?|rules|guidelines)\s+(?:above|before|you (?:were|have been|'ve been) given)\b",
         0.95,
         "asks to ignore earlier instructions",
     ),
@@ -510,17 +521,18 @@ _INJECTION_RULES: list[tuple[str, float, str]] = [
         "asks to disregard what came before",
     ),
     (
-        r"\b(?:reveal|show|print|repeat|output|leak|tell me)\b.{0,30}\b(?:system prompt|hidden (?:prompt|instructions)|initial instructions|your (?:instructions|prompt|rules))\b",
+        # the assistant's own ("your", "the"), not a system prompt as a thing to write ("a sample system prompt")
+        r"\b(?:reveal|show|print|repeat|output|leak|tell me|give me|dump)\b.{0,30}\b(?:(?:your|the)\s+(?:\w+\s+)?(?:system prompt|hidden (?:prompt|instructions)|initial instructions|original instructions)|your (?:instructions|prompt|rules)|(?:instructions|prompt) you (?:were|have been) given)\b",
         0.9,
         "asks for the system prompt",
     ),
     (
-        r"\b(?:hidden|secret|initial|original|system) (?:instructions|prompt)\b.{0,40}\b(?:show|reveal|print|tell|give|leak)\b",
+        r"\b(?:your|the)\s+(?:hidden|secret|initial|original|system) (?:instructions|prompt)\b.{0,40}\b(?:show|reveal|print|tell|give|leak)\b",
         0.9,
         "asks for hidden instructions",
     ),
     (
-        r"\byou are (?:now|no longer)\b.{0,40}\b(?:DAN|unrestricted|unfiltered|jailbroken|free of|without (?:any )?(?:rules|restrictions|limits))",
+        r"\byou are (?:now|no longer)\b.{0,40}\b(?:DAN|unrestricted|unfiltered|jailbroken|(?:free (?:of|from)|without) (?:all |any |your |the )?(?:rules|restrictions|filters|guidelines|limits|limitations|censorship|constraints|programming|ethics|morals))",
         0.95,
         "assigns an unrestricted persona",
     ),
@@ -540,12 +552,17 @@ _INJECTION_RULES: list[tuple[str, float, str]] = [
         "asks for an unfiltered persona",
     ),
     (
-        r"\b(?:your|the|all|its)\s+(?:safety\s+|content\s+)?(?:rules|guidelines|filters|restrictions|limits|policy|policies|guardrails|safeguards)\s+(?:(?:don't|do not|no longer|doesn't|does not)\s+(?:exist|apply|matter|count)|(?:are|is)\s+(?:now\s+)?(?:off|disabled|suspended|lifted|gone|void|revoked|expired))\b",
+        # the assistant's rules ("your", "the content policy"), not a game's ("the rules don't apply to the king")
+        r"\b(?:(?:your|its)\s+(?:safety\s+|content\s+)?|(?:the|all)\s+(?:safety|content)\s+)(?:rules|guidelines|filters|restrictions|limits|policy|policies|guardrails|safeguards)\s+(?:(?:don't|do not|no longer|doesn't|does not)\s+(?:exist|apply|matter|count)|(?:are|is)\s+(?:now\s+)?(?:off|disabled|suspended|lifted|gone|void|revoked|expired))\b",
         0.9,
         "declares the assistant's rules void",
     ),
     (  # the first rule in other languages: forget/ignore ... instructions/rules (not the writer's own: "my")
-        r"\b(?:ignorier\w*|vergiss|vergessen\s+sie|missachte\w*|ignore[sz]?|oublie[sz]?|ignora|olvida|dimentica|esque[çc]a|negeer|vergeet|zignoruj|zapomnij|игнорируй\w*|забудь\w*)\b(?:(?!\b(?:my|our|meine?[nrs]?|unsere?[nrs]?|mes|mis|mie[ie]?|minhas?|mijn|moje|мои)\b).){0,80}?\b(?:anweisungen|regeln|vorgaben|instruktionen|befehle|consignes|instructions|r[èe]gles|instrucciones|reglas|istruzioni|regole|instru[çc][õo]es|regras|instructies|regels|instrukcje|zasady|инструкции|правила|указания)\b",
+        _NOT
+        + r"\b(?:ignorier\w*|vergiss|vergessen\s+sie|missachte\w*|ignore[sz]?|oublie[sz]?|ignora|olvida|dimentica|esque[çc]a|negeer|vergeet|zignoruj|zapomnij|игнорируй\w*|забудь\w*)\b"
+        + _NOT_AFTER
+        + r"(?:(?!\b(?:my|our|meine?[nrs]?|unsere?[nrs]?|mes|mis|mie[ie]?|minhas?|mijn|moje|мои)\b).){0,80}?\b(?:anweisungen|regeln|vorgaben|instruktionen|befehle|consignes|instructions|r[èe]gles|instrucciones|reglas|istruzioni|regole|instru[çc][õo]es|regras|instructies|regels|instrukcje|zasady|инструкции|правила|указания)\b"
+        + _OWN,
         0.9,
         "asks to disregard instructions (in another language)",
     ),
@@ -555,7 +572,8 @@ _INJECTION_RULES: list[tuple[str, float, str]] = [
         "asks to disregard instructions (in another language)",
     ),
     (
-        r"\b(?:developer|god|sudo|admin|debug) mode\b.{0,30}\b(?:enabled|on|activated|enable|activate)\b|\b(?:enable|activate)\b.{0,15}\b(?:god|sudo|DAN) mode\b",
+        # a mode declared on ("Developer mode enabled: ..."), not a phone's ("developer mode on Android")
+        r"\b(?:developer|god|sudo|admin|debug|DAN) mode\s+(?:is\s+|has\s+been\s+)?(?:now\s+)?(?:enabled|activated|on)\b(?!\s+(?:my|the|your|a|an|this|android|ios|iphone|ipad|windows|mac|macos|chrome|firefox|linux|pixel|samsung|xbox|but)\b)|\b(?:enable|activate)\b.{0,15}\b(?:god|sudo|DAN) mode\b",
         0.85,
         "claims a privileged mode",
     ),
@@ -564,7 +582,8 @@ _INJECTION_RULES: list[tuple[str, float, str]] = [
         0.9,
         "role-play without rules",
     ),
-    (r"\b(?:new|updated|real|actual) (?:system )?instructions?\s*[:：]", 0.85, "injects new instructions"),
+    # weak: a writer updates their own instructions this way too ("New instructions: keep it short")
+    (r"\b(?:new|updated|real|actual) (?:system )?instructions?\s*[:：]", 0.8, "injects new instructions"),
     (
         r"</?(?:system|im_start|im_end|start_of_turn)\b|<\|im_(?:start|end)\|>|\[/?INST\]|<</?SYS>>",
         0.9,
@@ -646,7 +665,7 @@ class InvisibleTextScanner(Scanner):
         return normalize(text)  # strip the invisible characters, map look-alikes to Latin
 
 
-# -- banned substrings, topics, toxicity ---------------------------------------------------------------
+# -- banned substrings, topics, slurs -------------------------------------------------------------------
 class BannedSubstringsScanner(Scanner):
     name = "banned_substrings"
     default_category = "banned_substring"
@@ -705,35 +724,49 @@ class BannedTopicsScanner(Scanner):
 
 
 class ToxicityScanner(Scanner):
-    """Profanity and slurs from better-profanity's shipped word list (leetspeak variants included)."""
+    """Slurs: a short list of words whose every use is a slur (``slurs.json``), also in leetspeak
+    and with letters repeated ("n1gg3r", "faggggot"). Not profanity and not a word list of harms:
+    "stroke", "kill a process", "penetration test" and "a killer recipe" are ordinary words, and
+    whether a text is abusive is a judgement of the whole text, which the learned guardrail makes."""
 
     name = "toxicity"
-    default_category = "profanity"
+    default_category = "slur"
     _words: ClassVar[set[str] | None] = None
+    _LEET = str.maketrans("013457@$!", "oieastasi")
 
     @classmethod
     def words(cls) -> set[str]:
         if cls._words is None:
             from importlib.resources import files
 
-            raw = files("better_profanity").joinpath("profanity_wordlist.txt").read_text("utf-8")
-            cls._words = {w.strip().lower() for w in raw.splitlines() if w.strip()}
+            data = json.loads(files("genlab.safety").joinpath("slurs.json").read_text("utf-8"))
+            cls._words = {w.lower() for w in data["words"]}
         return cls._words
 
+    @classmethod
+    def _is_slur(cls, value: str) -> bool:
+        """Lower case with leetspeak undone; a letter written three or more times ("faggggot")
+        counts once, compared with the list's words also written with each letter once (only
+        then: "Niger" is not a stretched slur)."""
+        reading = " ".join(w.translate(cls._LEET) for w in value.lower().split())
+        if reading in cls.words():
+            return True
+        if not re.search(r"(.)\1\1", reading):
+            return False
+        squeeze = functools.partial(re.sub, r"(.)\1+", r"\1")
+        return squeeze(reading) in {squeeze(w) for w in cls.words()}
+
     def find(self, text: str, *, prompt: str | None = None) -> list[Finding]:
-        words = self.words()
-        leet = str.maketrans("013457@$!", "oieastasi")
-        tokens = list(re.finditer(r"[\w@$!*]+", text))
+        tokens = list(re.finditer(r"[\w@$!]+", text))
         out = []
         for i, m in enumerate(tokens):
-            candidates = [(m.start(), m.end(), m.group(0))]
-            if i + 1 < len(tokens):  # two-word entries of the list
-                nxt = tokens[i + 1]
-                candidates.append((m.start(), nxt.end(), text[m.start() : nxt.end()]))
-            for start, end, value in candidates:
-                low = value.lower()
-                if low in words or low.translate(leet) in words:
-                    out.append(Finding(self.name, "profanity", start, end, 0.8, "profanity word list", value))
+            candidates = [(m.start(), m.end())]
+            if i + 1 < len(tokens):  # two-word entries ("porch monkey")
+                candidates.append((m.start(), tokens[i + 1].end()))
+            for start, end in candidates:
+                if self._is_slur(text[start:end]):
+                    value = text[start:end]
+                    out.append(Finding(self.name, "slur", start, end, 0.9, "a slur (slurs.json)", value))
         return out
 
 
