@@ -14,16 +14,24 @@ MEDICAL_RECORD_NUMBER); content hazards use the MLCommons categories S1-S14 as L
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import functools
 import ipaddress
 import json
 import re
+import unicodedata
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 from genlab.core import InvalidRequestError
-from genlab.safety.normalize import INVISIBLE, TAG_CHARACTERS, hidden_readings, normalize
+from genlab.safety.normalize import (
+    INVISIBLE,
+    TAG_CHARACTERS,
+    hidden_readings,
+    normalize,
+    normalize_with_offsets,
+)
 
 # MLCommons AI Safety hazard taxonomy, as used by Llama Guard 3.
 HAZARDS = {
@@ -59,6 +67,10 @@ class Finding:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def at(self, start: int, end: int) -> Finding:
+        """The same finding at another span (of the text as given)."""
+        return dataclasses.replace(self, start=start, end=end)
 
 
 @dataclass
@@ -149,8 +161,12 @@ class Scanner(ABC):
         return redact(text, findings, vault)
 
     def scan(self, text: str, *, prompt: str | None = None, vault: Vault | None = None) -> ScanResult:
-        text = normalize(text) if self.normalizes else text
-        findings = [f for f in self.find(text, prompt=prompt) if f.score >= self.threshold]
+        """Findings over what the rules read (the normalised text), their spans in ``text`` as
+        given, and ``text`` itself sanitised only inside those spans."""
+        read, offsets = normalize_with_offsets(text) if self.normalizes else (text, None)
+        findings = [f for f in self.find(read, prompt=prompt) if f.score >= self.threshold]
+        if offsets is not None:
+            findings = [f.at(*offsets.original(f.start, f.end)) for f in findings]
         risk = max((f.score for f in findings), default=0.0)
         category = max(findings, key=lambda f: f.score).category if findings else None
         sanitized = self.sanitize(text, findings, vault) if findings else text
@@ -439,6 +455,15 @@ _SECRET_PLUGINS = [
     "TelegramBotTokenDetector",
 ]
 _EXTRA_SECRETS = [
+    # a credential in an environment assignment (`export AWS_SECRET_ACCESS_KEY=...`, `set`, `$env:`,
+    # a .env line): the variable names a secret and the value looks like one (8+ characters with a
+    # digit, or 16+), not a reference to another variable or a placeholder (`$TOKEN`, `<your key>`)
+    (
+        "ENV_SECRET",
+        re.compile(
+            r"(?im)^[ \t]*(?:export[ \t]+|set[ \t]+|setx[ \t]+|\$env:)?[A-Z][A-Z0-9_]*(?:SECRET|TOKEN|PASSWORD|PASSWD|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIALS?|AUTH)[A-Z0-9_]*[ \t]*[=:][ \t]*[\"']?((?=[^\s\"'$<{]*\d)[^\s\"'$<{#]{8,}|[^\s\"'$<{#]{16,})"
+        ),
+    ),
     ("OPENAI_KEY", re.compile(r"\bsk-(?:proj-)?[A-Za-z0-9_-]{20,}\b")),
     ("GENLAB_KEY", re.compile(r"\bgl-[A-Za-z0-9_-]{40,}\b")),
     ("BEARER_TOKEN", re.compile(r"(?i)\bbearer\s+([A-Za-z0-9._~+/-]{20,}=*)")),
@@ -632,7 +657,7 @@ class InvisibleTextScanner(Scanner):
 
         out = []
         for i, ch in enumerate(text):
-            if ch in INVISIBLE or ord(ch) in TAG_CHARACTERS:
+            if (ch in INVISIBLE or ord(ch) in TAG_CHARACTERS) and not _emoji_part(text, i):
                 label = INVISIBLE.get(ch, "TAG CHARACTER")
                 out.append(
                     Finding(
@@ -662,7 +687,34 @@ class InvisibleTextScanner(Scanner):
         return out
 
     def sanitize(self, text: str, findings: list[Finding], vault: Vault | None) -> str:
-        return normalize(text)  # strip the invisible characters, map look-alikes to Latin
+        """Only what was found changes: an invisible character is removed, a word that mixes
+        Latin with look-alikes becomes its Latin skeleton; the rest stays as written."""
+        pieces, at = [], 0
+        for f in sorted(findings, key=lambda f: f.start):
+            if f.start < at:
+                continue
+            pieces += [text[at : f.start], normalize(text[f.start : f.end])]
+            at = f.end
+        pieces.append(text[at:])
+        return "".join(pieces)
+
+
+def _pictograph(ch: str) -> bool:
+    return bool(ch) and (unicodedata.category(ch) == "So" or 0x1F000 <= ord(ch) <= 0x1FAFF)
+
+
+def _emoji_part(text: str, i: int) -> bool:
+    """A zero-width joiner between two pictographs (👨‍👩‍👧, also after a variation selector: ❤️‍🔥)
+    or a variation selector after one (❤️, a keycap 1️⃣) is how the emoji is written, not hidden text."""
+    before = text[i - 1] if i > 0 else ""
+    after = text[i + 1] if i + 1 < len(text) else ""
+    if text[i] == "\u200d":
+        if before == "\ufe0f" and i > 1:
+            before = text[i - 2]
+        return _pictograph(before) and _pictograph(after)
+    if text[i] in "\ufe0e\ufe0f":
+        return _pictograph(before) or (bool(before) and before in "0123456789#*")
+    return False
 
 
 # -- banned substrings, topics, slurs -------------------------------------------------------------------

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures
+import dataclasses
 import functools
 import multiprocessing
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,16 @@ import yaml
 from genlab.core import GenlabError, InvalidRequestError
 from genlab.safety import judge as _judge  # noqa: F401  (registers the llm_judge scanner)
 from genlab.safety import semantic as _semantic  # noqa: F401  (registers the semantic scanner)
-from genlab.safety.guardrails import ACTIONS, SCANNERS, Scanner, ScanResult, Vault
+from genlab.safety.guardrails import (
+    ACTIONS,
+    SCANNERS,
+    Finding,
+    Scanner,
+    ScanResult,
+    SecretsScanner,
+    Spans,
+    Vault,
+)
 from genlab.safety.review import ReviewPolicy
 
 POLICY_DIR = Path(__file__).parent / "policies"
@@ -286,6 +297,7 @@ def _scan(
 ) -> tuple[GuardResult, Vault | None]:
     """Run ``rules`` over ``text`` (in this process or a worker): the result, and the vault."""
     results, actions, decision = [], {}, "allow"
+    reads_secrets = any(r.scanner.name == "secrets" for r in policy.input + policy.output)
     for rule in rules:
         try:
             result = rule.scanner.scan(text, prompt=prompt, vault=vault)
@@ -299,6 +311,8 @@ def _scan(
             if failed_action == "block":
                 decision = "block"
             continue
+        if getattr(rule.scanner, "judges_intent", False) and not result.valid and reads_secrets:
+            result = secret_echoes_removed(result, text)
         results.append(result)
         actions[rule.scanner.name] = rule.action
         if result.valid:
@@ -310,6 +324,35 @@ def _scan(
         elif rule.action == "flag" and decision == "allow":
             decision = "flag"
     return GuardResult(decision, text, results, actions), vault
+
+
+_SECRET_PLACEHOLDER = re.compile(r"<secret(?:_\d+)?>")
+
+
+def secret_echoes_removed(result: ScanResult, text: str) -> ScanResult:
+    """An intent finding (an injection, a harmful request) that is mostly a secret is the secret
+    read as an instruction (``export AWS_SECRET_ACCESS_KEY=...``, a PEM block): the secrets rule
+    reports it, once, as a secret. A secret's reach is its value and what precedes it on its line
+    (the variable's name), never what follows, so an injection written after a key is still one."""
+    found = [(f.start, f.end) for f in SecretsScanner().find(text)]
+    found += [m.span() for m in _SECRET_PLACEHOLDER.finditer(text)]  # redacted by an earlier rule
+    spans = [(text.rfind("\n", 0, start) + 1, end) for start, end in found]
+    if not spans:
+        return result
+    secret = Spans(spans)
+    kept = [f for f in result.findings if not _mostly_within(f, text, secret)]
+    if len(kept) == len(result.findings):
+        return result
+    risk = max((f.score for f in kept), default=0.0)
+    category = max(kept, key=lambda f: f.score).category if kept else None
+    return dataclasses.replace(result, valid=not kept, risk=risk, category=category, findings=kept)
+
+
+def _mostly_within(finding: Finding, text: str, secret: Spans) -> bool:
+    """At least half the finding's visible characters lie inside secret spans."""
+    visible = [i for i in range(finding.start, min(finding.end, len(text))) if not text[i].isspace()]
+    inside = sum(secret.overlaps(i, i + 1) for i in visible)
+    return bool(visible) and inside * 2 >= len(visible)
 
 
 class StreamGuard:
