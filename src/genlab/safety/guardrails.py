@@ -234,7 +234,7 @@ _PII_PATTERNS: list[tuple[str, re.Pattern[str], float]] = [
     (
         "PHONE_NUMBER",
         re.compile(
-            r"(?<![\w+(])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]\d{2,6}){1,4}|\(\d{2,4}\)[ .-]?\d{2,4}(?:[ .-]\d{2,4}){1,3}|\d{2,4}(?:[ .-]\d{2,4}){2,4})(?!\w)"
+            r"(?<![\w+(])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]\d{2,8}){1,4}|\(\d{2,4}\)[ .-]?\d{2,4}(?:[ .-]\d{2,4}){1,3}|\d{2,4}(?:[ .-]\d{2,4}){2,4})(?!\w)"
         ),
         0.7,
     ),
@@ -255,7 +255,10 @@ _PII_PATTERNS: list[tuple[str, re.Pattern[str], float]] = [
     (
         "LOCATION",
         re.compile(
-            r"\b\d{1,5} (?:[A-Z][a-z]+ ){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace)\b\.?"
+            r"\b\d{1,5}[A-Za-z]? (?:(?:N|S|E|W|NE|NW|SE|SW|North|South|East|West)\.? )?(?:(?:[A-Z][a-z]+|\d{1,3}(?:st|nd|rd|th)) ){1,3}"
+            r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Close|Crescent|Square|Sq"
+            r"|Gardens|Grove|Mews|Row|Parkway|Pkwy|Highway|Hwy|Circle|Cir|Alley|Walk|Rise|Quay|Wharf)\b\.?"
+            r"(?:,? (?:Apt|Apartment|Suite|Ste|Unit|Flat|Floor)\.? ?[A-Za-z0-9-]+)?"
         ),
         0.85,
     ),
@@ -265,6 +268,8 @@ _PII_PATTERNS: list[tuple[str, re.Pattern[str], float]] = [
         "PERSON",
         re.compile(
             r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof|Sir|Madam)\.? ([A-Z][a-z]+(?: [A-Z][a-z]+)?)|(?i:my name is|name:|patient:|i am|i'm) ([A-Z][a-z]+(?: [A-Z][a-z]+)+)"
+            # a relation then a name: "my husband Rafael", "our tenant, Ana Souza"
+            r"|\b(?i:(?:my|our|his|her|their|your) (?:husband|wife|son|daughter|mother|father|mum|mom|dad|brother|sister|partner|friend|colleague|boss|manager|neighbou?r|grandmother|grandfather|grandma|grandpa|aunt|uncle|cousin|niece|nephew|fianc[ée]e?|boyfriend|girlfriend|tenant|landlord|landlady|patient|client|student|teacher|doctor)),? ([A-Z][a-z]+(?: [A-Z][a-z]+)?)"
         ),
         0.8,
     ),
@@ -290,6 +295,26 @@ _CAPITALISED = re.compile(r"\b[A-Z][a-z]+\b")
 _PHONE_CUE = re.compile(r"(?i)\b(?:call|phone|tel|telephone|mobile|cell|whatsapp|text me|reach me|number)\b")
 
 
+# What a dotted or grouped number is when the words before it say so: a version ("upgrade to
+# 1.2.3.4", "v2.10.11"), a tracker or order number ("ticket 4471 2209 11"), a parcel's tracking code.
+_VERSION_CUE = re.compile(
+    r"(?i)(?:\b(?:version|release|build|upgrade|update|bump|tag|firmware|patch|pinned?)\b[^\n]{0,30}|\bv|==|~=|>=|<=|@)$"
+)
+_TRACKER_CUE = re.compile(
+    r"(?i)\b(?:tracking|order|invoice|ticket|issue|ref(?:erence)?|case|sku|serial|isbn|parcel|shipment|batch|lot|transaction|commit|jira|pr)\b[^.\n]{0,25}$"
+)
+_NETWORK_CUE = re.compile(
+    r"(?i)\b(?:ip|address|host|server|ping|connect|subnet|gateway|dns|ssh|curl|proxy|firewall)\s*$"
+)
+
+
+def _a_number_of_another_kind(text: str, finding: Finding) -> bool:
+    before = text[max(0, finding.start - 40) : finding.start]
+    if finding.category == "IP_ADDRESS":
+        return bool(_VERSION_CUE.search(before)) and not _NETWORK_CUE.search(before)
+    return bool(_TRACKER_CUE.search(before) or _VERSION_CUE.search(before)) and not _PHONE_CUE.search(before)
+
+
 class Spans:
     """Character spans, sorted once, asked "does any overlap [start, end)?" in O(log n)."""
 
@@ -313,6 +338,8 @@ class PIIScanner(Scanner):
     def find(self, text: str, *, prompt: str | None = None) -> list[Finding]:
         wanted = set(self.options.get("entities") or [e for e, _, _ in _PII_PATTERNS if e not in _OPT_IN])
         out = self._matches(text, wanted)
+        if "PERSON" in wanted:
+            out += self._people(text, out)
         out += self._name_mentions(text, out)
         out += self._hidden(text, wanted)
         # A number shaped like a card, SSN, IBAN, IP or date (valid or not) is not also a phone number.
@@ -331,6 +358,7 @@ class PIIScanner(Scanner):
             for f in out
             if not (f.category == "CREDIT_CARD" and shapes.overlaps(f.start, f.end))
             and not (f.category == "PHONE_NUMBER" and strong.overlaps(f.start, f.end))
+            and not (f.category in ("IP_ADDRESS", "PHONE_NUMBER") and _a_number_of_another_kind(text, f))
         ]
 
     def _matches(self, text: str, wanted: set[str]) -> list[Finding]:
@@ -376,6 +404,25 @@ class PIIScanner(Scanner):
                 why = f"{f.category} hidden in {how}"
                 out.append(Finding(self.name, f.category, start, end, f.score, why, text[start:end]))
         return out
+
+    def _people(self, text: str, found: list[Finding]) -> list[Finding]:
+        """Person names by the named-entity model (``ner.py``), where no other finding is."""
+        from genlab.safety import ner
+
+        taken = Spans((f.start, f.end) for f in found)
+        return [
+            Finding(
+                self.name,
+                "PERSON",
+                start,
+                end,
+                0.85,
+                "PERSON found by the named-entity model",
+                text[start:end],
+            )
+            for start, end in ner.people(text)
+            if not taken.overlaps(start, end)
+        ]
 
     def _name_mentions(self, text: str, found: list[Finding]) -> list[Finding]:
         """A name found by its cue ("Patient: Ana Ruiz", "Mrs. Ruiz") is a name wherever else it
