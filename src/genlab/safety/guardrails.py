@@ -160,6 +160,10 @@ class Scanner(ABC):
     def sanitize(self, text: str, findings: list[Finding], vault: Vault | None) -> str:
         return redact(text, findings, vault)
 
+    def warm(self) -> None:
+        """Load what the scanner reads with now, not on the first text (the server calls it at start)."""
+        return None  # the rules read with nothing
+
     def scan(self, text: str, *, prompt: str | None = None, vault: Vault | None = None) -> ScanResult:
         """Findings over what the rules read (the normalised text), their spans in ``text`` as
         given, and ``text`` itself sanitised only inside those spans."""
@@ -404,6 +408,13 @@ class PIIScanner(Scanner):
                 why = f"{f.category} hidden in {how}"
                 out.append(Finding(self.name, f.category, start, end, f.score, why, text[start:end]))
         return out
+
+    def warm(self) -> None:
+        if "PERSON" in (self.options.get("entities") or ["PERSON"]):
+            from genlab.safety import ner
+
+            ner.pipeline()
+            ner.name_lists()
 
     def _people(self, text: str, found: list[Finding]) -> list[Finding]:
         """Person names by the named-entity model (``ner.py``), where no other finding is."""
@@ -654,8 +665,10 @@ _INJECTION_RULES: list[tuple[str, float, str]] = [
         0.9,
         "role-play without rules",
     ),
-    # weak: a writer updates their own instructions this way too ("New instructions: keep it short")
-    (r"\b(?:new|updated|real|actual) (?:system )?instructions?\s*[:：]", 0.8, "injects new instructions"),
+    # below 0.9: a writer updates their own instructions this way too ("New instructions: keep it
+    # short"), so under the learned guardrail it blocks only where the model agrees; the rules-only
+    # policy (threshold 0.85) still blocks it, for the injections that use it
+    (r"\b(?:new|updated|real|actual) (?:system )?instructions?\s*[:：]", 0.85, "injects new instructions"),
     (
         r"</?(?:system|im_start|im_end|start_of_turn)\b|<\|im_(?:start|end)\|>|\[/?INST\]|<</?SYS>>",
         0.9,

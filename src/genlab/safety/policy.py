@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures
+import contextlib
 import dataclasses
 import functools
 import multiprocessing
@@ -151,6 +152,13 @@ class Policy:
         if not path.is_file():
             raise PolicyError(f"no such policy file: {path}")
         return cls.parse(path.read_text("utf-8"), source=str(path))
+
+    def warm(self) -> None:
+        """Load the models the rules' scanners read with (the PII scanner's name model) now; a
+        failure here resurfaces, closed, on the first text."""
+        for rule in self.input + self.output:
+            with contextlib.suppress(Exception):
+                rule.scanner.warm()
 
     @classmethod
     def parse(cls, text: str, source: str = "<policy>") -> Policy:
