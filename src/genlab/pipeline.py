@@ -49,7 +49,7 @@ from genlab.core import (
 from genlab.core.generator import collect_text
 from genlab.core.io import sha256_bytes
 from genlab.registry import Registry, default_registry
-from genlab.safety import judge, semantic
+from genlab.safety import appeals, judge, semantic
 from genlab.safety.guardrails import Vault
 from genlab.safety.policy import Flags, Guard, GuardBlocked, Policy, StreamGuard, redacted_prompt
 from genlab.safety.review import ReviewQueue
@@ -469,6 +469,39 @@ class Pipeline:
             "url": f"/v1/reviews/{item['id']}",
         }
         return record_ids, review
+
+    # -- stage 2's "no", sent to a person at the caller's asking --------------------------------------
+    def appeal(
+        self, blocked: GuardBlocked, *, endpoint: str, model: str, caller: Caller = LOCAL, raw: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A request the input policy blocked, put in the review queue instead of refused (the
+        caller sent ``"appeal": true``): the review, as ``finish`` gives a held one. The block
+        stands (raised again) where nobody reviews (no store) or its category is not appealable."""
+        if self.reviews is None or not appeals.appealable(blocked.category):
+            raise blocked
+        flags = Flags()
+        flags.add(blocked.result, "input")  # what was redacted stays redacted for the reviewer
+        item = appeals.submit(
+            self.reviews,
+            text=blocked.result.text,
+            category=blocked.category,
+            findings=flags.findings,
+            message=str(blocked),
+            endpoint=endpoint,
+            model=model,
+            request=raw,
+            policy=self.policy.review,
+            key_id=caller.key_id,
+            webhook=caller.webhook,
+            actor=caller.actor,
+        )
+        self.observer.rejected("appealed")
+        return {
+            "id": item["id"],
+            "rule": item["rule"],
+            "due_at": item["due_at"],
+            "url": f"/v1/reviews/{item['id']}",
+        }
 
     # -- the faces' entry points -------------------------------------------------------------------
     def generate(

@@ -35,3 +35,20 @@ def test_guard_check_with_a_user_policy_and_bad_policies(tmp_path):
     assert_clean_error(
         genlab_cli("guard", "check", "x", "--policy", "nope", home=home), "no policy named 'nope'"
     )
+
+
+def test_guard_check_shows_what_the_model_receives(tmp_path):
+    home = tmp_path / "home"
+    stroke = "What are the warning signs of a stroke and when should I call an ambulance?"
+    ordinary = genlab_cli("guard", "check", stroke, "--json", home=home)
+    assert ordinary.returncode == 0
+    result = json.loads(ordinary.stdout)
+    assert result["decision"] == "allow" and result["model_receives"] == stroke
+    assert not [f for r in result["results"] for f in r["findings"]]  # "stroke" is no profanity
+    # PII only warns in the default policy: reported, and the model receives the text as written
+    mail = genlab_cli("guard", "check", "Email bob@example.com about lunch", home=home)
+    assert "EMAIL_ADDRESS" in mail.stdout and "the model receives: the text as written" in mail.stdout
+    strict = genlab_cli(
+        "guard", "check", "Email bob@example.com about lunch", "--policy", "strict", "--json", home=home
+    )
+    assert json.loads(strict.stdout)["model_receives"] == "Email <EMAIL_ADDRESS_1> about lunch"

@@ -141,10 +141,28 @@ def test_invisible_and_confusable_text_is_found_and_cleaned():
     assert result.sanitized == "pay now to apple.com gnp.exe"
 
 
-def test_profanity_including_leetspeak():
-    assert not ToxicityScanner().scan("what the fuck").valid
-    assert not ToxicityScanner().scan("you are a sh1t").valid
-    assert ToxicityScanner().scan("a classic assessment of scunthorpe's class").valid
+def test_slurs_are_found_also_in_leetspeak_and_stretched():
+    slur = next(w for w in sorted(ToxicityScanner.words()) if " " not in w and "i" in w)
+    for written in (slur, slur.upper(), slur.replace("i", "1"), slur[:2] + slur[2] * 4 + slur[3:]):
+        result = ToxicityScanner().scan(f"they called him a {written} at school")
+        assert not result.valid and result.category == "slur", written
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "What are the warning signs of a stroke and when should I call an ambulance?",
+        "How do I kill a process that is holding port 8080?",
+        "Explain how a penetration test differs from a vulnerability scan.",
+        "Our killer recipe for brownies is back.",
+        "Explosive sale: 50% off everything this weekend!",
+        "what the fuck happened to my build",  # profanity is not a slur: the learned guardrail judges abuse
+        "a classic assessment of scunthorpe's class",
+        "a chink in the armour; the dyke held back the sea; Spic and Span",
+    ],
+)
+def test_ordinary_words_are_not_slurs(text):
+    assert ToxicityScanner().scan(text).valid, ToxicityScanner().scan(text).findings
 
 
 def test_json_and_schema_validity():

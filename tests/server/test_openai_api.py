@@ -282,7 +282,23 @@ def test_moderations_in_openai_format(server):
     assert r.status_code == 200
     clean, pii = r.json()["results"]
     assert clean["flagged"] is False and not any(clean["categories"].values())
-    assert pii["flagged"] is True and pii["categories"]["pii"] and pii["category_scores"]["pii"] > 0.9
+    # personal data is reported, not flagged: the policy handles it (warns, redacts); it is no harm
+    assert pii["flagged"] is False and pii["categories"]["pii"] and pii["category_scores"]["pii"] > 0.9
     finding = pii["genlab"]["findings"][0]
     assert finding["category"] == "EMAIL_ADDRESS" and finding["text"] == "bob@example.com"
     assert httpx.post(f"{server.url}/v1/moderations", json={"input": ""}).status_code == 400
+
+
+def test_moderation_flags_no_ordinary_clinical_or_technical_words(server):
+    texts = [
+        "What are the warning signs of a stroke and when should I call an ambulance?",
+        "How do I kill a process that is holding port 8080?",
+        "Explain how a penetration test differs from a vulnerability scan.",
+        "Our killer recipe for brownies is back.",
+        "Explosive sale: 50% off everything this weekend!",
+    ]
+    r = httpx.post(f"{server.url}/v1/moderations", json={"input": texts}, timeout=60)
+    assert r.status_code == 200
+    for text, result in zip(texts, r.json()["results"], strict=True):
+        assert result["flagged"] is False, (text, result["genlab"]["findings"])
+        assert not any(result["categories"].values()), (text, result["categories"])

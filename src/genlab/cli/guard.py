@@ -22,7 +22,10 @@ def check(
     ] = "default",
     json_: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Scan a text with every scanner of a policy; exit 1 if the policy would block it."""
+    """Scan a text with every scanner of a policy; show what a model would receive of it (the
+    input policy's text: only a redaction or sanitising changes it, never a warn or a flag); exit
+    1 if the policy would block it."""
+    from genlab.safety.guardrails import Vault
     from genlab.safety.policy import Guard, Policy
 
     if text == "-":
@@ -30,8 +33,9 @@ def check(
     guard = Guard(Policy.load(policy))
     provide_models(guard.policy)
     result = guard.scan_all(text)
+    received = guard.check_input(text, Vault())  # as the pipeline calls it: numbered placeholders
     if json_:
-        print_json(result.to_dict())
+        print_json({**result.to_dict(), "model_receives": None if received.blocked else received.text})
     else:
         shown = Text(text)
         for f in result.findings:
@@ -55,6 +59,12 @@ def check(
                 )
         console.print(table if table.row_count else "[green]no findings[/]")
         console.print(f"decision: [bold]{result.decision}[/]")
+        if received.blocked:
+            console.print("the model receives: nothing (the input policy blocks it)")
+        elif received.text == text:
+            console.print("the model receives: the text as written")
+        else:
+            console.print("the model receives:", Text(received.text))
     if result.blocked:
         raise typer.Exit(1)
 

@@ -14,15 +14,24 @@ MEDICAL_RECORD_NUMBER); content hazards use the MLCommons categories S1-S14 as L
 from __future__ import annotations
 
 import bisect
+import dataclasses
+import functools
 import ipaddress
 import json
 import re
+import unicodedata
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 from genlab.core import InvalidRequestError
-from genlab.safety.normalize import INVISIBLE, TAG_CHARACTERS, hidden_readings, normalize
+from genlab.safety.normalize import (
+    INVISIBLE,
+    TAG_CHARACTERS,
+    hidden_readings,
+    normalize,
+    normalize_with_offsets,
+)
 
 # MLCommons AI Safety hazard taxonomy, as used by Llama Guard 3.
 HAZARDS = {
@@ -58,6 +67,10 @@ class Finding:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def at(self, start: int, end: int) -> Finding:
+        """The same finding at another span (of the text as given)."""
+        return dataclasses.replace(self, start=start, end=end)
 
 
 @dataclass
@@ -147,9 +160,17 @@ class Scanner(ABC):
     def sanitize(self, text: str, findings: list[Finding], vault: Vault | None) -> str:
         return redact(text, findings, vault)
 
+    def warm(self) -> None:
+        """Load what the scanner reads with now, not on the first text (the server calls it at start)."""
+        return None  # the rules read with nothing
+
     def scan(self, text: str, *, prompt: str | None = None, vault: Vault | None = None) -> ScanResult:
-        text = normalize(text) if self.normalizes else text
-        findings = [f for f in self.find(text, prompt=prompt) if f.score >= self.threshold]
+        """Findings over what the rules read (the normalised text), their spans in ``text`` as
+        given, and ``text`` itself sanitised only inside those spans."""
+        read, offsets = normalize_with_offsets(text) if self.normalizes else (text, None)
+        findings = [f for f in self.find(read, prompt=prompt) if f.score >= self.threshold]
+        if offsets is not None:
+            findings = [f.at(*offsets.original(f.start, f.end)) for f in findings]
         risk = max((f.score for f in findings), default=0.0)
         category = max(findings, key=lambda f: f.score).category if findings else None
         sanitized = self.sanitize(text, findings, vault) if findings else text
@@ -217,7 +238,7 @@ _PII_PATTERNS: list[tuple[str, re.Pattern[str], float]] = [
     (
         "PHONE_NUMBER",
         re.compile(
-            r"(?<![\w+(])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]\d{2,6}){1,4}|\(\d{2,4}\)[ .-]?\d{2,4}(?:[ .-]\d{2,4}){1,3}|\d{2,4}(?:[ .-]\d{2,4}){2,4})(?!\w)"
+            r"(?<![\w+(])(?:\+\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]\d{2,8}){1,4}|\(\d{2,4}\)[ .-]?\d{2,4}(?:[ .-]\d{2,4}){1,3}|\d{2,4}(?:[ .-]\d{2,4}){2,4})(?!\w)"
         ),
         0.7,
     ),
@@ -238,7 +259,10 @@ _PII_PATTERNS: list[tuple[str, re.Pattern[str], float]] = [
     (
         "LOCATION",
         re.compile(
-            r"\b\d{1,5} (?:[A-Z][a-z]+ ){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace)\b\.?"
+            r"\b\d{1,5}[A-Za-z]? (?:(?:N|S|E|W|NE|NW|SE|SW|North|South|East|West)\.? )?(?:(?:[A-Z][a-z]+|\d{1,3}(?:st|nd|rd|th)) ){1,3}"
+            r"(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Close|Crescent|Square|Sq"
+            r"|Gardens|Grove|Mews|Row|Parkway|Pkwy|Highway|Hwy|Circle|Cir|Alley|Walk|Rise|Quay|Wharf)\b\.?"
+            r"(?:,? (?:Apt|Apartment|Suite|Ste|Unit|Flat|Floor)\.? ?[A-Za-z0-9-]+)?"
         ),
         0.85,
     ),
@@ -248,6 +272,8 @@ _PII_PATTERNS: list[tuple[str, re.Pattern[str], float]] = [
         "PERSON",
         re.compile(
             r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof|Sir|Madam)\.? ([A-Z][a-z]+(?: [A-Z][a-z]+)?)|(?i:my name is|name:|patient:|i am|i'm) ([A-Z][a-z]+(?: [A-Z][a-z]+)+)"
+            # a relation then a name: "my husband Rafael", "our tenant, Ana Souza"
+            r"|\b(?i:(?:my|our|his|her|their|your) (?:husband|wife|son|daughter|mother|father|mum|mom|dad|brother|sister|partner|friend|colleague|boss|manager|neighbou?r|grandmother|grandfather|grandma|grandpa|aunt|uncle|cousin|niece|nephew|fianc[ée]e?|boyfriend|girlfriend|tenant|landlord|landlady|patient|client|student|teacher|doctor)),? ([A-Z][a-z]+(?: [A-Z][a-z]+)?)"
         ),
         0.8,
     ),
@@ -273,6 +299,26 @@ _CAPITALISED = re.compile(r"\b[A-Z][a-z]+\b")
 _PHONE_CUE = re.compile(r"(?i)\b(?:call|phone|tel|telephone|mobile|cell|whatsapp|text me|reach me|number)\b")
 
 
+# What a dotted or grouped number is when the words before it say so: a version ("upgrade to
+# 1.2.3.4", "v2.10.11"), a tracker or order number ("ticket 4471 2209 11"), a parcel's tracking code.
+_VERSION_CUE = re.compile(
+    r"(?i)(?:\b(?:version|release|build|upgrade|update|bump|tag|firmware|patch|pinned?)\b[^\n]{0,30}|\bv|==|~=|>=|<=|@)$"
+)
+_TRACKER_CUE = re.compile(
+    r"(?i)\b(?:tracking|order|invoice|ticket|issue|ref(?:erence)?|case|sku|serial|isbn|parcel|shipment|batch|lot|transaction|commit|jira|pr)\b[^.\n]{0,25}$"
+)
+_NETWORK_CUE = re.compile(
+    r"(?i)\b(?:ip|address|host|server|ping|connect|subnet|gateway|dns|ssh|curl|proxy|firewall)\s*$"
+)
+
+
+def _a_number_of_another_kind(text: str, finding: Finding) -> bool:
+    before = text[max(0, finding.start - 40) : finding.start]
+    if finding.category == "IP_ADDRESS":
+        return bool(_VERSION_CUE.search(before)) and not _NETWORK_CUE.search(before)
+    return bool(_TRACKER_CUE.search(before) or _VERSION_CUE.search(before)) and not _PHONE_CUE.search(before)
+
+
 class Spans:
     """Character spans, sorted once, asked "does any overlap [start, end)?" in O(log n)."""
 
@@ -296,6 +342,8 @@ class PIIScanner(Scanner):
     def find(self, text: str, *, prompt: str | None = None) -> list[Finding]:
         wanted = set(self.options.get("entities") or [e for e, _, _ in _PII_PATTERNS if e not in _OPT_IN])
         out = self._matches(text, wanted)
+        if "PERSON" in wanted:
+            out += self._people(text, out)
         out += self._name_mentions(text, out)
         out += self._hidden(text, wanted)
         # A number shaped like a card, SSN, IBAN, IP or date (valid or not) is not also a phone number.
@@ -314,6 +362,7 @@ class PIIScanner(Scanner):
             for f in out
             if not (f.category == "CREDIT_CARD" and shapes.overlaps(f.start, f.end))
             and not (f.category == "PHONE_NUMBER" and strong.overlaps(f.start, f.end))
+            and not (f.category in ("IP_ADDRESS", "PHONE_NUMBER") and _a_number_of_another_kind(text, f))
         ]
 
     def _matches(self, text: str, wanted: set[str]) -> list[Finding]:
@@ -359,6 +408,32 @@ class PIIScanner(Scanner):
                 why = f"{f.category} hidden in {how}"
                 out.append(Finding(self.name, f.category, start, end, f.score, why, text[start:end]))
         return out
+
+    def warm(self) -> None:
+        if "PERSON" in (self.options.get("entities") or ["PERSON"]):
+            from genlab.safety import ner
+
+            ner.pipeline()
+            ner.name_lists()
+
+    def _people(self, text: str, found: list[Finding]) -> list[Finding]:
+        """Person names by the named-entity model (``ner.py``), where no other finding is."""
+        from genlab.safety import ner
+
+        taken = Spans((f.start, f.end) for f in found)
+        return [
+            Finding(
+                self.name,
+                "PERSON",
+                start,
+                end,
+                0.85,
+                "PERSON found by the named-entity model",
+                text[start:end],
+            )
+            for start, end in ner.people(text)
+            if not taken.overlaps(start, end)
+        ]
 
     def _name_mentions(self, text: str, found: list[Finding]) -> list[Finding]:
         """A name found by its cue ("Patient: Ana Ruiz", "Mrs. Ruiz") is a name wherever else it
@@ -438,6 +513,15 @@ _SECRET_PLUGINS = [
     "TelegramBotTokenDetector",
 ]
 _EXTRA_SECRETS = [
+    # a credential in an environment assignment (`export AWS_SECRET_ACCESS_KEY=...`, `set`, `$env:`,
+    # a .env line): the variable names a secret and the value looks like one (8+ characters with a
+    # digit, or 16+), not a reference to another variable or a placeholder (`$TOKEN`, `<your key>`)
+    (
+        "ENV_SECRET",
+        re.compile(
+            r"(?im)^[ \t]*(?:export[ \t]+|set[ \t]+|setx[ \t]+|\$env:)?[A-Z][A-Z0-9_]*(?:SECRET|TOKEN|PASSWORD|PASSWD|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|CREDENTIALS?|AUTH)[A-Z0-9_]*[ \t]*[=:][ \t]*[\"']?((?=[^\s\"'$<{]*\d)[^\s\"'$<{#]{8,}|[^\s\"'$<{#]{16,})"
+        ),
+    ),
     ("OPENAI_KEY", re.compile(r"\bsk-(?:proj-)?[A-Za-z0-9_-]{20,}\b")),
     ("GENLAB_KEY", re.compile(r"\bgl-[A-Za-z0-9_-]{40,}\b")),
     ("BEARER_TOKEN", re.compile(r"(?i)\bbearer\s+([A-Za-z0-9._~+/-]{20,}=*)")),
@@ -493,9 +577,19 @@ class SecretsScanner(Scanner):
 
 
 # -- prompt injection and jailbreaks --------------------------------------------------------------
+# Not an injection: the verb negated ("don't ignore the safety guidelines", "vergiss nicht", "n'oublie
+# pas"), and instructions the writer says are their own ("the earlier instructions I gave").
+_NOT = r"(?<!\bnot )(?<!n't )(?<!n’t )(?<!\bnever )(?<!\bno )(?<!\bnon )(?<!\bn')(?<!\bn’)"
+_NOT_AFTER = r"(?!\s+(?:nicht|nie|pas|jamais|no|non|nunca|mai|not)\b)"
+_OWN = (
+    r"(?!\s+(?:that\s+|which\s+)?(?:I|we)\s+(?:gave|sent|wrote|typed|mentioned|provided|added|set|listed)\b)"
+)
 _INJECTION_RULES: list[tuple[str, float, str]] = [
     (
-        r"\b(?:ignore|disregard|forget|override|bypass)\b.{0,30}?(?<!\bmy )\b(?:previous|prior|above|earlier|all|your|any|system|original|initial|safety)\b(?:(?!\bmy\b).){0,20}?\b(?:instructions?|rules|directions|prompts?|guidelines|polic(?:y|ies)|constraints|programming)\b|\b(?:ignore|disregard|forget)\s+the\s+(?:instructions?|rules|guidelines)\s+(?:above|before|you (?:were|have been|'ve been) given)\b",
+        _NOT
+        + r"\b(?:ignore|disregard|forget|override|bypass)\b.{0,30}?(?<!\bmy )\b(?:previous|prior|above|earlier|all|your|any|system|original|initial|safety)\b(?:(?!\bmy\b).){0,20}?\b(?:instructions?|rules|directions|prompts?|guidelines|polic(?:y|ies)|constraints|programming)\b"
+        + _OWN
+        + r"|\b(?:ignore|disregard|forget)\s+the\s+(?:instructions?|rules|guidelines)\s+(?:above|before|you (?:were|have been|'ve been) given)\b",
         0.95,
         "asks to ignore earlier instructions",
     ),
@@ -510,17 +604,18 @@ _INJECTION_RULES: list[tuple[str, float, str]] = [
         "asks to disregard what came before",
     ),
     (
-        r"\b(?:reveal|show|print|repeat|output|leak|tell me)\b.{0,30}\b(?:system prompt|hidden (?:prompt|instructions)|initial instructions|your (?:instructions|prompt|rules))\b",
+        # the assistant's own ("your", "the"), not a system prompt as a thing to write ("a sample system prompt")
+        r"\b(?:reveal|show|print|repeat|output|leak|tell me|give me|dump)\b.{0,30}\b(?:(?:your|the)\s+(?:\w+\s+)?(?:system prompt|hidden (?:prompt|instructions)|initial instructions|original instructions)|your (?:instructions|prompt|rules)|(?:instructions|prompt) you (?:were|have been) given)\b",
         0.9,
         "asks for the system prompt",
     ),
     (
-        r"\b(?:hidden|secret|initial|original|system) (?:instructions|prompt)\b.{0,40}\b(?:show|reveal|print|tell|give|leak)\b",
+        r"\b(?:your|the)\s+(?:hidden|secret|initial|original|system) (?:instructions|prompt)\b.{0,40}\b(?:show|reveal|print|tell|give|leak)\b",
         0.9,
         "asks for hidden instructions",
     ),
     (
-        r"\byou are (?:now|no longer)\b.{0,40}\b(?:DAN|unrestricted|unfiltered|jailbroken|free of|without (?:any )?(?:rules|restrictions|limits))",
+        r"\byou are (?:now|no longer)\b.{0,40}\b(?:DAN|unrestricted|unfiltered|jailbroken|(?:free (?:of|from)|without) (?:all |any |your |the )?(?:rules|restrictions|filters|guidelines|limits|limitations|censorship|constraints|programming|ethics|morals))",
         0.95,
         "assigns an unrestricted persona",
     ),
@@ -540,12 +635,17 @@ _INJECTION_RULES: list[tuple[str, float, str]] = [
         "asks for an unfiltered persona",
     ),
     (
-        r"\b(?:your|the|all|its)\s+(?:safety\s+|content\s+)?(?:rules|guidelines|filters|restrictions|limits|policy|policies|guardrails|safeguards)\s+(?:(?:don't|do not|no longer|doesn't|does not)\s+(?:exist|apply|matter|count)|(?:are|is)\s+(?:now\s+)?(?:off|disabled|suspended|lifted|gone|void|revoked|expired))\b",
+        # the assistant's rules ("your", "the content policy"), not a game's ("the rules don't apply to the king")
+        r"\b(?:(?:your|its)\s+(?:safety\s+|content\s+)?|(?:the|all)\s+(?:safety|content)\s+)(?:rules|guidelines|filters|restrictions|limits|policy|policies|guardrails|safeguards)\s+(?:(?:don't|do not|no longer|doesn't|does not)\s+(?:exist|apply|matter|count)|(?:are|is)\s+(?:now\s+)?(?:off|disabled|suspended|lifted|gone|void|revoked|expired))\b",
         0.9,
         "declares the assistant's rules void",
     ),
     (  # the first rule in other languages: forget/ignore ... instructions/rules (not the writer's own: "my")
-        r"\b(?:ignorier\w*|vergiss|vergessen\s+sie|missachte\w*|ignore[sz]?|oublie[sz]?|ignora|olvida|dimentica|esque[çc]a|negeer|vergeet|zignoruj|zapomnij|игнорируй\w*|забудь\w*)\b(?:(?!\b(?:my|our|meine?[nrs]?|unsere?[nrs]?|mes|mis|mie[ie]?|minhas?|mijn|moje|мои)\b).){0,80}?\b(?:anweisungen|regeln|vorgaben|instruktionen|befehle|consignes|instructions|r[èe]gles|instrucciones|reglas|istruzioni|regole|instru[çc][õo]es|regras|instructies|regels|instrukcje|zasady|инструкции|правила|указания)\b",
+        _NOT
+        + r"\b(?:ignorier\w*|vergiss|vergessen\s+sie|missachte\w*|ignore[sz]?|oublie[sz]?|ignora|olvida|dimentica|esque[çc]a|negeer|vergeet|zignoruj|zapomnij|игнорируй\w*|забудь\w*)\b"
+        + _NOT_AFTER
+        + r"(?:(?!\b(?:my|our|meine?[nrs]?|unsere?[nrs]?|mes|mis|mie[ie]?|minhas?|mijn|moje|мои)\b).){0,80}?\b(?:anweisungen|regeln|vorgaben|instruktionen|befehle|consignes|instructions|r[èe]gles|instrucciones|reglas|istruzioni|regole|instru[çc][õo]es|regras|instructies|regels|instrukcje|zasady|инструкции|правила|указания)\b"
+        + _OWN,
         0.9,
         "asks to disregard instructions (in another language)",
     ),
@@ -555,7 +655,8 @@ _INJECTION_RULES: list[tuple[str, float, str]] = [
         "asks to disregard instructions (in another language)",
     ),
     (
-        r"\b(?:developer|god|sudo|admin|debug) mode\b.{0,30}\b(?:enabled|on|activated|enable|activate)\b|\b(?:enable|activate)\b.{0,15}\b(?:god|sudo|DAN) mode\b",
+        # a mode declared on ("Developer mode enabled: ..."), not a phone's ("developer mode on Android")
+        r"\b(?:developer|god|sudo|admin|debug|DAN) mode\s+(?:is\s+|has\s+been\s+)?(?:now\s+)?(?:enabled|activated|on)\b(?!\s+(?:my|the|your|a|an|this|android|ios|iphone|ipad|windows|mac|macos|chrome|firefox|linux|pixel|samsung|xbox|but)\b)|\b(?:enable|activate)\b.{0,15}\b(?:god|sudo|DAN) mode\b",
         0.85,
         "claims a privileged mode",
     ),
@@ -564,6 +665,9 @@ _INJECTION_RULES: list[tuple[str, float, str]] = [
         0.9,
         "role-play without rules",
     ),
+    # below 0.9: a writer updates their own instructions this way too ("New instructions: keep it
+    # short"), so under the learned guardrail it blocks only where the model agrees; the rules-only
+    # policy (threshold 0.85) still blocks it, for the injections that use it
     (r"\b(?:new|updated|real|actual) (?:system )?instructions?\s*[:：]", 0.85, "injects new instructions"),
     (
         r"</?(?:system|im_start|im_end|start_of_turn)\b|<\|im_(?:start|end)\|>|\[/?INST\]|<</?SYS>>",
@@ -649,7 +753,7 @@ class InvisibleTextScanner(Scanner):
 
         out = []
         for i, ch in enumerate(text):
-            if ch in INVISIBLE or ord(ch) in TAG_CHARACTERS:
+            if (ch in INVISIBLE or ord(ch) in TAG_CHARACTERS) and not _emoji_part(text, i):
                 label = INVISIBLE.get(ch, "TAG CHARACTER")
                 out.append(
                     Finding(
@@ -679,10 +783,37 @@ class InvisibleTextScanner(Scanner):
         return out
 
     def sanitize(self, text: str, findings: list[Finding], vault: Vault | None) -> str:
-        return normalize(text)  # strip the invisible characters, map look-alikes to Latin
+        """Only what was found changes: an invisible character is removed, a word that mixes
+        Latin with look-alikes becomes its Latin skeleton; the rest stays as written."""
+        pieces, at = [], 0
+        for f in sorted(findings, key=lambda f: f.start):
+            if f.start < at:
+                continue
+            pieces += [text[at : f.start], normalize(text[f.start : f.end])]
+            at = f.end
+        pieces.append(text[at:])
+        return "".join(pieces)
 
 
-# -- banned substrings, topics, toxicity ---------------------------------------------------------------
+def _pictograph(ch: str) -> bool:
+    return bool(ch) and (unicodedata.category(ch) == "So" or 0x1F000 <= ord(ch) <= 0x1FAFF)
+
+
+def _emoji_part(text: str, i: int) -> bool:
+    """A zero-width joiner between two pictographs (👨‍👩‍👧, also after a variation selector: ❤️‍🔥)
+    or a variation selector after one (❤️, a keycap 1️⃣) is how the emoji is written, not hidden text."""
+    before = text[i - 1] if i > 0 else ""
+    after = text[i + 1] if i + 1 < len(text) else ""
+    if text[i] == "\u200d":
+        if before == "\ufe0f" and i > 1:
+            before = text[i - 2]
+        return _pictograph(before) and _pictograph(after)
+    if text[i] in "\ufe0e\ufe0f":
+        return _pictograph(before) or (bool(before) and before in "0123456789#*")
+    return False
+
+
+# -- banned substrings, topics, slurs -------------------------------------------------------------------
 class BannedSubstringsScanner(Scanner):
     name = "banned_substrings"
     default_category = "banned_substring"
@@ -741,35 +872,49 @@ class BannedTopicsScanner(Scanner):
 
 
 class ToxicityScanner(Scanner):
-    """Profanity and slurs from better-profanity's shipped word list (leetspeak variants included)."""
+    """Slurs: a short list of words whose every use is a slur (``slurs.json``), also in leetspeak
+    and with letters repeated ("n1gg3r", "faggggot"). Not profanity and not a word list of harms:
+    "stroke", "kill a process", "penetration test" and "a killer recipe" are ordinary words, and
+    whether a text is abusive is a judgement of the whole text, which the learned guardrail makes."""
 
     name = "toxicity"
-    default_category = "profanity"
+    default_category = "slur"
     _words: ClassVar[set[str] | None] = None
+    _LEET = str.maketrans("013457@$!", "oieastasi")
 
     @classmethod
     def words(cls) -> set[str]:
         if cls._words is None:
             from importlib.resources import files
 
-            raw = files("better_profanity").joinpath("profanity_wordlist.txt").read_text("utf-8")
-            cls._words = {w.strip().lower() for w in raw.splitlines() if w.strip()}
+            data = json.loads(files("genlab.safety").joinpath("slurs.json").read_text("utf-8"))
+            cls._words = {w.lower() for w in data["words"]}
         return cls._words
 
+    @classmethod
+    def _is_slur(cls, value: str) -> bool:
+        """Lower case with leetspeak undone; a letter written three or more times ("faggggot")
+        counts once, compared with the list's words also written with each letter once (only
+        then: "Niger" is not a stretched slur)."""
+        reading = " ".join(w.translate(cls._LEET) for w in value.lower().split())
+        if reading in cls.words():
+            return True
+        if not re.search(r"(.)\1\1", reading):
+            return False
+        squeeze = functools.partial(re.sub, r"(.)\1+", r"\1")
+        return squeeze(reading) in {squeeze(w) for w in cls.words()}
+
     def find(self, text: str, *, prompt: str | None = None) -> list[Finding]:
-        words = self.words()
-        leet = str.maketrans("013457@$!", "oieastasi")
-        tokens = list(re.finditer(r"[\w@$!*]+", text))
+        tokens = list(re.finditer(r"[\w@$!]+", text))
         out = []
         for i, m in enumerate(tokens):
-            candidates = [(m.start(), m.end(), m.group(0))]
-            if i + 1 < len(tokens):  # two-word entries of the list
-                nxt = tokens[i + 1]
-                candidates.append((m.start(), nxt.end(), text[m.start() : nxt.end()]))
-            for start, end, value in candidates:
-                low = value.lower()
-                if low in words or low.translate(leet) in words:
-                    out.append(Finding(self.name, "profanity", start, end, 0.8, "profanity word list", value))
+            candidates = [(m.start(), m.end())]
+            if i + 1 < len(tokens):  # two-word entries ("porch monkey")
+                candidates.append((m.start(), tokens[i + 1].end()))
+            for start, end in candidates:
+                if self._is_slur(text[start:end]):
+                    value = text[start:end]
+                    out.append(Finding(self.name, "slur", start, end, 0.9, "a slur (slurs.json)", value))
         return out
 
 

@@ -96,6 +96,41 @@ def normalize(text: str) -> str:
     return text if text.isascii() else _WORD.sub(_skeleton, text)
 
 
+# A word with its combining marks (so "e" + U+0301 composes as it would in the whole text), or one character.
+_PIECE = re.compile(
+    r"(?:\w[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]*)+|.", re.DOTALL
+)
+
+
+class Offsets:
+    """Where each character of a normalised text came from in the text as given: a span of the
+    normalised text maps back to the whole words (or characters) it was read from."""
+
+    def __init__(self, starts: list[int], ends: list[int], length: int) -> None:
+        self.starts, self.ends, self.length = starts, ends, length
+
+    def original(self, start: int, end: int) -> tuple[int, int]:
+        first = self.starts[start] if start < len(self.starts) else self.length
+        last = self.ends[end - 1] if 0 < end <= len(self.ends) else first
+        return first, max(first, last)
+
+
+def normalize_with_offsets(text: str) -> tuple[str, Offsets | None]:
+    """:func:`normalize`, piece by piece, and the :class:`Offsets` back to ``text`` (None where
+    normalising changes nothing, as for any ASCII text), so that a finding in what the rules read
+    can be redacted in what the writer wrote, and nothing else of it is changed."""
+    normalized = normalize(text)
+    if normalized == text:
+        return text, None
+    pieces, starts, ends = [], [], []
+    for m in _PIECE.finditer(text):
+        piece = normalize(m.group(0))
+        pieces.append(piece)
+        starts += [m.start()] * len(piece)
+        ends += [m.end()] * len(piece)
+    return "".join(pieces), Offsets(starts, ends, len(text))
+
+
 _B64 = re.compile(r"[A-Za-z0-9+/]{16,}={0,2}")
 _SPACED_B64 = re.compile(r"(?:[A-Za-z0-9+/]{2,8} ){3,}[A-Za-z0-9+/]{1,8}={0,2}")  # base64 split by spaces
 _HEX = re.compile(r"\b(?:[0-9A-Fa-f]{2}[ :]?){8,}")

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import atexit
 import concurrent.futures
+import contextlib
+import dataclasses
 import functools
 import json
 import multiprocessing
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,17 @@ from genlab.core import GenlabError, InvalidRequestError
 from genlab.core.request import InputField
 from genlab.safety import judge as _judge  # noqa: F401  (registers the llm_judge scanner)
 from genlab.safety import semantic as _semantic  # noqa: F401  (registers the semantic scanner)
-from genlab.safety.guardrails import ACTIONS, SCANNERS, ControlTokenScanner, Scanner, ScanResult, Vault
+from genlab.safety.guardrails import (
+    ACTIONS,
+    SCANNERS,
+    ControlTokenScanner,
+    Finding,
+    Scanner,
+    ScanResult,
+    SecretsScanner,
+    Spans,
+    Vault,
+)
 from genlab.safety.review import ReviewPolicy
 
 POLICY_DIR = Path(__file__).parent / "policies"
@@ -42,6 +55,74 @@ def _mapping_with_line(loader: _LineLoader, node: yaml.MappingNode) -> dict[str,
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_with_line)
 
 
+DOMAIN_DIR = Path(__file__).parent / "domains"
+# scanners that judge words, which a domain's terms exempt: its names are not people, its words not slurs
+WORD_SCANNERS = ("pii", "pii_leakage", "toxicity", "banned_substrings", "banned_topics")
+
+
+@dataclass(frozen=True)
+class Domain:
+    """What an application's field is (``domain:`` in a policy): its ``terms`` (words of the field,
+    never personal data or a banned word there: "Parkinson's" in a clinical note, "John the
+    Ripper" in a security review, "killer" in a brand's copy), the hazard categories that are its
+    work (``allow``: reported, not blocked or flagged, e.g. medical advice, S6, in healthcare), and
+    ``examples`` of its ordinary requests (tested to pass its policies; rows for guard training)."""
+
+    name: str = "general"
+    about: str = ""
+    terms: tuple[str, ...] = ()
+    allow: tuple[str, ...] = ()
+    examples: tuple[str, ...] = ()
+
+    @classmethod
+    def load(cls, raw: Any, source: str = "<policy>") -> Domain:
+        """A shipped domain by name, or a mapping with the same keys."""
+        if raw is None:
+            return cls()
+        if isinstance(raw, str):
+            path = DOMAIN_DIR / f"{raw}.yaml"
+            if not path.is_file():
+                shipped = ", ".join(sorted(p.stem for p in DOMAIN_DIR.glob("*.yaml")))
+                raise PolicyError(
+                    f"{source}: no domain named {raw!r}; shipped: {shipped} (or give a mapping)"
+                )
+            raw, source = yaml.safe_load(path.read_text("utf-8")), str(path)
+        if not isinstance(raw, dict):
+            raise PolicyError(f"{source}: a domain is a name or a mapping (name, terms, allow, examples)")
+        unknown = set(raw) - {"name", "about", "terms", "allow", "examples", "__line__"}
+        if unknown:
+            raise PolicyError(f"{source}: unknown domain key(s) {', '.join(sorted(unknown))}")
+        lists = {k: tuple(str(v) for v in raw.get(k) or ()) for k in ("terms", "allow", "examples")}
+        return cls(name=str(raw.get("name", "custom")), about=str(raw.get("about", "")), **lists)
+
+    @functools.cached_property
+    def _pattern(self) -> re.Pattern[str] | None:
+        if not self.terms:
+            return None
+        words = sorted(
+            self.terms, key=len, reverse=True
+        )  # the longest term wins ("Barrett's" over "Barrett")
+        return re.compile(r"(?<!\w)(?:" + "|".join(re.escape(t) for t in words) + r")(?!\w)", re.IGNORECASE)
+
+    def exempt(self, result: ScanResult, text: str) -> ScanResult:
+        """``result`` without the findings that lie inside one of the domain's terms."""
+        if self._pattern is None or result.valid or result.scanner not in WORD_SCANNERS:
+            return result
+        terms = Spans(m.span() for m in self._pattern.finditer(text))
+        # mostly a term: a model's "Run John" in "Run John the Ripper" is the tool, "Victoria
+        # Marchetti" with the marketing term "Victoria" is still a person
+        kept = [f for f in result.findings if not _mostly_within(f, text, terms)]
+        return _with_findings(result, kept)
+
+
+def _with_findings(result: ScanResult, kept: list[Finding]) -> ScanResult:
+    if len(kept) == len(result.findings):
+        return result
+    risk = max((f.score for f in kept), default=0.0)
+    category = max(kept, key=lambda f: f.score).category if kept else None
+    return dataclasses.replace(result, valid=not kept, risk=risk, category=category, findings=kept)
+
+
 @dataclass
 class Rule:
     scanner: Scanner
@@ -56,6 +137,7 @@ class Policy:
     fail_open: bool = False
     source: str = ""
     review: ReviewPolicy = field(default_factory=ReviewPolicy)
+    domain: Domain = field(default_factory=Domain)
 
     @classmethod
     def load(cls, name_or_path: str | Path | None = None) -> Policy:
@@ -74,6 +156,13 @@ class Policy:
             raise PolicyError(f"no such policy file: {path}")
         return cls.parse(path.read_text("utf-8"), source=str(path))
 
+    def warm(self) -> None:
+        """Load the models the rules' scanners read with (the PII scanner's name model) now; a
+        failure here resurfaces, closed, on the first text."""
+        for rule in self.input + self.output:
+            with contextlib.suppress(Exception):
+                rule.scanner.warm()
+
     @classmethod
     def parse(cls, text: str, source: str = "<policy>") -> Policy:
         try:
@@ -84,7 +173,7 @@ class Policy:
             raise PolicyError(f"{where}: not valid YAML: {getattr(e, 'problem', e)}") from None
         if not isinstance(data, dict):
             raise PolicyError(f"{source}: a policy is a mapping with name, input and output")
-        unknown = set(data) - {"name", "input", "output", "fail_open", "review", "__line__"}
+        unknown = set(data) - {"name", "input", "output", "fail_open", "review", "domain", "__line__"}
         if unknown:
             raise PolicyError(f"{source}:{data['__line__']}: unknown key(s) {', '.join(sorted(unknown))}")
         return cls(
@@ -94,6 +183,7 @@ class Policy:
             fail_open=bool(data.get("fail_open", False)),
             source=source,
             review=_review(data.get("review"), source),
+            domain=Domain.load(data.get("domain"), source),
         )
 
     def stricter(self, other: Policy) -> Policy:
@@ -353,6 +443,7 @@ def _scan(
 ) -> tuple[GuardResult, Vault | None]:
     """Run ``rules`` over ``text`` (in this process or a worker): the result, and the vault."""
     results, actions, decision = [], {}, "allow"
+    reads_secrets = any(r.scanner.name == "secrets" for r in policy.input + policy.output)
     for rule in rules:
         try:
             result = rule.scanner.scan(text, prompt=prompt, vault=vault)
@@ -366,17 +457,57 @@ def _scan(
             if failed_action == "block":
                 decision = "block"
             continue
+        if getattr(rule.scanner, "judges_intent", False) and not result.valid and reads_secrets:
+            result = secret_echoes_removed(result, text)
+        exempted = policy.domain.exempt(result, text)
+        if exempted is not result and not exempted.valid:  # redact only what is left
+            exempted.sanitized = rule.scanner.sanitize(text, exempted.findings, vault)
+        result = exempted
+        action = rule.action
+        if not result.valid and all(f.category in policy.domain.allow for f in result.findings):
+            action = "warn"  # the domain's own work (medical advice in healthcare): reported, not refused
         results.append(result)
-        actions[rule.scanner.name] = rule.action
+        actions[rule.scanner.name] = action
         if result.valid:
             continue
-        if rule.action == "block":
+        if action == "block":
             decision = "block"
-        elif rule.action == "redact":
+        elif action == "redact":
             text = result.sanitized
-        elif rule.action == "flag" and decision == "allow":
+        elif action == "flag" and decision == "allow":
             decision = "flag"
     return GuardResult(decision, text, results, actions), vault
+
+
+def domain_examples(name: str | None = None) -> list[tuple[str, str]]:
+    """The shipped domains' ordinary requests as ``(text, "benign")`` rows (one domain, or all):
+    look-alikes of the fields genlab's recipes serve, for guard training and evaluation."""
+    names = [name] if name else sorted(p.stem for p in DOMAIN_DIR.glob("*.yaml"))
+    return [(text, "benign") for n in names for text in Domain.load(n).examples]
+
+
+_SECRET_PLACEHOLDER = re.compile(r"<secret(?:_\d+)?>")
+
+
+def secret_echoes_removed(result: ScanResult, text: str) -> ScanResult:
+    """An intent finding (an injection, a harmful request) that is mostly a secret is the secret
+    read as an instruction (``export AWS_SECRET_ACCESS_KEY=...``, a PEM block): the secrets rule
+    reports it, once, as a secret. A secret's reach is its value and what precedes it on its line
+    (the variable's name), never what follows, so an injection written after a key is still one."""
+    found = [(f.start, f.end) for f in SecretsScanner().find(text)]
+    found += [m.span() for m in _SECRET_PLACEHOLDER.finditer(text)]  # redacted by an earlier rule
+    spans = [(text.rfind("\n", 0, start) + 1, end) for start, end in found]
+    if not spans:
+        return result
+    secret = Spans(spans)
+    return _with_findings(result, [f for f in result.findings if not _mostly_within(f, text, secret)])
+
+
+def _mostly_within(finding: Finding, text: str, spans: Spans) -> bool:
+    """At least half the finding's visible characters lie inside ``spans``."""
+    visible = [i for i in range(finding.start, min(finding.end, len(text))) if not text[i].isspace()]
+    inside = sum(spans.overlaps(i, i + 1) for i in visible)
+    return bool(visible) and inside * 2 >= len(visible)
 
 
 class StreamGuard:

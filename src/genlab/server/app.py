@@ -72,9 +72,11 @@ def create_app(
     async def lifespan(_: FastAPI):
         sweep = asyncio.create_task(sweep_overdue_reviews(state))
         warm = asyncio.create_task(asyncio.to_thread(state.pipeline.warm_guard))  # not on the first request
+        names = asyncio.create_task(asyncio.to_thread(state.pipeline.policy.warm))  # the PII name model too
         yield
         sweep.cancel()
         warm.cancel()
+        names.cancel()
         await asyncio.to_thread(state.store.close)
 
     app = FastAPI(

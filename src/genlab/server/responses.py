@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 from fastapi import Request
@@ -14,8 +14,25 @@ from starlette.concurrency import run_in_threadpool
 
 from genlab.core import GenlabError
 from genlab.pipeline import AudioStream, Stream
+from genlab.safety.policy import GuardBlocked
 from genlab.server import errors
 from genlab.server.runtime import iterate_in_thread
+
+
+async def or_appeal(
+    work: Awaitable[Any], body: Any, state: Any, *, endpoint: str, caller: Any, raw: dict
+) -> Any:
+    """What ``work`` gives; where the input policy blocks it and the body asks to ``appeal``, a 202
+    for the review the block went to (``Pipeline.appeal``) instead of the 400."""
+    try:
+        return await work
+    except GuardBlocked as blocked:
+        if not getattr(body, "appeal", False):
+            raise
+        review = await run_in_threadpool(
+            state.pipeline.appeal, blocked, endpoint=endpoint, model=body.model, caller=caller, raw=raw
+        )
+        return held(review)
 
 
 def held(review: dict[str, Any]) -> JSONResponse:

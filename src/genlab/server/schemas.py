@@ -39,6 +39,8 @@ class _Sampling(BaseModel):
     regex: str | None = Field(
         default=None, max_length=10_000, validation_alias=AliasChoices("regex", "guided_regex")
     )
+    # genlab: a request the input policy blocks goes to a human reviewer (202 + review id), not a 400
+    appeal: bool = False
 
 
 class CompletionRequest(_Sampling):
@@ -197,6 +199,7 @@ class ResponsesRequest(BaseModel):
     store: bool | None = None
     text: ResponseText | None = None
     metadata: dict[str, str] | None = None
+    appeal: bool = False  # genlab: a blocked request goes to a human reviewer (202 + review id)
     # llama.cpp server / vLLM extensions, as for chat
     seed: int | None = Field(default=None, ge=0, lt=2**32)
     top_k: int = Field(default=40, ge=0, le=1000)

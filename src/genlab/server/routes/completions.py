@@ -11,7 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from genlab.core import GenerationRequest, InvalidRequestError, SamplingParams, UnsupportedError
@@ -19,7 +19,15 @@ from genlab.core.chat import ToolCallStream
 from genlab.pipeline import TEXT, Released
 from genlab.server import conversation
 from genlab.server.deps import CallerDep, StateDep
-from genlab.server.responses import cancellable, chat_logprobs, chunks, completion_logprobs, held, sse
+from genlab.server.responses import (
+    cancellable,
+    chat_logprobs,
+    chunks,
+    completion_logprobs,
+    held,
+    or_appeal,
+    sse,
+)
 from genlab.server.schemas import ChatRequest, CompletionRequest
 
 router = APIRouter(prefix="/v1", tags=["completions"])
@@ -106,29 +114,28 @@ def completion_response(body: CompletionRequest, released: Released, cid: str) -
 async def completions(body: CompletionRequest, http: Request, state: StateDep, who: CallerDep):
     requests = completion_requests(body)
     raw, cid = body.model_dump(exclude_none=True), f"cmpl-{uuid.uuid4().hex}"
+    appeal = {"endpoint": "completions", "caller": who, "raw": raw}  # a block goes to a reviewer if asked
     if not body.stream:
-        released = await cancellable(
-            http,
-            state.pipeline.generate,
-            requests,
-            endpoint="completions",
-            caller=who,
-            raw=raw,
-            respond=lambda r: completion_response(body, r, cid),
+        released = await or_appeal(
+            cancellable(
+                http,
+                state.pipeline.generate,
+                requests,
+                endpoint="completions",
+                caller=who,
+                raw=raw,
+                respond=lambda r: completion_response(body, r, cid),
+            ),
+            body,
+            state,
+            **appeal,
         )
+        if isinstance(released, Response):
+            return released
         return held(released.review) if released.held else completion_response(body, released, cid)
-    streams = []
-    try:
-        for request in requests:  # every prompt is admitted before the 200 starts
-            streams.append(
-                await run_in_threadpool(
-                    state.pipeline.stream, request, endpoint="completions", caller=who, raw=raw
-                )
-            )
-    except BaseException:
-        for s in streams:
-            s.slot.release()
-        raise
+    streams = await or_appeal(admit_streams(state, requests, who, raw), body, state, **appeal)
+    if isinstance(streams, Response):
+        return streams
     base = {"id": cid, "object": "text_completion", "created": int(time.time()), "model": body.model}
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
@@ -151,6 +158,23 @@ async def completions(body: CompletionRequest, http: Request, state: StateDep, w
             yield {**base, "choices": [], "usage": usage(prompt_tokens, completion_tokens)}
 
     return sse(events())
+
+
+async def admit_streams(state, requests: list[GenerationRequest], who, raw: dict) -> list:
+    """Every prompt admitted before the 200 starts; a refusal frees the slots already taken."""
+    streams = []
+    try:
+        for request in requests:
+            streams.append(
+                await run_in_threadpool(
+                    state.pipeline.stream, request, endpoint="completions", caller=who, raw=raw
+                )
+            )
+    except BaseException:
+        for s in streams:
+            s.slot.release()
+        raise
+    return streams
 
 
 # -- /v1/chat/completions ---------------------------------------------------------------------------
@@ -214,21 +238,38 @@ async def chat_completions(body: ChatRequest, http: Request, state: StateDep, wh
         {**body.model_dump(exclude_none=True, by_alias=True), "prompt": request.prompt},
         f"chatcmpl-{uuid.uuid4().hex}",
     )
+    appeal = {
+        "endpoint": "chat.completions",
+        "caller": who,
+        "raw": raw,
+    }  # a block goes to a reviewer if asked
     if not body.stream:
-        released = await cancellable(
-            http,
-            state.pipeline.generate,
-            request,
-            endpoint="chat.completions",
-            caller=who,
-            raw=raw,
-            respond=lambda r: chat_response(body, turn, r, cid),
-            shape=None if response_schema(body) else str.strip,
+        released = await or_appeal(
+            cancellable(
+                http,
+                state.pipeline.generate,
+                request,
+                endpoint="chat.completions",
+                caller=who,
+                raw=raw,
+                respond=lambda r: chat_response(body, turn, r, cid),
+                shape=None if response_schema(body) else str.strip,
+            ),
+            body,
+            state,
+            **appeal,
         )
+        if isinstance(released, Response):
+            return released
         return held(released.review) if released.held else chat_response(body, turn, released, cid)
-    stream = await run_in_threadpool(
-        state.pipeline.stream, request, endpoint="chat.completions", caller=who, raw=raw
+    stream = await or_appeal(
+        run_in_threadpool(state.pipeline.stream, request, endpoint="chat.completions", caller=who, raw=raw),
+        body,
+        state,
+        **appeal,
     )
+    if isinstance(stream, Response):
+        return stream
     base = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()), "model": body.model}
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
     return sse(chat_events(http, stream, turn, base, body.logprobs, include_usage))

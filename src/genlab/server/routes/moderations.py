@@ -12,7 +12,10 @@ from genlab.server.deps import KeyDep, StateDep
 from genlab.server.schemas import ModerationRequest
 
 router = APIRouter(prefix="/v1", tags=["moderations"])
-CATEGORIES = ("prompt_injection", "secret", "pii", "profanity", "invisible_text", "banned_substring")
+CATEGORIES = ("prompt_injection", "secret", "pii", "slur", "invisible_text", "banned_substring")
+# Reported, but not what "flagged" means: personal data and invisible characters are handled (redacted,
+# stripped) by the policy, not judged as harmful content; "My name is Ana and I had a stroke" is not flagged.
+HANDLED = ("pii", "invisible_text")
 
 
 def moderation(result) -> dict[str, Any]:
@@ -21,7 +24,7 @@ def moderation(result) -> dict[str, Any]:
         key = "pii" if f.scanner in ("pii", "pii_leakage") else f.category
         scores[key] = max(scores.get(key, 0.0), f.score)
     return {
-        "flagged": bool(result.findings),
+        "flagged": result.decision != "allow" or any(v > 0 for k, v in scores.items() if k not in HANDLED),
         "categories": {k: v > 0 for k, v in scores.items()},
         "category_scores": scores,
         "genlab": {"decision": result.decision, "findings": [f.to_dict() for f in result.findings]},

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from genlab.core import InvalidRequestError, SamplingParams, UnsupportedError
@@ -21,7 +21,7 @@ from genlab.core.chat import ToolCallStream
 from genlab.pipeline import TEXT, Released
 from genlab.server import conversation
 from genlab.server.deps import CallerDep, StateDep
-from genlab.server.responses import cancellable, chunks, held, sse
+from genlab.server.responses import cancellable, chunks, held, or_appeal, sse
 from genlab.server.schemas import ResponsesRequest
 
 router = APIRouter(prefix="/v1", tags=["responses"])
@@ -243,21 +243,34 @@ async def responses(body: ResponsesRequest, http: Request, state: StateDep, who:
         {**body.model_dump(exclude_none=True), "prompt": turn.request.prompt},
         f"resp_{uuid.uuid4().hex}",
     )
+    appeal = {"endpoint": "responses", "caller": who, "raw": raw}  # a block goes to a reviewer if asked
     if not body.stream:
-        released = await cancellable(
-            http,
-            state.pipeline.generate,
-            turn.request,
-            endpoint="responses",
-            caller=who,
-            raw=raw,
-            respond=lambda r: response_of(body, turn, r, rid),
-            shape=str.strip,
+        released = await or_appeal(
+            cancellable(
+                http,
+                state.pipeline.generate,
+                turn.request,
+                endpoint="responses",
+                caller=who,
+                raw=raw,
+                respond=lambda r: response_of(body, turn, r, rid),
+                shape=str.strip,
+            ),
+            body,
+            state,
+            **appeal,
         )
+        if isinstance(released, Response):
+            return released
         return held(released.review) if released.held else response_of(body, turn, released, rid)
-    stream = await run_in_threadpool(
-        state.pipeline.stream, turn.request, endpoint="responses", caller=who, raw=raw
+    stream = await or_appeal(
+        run_in_threadpool(state.pipeline.stream, turn.request, endpoint="responses", caller=who, raw=raw),
+        body,
+        state,
+        **appeal,
     )
+    if isinstance(stream, Response):
+        return stream
     return sse(response_events(http, stream, body, turn, rid))
 
 
