@@ -260,6 +260,7 @@ def test_the_stricter_of_two_policies_holds_what_either_holds():
     assert both.review.hold("apps.code-completion", ["x"]) and both.review.hold("apps.quiz", []) == "always"
     assert (both.review.mode, both.review.sample_rate, both.review.due_minutes) == ("sample", 0.1, 60)
     assert not both.fail_open and server.stricter(server) is server
+    assert both.domain.name == recipe.domain.name == "software"  # the recipe's field keeps its words
     from genlab.apps.recipe import recipe_policy
 
     assert recipe_policy(server, recipe).name == "server+software"  # an operator's policy joins

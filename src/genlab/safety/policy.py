@@ -189,7 +189,9 @@ class Policy:
     def stricter(self, other: Policy) -> Policy:
         """This policy and ``other`` at once, as a recipe runs under a server's: every input and
         output rule of both (this one's first; a rule both hold runs once), a scanner that fails
-        fails closed unless both say open, and the review rule that holds more (``ReviewPolicy.stricter``)."""
+        fails closed unless both say open, the review rule that holds more (``ReviewPolicy.stricter``),
+        and the domain one of them declares (a recipe's field keeps its words under a server's policy;
+        where both declare one, this policy's)."""
         if other is self or (other.name, other.source) == (self.name, self.source):
             return self
         return Policy(
@@ -199,6 +201,7 @@ class Policy:
             fail_open=self.fail_open and other.fail_open,
             source=f"{self.source} + {other.source}",
             review=self.review.stricter(other.review),
+            domain=self.domain if self.domain != Domain() else other.domain,
         )
 
 
