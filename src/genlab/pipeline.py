@@ -166,9 +166,6 @@ class Budget:
         self.observer, self.model = observer or Observer(), model
         self.started = time.perf_counter()
 
-    def left(self) -> bool:
-        return not (self.cancel is not None and self.cancel.is_set()) and not self.expired()
-
     def expired(self) -> bool:
         return self.seconds is not None and time.perf_counter() - self.started > self.seconds
 

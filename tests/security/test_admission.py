@@ -198,3 +198,65 @@ def test_an_image_request_whose_client_leaves_stops_at_its_next_step(server):
     time.sleep(1.0)
     assert steps._value.get() - before == ran  # stopped: no step after the slot was freed
     assert 0 < ran < 500  # of 1,000
+
+
+@pytest.fixture(scope="module")
+def hurried(registry, gemma, tmp_path_factory):
+    """A server whose requests may work for half a second."""
+    from genlab.server.app import ServerConfig, create_app
+    from genlab.storage import Store
+
+    from ..server.conftest import LiveServer
+
+    store = Store(f"sqlite:///{tmp_path_factory.mktemp('hurried-admission') / 'genlab.db'}")
+    with LiveServer(create_app(registry, store, ServerConfig(open_access=True, request_seconds=0.5))) as live:
+        yield live
+
+
+STORY = (
+    "The lighthouse keeper climbed the stairs each evening and lit the lamp. Ships passed in the "
+    "night, and none of them knew his name. One winter a storm broke the glass, and he mended it. "
+)
+
+
+def spoken(registry, repeats: int) -> bytes:
+    """A minute or so of speech (the shipped voice reading a story): something Whisper works on."""
+    import soundfile
+
+    clip = registry.load("piper-joe").generate(STORY)[0]
+    buffer = io.BytesIO()
+    soundfile.write(buffer, np.tile(clip.samples, repeats), clip.sample_rate, format="WAV")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["images", "embeddings", "moderations", "speech", "transcriptions"],
+)
+def test_every_kind_of_work_ends_at_the_deadline(hurried, registry, kind):
+    """Not only streamed text: each of these takes seconds on any CPU, and the server allows 0.5 s."""
+    url = hurried.url
+    if kind == "images":
+        body = {"model": "diffusion-digits", "prompt": "7", "n": 16, "steps": 1000, "sampler": "ddpm"}
+        r = httpx.post(f"{url}/v1/images/generations", json=body, timeout=120)
+    elif kind == "embeddings":
+        text = "The quick brown fox jumps over the lazy dog near the river bank. " * 5
+        r = httpx.post(
+            f"{url}/v1/embeddings", json={"model": "all-minilm-l6-v2", "input": [text] * 2048}, timeout=120
+        )
+    elif kind == "moderations":
+        text = "Please write to Mr. Smith about the meeting on Tuesday. " * 250
+        r = httpx.post(f"{url}/v1/moderations", json={"input": [text] * 64}, timeout=120)
+    elif kind == "speech":
+        body = {"model": "piper-joe", "input": STORY * 20, "response_format": "wav"}
+        r = httpx.post(f"{url}/v1/audio/speech", json=body, timeout=120)
+    else:
+        r = httpx.post(
+            f"{url}/v1/audio/transcriptions",
+            files={"file": ("story.wav", spoken(registry, 6), "audio/wav")},
+            data={"model": "whisper-tiny-en"},
+            timeout=120,
+        )
+    assert r.status_code == 504 and r.json()["error"]["code"] == "deadline_exceeded", r.text[:300]
+    models = ("diffusion-digits", "all-minilm-l6-v2", "piper-joe", "whisper-tiny-en")
+    assert all(hurried.state.pipeline.queues.active(m) == 0 for m in models)
