@@ -260,3 +260,14 @@ def test_every_kind_of_work_ends_at_the_deadline(hurried, registry, kind):
     assert r.status_code == 504 and r.json()["error"]["code"] == "deadline_exceeded", r.text[:300]
     models = ("diffusion-digits", "all-minilm-l6-v2", "piper-joe", "whisper-tiny-en")
     assert all(hurried.state.pipeline.queues.active(m) == 0 for m in models)
+
+
+def test_the_deadline_is_a_setting_read_once_and_passed_to_workers():
+    from genlab.core.settings import Settings
+    from genlab.server.state import ServerConfig
+
+    settings = Settings.from_env({"GENLAB_HOME": "/tmp/genlab-unused", "GENLAB_REQUEST_SECONDS": "12"})
+    assert Settings.from_env(settings.to_env()).request_seconds == 12  # what `serve --workers` hands on
+    assert ServerConfig.from_settings(settings).request_seconds == 12.0
+    with pytest.raises(InvalidRequestError, match="GENLAB_REQUEST_SECONDS"):
+        Settings.from_env({"GENLAB_REQUEST_SECONDS": "soon"})

@@ -81,6 +81,7 @@ class Settings:
     | llama_log        | GENLAB_LLAMA_LOG       | off: llama.cpp's own log is silenced      |
     | code_roles       | GENLAB_CODE_ROLES      | reviewer,admin: keys whose own code runs  |
     | webhook_allow    | GENLAB_WEBHOOK_ALLOW   | none: review webhooks reach public hosts  |
+    | request_seconds  | GENLAB_REQUEST_SECONDS | 300: the deadline of one request's work    |
     """
 
     home: Path
@@ -94,6 +95,7 @@ class Settings:
     llama_log: bool = False
     code_roles: tuple[str, ...] = ("reviewer", "admin")
     webhook_allow: tuple[str, ...] = ()
+    request_seconds: int = 300  # every kind of work: text, images, speech, embeddings, recipes
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -112,6 +114,7 @@ class Settings:
             llama_log=_flag(env.get("GENLAB_LLAMA_LOG")),
             code_roles=parse_roles(env.get("GENLAB_CODE_ROLES")),
             webhook_allow=parse_list(env.get("GENLAB_WEBHOOK_ALLOW")),
+            request_seconds=_int("GENLAB_REQUEST_SECONDS", env.get("GENLAB_REQUEST_SECONDS"), 300) or 300,
         )
 
     @property
@@ -128,6 +131,7 @@ class Settings:
             "GENLAB_LLAMA_LOG": "1" if self.llama_log else "0",
             "GENLAB_CODE_ROLES": ",".join(self.code_roles),
             "GENLAB_WEBHOOK_ALLOW": ",".join(self.webhook_allow),
+            "GENLAB_REQUEST_SECONDS": str(self.request_seconds),
         }
         optional = {
             "GENLAB_DATABASE_URL": self.database_url,

@@ -34,6 +34,7 @@ class ServerConfig:
             policy=settings.policy,
             code_roles=settings.code_roles,
             webhook_allow=settings.webhook_allow,
+            request_seconds=float(settings.request_seconds),
         )
 
 
