@@ -7,7 +7,9 @@ A request passes eight stages, in this order; each is one small method named aft
 
     1. check       the request against the model: modality, image size      ``Pipeline.check``
     2. input       the input policy: block, redact, flag or warn             ``Gate.input_text``
-    3. admit       a slot in the model's bounded queue (429 when full)      ``Pipeline.admit``
+    3. admit       the caps (items, schema bytes, audio seconds, pixels: a
+                   400 before any work), then a slot in the model's bounded
+                   queue (429 when full)                                    ``Caps``, ``Pipeline.admit``
     4. generate    the Generator, or its stream                              ``Generator.generate``
     5. output      the output policy on every string the caller receives    ``Gate.release``
     6. provenance  the hash of what is released (metadata and watermark of
@@ -19,6 +21,11 @@ Streams pass the same stages; since a token sent cannot be taken back, stage 7 i
 the first token (``Pipeline.refuse_unreviewed_stream``): whenever the review rule could hold this
 request, streaming is refused with a 400 that names the policy, and the client asks again without
 ``stream``. A streamed request therefore never releases what the same request unstreamed would hold.
+
+Every kind of work (text, images, speech, transcription, embeddings, recipes) runs under one
+``Budget``: the server's deadline and the client's leaving, checked at each step the work reports
+(a token, a denoising step, a sentence, a window of audio, a batch of texts); a request past it
+ends with ``Cancelled`` (504) and frees its slot.
 
 Key: ``Gate`` is one request's passage (its policy, redaction vault and findings); ``Caller`` is
 who asked; ``Released`` is what the stages let out.
@@ -92,6 +99,137 @@ class Cancelled(GenlabError):
     code = "deadline_exceeded"
 
 
+class OverCap(InvalidRequestError):
+    """One request asks for more than a cap allows (items, schema bytes, audio seconds, pixels)."""
+
+    code = "request_too_large"
+
+
+@dataclass(frozen=True)
+class Caps:
+    """What one request may ask for, checked before any expensive work (decoding, scanning,
+    template rendering, grammar compiling), each in microseconds from the request's own numbers:
+    a request over a cap is a 400 that names it, before it takes a queue slot."""
+
+    inputs: int = 2048  # embedding inputs per request (OpenAI's limit)
+    moderation_inputs: int = 64  # texts one /v1/moderations request scans
+    items: int = 256  # Responses input items (chat messages: 256, in their schema)
+    tools: int = 64  # tools one request may offer the model
+    schema_bytes: int = 65_536  # the tools' JSON Schemas and the response format's, as JSON
+    audio_seconds: float = 600.0  # an upload's duration, read from its header before decoding
+    audio_samples: int = 600 * 48_000 * 2  # frames x channels decoded (ten minutes of 48 kHz stereo)
+    image_pixels: int = 16 * 512 * 512  # n x width x height of one image request
+
+    def count(self, what: str, count: int, limit: int, param: str) -> None:
+        """``count`` of ``what`` within ``limit``, or a 400."""
+        if count > limit:
+            raise OverCap(f"{count} {what} in one request; the limit is {limit}", param=param)
+
+    def schemas(self, *schemas: Any) -> None:
+        """The JSON Schemas a request brings (tools, a response format) within ``schema_bytes``."""
+        size = sum(len(json.dumps(s, separators=(",", ":"))) for s in schemas if s is not None)
+        if size > self.schema_bytes:
+            raise OverCap(
+                f"the request's JSON Schemas (tools and response format) are {size} bytes; the limit "
+                f"is {self.schema_bytes}: grammars are compiled from them before the first token",
+                param="tools",
+            )
+
+    def audio(self, seconds: float, samples: int) -> None:
+        """An upload's length from its header (duration, frames x channels), before decoding."""
+        if seconds > self.audio_seconds or samples > self.audio_samples:
+            raise OverCap(
+                f"the audio is {seconds:.0f} s ({samples} samples); the limit is "
+                f"{self.audio_seconds:g} s and {self.audio_samples} samples: split it",
+                param="file",
+            )
+
+    def pixels(self, n: int, width: int, height: int) -> None:
+        self.count("pixels (n x width x height)", n * width * height, self.image_pixels, "size")
+
+
+class Budget:
+    """The time one request may work and whether its client still waits. ``check(done, total)``
+    is the ``progress`` callback every kind of work reports its steps to (a token, a denoising
+    step, a sentence, a window of audio, a batch of texts); it raises ``Cancelled`` once the
+    deadline has passed or the client has left, and the work stops at that step."""
+
+    def __init__(
+        self,
+        seconds: float | None,
+        cancel: threading.Event | None = None,
+        *,
+        observer: Observer | None = None,
+        model: str = "",
+        then: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.seconds, self.cancel, self.then = seconds, cancel, then
+        self.observer, self.model = observer or Observer(), model
+        self.started = time.perf_counter()
+
+    def expired(self) -> bool:
+        return self.seconds is not None and time.perf_counter() - self.started > self.seconds
+
+    def check(self, done: float = 0, total: float = 0) -> None:
+        self.observer.step(self.model)
+        if self.cancel is not None and self.cancel.is_set():
+            self.observer.rejected("cancelled")
+            raise Cancelled("the client left before the work finished")
+        if self.expired():
+            self.observer.rejected("deadline")
+            raise Cancelled(f"the work ran past the server's deadline of {self.seconds:g} s")
+        if self.then is not None:
+            self.then(done, total)
+
+
+def reports_progress(method: Callable[..., Any]) -> bool:
+    """Whether a generator's method takes a ``progress(done, total)`` callback (checked per step)."""
+    import inspect
+
+    try:
+        return "progress" in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def produce(
+    generator: Generator,
+    request: GenerationRequest,
+    budget: Budget,
+    kwargs: dict[str, Any] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Artifact]:
+    """Stage 4 of one request, under ``budget``. A model that reports its steps (images, speech)
+    is given the budget as its ``progress``; a text model that streams is read token by token; so
+    the work stops when the client leaves or the deadline passes. What it makes is its
+    ``generate``'s. ``progress(done, total)`` hears each finished text choice."""
+    kwargs = kwargs or {}
+    budget.check()
+    if reports_progress(generator.generate):
+        return generator.generate(request, progress=budget.check, **kwargs)
+    if not generator.supports_streaming or kwargs:
+        return generator.generate(request, **kwargs)
+    chunks: dict[int, list[TextChunk]] = {}
+    stream = generator.stream(request)
+    try:
+        for chunk in stream:
+            budget.check()
+            chunks.setdefault(chunk.index, []).append(chunk)
+            if progress is not None and chunk.finish_reason is not None:
+                progress(chunk.index + 1, request.n)
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()  # ends the engine's loop at the next token
+    card = generator.card
+    parameters = {**request.params.to_dict(), "backend": card.backend}
+    keep = request.params.logprobs is not None
+    return [
+        collect_text(chunks[i], card, seed=seed, parameters=parameters, keep_logprobs=keep)
+        for i, seed in enumerate(request.choice_seeds())
+    ]
+
+
 class ReviewRequired(InvalidRequestError):
     """A stream was asked for where the review rule could hold the generation."""
 
@@ -122,6 +260,9 @@ class Observer:
     def queue_depth(self, model: str, depth: int) -> None: ...
 
     def first_token(self, model: str, seconds: float) -> None: ...
+
+    def step(self, model: str) -> None:
+        """One step of work was checked against its budget (a token, a denoising step, ...)."""
 
 
 class Queues:
@@ -320,6 +461,7 @@ class Pipeline:
         token_budget: int | None = None,
         deadline_s: float | None = None,
         offload_scans: bool = False,
+        caps: Caps | None = None,
     ) -> None:
         self.registry = registry
         provide_guard_models(registry)
@@ -334,6 +476,7 @@ class Pipeline:
         self.outputs = registry.settings.outputs_dir
         self.token_budget = token_budget  # most tokens one request may ask for, over prompts and choices
         self.deadline_s = deadline_s  # most seconds one request may generate for
+        self.caps = caps or Caps()  # what one request may ask for, checked before any work
 
     def warm_guard(self) -> None:
         """Load the learned guardrail's model (and build its int8 copy on a fresh home) now, so the
@@ -359,6 +502,7 @@ class Pipeline:
             token_budget=self.token_budget,
             deadline_s=self.deadline_s,
             offload_scans=self.offload_scans,
+            caps=self.caps,
         )
 
     def gate(self) -> Gate:
@@ -530,9 +674,11 @@ class Pipeline:
         requests = [gate.input_request(r) for r in requests]  # 2. input
         started = time.perf_counter()
         artifacts: list[Artifact] = []
+        steps = progress if reports_progress(generator.generate) else None  # a model's own steps
         with self.admit(generator):  # 3. admit
-            for request in requests:  # 4. generate
-                produced = self._produce(generator, request, cancel, started, kwargs, progress)
+            budget = self.budget(generator, cancel, steps)
+            for request in requests:  # 4. generate, under the deadline
+                produced = produce(generator, request, budget, kwargs, progress)
                 if shape is not None:
                     produced = [
                         dataclasses.replace(a, text=shape(a.text)) if isinstance(a, TextArtifact) else a
@@ -574,46 +720,14 @@ class Pipeline:
                 param="max_tokens",
             )
 
-    def _produce(
+    def budget(
         self,
         generator: Generator,
-        request: GenerationRequest,
-        cancel: threading.Event | None,
-        started: float,
-        kwargs: dict[str, Any],
-        progress: Callable[[int, int], None] | None = None,
-    ) -> list[Artifact]:
-        """Stage 4. A text model that streams is read token by token, so the work stops when the
-        client leaves (``cancel``) or the deadline passes; what it makes is its ``generate``'s."""
-        watched = cancel is not None or self.deadline_s is not None or progress is not None
-        if not watched or not generator.supports_streaming or kwargs:
-            return generator.generate(request, **kwargs)
-        deadline = started + self.deadline_s if self.deadline_s is not None else float("inf")
-        chunks: dict[int, list[TextChunk]] = {}
-        stream = generator.stream(request)
-        try:
-            for chunk in stream:
-                if (cancel is not None and cancel.is_set()) or time.perf_counter() > deadline:
-                    self.observer.rejected("cancelled")
-                    raise Cancelled(
-                        "the client left before the generation finished"
-                        if cancel is not None and cancel.is_set()
-                        else f"the generation ran past the server's deadline of {self.deadline_s:g} s"
-                    )
-                chunks.setdefault(chunk.index, []).append(chunk)
-                if progress is not None and chunk.finish_reason is not None:
-                    progress(chunk.index + 1, request.n)
-        finally:
-            close = getattr(stream, "close", None)
-            if close is not None:
-                close()  # ends the engine's loop at the next token
-        card = generator.card
-        parameters = {**request.params.to_dict(), "backend": card.backend}
-        keep = request.params.logprobs is not None
-        return [
-            collect_text(chunks[i], card, seed=seed, parameters=parameters, keep_logprobs=keep)
-            for i, seed in enumerate(request.choice_seeds())
-        ]
+        cancel: threading.Event | None = None,
+        then: Callable[[int, int], None] | None = None,
+    ) -> Budget:
+        """The deadline and cancellation one request's work runs under (stage 4)."""
+        return Budget(self.deadline_s, cancel, observer=self.observer, model=generator.card.name, then=then)
 
     def _record_fields(self, artifact: Artifact) -> dict[str, Any]:
         """What a record keeps of a released artifact: its text, or its stored file and hash."""
@@ -640,19 +754,25 @@ class Pipeline:
         caller: Caller = LOCAL,
         raw: dict[str, Any] | None = None,
         dimensions: int | None = None,
+        cancel: threading.Event | None = None,
     ) -> tuple[Any, int, list[str], dict[str, Any] | None]:
         """Texts to vectors through the same stages: check (an embedding model), the input policy on
-        every text (a block is a 400; a redaction is what gets embedded), its queue, the record
+        every text (a block is a 400; a redaction is what gets embedded), its queue (the count cap
+        and the slot come before the scans), the deadline and ``cancel`` at each text, the record
         (counts and the texts' hash, not the vectors), the review rule. Returns (vectors, tokens,
         record ids, the review when held: then the vectors must not be released)."""
         generator = self.check(model, ("embedding",))  # 1. check
+        self.caps.count("inputs", len(texts), self.caps.inputs, "input")  # 3. the cap, before any scan
         gate = self.gate()
-        texts = [
-            gate.input_text(t, f"input[{i}]") if t.strip() else t for i, t in enumerate(texts)
-        ]  # 2. input
         started = time.perf_counter()
-        with self.admit(generator):  # 3. admit
-            vectors = generator.embed(texts, dimensions=dimensions)  # 4. generate
+        with self.admit(generator):  # 3. admit: a slot before the scans, which are the expense
+            budget = self.budget(generator, cancel)
+            checked = []
+            for i, text in enumerate(texts):  # 2. input, text by text under the deadline
+                budget.check(i, len(texts))
+                checked.append(gate.input_text(text, f"input[{i}]") if text.strip() else text)
+            texts = checked
+            vectors = generator.embed(texts, dimensions=dimensions, progress=budget.check)  # 4.
             tokens = generator.count_tokens(texts)
         digest = sha256_bytes(json.dumps(texts, ensure_ascii=False).encode("utf-8"))
         record = {
@@ -682,16 +802,21 @@ class Pipeline:
         caller: Caller = LOCAL,
         raw: dict[str, Any] | None = None,
         respond: Callable[[Released], dict[str, Any]] | None = None,
+        cancel: threading.Event | None = None,
         **options: Any,
     ) -> tuple[Any, Released]:
         """Speech to text through the same stages: check (a transcription model), admit (its
-        queue), transcribe, the output policy on the transcript and on every segment, the record
+        queue), decode (``audio`` may be a callable that decodes it, run once admitted), transcribe
+        under the deadline and ``cancel`` (checked at each window), the output policy on the transcript and on every segment, the record
         (and the review rule). Returns (the transcript, what was released)."""
         generator = self.check(model, ("transcription",))  # 1. check
         gate = self.gate()  # 2. input: the audio is not text; its transcript is scanned on the way out
         started = time.perf_counter()
-        with self.admit(generator):  # 3. admit
-            transcript = generator.transcribe(audio, **options)  # 4. generate
+        with self.admit(generator):  # 3. admit (the caller checked the header's duration cap)
+            budget = self.budget(generator, cancel, options.pop("progress", None))
+            samples = audio() if callable(audio) else audio  # decoded only once admitted
+            budget.check()
+            transcript = generator.transcribe(samples, progress=budget.check, **options)  # 4.
         transcript.text, blocked = gate.output_text(transcript.text)  # 5. output
         for segment in transcript.segments:
             segment["text"] = "" if blocked else gate.output_text(segment["text"])[0]
@@ -806,8 +931,10 @@ class AudioStream:
 
     def __iter__(self) -> Iterator[Any]:
         started = time.perf_counter()
+        budget = self.pipeline.budget(self.generator)
         try:
-            for chunk, marked in self.chunks:  # 4.
+            for chunk, marked in self.chunks:  # 4., under the deadline
+                budget.check()
                 self.sent.append(chunk)
                 self.marked = self.marked or marked
                 yield chunk

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import math
+import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -40,7 +41,7 @@ from genlab.core import (
     UnsupportedError,
 )
 from genlab.core.io import sha256_bytes
-from genlab.pipeline import LOCAL, Caller, Cancelled, Pipeline
+from genlab.pipeline import LOCAL, Budget, Caller, Cancelled, Pipeline, produce
 from genlab.registry import default_registry
 from genlab.safety.guardrails import Vault
 from genlab.safety.policy import POLICY_DIR, Policy
@@ -146,6 +147,7 @@ class Context:
         progress: Callable[[str], None] | None = None,
         deadline_s: float | None = None,
         drawer: Callable[[str, str, int], dict[str, Any]] | None = None,
+        cancel: threading.Event | None = None,
     ) -> None:
         self.generator = generator
         self.drawer = drawer
@@ -154,6 +156,7 @@ class Context:
         self.progress = progress or (lambda _message: None)
         self.deadline_s = deadline_s
         self._deadline = time.perf_counter() + deadline_s if deadline_s is not None else math.inf
+        self.budget = Budget(deadline_s, cancel, model=generator.card.name)  # within each call too
         self.where = ""  # the step the recipe is on ("question 2 of 5"), for progress lines
         self.calls = 0
         self.completion_tokens = 0
@@ -181,7 +184,8 @@ class Context:
     ) -> list[str]:
         """``n`` continuations of ``prompt``. Each call uses the next seed, so a retry differs.
 
-        Raises ``Cancelled`` once the recipe's deadline has passed (checked before each call)."""
+        Raises ``Cancelled`` once the recipe's deadline has passed or its client has left (checked
+        before each call, and at each token of a model that streams)."""
         if time.perf_counter() > self._deadline:
             raise Cancelled(
                 f"the recipe ran past its deadline of {self.deadline_s:g} s after {self.calls} model "
@@ -199,7 +203,7 @@ class Context:
         )
         self.calls += 1
         started = time.perf_counter()
-        artifacts = self.generator.generate(request.validate())
+        artifacts = produce(self.generator, request.validate(), self.budget)
         self.model_s += time.perf_counter() - started
         self.completion_tokens += sum(a.completion_tokens for a in artifacts)
         return [a.text for a in artifacts]
@@ -399,6 +403,7 @@ def run_recipe(
     caller: Caller = LOCAL,
     progress: Callable[[str], None] | None = None,
     deadline_s: float | None = None,
+    cancel: threading.Event | None = None,
 ) -> RecipeResult:
     """A recipe through the pipeline's stages (``genlab.pipeline``), under ``recipe_policy``: the
     stricter of the pipeline's policy (the server's ``--policy``) and its own (``policy``
@@ -407,7 +412,8 @@ def run_recipe(
     With a pipeline that has a store, the result is recorded and, where the review rule holds it,
     submitted to the review queue (``result.review``); without one (evaluation, library use)
     nothing is recorded or held. ``progress`` hears each step ("question 2 of 5, attempt 1 of 3");
-    ``deadline_s`` (default: the pipeline's per-request deadline) bounds the recipe's model calls.
+    ``deadline_s`` (default: the pipeline's per-request deadline) bounds the recipe's model calls;
+    ``cancel`` (set when the client leaves) stops them at the next token.
     """
     value = recipe.parse_input(data)
     check_caller(recipe, value, caller)
@@ -430,6 +436,7 @@ def run_recipe(
         progress=progress,
         deadline_s=deadline_s,
         drawer=functools.partial(draw_image, pipe, recipe.name, caller),
+        cancel=cancel,
     )
     with pipe.admit(generator):  # 3. admit
         outcome = recipe.run(value, ctx)  # 4. generate (the recipe's calls, retries and checks)

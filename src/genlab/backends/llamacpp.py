@@ -221,6 +221,8 @@ def describe_gguf(
     if chat_template is not None:
         check_chat_template(chat_template)
         config["chat_template"] = chat_template
+    elif meta.get("tokenizer.chat_template"):
+        check_chat_template(meta["tokenizer.chat_template"], source="gguf")  # pulled templates too
     fmt = chat_format_of(meta, config.get("chat_template"))
     card = ModelCard(
         name=name,
@@ -238,19 +240,37 @@ def describe_gguf(
     return config, card
 
 
-def check_chat_template(template: str) -> None:
-    """A chat template must compile (Jinja, sandboxed) before it is stored."""
+#: The conversations a chat template must render, within its time budget, before a model is
+#: registered with it (its own, from the GGUF, or the user's): one turn, and a few alternating.
+PROBES = (
+    [{"role": "user", "content": "hello"}],
+    [
+        {"role": "user", "content": "hello"},
+        {"role": "assistant", "content": "Hello! How can I help?"},
+        {"role": "user", "content": "Name three colours."},
+    ],
+)
+
+
+def check_chat_template(template: str, source: str = "user") -> None:
+    """A chat template (the user's, or the one a GGUF carries) must render simple chats, sandboxed
+    and within its time budget, before a model is registered with it."""
     from genlab.core.chat import ChatFormat, render
 
     if not template.strip():
         raise InvalidRequestError("the chat template is empty", param="chat_template")
-    try:
-        render([{"role": "user", "content": "hello"}], ChatFormat(template, source="user"))
-    except InvalidRequestError as e:
-        raise InvalidRequestError(
-            e.message.replace("could not render these messages", "does not render a simple chat"),
-            param="chat_template",
-        ) from None
+    whose = "the chat template" if source == "user" else "the GGUF's own chat template"
+    for messages in PROBES:
+        try:
+            render(messages, ChatFormat(template, source=source))
+        except InvalidRequestError as e:
+            raise InvalidRequestError(
+                e.message.replace("the model's chat template", whose).replace(
+                    "could not render these messages", "does not render a simple chat"
+                ),
+                param="chat_template",
+                hint=None if source == "user" else "give it one with --chat-template (e.g. chatml)",
+            ) from None
 
 
 def chat_format_of(meta: dict[str, str], user_template: str | None, *, bos: str = "", eos: str = ""):

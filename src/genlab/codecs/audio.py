@@ -212,34 +212,71 @@ def resample(wave: np.ndarray, rate: int, target: int) -> np.ndarray:
     return resample_poly(wave, int(target) // g, int(rate) // g).astype(np.float32)
 
 
-def decode_audio(source: str | Path | bytes, sample_rate: int) -> tuple[np.ndarray, bool]:
+def _unreadable(source: str | Path | bytes, e: Exception) -> InvalidRequestError:
+    reason = str(e).rsplit(": ", 1)[-1].strip() or "unknown format"
+    return InvalidRequestError(
+        f"{'the uploaded file' if isinstance(source, bytes) else source} is not a readable audio file "
+        f"(WAV, FLAC, MP3 or OGG): {reason}",
+        param="file" if isinstance(source, bytes) else "data",
+    )
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file's header says it holds, read without decoding a sample."""
+
+    seconds: float
+    frames: int
+    channels: int
+    rate: int
+
+
+def audio_info(source: str | Path | bytes) -> AudioInfo:
+    """The header of an audio file (``soundfile.info``): its length, before anything is decoded
+    (a small FLAC of hours of silence decodes to gigabytes)."""
+    import soundfile
+
+    try:
+        info = soundfile.info(io.BytesIO(source) if isinstance(source, bytes) else str(source))
+    except (RuntimeError, soundfile.LibsndfileError, OSError) as e:
+        raise _unreadable(source, e) from None
+    frames = max(0, int(info.frames))
+    return AudioInfo(frames / max(1, info.samplerate), frames, int(info.channels), int(info.samplerate))
+
+
+def decode_audio(
+    source: str | Path | bytes, sample_rate: int, *, max_seconds: float | None = None
+) -> tuple[np.ndarray, bool]:
     """(mono float32 waveform at ``sample_rate``, whether it had to be resampled or downmixed).
 
     ``source`` is a path or the bytes of a file (WAV, FLAC, OGG, AIFF: what libsndfile reads).
+    ``max_seconds`` stops decoding there, whatever the header said: a longer file is a 400.
     """
     import soundfile
 
     name = "audio" if isinstance(source, bytes) else str(source)
     try:
-        data, rate = soundfile.read(
-            io.BytesIO(source) if isinstance(source, bytes) else str(source), dtype="float32", always_2d=True
-        )
+        with soundfile.SoundFile(io.BytesIO(source) if isinstance(source, bytes) else str(source)) as f:
+            rate = f.samplerate
+            limit = -1 if max_seconds is None else int(max_seconds * rate) + 1
+            data = f.read(frames=limit, dtype="float32", always_2d=True)
     except (RuntimeError, soundfile.LibsndfileError, OSError) as e:
-        reason = str(e).rsplit(": ", 1)[-1].strip() or "unknown format"
+        raise _unreadable(source, e) from None
+    if max_seconds is not None and data.shape[0] >= limit:
         raise InvalidRequestError(
-            f"{'the uploaded file' if isinstance(source, bytes) else name} is not a readable audio file "
-            f"(WAV, FLAC, MP3 or OGG): {reason}",
-            param="file" if isinstance(source, bytes) else "data",
-        ) from None
+            f"{name} is longer than {max_seconds:g} s (its header said less); split it", param="file"
+        )
     if data.shape[0] == 0:
         raise InvalidRequestError(f"{name} holds no audio samples", param="data")
     wave = data.mean(axis=1)  # downmix: the mean of the channels
     return resample(wave, int(rate), sample_rate), rate != sample_rate or data.shape[1] != 1
 
 
-def read_audio(source: str | Path | bytes, sample_rate: int) -> np.ndarray:
+def read_audio(
+    source: str | Path | bytes, sample_rate: int, *, max_seconds: float | None = None
+) -> np.ndarray:
     """A mono float32 waveform at ``sample_rate``: stereo is averaged, other rates resampled."""
-    return decode_audio(source, sample_rate)[0]
+    return decode_audio(source, sample_rate, max_seconds=max_seconds)[0]
 
 
 #: OpenAI's speech response formats -> (libsndfile format, subtype, media type); pcm is raw.

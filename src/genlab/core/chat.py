@@ -7,7 +7,8 @@ plain dicts with text content. A model's :class:`ChatFormat` says how to render 
   (``tokenizer.chat_template``) or one the user gave (``genlab models add --chat-template``),
   rendered by llama-cpp-python's sandboxed ``Jinja2ChatFormatter`` (an immutable sandbox; the
   variables templates expect: ``messages``, ``tools``, ``add_generation_prompt``, ``bos_token``,
-  ``eos_token``, ``raise_exception``, ``strftime_now``);
+  ``eos_token``, ``raise_exception``, ``strftime_now``), within a time budget
+  (:data:`RENDER_SECONDS`, :func:`time_budget`): a template that loops is a 400, not a frozen worker;
 - **the transcript**, for base models that have none: ``User: ...`` / ``Assistant:`` lines that a
   base model continues, stopped at the next turn.
 
@@ -22,9 +23,13 @@ forces a call, ``none`` leaves the tools out. :func:`parse_tool_calls` reads the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import sys
+import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +37,7 @@ from genlab.core.constraints import closed_objects
 from genlab.core.errors import InvalidRequestError, UnsupportedError
 from genlab.core.request import GenerationRequest, InputField, SamplingParams
 
+RENDER_SECONDS = 2.0  # a chat template's time to render one conversation (real ones take milliseconds)
 TRANSCRIPT_STOP = ("\nUser:", "\nAssistant:")
 NAMES = {"user": "User", "assistant": "Assistant", "tool": "Tool"}
 CALL_OPEN, CALL_CLOSE = "<tool_call>", "</tool_call>"
@@ -81,6 +87,37 @@ CHAT_TEMPLATES = {
 
 
 # -- rendering -------------------------------------------------------------------------------------
+class TemplateTimeout(BaseException):
+    """A template ran past its budget. A BaseException, so no ``except Exception`` in the
+    template's compiled code or in Jinja can swallow it and run on."""
+
+
+@contextlib.contextmanager
+def time_budget(seconds: float, filename: str = "<template>") -> Iterator[None]:
+    """Stop the Python code compiled from ``filename`` (a Jinja template: Jinja compiles templates
+    to Python, so a loop in one is a loop of lines) once ``seconds`` have passed in this thread.
+    A trace function checks the clock at every call, and at every line of the template's own code;
+    the sandbox bounds what a template may touch, this bounds how long it may run."""
+    deadline = time.perf_counter() + seconds
+
+    def line(frame: Any, event: str, arg: Any) -> Any:
+        if time.perf_counter() > deadline:
+            raise TemplateTimeout
+        return line
+
+    def call(frame: Any, event: str, arg: Any) -> Any:
+        if time.perf_counter() > deadline:
+            raise TemplateTimeout
+        return line if frame.f_code.co_filename == filename else None
+
+    previous = sys.gettrace()
+    sys.settrace(call)
+    try:
+        yield
+    finally:
+        sys.settrace(previous)
+
+
 def render(
     messages: list[dict[str, Any]], fmt: ChatFormat, tools: list[dict[str, Any]] | None = None
 ) -> tuple[str, tuple[str, ...]]:
@@ -98,7 +135,14 @@ def render(
         shown = [_for_template(m, keep_calls=False) for m in _with_tool_instructions(messages, tools)]
     try:
         formatter = Jinja2ChatFormatter(fmt.template, eos_token=fmt.eos, bos_token=fmt.bos)
-        result = formatter(messages=shown, tools=tools if fmt.knows_tools else None)
+        with time_budget(RENDER_SECONDS):
+            result = formatter(messages=shown, tools=tools if fmt.knows_tools else None)
+    except TemplateTimeout:
+        raise InvalidRequestError(
+            f"the model's chat template ran past its budget of {RENDER_SECONDS:g} s on these messages "
+            "(a template that loops); give the model a working one with `genlab models add --chat-template`",
+            param="messages",
+        ) from None
     except Exception as e:  # a template error (or its raise_exception): the request cannot be rendered
         raise InvalidRequestError(
             f"the model's chat template could not render these messages: {' '.join(str(e).split())[:300]}",

@@ -132,6 +132,11 @@ class Settings:
         parse=lambda _n, v: parse_list(v),
         show=_show_list,
     )
+    request_seconds: int = _setting(
+        300,
+        "GENLAB_REQUEST_SECONDS",
+        "the deadline of one request's work: text, images, speech, embeddings, recipes",
+    )
     self_review: bool = _setting(
         False, "GENLAB_SELF_REVIEW", "a reviewer's key may decide its own request", show=_show_flag
     )

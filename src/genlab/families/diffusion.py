@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,15 +156,18 @@ class Diffusion(nn.Module):
         steps: int = 50,
         sampler: str = "ddim",
         guidance: float = 1.0,
+        on_step: Callable[[int, int], None] | None = None,
         **_: object,
     ) -> torch.Tensor:
+        """x_0 from noise in ``steps`` steps of ``sampler``; ``on_step(done, steps)`` is called after
+        each step (as diffusers' ``callback_on_step_end``) and may raise to stop the sampling."""
         sampling_options(steps, sampler, guidance, train_timesteps=self.config.train_timesteps)
         scheduler = make_scheduler(sampler, self.noise.config)
         scheduler.set_timesteps(steps)
         c = self.config
         x = initial_noise(generators, (c.channels, c.size, c.size)) * scheduler.init_noise_sigma
         guided = c.num_classes > 0 and guidance != 1.0
-        for t in scheduler.timesteps:
+        for done, t in enumerate(scheduler.timesteps, 1):
             model_in = scheduler.scale_model_input(x, t)
             tt = torch.full((len(x),), int(t))
             if guided:
@@ -176,6 +180,8 @@ class Diffusion(nn.Module):
             else:
                 eps = self.eps(model_in, tt, labels)
             x = scheduler.step(eps, t, x, generator=generators).prev_sample
+            if on_step is not None:
+                on_step(done, len(scheduler.timesteps))
         return x.clamp(-1, 1)
 
     @torch.no_grad()

@@ -8,6 +8,7 @@ artifact with provenance.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,12 @@ class AudioModel(ImageModel):
         model.codec = MelCodec.from_dict(config["codec"])
         return model
 
-    def generate(self, request: GenerationRequest | str | None = None, **kwargs: Any) -> list[AudioArtifact]:
+    def generate(
+        self,
+        request: GenerationRequest | str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        **kwargs: Any,
+    ) -> list[AudioArtifact]:
         iterations = kwargs.pop("iterations", None)
         iterations = DEFAULT_ITERATIONS if iterations is None else iterations
         if not isinstance(iterations, int) or isinstance(iterations, bool) or not 1 <= iterations <= 1000:
@@ -54,7 +60,8 @@ class AudioModel(ImageModel):
             )
         options, labels, seeds = self.plan(request, kwargs)
         with torch.no_grad():
-            waves = self.codec.decode(self.sample(labels, seeds, **options), iterations=iterations).numpy()
+            mels = self.sample(labels, seeds, progress=progress, **options)
+            waves = self.codec.decode(mels, iterations=iterations).numpy()
         from genlab.safety.watermark import SCHEME, embed_audio, watermark_key
 
         key = watermark_key()

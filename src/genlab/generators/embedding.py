@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 import threading
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +75,16 @@ class EmbeddingModel:
             min(len(ids), limit) for ids in self.model.tokenizer(texts, add_special_tokens=True)["input_ids"]
         )
 
-    def embed(self, texts: list[str], *, dimensions: int | None = None, batch_size: int = 32) -> np.ndarray:
-        """(len(texts), dimensions) float32 unit vectors; ``dimensions`` keeps the first N and renormalises."""
+    def embed(
+        self,
+        texts: list[str],
+        *,
+        dimensions: int | None = None,
+        batch_size: int = 32,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> np.ndarray:
+        """(len(texts), dimensions) float32 unit vectors; ``dimensions`` keeps the first N and
+        renormalises. ``progress(done, total)`` hears each group of batches (it may raise to stop)."""
         if not texts:
             raise InvalidRequestError("there is nothing to embed", param="input")
         if len(texts) > MAX_INPUTS:
@@ -88,15 +97,21 @@ class EmbeddingModel:
             raise InvalidRequestError(
                 f"dimensions must be in [1, {self.dimensions}], got {dimensions}", param="dimensions"
             )
+        group, parts = batch_size * 8, []  # a group of batches between two progress reports
         with self._lock:
-            vectors = self.model.encode(
-                texts,
-                batch_size=batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-            )
-        vectors = np.asarray(vectors, dtype=np.float32)
+            for start in range(0, len(texts), group):
+                if progress is not None:
+                    progress(start, len(texts))
+                parts.append(
+                    self.model.encode(
+                        texts[start : start + group],
+                        batch_size=batch_size,
+                        normalize_embeddings=True,
+                        convert_to_numpy=True,
+                        show_progress_bar=False,
+                    )
+                )
+        vectors = np.concatenate([np.asarray(v, dtype=np.float32) for v in parts])
         if dimensions is not None and dimensions < self.dimensions:
             vectors = vectors[:, :dimensions]
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True).clip(1e-12)

@@ -8,7 +8,7 @@ provenance. Only ``sample`` differs, and each family file writes its own.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,15 +89,30 @@ class ImageModel:
         return family_spec(self.family).options(self.model, {**self.defaults, **given}, name=self.card.name)
 
     def sample(
-        self, labels: list[int] | None, seeds: list[int], *, batch: int = 256, **options: Any
+        self,
+        labels: list[int] | None,
+        seeds: list[int],
+        *,
+        batch: int = 256,
+        progress: Callable[[int, int], None] | None = None,
+        **options: Any,
     ) -> torch.Tensor:
-        """Images in [-1, 1] for these labels and seeds, computed in batches."""
-        out = []
+        """Images in [-1, 1] for these labels and seeds, computed in batches. ``progress(done,
+        total)`` hears each step of each batch (a diffusion model's denoising steps; a GAN's or a
+        VAE's one pass), and may raise to stop the work there."""
+        out, batches = [], range(0, len(seeds), batch)
+        steps = int(options.get("steps") or 1) if self.family == "diffusion" else 1
         with self._lock, torch.no_grad():
-            for i in range(0, len(seeds), batch):
+            for k, i in enumerate(batches):
                 gens = [torch.Generator().manual_seed(s) for s in seeds[i : i + batch]]
                 y = None if labels is None else torch.tensor(labels[i : i + batch], dtype=torch.long)
-                out.append(self.model.sample(y, gens, **options))
+
+                def on_step(step: int, _total: int, k: int = k) -> None:
+                    progress(k * steps + step, len(batches) * steps)
+
+                if progress is not None:
+                    on_step(0, steps)
+                out.append(self.model.sample(y, gens, on_step=on_step if progress else None, **options))
         return torch.cat(out)
 
     def plan(
@@ -118,11 +133,17 @@ class ImageModel:
             labels = [index] * len(seeds)
         return options, labels, seeds
 
-    def generate(self, request: GenerationRequest | str | None = None, **kwargs: Any) -> list[ImageArtifact]:
+    def generate(
+        self,
+        request: GenerationRequest | str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        **kwargs: Any,
+    ) -> list[ImageArtifact]:
         options, labels, seeds = self.plan(request, kwargs)
         from genlab.safety.watermark import SCHEME, embed_image, watermark_key
 
-        images = to_uint8(self.sample(labels, seeds, **options)).permute(0, 2, 3, 1).numpy()
+        images = self.sample(labels, seeds, progress=progress, **options)
+        images = to_uint8(images).permute(0, 2, 3, 1).numpy()
         key = watermark_key()
         artifacts = []
         for i, seed in enumerate(seeds):

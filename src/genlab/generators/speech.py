@@ -229,9 +229,15 @@ class PiperVoice:
             watermark=SCHEME if marked else None,
         )
 
-    def generate(self, request: GenerationRequest | str, **kwargs: Any) -> list[AudioArtifact]:
+    def generate(
+        self,
+        request: GenerationRequest | str,
+        progress: Callable[[int, int], None] | None = None,
+        **kwargs: Any,
+    ) -> list[AudioArtifact]:
+        """The whole clip; ``progress(done, total)`` hears each sentence (and may raise to stop)."""
         request = as_request(request, **kwargs)
-        chunks = list(self.stream_audio(request))
+        chunks = list(self.stream_audio(request, progress))
         samples = np.concatenate([np.zeros(0, np.float32), *(c for c, _ in chunks)])
         return [self.clip(request, samples, any(m for _, m in chunks))]
 

@@ -10,9 +10,19 @@ from typing import Any
 
 from genlab.core import InvalidRequestError
 from genlab.core.chat import Turn, answer, plan
+from genlab.pipeline import Caps
 from genlab.server.schemas import ChatMessage
 
-__all__ = ["Turn", "answer", "choice_of", "message_dicts", "plan", "tools_of"]
+__all__ = ["Turn", "admit", "answer", "choice_of", "message_dicts", "plan", "tools_of"]
+
+
+def admit(caps: Caps, tools: list[dict[str, Any]] | None, schema: dict[str, Any] | None) -> None:
+    """The caps a conversation's tools and response format must keep, checked before the chat
+    template is rendered or a grammar compiled from them (each takes time in their size)."""
+    tools = tools or []
+    caps.count("tools", len(tools), caps.tools, "tools")
+    functions = [t.get("function", t) for t in tools]  # chat's nested shape, or Responses' flat one
+    caps.schemas(*(f.get("parameters") for f in functions if isinstance(f, dict)), schema)
 
 
 def message_text(message: ChatMessage, index: int) -> str:

@@ -44,6 +44,12 @@ class Metrics:
         self.rejected = Counter(
             "genlab_rejected", "Requests refused before work", ["reason"], registry=self.registry
         )
+        self.steps = Counter(
+            "genlab_work_steps",
+            "Steps of work checked against their deadline",
+            ["model"],
+            registry=self.registry,
+        )
 
 
 class MetricsObserver(Observer):
@@ -65,6 +71,9 @@ class MetricsObserver(Observer):
 
     def first_token(self, model: str, seconds: float) -> None:
         self.metrics.ttft.labels(model).observe(seconds)
+
+    def step(self, model: str) -> None:
+        self.metrics.steps.labels(model).inc()
 
 
 class RateLimiter:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from genlab.pipeline import Pipeline
+from genlab.pipeline import Caps, Pipeline
 from genlab.registry import Registry
 from genlab.server.runtime import Metrics, MetricsObserver, RateLimiter
 from genlab.storage import Store
@@ -23,7 +23,8 @@ class ServerConfig:
     code_roles: tuple[str, ...] = ("reviewer", "admin")
     webhook_allow: tuple[str, ...] = ()
     max_request_tokens: int = 65_536  # prompts x n x max_tokens of one request
-    request_seconds: float = 300.0  # the deadline of one generation request
+    request_seconds: float = 300.0  # the deadline of one request's work, of every kind
+    caps: Caps = field(default_factory=Caps)  # items, schema bytes, audio seconds, pixels per request
 
     @classmethod
     def from_settings(cls, settings) -> ServerConfig:
@@ -33,6 +34,7 @@ class ServerConfig:
             policy=settings.policy,
             code_roles=settings.code_roles,
             webhook_allow=settings.webhook_allow,
+            request_seconds=float(settings.request_seconds),
         )
 
 
@@ -53,6 +55,7 @@ class State:
             token_budget=config.max_request_tokens,
             deadline_s=config.request_seconds,
             offload_scans=True,
+            caps=config.caps,
         )
 
     def open_access(self) -> bool:

@@ -22,6 +22,7 @@ same stages.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -35,7 +36,7 @@ from genlab.apps import education as tutor
 from genlab.apps.recipe import check_caller
 from genlab.server.deps import CallerDep, KeyDep, StateDep, owns
 from genlab.server.errors import APIError
-from genlab.server.responses import held, held_body, sse
+from genlab.server.responses import cancellable, held, held_body, sse
 from genlab.server.templating import page
 
 router = APIRouter(tags=["apps"])
@@ -164,12 +165,12 @@ async def answer(learner: LearnerDep, body: AnswerRequest, state: StateDep) -> d
 
 
 @router.post("/v1/apps/{name}")
-async def run_app(name: str, body: AppRequest, state: StateDep, who: CallerDep):
+async def run_app(name: str, body: AppRequest, http: Request, state: StateDep, who: CallerDep):
     recipe = recipe_or_404(name)
     value = recipe.parse_input(body.input)  # a 400 before the model loads or queues
     check_caller(recipe, value, who)  # a 403 before a stream's 200
 
-    def work(progress=None):
+    def work(progress=None, cancel=None):
         return run_recipe(
             recipe,
             value,
@@ -178,38 +179,44 @@ async def run_app(name: str, body: AppRequest, state: StateDep, who: CallerDep):
             seed=body.seed,
             caller=who,
             progress=progress,
+            cancel=cancel,
         )
 
     if body.stream:
         await run_in_threadpool(state.pipeline.check, body.model, ("text", "code"))  # a 4xx before the 200
         return sse(progress_events(work))
-    result = await run_in_threadpool(work)
+    result = await cancellable(http, work)  # under the deadline; stopped when the client leaves
     return held(result.review) if result.held else result.to_dict()
 
 
 async def progress_events(work) -> AsyncIterator[dict[str, Any]]:
-    """Run ``work(progress)`` in a thread; yield each progress message as it comes, then the result."""
+    """Run ``work(progress)`` in a thread; yield each progress message as it comes, then the result.
+    A client that leaves (the response is closed) sets ``cancel``: the recipe stops at its next token."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[str] = asyncio.Queue()
+    cancel = threading.Event()
     task = asyncio.ensure_future(
-        run_in_threadpool(work, lambda message: loop.call_soon_threadsafe(queue.put_nowait, message))
+        run_in_threadpool(work, lambda message: loop.call_soon_threadsafe(queue.put_nowait, message), cancel)
     )
-    while True:
-        getter = asyncio.ensure_future(queue.get())
-        done, _ = await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
-        if getter in done:
-            yield {"object": "app.progress", "message": getter.result()}
-            continue
-        getter.cancel()
-        while not queue.empty():
-            yield {"object": "app.progress", "message": queue.get_nowait()}
-        result = task.result()  # a GenlabError here is sent in-band by sse()
-        if result.held:
-            review = result.review
-            yield {"object": "app.held", **held_body(review["id"], review["rule"], review["due_at"])}
-        else:
-            yield {"object": "app.result", **result.to_dict()}
-        return
+    try:
+        while True:
+            getter = asyncio.ensure_future(queue.get())
+            done, _ = await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+            if getter in done:
+                yield {"object": "app.progress", "message": getter.result()}
+                continue
+            getter.cancel()
+            while not queue.empty():
+                yield {"object": "app.progress", "message": queue.get_nowait()}
+            result = task.result()  # a GenlabError here is sent in-band by sse()
+            if result.held:
+                review = result.review
+                yield {"object": "app.held", **held_body(review["id"], review["rule"], review["due_at"])}
+            else:
+                yield {"object": "app.result", **result.to_dict()}
+            return
+    finally:
+        cancel.set()
 
 
 # -- studio ----------------------------------------------------------------------------------------

@@ -231,8 +231,9 @@ def chat_response(body: ChatRequest, turn: conversation.Turn, released: Released
 
 @router.post("/chat/completions")
 async def chat_completions(body: ChatRequest, http: Request, state: StateDep, who: CallerDep):
+    conversation.admit(state.pipeline.caps, conversation.tools_of(body.tools), response_schema(body))
     generator = await run_in_threadpool(state.pipeline.check, body.model, TEXT)
-    turn = chat_turn(body, generator)
+    turn = await run_in_threadpool(chat_turn, body, generator)  # rendering and compiling: off the loop
     request = turn.request
     raw, cid = (
         {**body.model_dump(exclude_none=True, by_alias=True), "prompt": request.prompt},

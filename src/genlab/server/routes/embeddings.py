@@ -6,13 +6,12 @@ import base64
 from typing import Any, Literal
 
 import numpy as np
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.concurrency import run_in_threadpool
 
 from genlab.core import InvalidRequestError
 from genlab.server.deps import CallerDep, StateDep
-from genlab.server.responses import held
+from genlab.server.responses import cancellable, held
 
 router = APIRouter(prefix="/v1", tags=["embeddings"])
 
@@ -45,17 +44,19 @@ def vector(v: np.ndarray, encoding: str) -> list[float] | str:
 
 
 @router.post("/embeddings")
-async def embeddings(body: EmbeddingRequest, state: StateDep, who: CallerDep) -> Any:
+async def embeddings(body: EmbeddingRequest, http: Request, state: StateDep, who: CallerDep) -> Any:
     texts = texts_of(body.input)
-    vectors, tokens, record_ids, review = await run_in_threadpool(
-        lambda: state.pipeline.embed(
+    vectors, tokens, record_ids, review = await cancellable(
+        http,
+        lambda cancel: state.pipeline.embed(
             body.model,
             texts,
             endpoint="embeddings",
             caller=who,
             raw={"model": body.model, "inputs": len(texts), "encoding_format": body.encoding_format},
             dimensions=body.dimensions,
-        )
+            cancel=cancel,
+        ),
     )
     if review is not None:
         return held(review)

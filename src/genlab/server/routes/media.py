@@ -24,14 +24,14 @@ from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from genlab.codecs.audio import ENCODINGS, encode_audio, read_audio, wav_stream_header
+from genlab.codecs.audio import ENCODINGS, audio_info, encode_audio, read_audio, wav_stream_header
 from genlab.core import GenerationRequest, InvalidRequestError, SamplingParams
 from genlab.generators.text_to_image import pipeline_request
 from genlab.generators.transcriber import FORMATS, SAMPLE_RATE
 from genlab.pipeline import Released
 from genlab.server.deps import CallerDep, KeyDep, StateDep, owns
 from genlab.server.errors import APIError
-from genlab.server.responses import chunks, held, sse
+from genlab.server.responses import cancellable, chunks, held, sse
 from genlab.server.schemas import ImageRequest, SpeechRequest
 from genlab.server.state import State
 
@@ -65,9 +65,11 @@ def images_response(body: ImageRequest, released: Released, inline: bool) -> dic
 
 
 @router.post("/images/generations")
-async def images(body: ImageRequest, state: StateDep, who: CallerDep) -> Any:
+async def images(http: Request, body: ImageRequest, state: StateDep, who: CallerDep) -> Any:
+    """Drawn under the request's deadline, and stopped at the next step when the client leaves."""
     generator = await run_in_threadpool(state.pipeline.check, body.model, ("image",))
     if generator.card.backend == "diffusers":
+        state.pipeline.caps.pixels(body.n, *generator.size(body.size))
         request = pipeline_request(
             body.prompt,
             model=body.model,
@@ -83,7 +85,8 @@ async def images(body: ImageRequest, state: StateDep, who: CallerDep) -> Any:
         request = family_request(
             body.model, body.prompt if body.prompt.strip() else None, body.n, body.seed, body
         )
-    released = await run_in_threadpool(
+    released = await cancellable(
+        http,
         state.pipeline.generate,
         request,
         endpoint="images",
@@ -129,7 +132,8 @@ async def speech(http: Request, body: SpeechRequest, state: StateDep, who: Calle
             "class": a.label,
         }
 
-    released = await run_in_threadpool(
+    released = await cancellable(
+        http,
         state.pipeline.generate,
         request,
         endpoint="audio",
@@ -204,27 +208,35 @@ async def speech_events(http: Request, stream, pcm) -> AsyncIterator[dict[str, A
     }
 
 
-async def transcribe_upload(state: State, who, file: UploadFile, model: str, task: str, form: dict) -> Any:
-    """An uploaded audio file through the pipeline's transcription face, in OpenAI's formats."""
+async def transcribe_upload(
+    http: Request, state: State, who, file: UploadFile, model: str, task: str, form: dict
+) -> Any:
+    """An uploaded audio file through the pipeline's transcription face, in OpenAI's formats: its
+    duration is read from the header and capped before anything is decoded; it is decoded once
+    admitted to the model's queue, and transcribed under the deadline until the client leaves."""
     fmt = form.get("response_format") or "json"
     if fmt not in FORMATS:
         raise InvalidRequestError(
             f"response_format must be one of {', '.join(FORMATS)}, got {fmt!r}", param="response_format"
         )
     data = await file.read()
-    audio = await run_in_threadpool(read_audio, data, SAMPLE_RATE)
-    transcript, released = await run_in_threadpool(
-        lambda: state.pipeline.transcribe(
+    caps = state.pipeline.caps
+    info = await run_in_threadpool(audio_info, data)
+    caps.audio(info.seconds, info.frames * info.channels)
+    transcript, released = await cancellable(
+        http,
+        lambda cancel: state.pipeline.transcribe(
             model,
-            audio,
+            partial(read_audio, data, SAMPLE_RATE, max_seconds=caps.audio_seconds),
             endpoint=f"audio.{task}s",
+            cancel=cancel,
             caller=who,
             raw={"model": model, "file": file.filename, "bytes": len(data), **form},
             language=form.get("language") or None,
             prompt=form.get("prompt") or None,
             temperature=float(form.get("temperature") or 0.0),
             task=task,
-        )
+        ),
     )
     if released.held:
         return held(released.review)
@@ -236,6 +248,7 @@ async def transcribe_upload(state: State, who, file: UploadFile, model: str, tas
 
 @router.post("/audio/transcriptions")
 async def transcriptions(
+    http: Request,
     state: StateDep,
     who: CallerDep,
     file: UploadFile = File(...),
@@ -252,12 +265,13 @@ async def transcriptions(
         "temperature": temperature,
     }
     return await transcribe_upload(
-        state, who, file, model, "transcribe", {k: v for k, v in form.items() if v is not None}
+        http, state, who, file, model, "transcribe", {k: v for k, v in form.items() if v is not None}
     )
 
 
 @router.post("/audio/translations")
 async def translations(
+    http: Request,
     state: StateDep,
     who: CallerDep,
     file: UploadFile = File(...),
@@ -268,7 +282,7 @@ async def translations(
 ) -> Any:
     form = {"prompt": prompt, "response_format": response_format, "temperature": temperature}
     return await transcribe_upload(
-        state, who, file, model, "translate", {k: v for k, v in form.items() if v is not None}
+        http, state, who, file, model, "translate", {k: v for k, v in form.items() if v is not None}
     )
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from typing import Any
 
-from fastapi import APIRouter
-from starlette.concurrency import run_in_threadpool
+from fastapi import APIRouter, Request
 
+from genlab.pipeline import Budget
 from genlab.server.deps import KeyDep, StateDep
+from genlab.server.responses import cancellable
 from genlab.server.schemas import ModerationRequest
+from genlab.server.state import State
 
 router = APIRouter(prefix="/v1", tags=["moderations"])
 CATEGORIES = ("prompt_injection", "secret", "pii", "slur", "invisible_text", "banned_substring")
@@ -31,10 +34,22 @@ def moderation(result) -> dict[str, Any]:
     }
 
 
+def scan_all(state: State, inputs: list[str], *, cancel: threading.Event) -> list[dict[str, Any]]:
+    """Each input through the policy's scanners, under the request's deadline and its client."""
+    budget = Budget(state.pipeline.deadline_s, cancel, observer=state.pipeline.observer, model="moderation")
+    results = []
+    for i, text in enumerate(inputs):
+        budget.check(i, len(inputs))
+        results.append(moderation(state.guard.scan_all(text)))
+    return results
+
+
 @router.post("/moderations")
-async def moderations(body: ModerationRequest, state: StateDep, _: KeyDep) -> dict[str, Any]:
+async def moderations(body: ModerationRequest, http: Request, state: StateDep, _: KeyDep) -> dict[str, Any]:
     inputs = [body.input] if isinstance(body.input, str) else body.input
-    results = [moderation(await run_in_threadpool(state.guard.scan_all, text)) for text in inputs]
+    caps = state.pipeline.caps
+    caps.count("inputs", len(inputs), caps.moderation_inputs, "input")  # before any scan
+    results = await cancellable(http, scan_all, state, inputs)
     return {
         "id": f"modr-{uuid.uuid4().hex}",
         "model": f"genlab-guard/{state.guard.policy.name}",

@@ -237,8 +237,12 @@ def response_of(body: ResponsesRequest, turn: conversation.Turn, released: Relea
 
 @router.post("/responses")
 async def responses(body: ResponsesRequest, http: Request, state: StateDep, who: CallerDep):
+    caps = state.pipeline.caps
+    items = 1 if isinstance(body.input, str) else len(body.input)
+    caps.count("input items", items, caps.items, "input")
+    conversation.admit(caps, body.tools, schema_of(body))
     generator = await run_in_threadpool(state.pipeline.check, body.model, TEXT)
-    turn = turn_of(body, generator)
+    turn = await run_in_threadpool(turn_of, body, generator)  # rendering and compiling: off the loop
     raw, rid = (
         {**body.model_dump(exclude_none=True), "prompt": turn.request.prompt},
         f"resp_{uuid.uuid4().hex}",
