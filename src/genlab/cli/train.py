@@ -124,11 +124,11 @@ def _train_family(modality: str, family: str, data: str, name: str | None, json_
     )
     if os.environ.get("RANK", "0") != "0":
         return
-    try_it = (
-        f'genlab generate image --model {model_name} --prompt "7" -n 16'
-        if modality == "image"
-        else f'genlab generate audio --model {model_name} --prompt "say seven" --out seven.wav'
-    )
+    try_it = {
+        "image": f'genlab generate image --model {model_name} --prompt "7" -n 16',
+        "audio": f'genlab generate audio --model {model_name} --prompt "say seven" --out seven.wav',
+        "video": f'genlab generate video "a 7 moving left, fast" --model {model_name} --out seven.mp4',
+    }[modality]
     _report(model_name, result, json_, try_it)
 
 
@@ -183,6 +183,16 @@ _register_train(
 
     The family code is the image families' own; Griffin-Lim turns generated spectrograms into sound.
     Example: genlab train audio --family diffusion --data spoken-digits --preset small
+    """,
+)
+
+_register_train(
+    "video",
+    "moving-digits (handwritten digits moving on a 32x32 canvas, 8 frames at 8 fps).",
+    "moving-digits",
+    """Train a video family on clips, conditioned on digit, direction and speed.
+
+    Example: genlab train video --family video-diffusion --data moving-digits --preset small
     """,
 )
 
