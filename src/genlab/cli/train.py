@@ -332,6 +332,36 @@ _register_eval(
 )
 
 
+@eval_app.command("video")
+def eval_video(
+    model: Annotated[str, typer.Option("--model", "-m", help="A video model trained in genlab.")],
+    samples: Annotated[int, typer.Option(help="Clips to generate for the metrics.")] = 80,
+    steps: _SampleSteps = None,
+    sampler: _Sampler = None,
+    guidance: _Guidance = None,
+    seed: _FirstSeed = 0,
+    write_card: _WriteCard = True,
+    json_: _Json = False,
+) -> None:
+    """Per-frame class accuracy and FID, temporal consistency and motion accuracy (direction and
+    speed from the sprite's centre-of-mass track), next to held-out real clips (the floor)."""
+    from genlab.evaluation.video import evaluate_video_model
+
+    with Steps(f"evaluating {model}", enabled=not json_) as step:
+        options = {"steps": steps, "sampler": sampler, "guidance": guidance}
+        metrics = evaluate_video_model(
+            model, samples=samples, options=options, seed=seed, write_card=write_card, progress=step
+        )
+    if json_:
+        print_json(metrics)
+        return
+    floor = metrics.get("floor", {})
+    for k, v in metrics.items():
+        if k in floor:
+            console.print(f"{k:>22}  {v}   (real-data floor {floor[k]})")
+    console.print(f"[dim]{metrics['samples']} clips, {metrics['seconds_per_clip']} s a clip[/]")
+
+
 @eval_app.command("text")
 def eval_text(
     model: Annotated[str, typer.Option("--model", "-m", help="A transformer trained in genlab.")],
