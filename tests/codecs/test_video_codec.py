@@ -81,3 +81,20 @@ def test_a_prompt_names_digit_direction_and_speed():
     ]:
         with pytest.raises(InvalidRequestError, match=match):
             parse_motion(bad, DIGITS)
+
+
+def test_genlab_writes_and_reads_mp4_without_loading_pyav_into_its_own_process(tmp_path):
+    """PyAV's wheels link GPL encoders (libx264, libx265): they run in a child process only."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, numpy as np\n"
+        "from genlab.core.video import decode_video, encode_video\n"
+        "frames, _, _ = decode_video(encode_video(np.zeros((2, 8, 8), np.uint8), 8.0, 'mp4'))\n"
+        "assert frames.shape == (2, 8, 8, 3)\n"
+        "loaded = [m for m in sys.modules if m == 'av' or m.startswith('av.')]\n"
+        "assert not loaded, loaded\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
