@@ -34,6 +34,13 @@ def test_gif_holds_grey_frames_exactly_and_every_format_keeps_rate_and_metadata(
     assert encode_video(frames, 8.0, "mp4")[4:8] == b"ftyp"  # an MP4 container
 
 
+def test_a_gif_keeps_every_frame_of_a_run_of_identical_ones():
+    frames = clip()
+    frames[3:6] = frames[3]  # Pillow merges these into one frame of three delays
+    back, fps, _ = decode_video(encode_video(frames, 8.0, "gif"))
+    assert np.array_equal(back[..., 0], frames[..., 0]) and abs(fps - 8.0) < 0.5
+
+
 def test_an_artifact_saves_mp4_and_gif_with_its_provenance_inside(tmp_path):
     art = VideoArtifact.create(clip(), 8.0, label="7 left fast", model="m", family="video-diffusion", seed=3)
     assert art.duration_s == 1.0 and art.provenance.modality == "video"

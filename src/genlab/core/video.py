@@ -3,7 +3,8 @@
 MP4 and WebM are written and read by PyAV (FFmpeg) in a child process (``video_process.py`` says
 why: PyAV's wheels link GPL encoders, and genlab's process loads nothing GPL). GIF is written and
 read here by Pillow: a palette of 256 levels, so a grey clip round-trips exactly; its comment
-extension holds the metadata. The frame rate is in every file (MP4/WebM time base, GIF delays).
+extension holds the metadata. Pillow stores a run of identical frames as one frame with their summed
+delay; reading expands it again, so only a clip whose every frame is the same reads back as one frame. The frame rate is in every file (MP4/WebM time base, GIF delays).
 """
 
 from __future__ import annotations
@@ -121,9 +122,14 @@ def _decode_gif(data: bytes) -> tuple[np.ndarray, float, str | None]:
     try:
         with Image.open(io.BytesIO(data)) as gif:
             comment = gif.info.get("comment")
-            duration = gif.info.get("duration") or 100
-            frames = np.stack([np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(gif)])
+            read = [
+                (np.asarray(f.convert("RGB")), f.info.get("duration") or 100)
+                for f in ImageSequence.Iterator(gif)
+            ]
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise InvalidRequestError(f"not a GIF Pillow can read: {e}") from None
+    # Pillow writes a run of identical frames as one frame of their summed delay: expand it again
+    base = min(d for _, d in read)
+    frames = np.stack([f for f, d in read for _ in range(max(1, round(d / base)))])
     text = comment.decode("utf-8", "replace") if isinstance(comment, bytes) else comment
-    return frames, 1000 / duration, text
+    return frames, 1000 / base, text

@@ -135,7 +135,9 @@ def evaluate_video_model(
     seconds = time.perf_counter() - started
     step("measuring")
     metrics: dict[str, Any] = {"model": name, "data": entry.config["data"], "samples": samples, **opts}
-    if labels is not None:
+    if labels is None or not model.moving:  # the measures read moving digits; a folder's clips get none
+        classifier = None
+    else:
         sizes = model.label_sizes
         metrics |= clip_metrics(clips, labels, sizes, classifier)
         metrics["floor"] = clip_metrics(data.val[:], data.val_labels, sizes, classifier)

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from genlab.codecs.image import resolve_class
 from genlab.codecs.video import Motion, motion_label, parse_motion, to_frames
 from genlab.core import (
     GenerationRequest,
@@ -73,13 +74,21 @@ class VideoModel(ImageModel):
         inner = math.prod(self.label_sizes[1:])
         return [self.classes[i * inner].split()[0] for i in range(self.label_sizes[0])]
 
+    @property
+    def moving(self) -> bool:
+        """Labelled digit x direction x speed (moving-digits), not a folder's classes."""
+        return len(self.model.config.label_sizes) == 3
+
     def motion(self, prompt: str | None) -> Motion:
+        """What the prompt asks; a model of a folder's classes reads a class name ("waving")."""
         if prompt is None or not prompt.strip():
             return Motion()
         if not self.conditional:
             raise InvalidRequestError(
                 f"{self.card.name} is unconditional: leave the prompt out", param="prompt"
             )
+        if not self.moving:
+            return Motion(digit=resolve_class(prompt, self.classes))
         return parse_motion(prompt, self.digits)
 
     def plan(self, request, kwargs: dict[str, Any]) -> tuple[dict[str, Any], list[int] | None, list[int]]:
