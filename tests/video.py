@@ -11,7 +11,7 @@ import torch
 
 from genlab.core.settings import Settings
 
-TINY = "video-diffusion-moving-digits"
+TINY = "tiny-video"  # not the shipped model's name
 
 
 @contextlib.contextmanager

@@ -51,7 +51,18 @@ def test_trained_sampled_and_measured_through_the_cli(tmp_path, monkeypatch, cap
     monkeypatch.setenv("GENLAB_HOME", str(tmp_path))
     seed_guard(tmp_path)
     trained = json.loads(
-        genlab("train", "video", "--family", "video-diffusion", "--preset", "tiny", "--json", capsys=capsys)
+        genlab(
+            "train",
+            "video",
+            "--family",
+            "video-diffusion",
+            "--preset",
+            "tiny",
+            "--name",
+            TINY,
+            "--json",
+            capsys=capsys,
+        )
     )
     assert trained["name"] == TINY and trained["steps"] == 6
     config = json.loads((tmp_path / "models" / TINY / "config.json").read_text())
@@ -63,6 +74,8 @@ def test_trained_sampled_and_measured_through_the_cli(tmp_path, monkeypatch, cap
             "generate",
             "video",
             "a 7 moving left, fast",
+            "--model",
+            TINY,
             "--steps",
             "2",
             "-n",
