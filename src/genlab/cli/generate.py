@@ -483,7 +483,7 @@ def video(
             endpoint="cli.generate.video",
             modalities=("video",),
             caller=CLI,
-            on_step=lambda done, total: bar.update(task, completed=done, total=total),
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     if released.held:
         report_held(released.review)

@@ -102,11 +102,12 @@ class VideoModel(ImageModel):
         return options, labels, seeds
 
     def generate(
-        self, request: GenerationRequest | str | None = None, on_step: Progress | None = None, **kwargs: Any
+        self, request: GenerationRequest | str | None = None, progress: Progress | None = None, **kwargs: Any
     ) -> list[VideoArtifact]:
-        """One clip per seed; ``on_step(done, total)`` hears each denoising step (a progress bar, a job)."""
+        """One clip per seed; ``progress(done, total)`` hears each denoising step: the pipeline's
+        budget (deadline, a client that left), then a progress bar or a job's percentage."""
         options, labels, seeds = self.plan(request, kwargs)
-        clips = self.sample(labels, seeds, progress=on_step, **options)  # (N, T, C, H, W)
+        clips = self.sample(labels, seeds, progress=progress, **options)  # (N, T, C, H, W)
         from genlab.safety.watermark import SCHEME, embed_image, watermark_key
 
         key = watermark_key()

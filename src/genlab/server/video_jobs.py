@@ -119,7 +119,7 @@ class VideoJobs:
 
         try:
             released = self.pipeline.generate(
-                request, endpoint="videos", modalities=("video",), caller=caller, raw=raw, on_step=on_step
+                request, endpoint="videos", modalities=("video",), caller=caller, raw=raw, progress=on_step
             )
         except GenlabError as e:
             error = {"code": e.code or type(e).__name__, "message": str(e)}
