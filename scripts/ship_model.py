@@ -27,7 +27,7 @@ TARGET = Path(__file__).resolve().parent.parent / "src" / "genlab" / "shipped"
 def main(name: str) -> None:
     registry = Registry()
     entry = registry.get(name)
-    if entry.kind not in ("transformer", "image", "audio") or entry.path is None:
+    if entry.kind not in ("transformer", "image", "audio", "video") or entry.path is None:
         sys.exit(f"error: {name!r} is not a model trained in genlab")
     out = TARGET / name
     shutil.rmtree(out, ignore_errors=True)

@@ -65,6 +65,7 @@ from genlab.storage import Store
 TEXT = ("text", "code")
 NOUNS = {
     "image": "images",
+    "video": "videos",
     "transcription": "transcripts of speech",
     "embedding": "embeddings",
 }  # "makes images, not text"

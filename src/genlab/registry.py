@@ -122,6 +122,13 @@ def _load_audio(entry: ModelEntry, settings: Settings) -> Generator:
     return AudioModel.from_dir(entry.path, entry.card, entry.config)
 
 
+def _load_video(entry: ModelEntry, settings: Settings) -> Generator:
+    from genlab.generators.video import VideoModel
+
+    assert entry.path is not None
+    return VideoModel.from_dir(entry.path, entry.card, entry.config)
+
+
 def _load_voice(entry: ModelEntry, settings: Settings) -> Generator:
     from genlab.generators.speech import PiperVoice, voice_files
 
@@ -159,6 +166,7 @@ LOADERS: dict[str, Loader] = {
     "transformer": _load_transformer,
     "image": _load_image,
     "audio": _load_audio,
+    "video": _load_video,
 }
 
 

@@ -186,5 +186,7 @@ def test_a_family_declared_once_trains_samples_evaluates_and_serves(
 
 
 def test_an_unknown_family_names_every_declared_one(toy_family):
-    with pytest.raises(Exception, match="expected one of transformer, gan, vae, diffusion, pixel-gaussian"):
+    with pytest.raises(
+        Exception, match="expected one of transformer, gan, vae, diffusion, video-diffusion, pixel-gaussian"
+    ):
         family_spec("flow")

@@ -15,7 +15,9 @@ from genlab.core.request import parse_json_schema
 from genlab.pipeline import TEXT, Caller, Pipeline, ReviewRequired, default_pipeline
 from genlab.registry import default_registry
 
-app = typer.Typer(help="Generate text, code, images or audio from a registered model.", no_args_is_help=True)
+app = typer.Typer(
+    help="Generate text, code, images, audio or video from a registered model.", no_args_is_help=True
+)
 
 DEFAULTS = SamplingParams()
 CLI = Caller(actor="cli")
@@ -406,3 +408,81 @@ def audio(
     else:
         for a, path in zip(artifacts, paths, strict=True):
             console.print(f"{a.label or 'clip'} ({a.duration_s:.1f} s, seed {a.provenance.seed}) -> {path}")
+
+
+@app.command()
+def video(
+    prompt: Annotated[
+        str | None,
+        typer.Argument(help='What moves how: "a 7 moving left, fast"; what it leaves out is drawn per clip.'),
+    ] = None,
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="A video model (see `genlab models`).")
+    ] = "video-diffusion-moving-digits",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="The .mp4, .gif or .webm to write (default: GENLAB_HOME/outputs/); -n > 1: NAME-1.mp4 ..."
+        ),
+    ] = None,
+    n: Annotated[int, typer.Option("--n", "-n", help="How many clips (up to 16 per request).")] = 1,
+    steps: Annotated[int | None, typer.Option(help="Diffusion: sampling steps (default 50).")] = None,
+    sampler: Annotated[str | None, typer.Option(help="Diffusion: ddpm, ddim (default) or dpm++.")] = None,
+    guidance: Annotated[
+        float | None, typer.Option(help="Classifier-free guidance scale (default 1).")
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the first clip; clip i uses seed + i.")] = None,
+    json_: Annotated[
+        bool, typer.Option("--json", help="Print each clip's path and provenance as JSON.")
+    ] = False,
+) -> None:
+    """Make short clips with a video model trained in genlab, provenance inside the file.
+
+    Example: genlab generate video "a 3 moving up, slow" --out clip.mp4
+    """
+    from rich.progress import BarColumn, Progress
+
+    from genlab.core.video import VIDEO_SUFFIXES
+
+    target = out or default_registry().settings.outputs_dir / f"{model}-{int(time.time())}.mp4"
+    if target.suffix.lower() not in VIDEO_SUFFIXES or target.is_dir():
+        raise InvalidRequestError(f"--out must name a .mp4, .gif or .webm file, got {target}", param="out")
+    request = _family_request(model, prompt, n, seed, steps, sampler, guidance)
+    _load_for(model, "video")
+    with Progress(
+        "denoising",
+        BarColumn(),
+        "{task.completed}/{task.total} steps",
+        console=err_console,
+        transient=True,
+        disable=json_,
+    ) as bar:
+        task = bar.add_task("d", total=None)
+        released = cli_pipeline().generate(
+            request,
+            endpoint="cli.generate.video",
+            modalities=("video",),
+            caller=CLI,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    if released.held:
+        report_held(released.review)
+        return
+    artifacts = released.artifacts
+    many = len(artifacts) > 1
+    paths = [
+        target.with_name(f"{target.stem}-{i + 1}{target.suffix}") if many else target
+        for i in range(len(artifacts))
+    ]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for a, path in zip(artifacts, paths, strict=True):
+        a.save(path)
+    if json_:
+        clips = [
+            {"path": str(p), "label": a.label, "provenance": a.provenance.to_dict()}
+            for a, p in zip(artifacts, paths, strict=True)
+        ]
+        print_json({"clips": clips})
+        return
+    for a, path in zip(artifacts, paths, strict=True):
+        console.print(f"{a.label or 'clip'} ({a.duration_s:.1f} s, seed {a.provenance.seed}) -> {path}")

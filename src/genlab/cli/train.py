@@ -124,11 +124,11 @@ def _train_family(modality: str, family: str, data: str, name: str | None, json_
     )
     if os.environ.get("RANK", "0") != "0":
         return
-    try_it = (
-        f'genlab generate image --model {model_name} --prompt "7" -n 16'
-        if modality == "image"
-        else f'genlab generate audio --model {model_name} --prompt "say seven" --out seven.wav'
-    )
+    try_it = {
+        "image": f'genlab generate image --model {model_name} --prompt "7" -n 16',
+        "audio": f'genlab generate audio --model {model_name} --prompt "say seven" --out seven.wav',
+        "video": f'genlab generate video "a 7 moving left, fast" --model {model_name} --out seven.mp4',
+    }[modality]
     _report(model_name, result, json_, try_it)
 
 
@@ -183,6 +183,16 @@ _register_train(
 
     The family code is the image families' own; Griffin-Lim turns generated spectrograms into sound.
     Example: genlab train audio --family diffusion --data spoken-digits --preset small
+    """,
+)
+
+_register_train(
+    "video",
+    "moving-digits (handwritten digits moving on a 32x32 canvas, 8 frames at 8 fps).",
+    "moving-digits",
+    """Train a video family on clips, conditioned on digit, direction and speed.
+
+    Example: genlab train video --family video-diffusion --data moving-digits --preset small
     """,
 )
 
@@ -320,6 +330,36 @@ _register_eval(
     """FID, Inception score and class accuracy of generated sound (after Griffin-Lim), with the
     real-data floor and the codec's round-trip ceiling.""",
 )
+
+
+@eval_app.command("video")
+def eval_video(
+    model: Annotated[str, typer.Option("--model", "-m", help="A video model trained in genlab.")],
+    samples: Annotated[int, typer.Option(help="Clips to generate for the metrics.")] = 80,
+    steps: _SampleSteps = None,
+    sampler: _Sampler = None,
+    guidance: _Guidance = None,
+    seed: _FirstSeed = 0,
+    write_card: _WriteCard = True,
+    json_: _Json = False,
+) -> None:
+    """Per-frame class accuracy and FID, temporal consistency and motion accuracy (direction and
+    speed from the sprite's centre-of-mass track), next to held-out real clips (the floor)."""
+    from genlab.evaluation.video import evaluate_video_model
+
+    with Steps(f"evaluating {model}", enabled=not json_) as step:
+        options = {"steps": steps, "sampler": sampler, "guidance": guidance}
+        metrics = evaluate_video_model(
+            model, samples=samples, options=options, seed=seed, write_card=write_card, progress=step
+        )
+    if json_:
+        print_json(metrics)
+        return
+    floor = metrics.get("floor", {})
+    for k, v in metrics.items():
+        if k in floor:
+            console.print(f"{k:>22}  {v}   (real-data floor {floor[k]})")
+    console.print(f"[dim]{metrics['samples']} clips, {metrics['seconds_per_clip']} s a clip[/]")
 
 
 @eval_app.command("text")

@@ -8,6 +8,7 @@ from genlab.core.artifacts import (
     ImageArtifact,
     Provenance,
     TextArtifact,
+    VideoArtifact,
     load_artifact,
 )
 from genlab.core.card import ModelCard
@@ -47,6 +48,7 @@ __all__ = [
     "TextChunk",
     "UnsafePathError",
     "UnsupportedError",
+    "VideoArtifact",
     "as_request",
     "load_artifact",
 ]

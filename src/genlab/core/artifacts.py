@@ -2,12 +2,15 @@
 
 An artifact holds its content in memory and saves it to the standard file of its modality:
 text as .txt (or .json with the provenance inside), images as PNG (provenance in a tEXt chunk),
-audio as 16-bit PCM WAV (provenance in a LIST/INFO comment chunk). Provenance that cannot live
+audio as 16-bit PCM WAV (provenance in a LIST/INFO comment chunk), video as MP4 (H.264; or WebM,
+GIF by the file's suffix; provenance in the container's comment). Provenance that cannot live
 inside the file (.txt) goes to a sidecar ``<file>.provenance.json``. ``load_artifact`` reads any of them back.
 
 ``sha256`` is the hash of the *content*, not of the file bytes, so it survives re-encoding:
 text -> its UTF-8 bytes; image -> ``"<H>x<W>x<C>:"`` + raw uint8 pixels; audio ->
-``"<rate>:"`` + the little-endian int16 samples the WAV stores.
+``"<rate>:"`` + the little-endian int16 samples the WAV stores; video -> ``"<T>x<H>x<W>x<C>:"``
++ the raw uint8 frames as generated. H.264 and VP9 are lossy, so a decoded MP4 differs from them;
+a grey GIF holds them exactly (its frame rate, in hundredths of a second, is not hashed).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import numpy as np
 from genlab.core.errors import InvalidRequestError
 from genlab.core.io import atomic_write_bytes, atomic_write_json, sha256_bytes
 
-MODALITIES = ("text", "code", "image", "audio")
+MODALITIES = ("text", "code", "image", "audio", "video")
 PROVENANCE_KEY = "genlab:provenance"
 
 
@@ -265,6 +268,76 @@ class AudioArtifact(Artifact):
         """WAV carries its provenance inside (LIST/INFO chunk)."""
 
 
+def _video_hash(frames: np.ndarray) -> str:
+    t, h, w, c = frames.shape
+    return sha256_bytes(f"{t}x{h}x{w}x{c}:".encode() + np.ascontiguousarray(frames).tobytes())
+
+
+@dataclass
+class VideoArtifact(Artifact):
+    """A clip as uint8 frames, (T, H, W, 1) grey or (T, H, W, 3) RGB, at ``fps`` frames per second.
+    ``to_bytes`` is MP4 (H.264); ``save`` writes MP4, WebM or GIF by the path's suffix."""
+
+    frames: np.ndarray = field(default_factory=lambda: np.zeros((1, 2, 2, 1), np.uint8))
+    fps: float = 8.0
+    label: str | None = None
+    extension: ClassVar[str] = ".mp4"
+    media_type: ClassVar[str] = "video/mp4"
+
+    @classmethod
+    def create(
+        cls, frames: np.ndarray, fps: float, *, label: str | None = None, **kwargs: Any
+    ) -> VideoArtifact:
+        from genlab.core.video import check_frames
+
+        frames = check_frames(frames)
+        kwargs.setdefault("modality", "video")
+        provenance = make_provenance(_video_hash(frames), **kwargs)
+        return cls(provenance=provenance, frames=frames, fps=float(fps), label=label)
+
+    def content_sha256(self) -> str:
+        return _video_hash(self.frames)
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.frames) / self.fps
+
+    def encode(self, fmt: str = "mp4") -> bytes:
+        from genlab.core.video import encode_video
+
+        comment = json.dumps(self.provenance.to_dict(), sort_keys=True)
+        return encode_video(self.frames, self.fps, fmt, comment=comment)
+
+    def to_bytes(self) -> bytes:
+        return self.encode("mp4")
+
+    def save(self, path: str | Path) -> Path:
+        from genlab.core.video import VIDEO_SUFFIXES
+
+        target = Path(path)
+        if target.is_dir():
+            target = target / f"{self.sha256[:16]}{self.extension}"
+        suffix = target.suffix.lower()
+        if suffix not in VIDEO_SUFFIXES:
+            raise InvalidRequestError(
+                f"a video is saved as {', '.join(sorted(VIDEO_SUFFIXES))}, not {target.name!r}", param="out"
+            )
+        atomic_write_bytes(target, self.encode(suffix[1:]))
+        return target  # provenance is inside the file (the container's comment)
+
+
+def _load_video(path: Path) -> VideoArtifact:
+    from genlab.core.video import read_video
+
+    frames, fps, comment = read_video(path)
+    try:
+        provenance = Provenance.from_dict(json.loads(comment or ""))
+    except (json.JSONDecodeError, TypeError, KeyError):
+        raise InvalidRequestError(f"{path} has no genlab provenance in its metadata") from None
+    grey = bool((frames == frames[..., :1]).all())
+    return VideoArtifact(provenance=provenance, frames=frames[..., :1] if grey else frames, fps=fps)
+
+
 def load_artifact(path: str | Path) -> Artifact:
     """Read an artifact saved by ``Artifact.save`` back, provenance included."""
     path = Path(path)
@@ -303,6 +376,8 @@ def load_artifact(path: str | Path) -> Artifact:
         except (json.JSONDecodeError, TypeError, KeyError):
             raise InvalidRequestError(f"{path} has no genlab provenance chunk") from None
         return AudioArtifact(provenance=provenance, samples=samples, sample_rate=rate)
+    if suffix in (".mp4", ".webm", ".gif"):
+        return _load_video(path)
     side = sidecar_path(path)
     if not side.is_file():
         raise InvalidRequestError(f"{path} has no provenance sidecar ({side.name})")

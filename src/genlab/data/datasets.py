@@ -27,13 +27,22 @@ def load_image_dataset(data: str, settings: Settings | None = None, *, seed: int
         return load_glyphs(settings, seed=seed)
     if data == "spoken-digits":
         return load_spoken_digits(settings, seed=seed)
+    if data == "moving-digits":
+        from genlab.data.video import load_moving_digits
+
+        return load_moving_digits(seed=seed)
     path = Path(data).expanduser()
     if path.is_dir() and holds_audio(path):
         return load_audio_folder(path, seed=seed)
+    from genlab.data.video import holds_video, load_video_folder
+
+    if path.is_dir() and holds_video(path):
+        return load_video_folder(path, seed=seed)
     if path.exists():
         return load_folder(path, seed=seed)
     raise InvalidRequestError(
-        f"unknown dataset {data!r}: expected {', '.join(BUILTIN_IMAGE_DATASETS + BUILTIN_AUDIO_DATASETS)} "
-        "or a folder of images or audio clips",
+        f"unknown dataset {data!r}: expected {', '.join(BUILTIN_IMAGE_DATASETS + BUILTIN_AUDIO_DATASETS)}, "
+        "moving-digits (video) "
+        "or a folder of images, audio or video clips",
         param="data",
     )

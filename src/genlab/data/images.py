@@ -67,6 +67,10 @@ class ImageDataset:
     def conditional(self) -> bool:
         return self.train_labels is not None
 
+    def shape_config(self) -> dict[str, Any]:
+        """The fields of a family's config that the data fixes (a video dataset adds its frames)."""
+        return {"channels": self.channels, "size": self.size}
+
     def manifest(self) -> dict[str, Any]:
         def counts(labels: torch.Tensor | None) -> dict[str, int] | None:
             if labels is None:

@@ -7,7 +7,8 @@ naming it. A new family is one module in ``families/`` and one ``register_family
 
     register_family(FamilySpec(name="toy", module=Toy, config=ToyConfig, modalities=("image",), ...))
 
-The built-in families (transformer, GAN, VAE, diffusion) are declared at the bottom of this file.
+The built-in families (transformer, GAN, VAE, diffusion, and video diffusion over clips) each declare
+their ``SPEC`` beside their code; ``_catalog`` reads them.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class FamilySpec:
     explain: str  # what the family is, in a paragraph (compare's report)
     module: type[nn.Module] | None  # built from ``config``; None where another room builds it
     config: type | None
-    modalities: tuple[str, ...]  # which codecs' tensors it fits: "image", "audio", "text", "code"
+    modalities: tuple[str, ...]  # which codecs' tensors it fits: "image", "audio", "video", "text", "code"
     colour: str = "#495057"  # in compare's plots
     presets: dict[str, Preset] = field(default_factory=dict)  # tiny, small, base
     phases: tuple[PhaseSpec, ...] = ()  # several optimisers (a GAN); () = one over every parameter
@@ -123,10 +124,12 @@ def _catalog() -> dict[str, FamilySpec]:
     """The declarations, the built-in families' first. Each family module declares its ``SPEC``
     beside its code; they are read on first use, so that a family module can import this one."""
     if not _BUILTINS_READ:
-        from genlab.families import diffusion, gan, transformer, vae
+        from genlab.families import diffusion, gan, transformer, vae, video_diffusion
 
         declared = dict(_FAMILIES)  # a family registered before first use keeps its place after them
         _FAMILIES.clear()
-        _FAMILIES.update({m.SPEC.name: m.SPEC for m in (transformer, gan, vae, diffusion)} | declared)
+        _FAMILIES.update(
+            {m.SPEC.name: m.SPEC for m in (transformer, gan, vae, diffusion, video_diffusion)} | declared
+        )
         _BUILTINS_READ.append(True)
     return _FAMILIES

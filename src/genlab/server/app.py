@@ -33,6 +33,7 @@ from genlab.server.routes import (
     responses,
     reviews,
     studio,
+    videos,
 )
 from genlab.server.state import ServerConfig, State
 from genlab.server.templating import API_CSP
@@ -46,6 +47,7 @@ ROUTERS = (
     responses,
     embeddings,
     media,
+    videos,
     moderations,
     reviews,
     audits,

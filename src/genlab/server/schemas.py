@@ -205,3 +205,21 @@ class ResponsesRequest(BaseModel):
     top_k: int = Field(default=40, ge=0, le=1000)
     min_p: float = Field(default=0.05, ge=0.0, le=1.0)
     repeat_penalty: float = Field(default=1.1, gt=0.0, le=10.0)
+
+
+class VideoRequest(BaseModel):
+    """POST /v1/videos (JSON or the multipart form the openai client sends). A genlab video model
+    makes clips of its own length and size: ``seconds`` and ``size`` may be left out or must be
+    those; the prompt names what moves how ("a 7 moving left, fast")."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = Field(default="video-diffusion-moving-digits", min_length=1, max_length=100)
+    prompt: str = Field(default="", max_length=1000)
+    seconds: str | None = Field(default=None, max_length=10)
+    size: str | None = Field(default=None, max_length=20)
+    # genlab extensions (extra_body in the openai client)
+    seed: int | None = Field(default=None, ge=0, lt=2**32)
+    steps: int | None = Field(default=None, ge=1, le=1000)
+    sampler: Literal["ddpm", "ddim", "dpm++"] | None = None
+    guidance: float | None = Field(default=None, ge=0.0, le=50.0)

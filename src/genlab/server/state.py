@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from genlab.pipeline import Caps, Pipeline
 from genlab.registry import Registry
@@ -67,6 +68,13 @@ class State:
         if now - self._keys_checked[0] > 1.0:
             self._keys_checked = (now, self.store.has_active_keys())
         return not self._keys_checked[1]
+
+    @cached_property
+    def video_jobs(self):
+        """The video jobs (``video_jobs.py``), read from GENLAB_HOME/videos/ on first use."""
+        from genlab.server.video_jobs import VideoJobs
+
+        return VideoJobs(self.registry.settings.home / "videos", self.pipeline)
 
     @property
     def reviews(self):

@@ -128,7 +128,9 @@ class ImageTask:
 def default_name(family: str, data: str) -> str:
     from pathlib import Path
 
-    builtin = (*BUILTIN_IMAGE_DATASETS, *BUILTIN_AUDIO_DATASETS)
+    from genlab.data.video import BUILTIN_VIDEO_DATASETS
+
+    builtin = (*BUILTIN_IMAGE_DATASETS, *BUILTIN_AUDIO_DATASETS, *BUILTIN_VIDEO_DATASETS)
     return default_trained_name(f"{family}-{data if data in builtin else Path(data).name}")
 
 
@@ -149,7 +151,8 @@ def train_image_model(
     modality: str = "image",
     gan_scorer: Callable[[str, Settings], GanScore] | None = None,
 ) -> TrainResult:
-    """Train a family on image data, or (``modality="audio"``) on audio clips as mel spectrograms.
+    """Train a family on image data, (``modality="audio"``) on audio clips as mel spectrograms, or
+    (``modality="video"``) a video family on clips (N, T, C, H, W).
 
     A GAN has no likelihood, so its checkpoints are chosen by a sample score (lower is better):
     ``gan_scorer(dataset_name, settings)`` makes it; pass ``genlab.evaluation.classifier.fid_scorer``
@@ -187,8 +190,7 @@ def train_image_model(
     classes = dataset.class_names if conditional else []
     model_cfg = {
         **chosen.model,
-        "channels": dataset.channels,
-        "size": dataset.size,
+        **dataset.shape_config(),  # channels and size (a video's frames and label factors too)
         "num_classes": len(classes),
         **({"objective": objective} if objective and family == "gan" else {}),
     }
@@ -218,6 +220,8 @@ def train_image_model(
             if audio
             else f"{dataset.size}x{dataset.size}, {dataset.channels} channel(s)"
         )
+        if modality == "video":
+            shape = f"{model_cfg['frames']} frames of {shape} at {dataset.codec['fps']:g} fps"
         card = ModelCard(
             name=name,
             family=family,
@@ -226,7 +230,7 @@ def train_image_model(
             description=f"A {'class-conditional ' if classes else ''}{spec.kind} trained in genlab on "
             f"{dataset.name} ({shape}).",
             parameters=count_parameters(generating),
-            training_data=f"{dataset.source}; {len(dataset.train)} training {'clips' if audio else 'images'}, "
+            training_data=f"{dataset.source}; {len(dataset.train)} training {'images' if modality == 'image' else 'clips'}, "
             f"{len(dataset.val)} held out "
             "(see data_manifest.json)",
             licence="the training data's licence applies to samples; genlab's code is Apache-2.0",
@@ -242,7 +246,7 @@ def train_image_model(
             "data": data,
             "train": train_cfg.to_dict(),
             "sampling": spec.sampling,
-            **({"codec": dataset.codec} if audio else {}),
+            **({"codec": dataset.codec} if dataset.codec else {}),
         }
 
         def write(tmp) -> str:  # the family's snapshot; it names its weights file (a diffusers UNet's)

@@ -14,7 +14,7 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 
 def model_object(entry) -> dict[str, Any]:
     card = entry.card
-    media = {"classes": entry.config.get("classes", [])} if entry.kind in ("image", "audio") else {}
+    media = {"classes": entry.config.get("classes", [])} if entry.kind in ("image", "audio", "video") else {}
     return {
         "id": entry.name,
         "object": "model",
