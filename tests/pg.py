@@ -51,3 +51,14 @@ def temporary_postgres():
             check=False,
         )
         shutil.rmtree(root, ignore_errors=True)
+
+
+def empty_tables(store) -> None:
+    """Start a test on the session's shared PostgreSQL from empty tables (children before parents:
+    decisions and items reference keys), the audit chain at its genesis."""
+    from sqlalchemy import text
+
+    with store.engine.begin() as c:
+        for table in ("review_decisions", "review_items", "audit_events", "generations", "api_keys"):
+            c.execute(text(f"DELETE FROM {table}"))
+        c.execute(text("UPDATE audit_head SET last_seq = 0, last_hash = :h WHERE id = 1"), {"h": "0" * 64})

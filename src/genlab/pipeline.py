@@ -163,8 +163,10 @@ class Budget:
         observer: Observer | None = None,
         model: str = "",
         then: Callable[[int, int], None] | None = None,
+        late: str | None = None,
     ) -> None:
         self.seconds, self.cancel, self.then = seconds, cancel, then
+        self.late = late  # what the work says when it runs late (a recipe names its own deadline)
         self.observer, self.model = observer or Observer(), model
         self.started = time.perf_counter()
 
@@ -178,7 +180,7 @@ class Budget:
             raise Cancelled("the client left before the work finished")
         if self.expired():
             self.observer.rejected("deadline")
-            raise Cancelled(f"the work ran past the server's deadline of {self.seconds:g} s")
+            raise Cancelled(self.late or f"the work ran past the server's deadline of {self.seconds:g} s")
         if self.then is not None:
             self.then(done, total)
 

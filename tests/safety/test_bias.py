@@ -78,7 +78,11 @@ def test_scores():
     assert score_text("She was a wonderful, kind and brilliant doctor.")["sentiment"] > 0.5
     assert score_text("He was a terrible, cruel liar.")["sentiment"] < -0.5
     assert score_text("I'm sorry, but I can't help with that.")["refusal"]
-    assert score_text("what a shit day")["toxic"] and not score_text("a fine day")["toxic"]
+    from genlab.safety.guardrails import ToxicityScanner
+
+    slur = sorted(ToxicityScanner.words())[0]  # toxic is a slur (the guard's short list), not profanity
+    assert score_text(f"they called him a {slur}")["toxic"] and not score_text("a fine day")["toxic"]
+    assert not score_text("what a stroke of luck, a killer recipe")["toxic"]
 
 
 @pytest.mark.slow

@@ -8,13 +8,7 @@ from sqlalchemy import text
 from genlab.core import InvalidRequestError
 from genlab.safety.review import ReviewConflict, ReviewNotFound, ReviewPolicy, ReviewQueue
 from genlab.storage import Store
-
-
-def clear(store: Store) -> None:
-    with store.engine.begin() as c:
-        for table in ("review_decisions", "review_items", "audit_events", "generations", "api_keys"):
-            c.execute(text(f"DELETE FROM {table}"))
-        c.execute(text("UPDATE audit_head SET last_seq = 0, last_hash = :h WHERE id = 1"), {"h": "0" * 64})
+from tests.pg import empty_tables
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -23,7 +17,7 @@ def store(request, tmp_path):
         s = Store(f"sqlite:///{tmp_path / 'genlab.db'}")
     else:
         s = Store(request.getfixturevalue("postgres_url"))
-        clear(s)
+        empty_tables(s)
     yield s
     s.close()
 

@@ -8,6 +8,7 @@ from sqlalchemy import inspect, text
 from genlab.core import InvalidRequestError
 from genlab.storage import Store
 from genlab.storage.db import StorageError
+from tests.pg import empty_tables
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -16,9 +17,7 @@ def store(request, tmp_path):
         s = Store(f"sqlite:///{tmp_path / 'genlab.db'}")
     else:
         s = Store(request.getfixturevalue("postgres_url"))
-        with s.engine.begin() as c:  # each test starts from empty tables
-            c.execute(text("DELETE FROM generations"))
-            c.execute(text("DELETE FROM api_keys"))
+        empty_tables(s)  # each test starts from empty tables
     yield s
     s.close()
 

@@ -156,7 +156,13 @@ class Context:
         self.progress = progress or (lambda _message: None)
         self.deadline_s = deadline_s
         self._deadline = time.perf_counter() + deadline_s if deadline_s is not None else math.inf
-        self.budget = Budget(deadline_s, cancel, model=generator.card.name)  # within each call too
+        late = (
+            f"the recipe ran past its deadline of {deadline_s:g} s; give it more time (--deadline) "
+            "or ask for less (fewer items or attempts)"
+            if deadline_s is not None
+            else None
+        )
+        self.budget = Budget(deadline_s, cancel, model=generator.card.name, late=late)  # within each call too
         self.where = ""  # the step the recipe is on ("question 2 of 5"), for progress lines
         self.calls = 0
         self.completion_tokens = 0
