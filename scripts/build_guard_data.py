@@ -28,12 +28,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from guard_data import LANGS  # noqa: E402
-from guard_data.benign import LOOK_ALIKES  # noqa: E402
-from guard_data.harmful import HARMFUL  # noqa: E402
-from guard_data.injection import DOCUMENT_BENIGN, DOCUMENTS, INJECTIONS  # noqa: E402
-from guard_data.sentences import LOOK_ALIKE_SENTENCES, ORDINARY  # noqa: E402
-from guard_data.templates import FRAMES  # noqa: E402
+from guard_data import LANGS
+from guard_data.benign import LOOK_ALIKES
+from guard_data.benign_more import LOOK_ALIKES_MORE
+from guard_data.harmful import HARMFUL
+from guard_data.harmful_more import HARMFUL_MORE
+from guard_data.injection import DOCUMENT_BENIGN, DOCUMENTS, INJECTIONS
+from guard_data.sentences import LOOK_ALIKE_SENTENCES, ORDINARY
+from guard_data.templates import FRAMES
 
 OUT = Path(__file__).resolve().parent.parent / "src" / "genlab" / "safety" / "evalsets" / "semantic.jsonl"
 HELD_OUT_FRAMES = {3, 9}  # "provide detailed instructions for how to ...", the presentation pretext
@@ -54,10 +56,14 @@ def fill(frame: str, phrase: str) -> str:
     return text[0].upper() + text[1:]
 
 
-def framed(label: str, group: str, seeds: list[tuple[str, ...]], kind: str | None) -> list[dict]:
-    rows = []
-    for i, seed in enumerate(seeds):
-        split = seed_split(i, len(seeds))
+def framed(
+    label: str, group: str, seeds: list[tuple[str, ...]], kind: str | None, train_only: bool = False
+) -> list[dict]:
+    """Every seed in every frame of its language; ``train_only``: seeds written later, all trained on
+    (their group names go on from the first set's)."""
+    rows, first = [], 100 if train_only else 0
+    for i, seed in enumerate(seeds, first):
+        split = "train" if train_only else seed_split(i, len(seeds))
         for lang, phrase in zip(LANGS, seed, strict=True):
             for f, (shape, frame) in enumerate(FRAMES[lang]):
                 row_split = split
@@ -84,16 +90,32 @@ def injections() -> list[dict]:
             rows.append(row(text, "injection", split, lang, "direct", f"inj/{i}"))
             _, core = harmful[(i * 11 + k) % len(harmful)]
             shape, frame = FRAMES[lang][0]
-            rows.append(row(f"{text} {fill(frame, core[k])}", "injection", split, lang, "jailbreak", f"inj/{i}"))
+            rows.append(
+                row(f"{text} {fill(frame, core[k])}", "injection", split, lang, "jailbreak", f"inj/{i}")
+            )
             for shape, ask, doc in DOCUMENTS[lang]:
                 if rng.random() < 0.5:
-                    rows.append(row(f"{ask}\n{doc.format(inj=text)}", "injection", split, lang, shape, f"inj/{i}"))
+                    rows.append(
+                        row(f"{ask}\n{doc.format(inj=text)}", "injection", split, lang, shape, f"inj/{i}")
+                    )
     for i, seed in enumerate(DOCUMENT_BENIGN):
         split = seed_split(i, len(DOCUMENT_BENIGN))
         for lang, text in zip(LANGS, seed, strict=True):
             for shape, ask, doc in DOCUMENTS[lang]:
-                rows.append(row(f"{ask}\n{doc.format(inj=text)}", "benign", split, lang, shape, f"doc/{i}"))
-                rows.append(row(f"{ask}\n{doc.format(inj='')}", "benign", split, lang, shape, f"doc/{i}", "ordinary"))
+                rows.append(
+                    row(
+                        f"{ask}\n{doc.format(inj=text)}",
+                        "benign",
+                        split,
+                        lang,
+                        shape,
+                        f"doc/{i}",
+                        "look-alike",
+                    )
+                )
+                rows.append(
+                    row(f"{ask}\n{doc.format(inj='')}", "benign", split, lang, shape, f"doc/{i}", "ordinary")
+                )
     return rows
 
 
@@ -103,7 +125,9 @@ def sentences(seeds, group: str, kind: str | None) -> list[dict]:
         split = seed_split(i, len(seeds))
         for lang, text in zip(LANGS, seed, strict=True):
             rows.append(row(text, "benign", split, lang, "direct", f"{group}/{i}", kind))
-            rows.append(row(text.lower().rstrip(".!?。！？"), "benign", split, lang, "direct", f"{group}/{i}", kind))
+            rows.append(
+                row(text.lower().rstrip(".!?。！？"), "benign", split, lang, "direct", f"{group}/{i}", kind)
+            )
     return rows
 
 
@@ -124,7 +148,9 @@ def script_of(text: str) -> str:
             return "hi"
         if 0x0400 <= o <= 0x04FF:
             return "ru"
-    return "en" if all(ord(ch) < 0x250 and ch not in "ñçßäöüéèàâêîôûãõáíóú" for ch in text.lower()) else "other"
+    return (
+        "en" if all(ord(ch) < 0x250 and ch not in "ñçßäöüéèàâêîôûãõáíóú" for ch in text.lower()) else "other"
+    )
 
 
 def legacy() -> list[dict]:
@@ -134,15 +160,19 @@ def legacy() -> list[dict]:
     for i, line in enumerate(old.read_text("utf-8").splitlines()):
         r = json.loads(line)
         kind = r.get("kind") or ("look-alike" if r["label"] == "benign" else None)
-        rows.append(row(r["text"], r["label"], r["split"], script_of(r["text"]), "direct", f"legacy/{i}", kind))
+        rows.append(
+            row(r["text"], r["label"], r["split"], script_of(r["text"]), "direct", f"legacy/{i}", kind)
+        )
     return rows
 
 
 def augment(rows: list[dict]) -> list[dict]:
-    """Lower-cased, unpunctuated copies of a fifth of the framed rows (how people type)."""
+    """Lower-cased, unpunctuated copies of a fifth of the framed harmful rows and of a third of the
+    look-alikes (how people type; the look-alikes outnumber the harmful rows)."""
     rng, extra = random.Random(11), []
     for r in rows:
-        if r["group"].startswith(("S", "like/")) and rng.random() < 0.2:
+        share = 0.2 if r["group"].startswith("S") else 0.34 if r["group"].startswith("like/") else 0.0
+        if rng.random() < share:
             extra.append({**r, "text": r["text"].lower().rstrip(".!?。！？ ")})
     return rows + extra
 
@@ -151,7 +181,9 @@ def main() -> None:
     rows = []
     for code, seeds in HARMFUL.items():
         rows += framed(code, code, seeds, None)
+        rows += framed(code, code, HARMFUL_MORE[code], None, train_only=True)
     rows += framed("benign", "like", LOOK_ALIKES, "look-alike")
+    rows += framed("benign", "like", LOOK_ALIKES_MORE, "look-alike", train_only=True)
     rows = augment(rows)
     rows += injections()
     rows += sentences(LOOK_ALIKE_SENTENCES, "sent", "look-alike")
