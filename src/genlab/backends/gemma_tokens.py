@@ -45,13 +45,13 @@ class GemmaTokens:
     """Token ids and their input embeddings, for one GGUF file."""
 
     def __init__(self, path: Path, offset: int) -> None:
-        from llama_cpp import Llama
+        from genlab.backends.llamacpp import _open_llama
 
         row_bytes = DIMENSIONS // BLOCK * BLOCK_BYTES
         if path.stat().st_size < offset + VOCABULARY * row_bytes:
             raise ModelLoadError(f"{path} is too short for its pinned token-embedding table")
         self.table = np.memmap(path, np.uint8, "r", offset, (VOCABULARY, row_bytes))
-        self.vocab = Llama(str(path), vocab_only=True, verbose=False)
+        self.vocab = _open_llama(path, n_ctx=MAX_TOKENS, vocab_only=True)  # llama.cpp's logs kept quiet
         self._lock = threading.Lock()  # a llama.cpp model is not thread-safe
 
     def ids(self, text: str) -> np.ndarray:

@@ -121,6 +121,9 @@ def forward(
 ) -> np.ndarray:
     """Logits (C,) of one text: ``e`` its tokens' embeddings (n, 640), ``grams`` (GRAMS,). The
     convolution, the attention pooling and the n-grams run where the weights have them."""
+    if activation == "none" and "conv.weight" not in w and "attn.weight" not in w:
+        # a linear projection, mean-pooled: mean_t(W e_t + b) = W mean_t(e_t) + b, one product
+        return _head(w, [w["proj.weight"] @ e.mean(0) + w["proj.bias"]], grams)
     c = e @ w["proj.weight"].T + w["proj.bias"]  # (n, H)
     c = gelu(c) if activation == "gelu" else c
     if "conv.weight" in w:
@@ -131,8 +134,13 @@ def forward(
     if "attn.weight" in w:
         a = softmax((c @ w["attn.weight"].T)[:, 0])  # (n,)
         parts = [a @ c, c.mean(0), c.max(0)]
+    return _head(w, parts, grams)
+
+
+def _head(w: dict[str, np.ndarray], parts: list[np.ndarray], grams: np.ndarray) -> np.ndarray:
+    """The pooled state (with the n-grams where the model has them) -> logits (C,)."""
     if "grams.weight" in w:
-        parts.append(grams @ w["grams.weight"])  # (G,)
+        parts = [*parts, grams @ w["grams.weight"]]  # (G,)
     z = np.concatenate(parts)
     if "hid.weight" in w:
         z = gelu(z @ w["hid.weight"].T + w["hid.bias"])
@@ -142,7 +150,7 @@ def forward(
 def probabilities(texts: list[str], embedded: list[np.ndarray]) -> np.ndarray:
     """(n, C) calibrated class probabilities, in ``weights()["classes"]`` order."""
     w = weights()
-    grams = char_grams(texts)
+    grams = char_grams(texts) if "grams.weight" in w["arrays"] else np.zeros((len(texts), 0), np.float32)
     act = w["config"].get("activation", "gelu")
     logits = np.stack([forward(w["arrays"], e, g, act) for e, g in zip(embedded, grams, strict=True)])
     return softmax(logits / w["temperature"])
