@@ -128,8 +128,8 @@ def main() -> None:
         detail.add_column(column, justify="left" if column == "group" else "right")
     groups = {g: b[g] for g in ("harmful", "injection", "look_alike", "ordinary")}
     groups |= {f"  {c}": s for c, s in b["per_category"].items()}
-    groups |= {f"  harmful+injection [{lang}]": s for lang, s in b["per_language"].items()}
-    groups |= {f"  benign [{lang}]": s for lang, s in b["benign_per_language"].items()}
+    groups |= {f"  harmful+injection ({lang})": s for lang, s in b["per_language"].items()}
+    groups |= {f"  benign ({lang})": s for lang, s in b["benign_per_language"].items()}
     for name, s in groups.items():
         detail.add_row(
             name, f"{s['blocked']}/{s['total']}", f"{s['rate']:.1%}", "{:.1%}-{:.1%}".format(*s["ci95"])

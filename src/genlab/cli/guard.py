@@ -155,9 +155,9 @@ def breakdown_table(b: dict, title: str) -> Table:
     for code, s in b["per_category"].items():
         add(f"  {code}", s)
     for lang, s in b["per_language"].items():
-        add(f"  harmful+injection [{lang}]", s)
+        add(f"  harmful+injection ({lang})", s)
     for lang, s in b["benign_per_language"].items():
-        add(f"  benign [{lang}]", s)
+        add(f"  benign ({lang})", s)
     return table
 
 
