@@ -110,6 +110,9 @@ class _Hook(http.server.BaseHTTPRequestHandler):
         "http://[::1]:{port}/admin",
         "http://169.254.169.254/latest/meta-data",
         "http://10.0.0.1/x",
+        "http://[64:ff9b::7f00:1]:{port}/admin",  # NAT64 of 127.0.0.1 (Python 3.11 calls it global)
+        "http://[2002:7f00:1::1]:{port}/admin",  # 6to4 of 127.0.0.1
+        "http://[::ffff:10.0.0.1]/x",  # IPv4-mapped private
         "http://user:pw@example.com/x",
         "file:///etc/passwd",
     ],
@@ -190,3 +193,14 @@ def test_credentials_in_a_model_url_are_refused_and_never_echoed(tmp_path):
     )
     assert_clean_error(out, "credentials", "--api-key-env")
     assert "hunter2" not in out.stderr + out.stdout
+
+
+def test_embedded_ipv4_addresses_are_judged_by_the_address_they_carry():
+    import ipaddress
+
+    from genlab.server.webhooks import _public
+
+    for inside in ("64:ff9b::a00:1", "2002:c0a8:101::1", "::ffff:127.0.0.1", "64:ff9b::7f00:1"):
+        assert not _public(ipaddress.ip_address(inside)), inside
+    for outside in ("64:ff9b::808:808", "2002:808:808::1", "8.8.8.8", "2606:4700::1111"):
+        assert _public(ipaddress.ip_address(outside)), outside

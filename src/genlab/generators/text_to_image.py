@@ -114,8 +114,8 @@ class TextToImagePipeline:
         self.directory = Path(directory)
         try:
             self.pipe = DiffusionPipeline.from_pretrained(
-                str(directory), torch_dtype=torch.float32, local_files_only=True
-            )
+                str(directory), torch_dtype=torch.float32, local_files_only=True, use_safetensors=True
+            )  # never a pickled .bin, even through the restricted unpickler
         except (OSError, ValueError, TypeError) as e:
             raise ModelLoadError(
                 f"diffusers could not load {directory}: {' '.join(str(e).split())[:300]}"

@@ -30,6 +30,25 @@ def _allowed(host: str, address: ipaddress._BaseAddress, allow: tuple[str, ...])
                 return True
         except ValueError:
             continue
+    return _public(address)
+
+
+NAT64 = ipaddress.ip_network("64:ff9b::/96")  # RFC 6052: the IPv4 address is the last 32 bits
+SIX_TO_FOUR = ipaddress.ip_network("2002::/16")  # RFC 3056: the IPv4 address is bits 16-48
+
+
+def _public(address: ipaddress._BaseAddress) -> bool:
+    """A public unicast address, judged by the IPv4 address an IPv6 one carries where it carries
+    one (IPv4-mapped, NAT64, 6to4, Teredo's client): Python 3.11 counts ``64:ff9b::7f00:1`` and
+    ``2002:7f00:1::`` as global, though they reach 127.0.0.1."""
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = address.ipv4_mapped or (address.teredo[1] if address.teredo else None)
+        if address in NAT64:
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        elif address in SIX_TO_FOUR:
+            embedded = address.sixtofour
+        if embedded is not None:
+            return _public(embedded)
     return address.is_global and not address.is_multicast
 
 
