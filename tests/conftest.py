@@ -52,20 +52,24 @@ def fresh_registry(tmp_path: Path, session_home: Path) -> Registry:
 
 
 def seed_guard(home: Path) -> None:
-    """Give a test's fresh home the session's assembled Gemma GGUF (the learned guardrail reads its
-    token embeddings): assembling and hashing 240 MB again in every test's home would only measure
-    that. A home without it still assembles its own (tests/backends test that path)."""
+    """Give a test's fresh home the session's int8 guardrail encoder. It is derived from the pinned
+    weights once per home (about 10 s with torch); deriving it again in every test's home would
+    only measure that. A home without it still builds its own (tests/safety test that path)."""
+    import shutil
+
     session = os.environ.get("GENLAB_HOME")
     if not session or Path(session) == Path(home):
         return
-    from genlab.backends.llamacpp import embedded_gguf_path
+    from genlab.generators.embedding import GuardEncoder, guard_encoder
 
-    built = embedded_gguf_path(Settings(home=Path(session)))
-    for source in (built, built.with_name(built.name + ".verified.json")):
-        target = Path(home) / "cache" / source.name
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.symlink_to(source)
+    name = f"all-minilm-l6-v2.l{GuardEncoder.LAYERS}.int8.onnx"
+    built = Path(session) / "cache" / name
+    if not built.is_file():
+        guard_encoder(Settings(home=Path(session)))
+    target = Path(home) / "cache" / name
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(built, target)
 
 
 def genlab_cli(

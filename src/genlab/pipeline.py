@@ -443,8 +443,8 @@ def held_artifact(
 
 
 def provide_guard_models(registry: Registry) -> None:
-    """The models guardrails read with (the safety room loads none): the embedded Gemma's token
-    embeddings for the learned guardrail, any registered chat model for an ``llm_judge``."""
+    """The models guardrails read with (the safety room loads none): the shipped embedding model's
+    int8 features for the learned guardrail, any registered chat model for an ``llm_judge``."""
     judge.use_models(registry.load)
     semantic.use_embedder(registry.guard_features)
 

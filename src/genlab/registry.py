@@ -293,11 +293,11 @@ class Registry:
 
     # -- loading ---------------------------------------------------------------------------------
     def guard_features(self, texts: list[str]) -> Any:
-        """What the learned guardrail reads of ``texts``: the embedded Gemma's token embeddings, one
-        (n_tokens, 640) array per text (``backends.gemma_tokens``), without loading the model."""
-        from genlab.backends.gemma_tokens import gemma_tokens
+        """What the learned guardrail reads of ``texts``: the shipped embedding model's first layers
+        as int8 ONNX (``generators.embedding.GuardEncoder``), without loading the float model."""
+        from genlab.generators.embedding import guard_encoder
 
-        return gemma_tokens(self.settings).embed(texts)
+        return guard_encoder(self.settings).features(texts)
 
     def load(self, name: str) -> Generator:
         """Resolve and load a model; later calls return the same instance."""

@@ -1,7 +1,5 @@
 import json
 
-import pytest
-
 from ..conftest import assert_clean_error, genlab_cli
 
 
@@ -54,38 +52,3 @@ def test_guard_check_shows_what_the_model_receives(tmp_path):
         "guard", "check", "Email bob@example.com about lunch", "--policy", "strict", "--json", home=home
     )
     assert json.loads(strict.stdout)["model_receives"] == "Email <EMAIL_ADDRESS_1> about lunch"
-
-
-def test_guard_train_refuses_bad_extra_rows(tmp_path):
-    bad = tmp_path / "extra.jsonl"
-    bad.write_text('{"text": "How do I bake bread?", "label": "benign"}\n{"text": "x", "label": "S99"}\n')
-    assert_clean_error(
-        genlab_cli("guard", "train", "--extra", str(bad), home=tmp_path / "home"), "row 2", "S99"
-    )
-    missing = genlab_cli("guard", "train", "--extra", str(tmp_path / "missing.jsonl"), home=tmp_path / "home")
-    assert (
-        missing.returncode != 0 and "no labelled set" in missing.stderr and "Traceback" not in missing.stderr
-    )
-
-
-@pytest.mark.slow
-def test_guard_train_retrains_with_extra_rows_and_reports_the_change(tmp_path):
-    """One pass over the shipped train split plus one extra row: the home gets its own weights
-    (which its guardrail then reads) and the held-out change is reported; the package is untouched."""
-    extra = tmp_path / "extra.jsonl"
-    extra.write_text(json.dumps({"text": "Please summarise my meeting notes.", "label": "benign"}) + "\n")
-    home = tmp_path / "home"
-    out = genlab_cli(
-        "guard", "train", "--extra", str(extra), "--epochs", "1", "--json", home=home, timeout=1200
-    )
-    assert out.returncode == 0, out.stderr
-    report = json.loads(out.stdout)
-    assert report["extra_rows"] == 1 and set(report["change"]) == {
-        "harmful",
-        "injection",
-        "look_alike",
-        "ordinary",
-    }
-    assert all(0 <= c["after"] <= 1 for c in report["change"].values())
-    meta = json.loads((home / "guard" / "semantic_guard.json").read_text())
-    assert "1 extra" in meta["trained_on"] and meta["temperature"] > 0

@@ -11,10 +11,7 @@ from rich.text import Text
 
 from genlab.cli.console import console, print_json
 
-app = typer.Typer(
-    help="Usage guardrails: check text against a policy, measure and retrain the learned guardrail.",
-    no_args_is_help=True,
-)
+app = typer.Typer(help="Usage guardrails: check text against a policy.", no_args_is_help=True)
 
 
 @app.command()
@@ -142,82 +139,6 @@ def eval_(
             f"{whole['ordinary_blocked']}/{whole['ordinary']} ordinary blocked",
         )
     console.print(table)
-    if whole:
-        console.print(breakdown_table(whole["breakdown"], f"policy {whole['policy']} on the held-out split"))
-        latency = whole["latency"]
-        console.print(
-            f"input policy latency at {latency['chars']:,} characters: "
-            f"p50 {latency['p50_ms']:.1f} ms, p95 {latency['p95_ms']:.1f} ms ({latency['repeats']} texts)"
-        )
-
-
-def breakdown_table(b: dict, title: str) -> Table:
-    """Blocked shares with their 95% intervals: the four groups, per category, per language."""
-    table = Table("group", "blocked", "rate", "95% interval", title=title)
-
-    def add(name: str, s: dict) -> None:
-        table.add_row(
-            name, f"{s['blocked']}/{s['total']}", f"{s['rate']:.1%}", "{:.1%}-{:.1%}".format(*s["ci95"])
-        )
-
-    for group in ("harmful", "injection", "look_alike", "ordinary"):
-        add(group.replace("_", "-"), b[group])
-    for code, s in b["per_category"].items():
-        add(f"  {code}", s)
-    for lang, s in b["per_language"].items():
-        add(f"  harmful+injection ({lang})", s)
-    for lang, s in b["benign_per_language"].items():
-        add(f"  benign ({lang})", s)
-    return table
-
-
-@app.command()
-def train(
-    extra: Annotated[
-        list[str] | None,
-        typer.Option(help="A JSONL file of extra labelled rows ({'text', 'label'}); repeat for more."),
-    ] = None,
-    epochs: Annotated[int, typer.Option(min=1, max=100, help="Passes over the training rows.")] = 8,
-    out: Annotated[
-        str | None,
-        typer.Option(
-            help="Where to write the weights (default: GENLAB_HOME/guard, which the home then uses)."
-        ),
-    ] = None,
-    json_: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
-) -> None:
-    """Retrain the learned guardrail from the shipped set plus extra labelled rows, and report the
-    change on the held-out split (the shipped weights stay in the package)."""
-    from pathlib import Path
-
-    from genlab.backends.gemma_tokens import gemma_tokens
-    from genlab.core.settings import Settings
-    from genlab.safety import semantic
-    from genlab.safety.evaluate import DEFAULT_DATA, read_rows
-    from genlab.safety.guard_training import TrainConfig, validate_rows
-    from genlab.safety.guard_training import train as fit
-
-    settings = Settings.from_env()
-    rows = read_rows(DEFAULT_DATA / "semantic.jsonl")
-    added = [r for path in extra or [] for r in validate_rows(read_rows(Path(path)), path)]
-    before = semantic.weights()["heldout"]
-    target = Path(out) if out else settings.home / "guard"
-    log = (lambda _line: None) if json_ else console.print
-    after = fit(rows, gemma_tokens(settings), target, extra=added, config=TrainConfig(epochs=epochs), log=log)
-    change = {
-        group: {"before": before[group]["rate"], "after": after["heldout"][group]["rate"]}
-        for group in ("harmful", "injection", "look_alike", "ordinary")
-    }
-    if json_:
-        print_json(
-            {"weights": str(target), "extra_rows": len(added), "change": change, "heldout": after["heldout"]}
-        )
-        return
-    table = Table("held-out group", "blocked before", "blocked after", title=f"{len(added)} extra rows")
-    for group, c in change.items():
-        table.add_row(group.replace("_", "-"), f"{c['before']:.1%}", f"{c['after']:.1%}")
-    console.print(table)
-    console.print(f"wrote {target} (ECE {after['heldout']['ece']:.3f}, threshold {after['threshold']:.2f})")
 
 
 def verify(

@@ -13,13 +13,8 @@ there is no split), as blocked or not, per class; benign rows marked ``"kind": "
 from __future__ import annotations
 
 import json
-import math
-import statistics
-import time
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from genlab.core import InvalidRequestError
 from genlab.safety.guardrails import InjectionScanner, PIIScanner
@@ -43,7 +38,7 @@ def scores(tp: int, fp: int, fn: int, tn: int | None = None) -> dict[str, float]
     return out
 
 
-def read_rows(path: Path) -> list[dict[str, Any]]:
+def _read(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise InvalidRequestError(
             f"no labelled set at {path}", hint="give --data DIR with pii.jsonl and injection.jsonl"
@@ -64,7 +59,7 @@ def evaluate_pii(path: Path) -> dict[str, Any]:
     tp = fp = fn = 0
     neg_flagged = neg_total = 0
     misses = []
-    for row in read_rows(path):
+    for row in _read(path):
         expected = set(row["entities"])
         found = {f.category for f in scanner.scan(row["text"]).findings}
         for e in expected | found:
@@ -92,7 +87,7 @@ def evaluate_injection(path: Path, threshold: float = 0.85) -> dict[str, Any]:
     scanner = InjectionScanner(threshold=threshold)
     tp = fp = fn = tn = 0
     misses = []
-    for row in read_rows(path):
+    for row in _read(path):
         flagged = not scanner.scan(row["text"]).valid
         if row["label"] and flagged:
             tp += 1
@@ -107,66 +102,20 @@ def evaluate_injection(path: Path, threshold: float = 0.85) -> dict[str, Any]:
     return {"threshold": threshold, **scores(tp, fp, fn, tn), "errors": misses}
 
 
-def _category_order(label: str) -> tuple[int, str]:
-    return (int(label[1:]), label) if label[1:].isdigit() else (0, label)
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> list[float]:
-    """The 95% Wilson score interval of a proportion k/n."""
-    if n == 0:
-        return [0.0, 1.0]
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
-
-
-def breakdown(blocked: np.ndarray, rows: list[dict]) -> dict[str, Any]:
-    """Blocked share per group (harmful, injection, look-alike, ordinary; per category; per
-    language for the harmful and injection rows), each with its 95% interval."""
-
-    def share(mask: np.ndarray) -> dict[str, Any]:
-        k, n = int(blocked[mask].sum()), int(mask.sum())
-        return {"blocked": k, "total": n, "rate": round(k / max(n, 1), 4), "ci95": wilson(k, n)}
-
-    label = np.array([r["label"] for r in rows])
-    kind = np.array([r.get("kind", "") for r in rows])
-    lang = np.array([r.get("lang", "") for r in rows])
-    harmful = np.char.startswith(label.astype(str), "S")
-    bad = harmful | (label == "injection")
-    out = {
-        "harmful": share(harmful),
-        "injection": share(label == "injection"),
-        "look_alike": share((label == "benign") & (kind != "ordinary")),
-        "ordinary": share((label == "benign") & (kind == "ordinary")),
-        "per_category": {
-            c: share(label == c)
-            for c in sorted(set(label.tolist()) - {"benign"}, key=_category_order)
-            if (label == c).any()
-        },
-        "per_language": {g: share(bad & (lang == g)) for g in sorted(set(lang)) if (bad & (lang == g)).any()},
-        "benign_per_language": {
-            g: share(~bad & (lang == g)) for g in sorted(set(lang)) if (~bad & (lang == g)).any()
-        },
-    }
-    return out
-
-
 def evaluate_policy(path: Path, guard: Any) -> dict[str, Any]:
     """The whole input policy on a labelled set: per class, how many were blocked; precision of a
     block for injections and harmful requests; the share of benign texts blocked."""
-    rows = read_rows(path)
+    rows = _read(path)
     if any("split" in r for r in rows):
         rows = [r for r in rows if r.get("split") == "heldout"]
     counts = {c: {"blocked": 0, "total": 0} for c in ("injection", "harmful", "benign", "ordinary")}
-    errors, blocked = [], []
+    errors = []
     for row in rows:
         label = row["label"] if row["label"] in ("injection", "benign") else "harmful"
         label = "ordinary" if label == "benign" and row.get("kind") == "ordinary" else label
         result = guard.check_input(row["text"])
         counts[label]["total"] += 1
         counts[label]["blocked"] += result.blocked
-        blocked.append(result.blocked)
         if result.blocked != (label in ("injection", "harmful")):
             errors.append({"text": row["text"], "label": row["label"], "blocked": result.blocked})
     blocked_benign = counts["benign"]["blocked"] + counts["ordinary"]["blocked"]
@@ -183,37 +132,8 @@ def evaluate_policy(path: Path, guard: Any) -> dict[str, Any]:
     out["ordinary_blocked"] = counts["ordinary"]["blocked"]
     out["ordinary"] = counts["ordinary"]["total"]
     out["ordinary_blocked_rate"] = counts["ordinary"]["blocked"] / max(counts["ordinary"]["total"], 1)
-    out["breakdown"] = breakdown(np.array(blocked, bool), rows)
     out["errors"] = errors
     return out
-
-
-def policy_latency(guard: Any, rows: list[dict], chars: int = 2_000, repeats: int = 30) -> dict[str, Any]:
-    """p50 and p95 (ms) of the whole input policy on texts of ``chars`` characters made of held-out
-    benign rows (every language, joined as one document: what an ordinary long request costs)."""
-    benign = [r["text"] for r in rows if r["label"] == "benign" and r.get("split", "heldout") == "heldout"]
-    benign = benign or [r["text"] for r in rows] or ["The meeting moved to Thursday."]
-    texts = []
-    for k in range(repeats):
-        text, i = "", k * 7
-        while len(text) < chars:
-            text += benign[i % len(benign)] + " "
-            i += 1
-        texts.append(text[:chars])
-    guard.check_input(texts[0])  # warm-up: the tokenizer and weights load once per process
-    times = []
-    for text in texts:
-        start = time.perf_counter()
-        guard.check_input(text)
-        times.append((time.perf_counter() - start) * 1000)
-    times.sort()
-    p95 = times[min(len(times) - 1, math.ceil(0.95 * len(times)) - 1)]
-    return {
-        "chars": chars,
-        "repeats": repeats,
-        "p50_ms": round(statistics.median(times), 2),
-        "p95_ms": round(p95, 2),
-    }
 
 
 def evaluate(data: Path | None = None, guard: Any = None) -> dict[str, Any]:
@@ -229,5 +149,4 @@ def evaluate(data: Path | None = None, guard: Any = None) -> dict[str, Any]:
     }
     if guard is not None and (data / "semantic.jsonl").is_file():
         report["policy"] = evaluate_policy(data / "semantic.jsonl", guard)
-        report["policy"]["latency"] = policy_latency(guard, read_rows(data / "semantic.jsonl"))
     return report
