@@ -85,7 +85,11 @@ class FamilySpec:
         """A request's sampling options, checked: the defaults, overridden by what was given."""
         unknown = sorted(k for k, v in given.items() if v is not None and k not in self.sampling)
         if unknown:
-            owners = [s.name for s in families() if set(unknown) & set(s.sampling)]
+            owners = [  # the families of this one's modalities that take them
+                s.name
+                for s in families()
+                if set(unknown) & set(s.sampling) and set(s.modalities) & set(self.modalities)
+            ]
             raise InvalidRequestError(
                 f"{', '.join(unknown)} apply to {' and '.join(owners)} models; {name} is a {self.name}"
                 if owners
