@@ -23,6 +23,7 @@ from rich.table import Table
 
 from genlab.pipeline import provide_guard_models
 from genlab.registry import default_registry
+from genlab.safety import semantic
 from genlab.safety.evaluate import DEFAULT_DATA, evaluate
 from genlab.safety.guardrails import SCANNERS, Vault
 from genlab.safety.policy import Guard, Policy
@@ -55,6 +56,7 @@ def timed(fn, repeats: int) -> dict[str, float]:
     fn()  # warm-up (word lists, regex compilation)
     times = []
     for _ in range(repeats):
+        semantic.forget()  # each run reads its windows afresh (a new request's text is new)
         start = time.perf_counter()
         fn()
         times.append((time.perf_counter() - start) * 1000)
@@ -81,6 +83,7 @@ def main() -> None:
 
     def whole_policy(text: str) -> None:
         guard.check_input(text, Vault())
+        semantic.forget()  # an answer is another text than its prompt
         guard.check_output(text, prompt="")
 
     rows["default policy (input + output)"] = {
@@ -114,10 +117,11 @@ def main() -> None:
     goals = {
         "rule_scanner_p95_under_20ms_at_2000": rule_p95 < 20,
         "default_policy_p95_under_50ms_at_2000": policy_p95 < 50,
-        "injection_recall_0.9_with_5pct_benign_flagged": default["injection"]["recall"] >= 0.9
-        and default["benign_blocked_rate"] <= 0.05,
-        "harmful_recall_0.9_at_precision_0.9": default["harmful"]["recall"] >= 0.9
-        and default["harmful"]["precision"] >= 0.9,
+        "injections_blocked_0.95": default["injection"]["recall"] >= 0.95,
+        "harmful_blocked_0.95": default["harmful"]["recall"] >= 0.95,
+        "look_alikes_blocked_at_most_3pct": default["benign_blocked_rate"] <= 0.03,
+        "ordinary_blocked_at_most_1pct": default["ordinary_blocked_rate"] <= 0.01,
+        "every_language_0.9": all(v["blocked"] >= 0.9 for v in default["breakdown"]["language"].values()),
         "pii_recall_0.95_at_precision_0.9_held_out": pii["recall"] >= 0.95 and pii["precision"] >= 0.9,
     }
     policies = Table(title="The whole input policy on the held-out rows of semantic.jsonl")

@@ -70,6 +70,15 @@ def seed_guard(home: Path) -> None:
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(built, target)
+    # the guardrail also reads the embedded Gemma's token embeddings: link the session's assembled
+    # GGUF and copy its verification stamp (it names the linked file's size and mtime)
+    from genlab.backends.llamacpp import embedded_gguf_path
+
+    gguf = embedded_gguf_path(Settings(home=Path(session)))
+    for source in (gguf, gguf.with_name(gguf.name + ".verified.json")):
+        link = Path(home) / "cache" / source.name
+        if not link.exists():
+            link.symlink_to(source) if source == gguf else shutil.copyfile(source, link)
 
 
 def genlab_cli(

@@ -444,9 +444,11 @@ def held_artifact(
 
 def provide_guard_models(registry: Registry) -> None:
     """The models guardrails read with (the safety room loads none): the shipped embedding model's
-    int8 features for the learned guardrail, any registered chat model for an ``llm_judge``."""
+    features for the learned guardrail (and the home's retrained weights, where ``genlab guard
+    train`` wrote some), any registered chat model for an ``llm_judge``."""
     judge.use_models(registry.load)
     semantic.use_embedder(registry.guard_features)
+    semantic.use_weights(registry.settings.guard_dir)
 
 
 class Pipeline:

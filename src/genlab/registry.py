@@ -293,11 +293,16 @@ class Registry:
 
     # -- loading ---------------------------------------------------------------------------------
     def guard_features(self, texts: list[str]) -> Any:
-        """What the learned guardrail reads of ``texts``: the shipped embedding model's first layers
-        as int8 ONNX (``generators.embedding.GuardEncoder``), without loading the float model."""
+        """What the learned guardrail reads of ``texts`` (n, 2048): the shipped embedding model's
+        first layers as int8 ONNX (``generators.embedding.GuardEncoder``, without loading the float
+        model), then the embedded Gemma's token embeddings (``backends.gemma_tokens``)."""
+        import numpy as np
+
+        from genlab.backends.gemma_tokens import gemma_tokens
         from genlab.generators.embedding import guard_encoder
 
-        return guard_encoder(self.settings).features(texts)
+        english = guard_encoder(self.settings).features(texts)
+        return np.hstack([english, gemma_tokens(self.settings).bag(texts)])
 
     def load(self, name: str) -> Generator:
         """Resolve and load a model; later calls return the same instance."""

@@ -1,4 +1,5 @@
 import json
+import shutil
 
 from ..conftest import assert_clean_error, genlab_cli
 
@@ -52,3 +53,33 @@ def test_guard_check_shows_what_the_model_receives(tmp_path):
         "guard", "check", "Email bob@example.com about lunch", "--policy", "strict", "--json", home=home
     )
     assert json.loads(strict.stdout)["model_receives"] == "Email <EMAIL_ADDRESS_1> about lunch"
+
+
+def test_guard_train_retrains_into_the_home_and_reports_before_and_after(tmp_path):
+    """A quick retrain (a sample of the shipped set plus the user's rows): the weights land in
+    GENLAB_HOME/guard, the home's guard reads them from then on, and a bad row is one line."""
+    home = tmp_path / "home"
+    extra = tmp_path / "extra.jsonl"
+    rows = [
+        {"text": f"Please summarise chapter {i} of the lab manual.", "label": "benign"} for i in range(20)
+    ]
+    extra.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    done = genlab_cli(
+        "guard", "train", "--extra", str(extra), "--limit", "300", "--json", home=home, timeout=900
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["added_rows"] == 20 and set(report["after"]) >= {"harmful", "look-alike"}
+    meta = json.loads((home / "guard" / "semantic_guard.json").read_text())
+    assert meta["trained_on"]["train"] >= 300 and (home / "guard" / "semantic_guard.safetensors").is_file()
+    ordinary = "Please summarise chapter 3 of the lab manual."
+    assert genlab_cli("guard", "check", ordinary, home=home).returncode == 0
+    # the home's guard reads those weights: tampered with, they fail closed; deleted, the shipped ones
+    weights = home / "guard" / "semantic_guard.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1] + b"\x00")
+    tampered = genlab_cli("guard", "check", ordinary, "--json", home=home)
+    assert tampered.returncode == 1 and "sha256" in tampered.stdout
+    shutil.rmtree(home / "guard")
+    assert genlab_cli("guard", "check", ordinary, home=home).returncode == 0
+    extra.write_text('{"text": "hello", "label": "S99"}\n')
+    assert_clean_error(genlab_cli("guard", "train", "--extra", str(extra), home=home), "S99")

@@ -26,15 +26,38 @@ def guard(registry):
 
 def test_the_set_is_split_and_documented_in_the_weights():
     held = [r for r in ROWS if r["split"] == "heldout"]
-    train = {r["text"].lower() for r in ROWS if r["split"] == "train"}
+    train = {r["text"].lower() for r in ROWS if r["split"] != "heldout"}
     assert not [r for r in held if r["text"].lower() in train]  # nothing held out is trained on
-    labels = {r["label"] for r in ROWS}
-    assert {"benign", "injection", "S1", "S2", "S4", "S9", "S10", "S11", "S12", "S14"} <= labels
-    assert len(held) >= 120 and len(ROWS) >= 500
+    train_groups = {r["group"] for r in ROWS if r["split"] != "heldout"}
+    assert not {r["group"] for r in held} & train_groups  # held-out seeds, in any language or frame
+    assert {r["label"] for r in ROWS} == set(semantic.CLASSES)
+    langs = {"en", "es", "fr", "de", "pt", "it", "ru", "zh", "ja", "ar", "hi"}
+    assert langs <= {r["lang"] for r in held if r["label"] != "benign"}
+    benign = sum(r["label"] == "benign" for r in ROWS)
+    assert len(ROWS) >= 5000 and benign >= len(ROWS) - benign - 2000  # about as many look-alikes
     w = semantic.weights()
-    assert w["heldout"]["injection"]["recall"] >= 0.85 and w["heldout"]["injection"]["precision"] >= 0.85
-    assert w["heldout"]["benign_flagged"] <= 0.15  # look-alikes written to be hard: docs/guardrails.md
-    assert all(0.3 <= t <= 0.95 for t in w["thresholds"].values()) and "train" in w["trained_on"]
+    assert w["classes"] == list(semantic.CLASSES) and w["coef"].shape[0] == len(semantic.CLASSES)
+    assert 0.5 <= w["threshold"] < 1 and 0.25 <= w["temperature"] <= 8
+    held_out = w["heldout"]["kind"]
+    assert held_out["look-alike"]["blocked"] <= 0.1 and held_out["ordinary"]["blocked"] <= 0.05
+    assert w["heldout"]["auc"] >= 0.85 and set(w["heldout"]["language"]) >= langs
+
+
+def test_weights_whose_sha256_does_not_match_are_refused(tmp_path):
+    from genlab.core import ModelLoadError
+
+    meta, tensors = semantic.weights_files()
+    (tmp_path / "semantic_guard.json").write_text(meta.read_text())
+    raw = bytearray(tensors.read_bytes())
+    raw[-1] ^= 1
+    (tmp_path / "semantic_guard.safetensors").write_bytes(bytes(raw))
+    semantic.use_weights(tmp_path)
+    try:
+        with pytest.raises(ModelLoadError, match="sha256"):
+            semantic.weights()
+    finally:
+        semantic.use_weights(None)
+    assert semantic.weights()["classes"] == list(semantic.CLASSES)
 
 
 @pytest.mark.parametrize(
@@ -66,23 +89,16 @@ def test_benign_look_alikes_pass(guard, text):
 
 def test_held_out_rows_score_like_the_recorded_figures(registry):
     """The shipped weights reproduce their held-out figures on this machine: onnxruntime's int8
-    kernels differ a little between CPUs, so within two rows per class, not exactly."""
+    kernels differ a little between CPUs, so within 1% of each kind's rows, not exactly."""
+    from genlab.safety.guard_training import kind_of
+
     provide_guard_models(registry)
     held = [r for r in ROWS if r["split"] == "heldout"]
-    texts = [r["text"] for r in held]
-    embedded = registry.guard_features(texts)
-    decided = semantic.decide(
-        semantic.probabilities(semantic.features(texts, embedded)), semantic.weights()["thresholds"]
-    )
-    recorded = semantic.weights()["heldout"]
-    for cls in ("injection", "harmful"):
-        rows = [(label, r) for (label, _), r in zip(decided, held, strict=True) if r["label"] != "benign"]
-        truth = [r for _, r in rows if (r["label"] == "injection") == (cls == "injection")]
-        hits = sum(label == cls for label, r in rows if r in truth)
-        assert abs(hits - recorded[cls]["recall"] * len(truth)) <= 2.01
-    benign = [label for (label, _), r in zip(decided, held, strict=True) if r["label"] == "benign"]
-    flagged = sum(label != "benign" for label in benign)
-    assert abs(flagged - recorded["benign_flagged"] * len(benign)) <= 2.01
+    probs = semantic.probabilities(registry.guard_features([r["text"] for r in held]))
+    decided = semantic.decide(probs, semantic.weights()["threshold"])
+    for kind, recorded in semantic.weights()["heldout"]["kind"].items():
+        mine = [label != "benign" for (label, _), r in zip(decided, held, strict=True) if kind_of(r) == kind]
+        assert abs(sum(mine) - recorded["blocked"] * recorded["n"]) <= max(2, 0.01 * recorded["n"])
 
 
 def test_a_long_document_is_read_window_by_window(guard):

@@ -11,7 +11,10 @@ from rich.text import Text
 
 from genlab.cli.console import console, print_json
 
-app = typer.Typer(help="Usage guardrails: check text against a policy.", no_args_is_help=True)
+app = typer.Typer(
+    help="Usage guardrails: check text against a policy, measure it, retrain the learned guardrail.",
+    no_args_is_help=True,
+)
 
 
 @app.command()
@@ -139,6 +142,18 @@ def eval_(
             f"{whole['ordinary_blocked']}/{whole['ordinary']} ordinary blocked",
         )
     console.print(table)
+    if whole:
+        console.print(breakdown_table(whole["breakdown"], f"policy {whole['policy']}, held-out split"))
+
+
+def breakdown_table(breakdown: dict, title: str) -> Table:
+    """Blocked rates per kind, hazard category and language, with Wilson 95% intervals."""
+    table = Table("part", "group", "blocked", "95% interval", "n", title=title)
+    for part, groups in breakdown.items():
+        for name, s in groups.items():
+            low, high = s["ci95"]
+            table.add_row(part, name, f"{s['blocked']:.1%}", f"{low:.1%} - {high:.1%}", str(s["n"]))
+    return table
 
 
 def verify(
@@ -163,3 +178,110 @@ def verify(
         console.print(f"[{style}]{verdict.detail}[/]")
     if not verdict.trusted:
         raise typer.Exit(1)
+
+
+@app.command()
+def train(
+    extra: Annotated[
+        list[str] | None,
+        typer.Option(
+            help='A JSONL file of labelled rows ({"text", "label"}: benign, injection, S1-S14); repeatable.'
+        ),
+    ] = None,
+    appeals: Annotated[
+        bool, typer.Option(help="Add this home's reviewed appeals (approved: benign).")
+    ] = True,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            min=50, help="At most this many shipped rows per split, drawn at random (a quick trial)."
+        ),
+    ] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Print the before/after figures as JSON.")] = False,
+) -> None:
+    """Retrain the learned guardrail on the shipped set plus this home's reviewed appeals and any
+    --extra rows; write it to GENLAB_HOME/guard/ (which this home's guard then reads; delete the
+    folder to go back to the shipped weights) and print the held-out blocked rates before and after."""
+    from genlab.core.settings import Settings
+    from genlab.registry import default_registry
+    from genlab.safety import semantic
+    from genlab.safety.guard_training import shipped_rows
+    from genlab.safety.guard_training import train as fit
+
+    settings = Settings.from_env()
+    added = [row for path in extra or [] for row in read_rows(path)]
+    if appeals:
+        added += reviewed_rows()
+    before = semantic_figures(settings)
+    registry = default_registry()
+    with console.status("training the guardrail") as status:
+        meta = fit(
+            sample(shipped_rows(), limit) + [{**r, "split": "train"} for r in added],
+            registry.guard_features,
+            settings.guard_dir,
+            progress=lambda line: status.update(line),
+        )
+    semantic.use_weights(settings.guard_dir)
+    after = meta["heldout"]["kind"]
+    if json_:
+        print_json(
+            {"added_rows": len(added), "before": before, "after": after, "weights": str(settings.guard_dir)}
+        )
+        return
+    table = Table("held-out", "before", "after", "n")
+    for kind, now in after.items():
+        was = before.get(kind, {}).get("blocked")
+        table.add_row(kind, "-" if was is None else f"{was:.1%}", f"{now['blocked']:.1%}", str(now["n"]))
+    console.print(table)
+    console.print(
+        f"trained on {meta['trained_on']['train']} rows ({len(added)} added); weights in {settings.guard_dir}"
+    )
+
+
+def sample(rows: list[dict], limit: int | None) -> list[dict]:
+    """At most ``limit`` rows of each split (seeded, so a rerun draws the same)."""
+    import random
+
+    if limit is None:
+        return rows
+    out = []
+    for split in ("train", "calibration", "heldout"):
+        part = [r for r in rows if r.get("split") == split]
+        out += random.Random(0).sample(part, min(limit, len(part)))
+    return out
+
+
+def read_rows(path: str) -> list[dict]:
+    """A JSONL file of labelled rows, checked; one line on a bad file or row."""
+    import json
+    from pathlib import Path
+
+    from genlab.core import InvalidRequestError
+    from genlab.safety.guard_training import validate_rows
+
+    try:
+        lines = Path(path).read_text("utf-8").splitlines()
+        rows = [json.loads(line) for line in lines if line.strip()]
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise InvalidRequestError(
+            f"{path}: not a readable JSONL file ({e})", hint="one JSON object per line"
+        ) from e
+    return validate_rows(rows, path)
+
+
+def reviewed_rows() -> list[dict]:
+    from genlab.safety.appeals import reviewed_examples
+    from genlab.storage import Store
+
+    return [
+        {"text": text, "label": label, "group": f"appeal/{i}"}
+        for i, (text, label) in enumerate(reviewed_examples(Store()))
+    ]
+
+
+def semantic_figures(settings) -> dict:
+    """The held-out figures recorded with the weights this home reads now."""
+    from genlab.safety import semantic
+
+    semantic.use_weights(settings.guard_dir)
+    return semantic.weights().get("heldout", {}).get("kind", {})

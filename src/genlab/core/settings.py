@@ -204,3 +204,8 @@ class Settings:
     @property
     def outputs_dir(self) -> Path:
         return self.home / "outputs"
+
+    @property
+    def guard_dir(self) -> Path:
+        """The learned guardrail's retrained weights (``genlab guard train``), when there are any."""
+        return self.home / "guard"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from genlab.core import InvalidRequestError
+from genlab.safety.guard_training import breakdown
 from genlab.safety.guardrails import InjectionScanner, PIIScanner
 
 DEFAULT_DATA = (
@@ -109,11 +110,12 @@ def evaluate_policy(path: Path, guard: Any) -> dict[str, Any]:
     if any("split" in r for r in rows):
         rows = [r for r in rows if r.get("split") == "heldout"]
     counts = {c: {"blocked": 0, "total": 0} for c in ("injection", "harmful", "benign", "ordinary")}
-    errors = []
+    errors, verdicts = [], []
     for row in rows:
         label = row["label"] if row["label"] in ("injection", "benign") else "harmful"
         label = "ordinary" if label == "benign" and row.get("kind") == "ordinary" else label
         result = guard.check_input(row["text"])
+        verdicts.append(result.blocked)
         counts[label]["total"] += 1
         counts[label]["blocked"] += result.blocked
         if result.blocked != (label in ("injection", "harmful")):
@@ -132,6 +134,7 @@ def evaluate_policy(path: Path, guard: Any) -> dict[str, Any]:
     out["ordinary_blocked"] = counts["ordinary"]["blocked"]
     out["ordinary"] = counts["ordinary"]["total"]
     out["ordinary_blocked_rate"] = counts["ordinary"]["blocked"] / max(counts["ordinary"]["total"], 1)
+    out["breakdown"] = breakdown(rows, verdicts)  # per kind, hazard category, language; 95% intervals
     out["errors"] = errors
     return out
 

@@ -1,116 +1,156 @@
 """A learned guardrail: prompt injection, jailbreaks and harmful requests recognised by meaning.
 
 The rules (``guardrails.py``) are exact where they can be (checksums, secret formats, markup) but
-keyword lists miss paraphrases, role-play and other languages. This scanner reads the text with
-the shipped sentence-embedding model (all-MiniLM-L6-v2's first three layers as int8 ONNX: the mean
-and the max of their token states) plus hashed character n-grams (3-5 characters: they carry words across
-languages and spellings the English model reads poorly), and applies a logistic regression trained
-by ``scripts/train_semantic_guard.py`` on ``evalsets/semantic.jsonl`` (written for genlab:
-injections and jailbreaks in eleven languages, harmful requests by MLCommons hazard category,
-benign look-alikes such as "ignore the previous step if I use a convection oven"), its weights
-shipped as JSON. A class other than benign needs a probability at or above its threshold, chosen
-by cross-validation on the train split (the best recall with at most 5% of benign texts flagged);
-a harmful text's category is the nearest category centroid. The held-out split's figures are in the weights file
-and docs/guardrails.md.
+keyword lists miss paraphrases, role-play and other languages. This scanner reads each window of
+the text with two pretrained models genlab already ships, and classifies what they read:
 
-Long texts are read in windows of about ``WINDOW`` characters (a sentence or two) cut at sentence
-ends, so an injection in the middle of a long document is read on its own, not averaged away, and
-its finding spans its window.
+- the shipped sentence-embedding model (all-MiniLM-L6-v2's first three layers as int8 ONNX: the
+  mean and the max of their token states, 768 numbers): what an English text means;
+- the embedded Gemma 3 270M's input embeddings of the text's tokens (their mean and max, 1,280
+  numbers; ``backends/gemma_tokens.py``): Gemma's vocabulary was trained on 140 languages, so
+  Spanish, Hindi or Japanese are read as words, not as the unknown tokens an English encoder makes
+  of them.
 
-The safety room does not load models: the pipeline hands it the embedding model's features
+The classifier is a softmax regression over sixteen classes (benign, injection, and the MLCommons
+hazard categories S1-S14, as Llama Guard 3), trained by :mod:`genlab.safety.guard_training` on
+``evalsets/semantic.jsonl``; its probabilities are calibrated by a temperature, and a window is
+blocked when P(not benign) reaches the threshold chosen on seeds held apart from training; its
+category is the likeliest class other than benign. Weights: ``semantic_guard.safetensors`` (no
+pickle) with ``semantic_guard.json`` (classes, temperature, threshold, held-out figures, the
+safetensors' sha256, checked at load); a home's retrained weights (``genlab guard train``) in
+``GENLAB_HOME/guard/`` replace them (:func:`use_weights`).
+
+Long texts are read in windows of about ``WINDOW`` characters cut at sentence ends, so an injection
+in the middle of a long document is read on its own, not averaged away, and its finding spans its
+window. A window's verdict is remembered (a small LRU), so a streamed answer, rescanned as it
+grows, costs one new window per scan.
+
+The safety room does not load models: the pipeline hands it the features
 (:func:`use_embedder`). Where none is set the scan fails (and a policy that fails closed blocks):
 a guardrail that cannot read must not pass the text as if it had.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from functools import cache
 from importlib.resources import files
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from genlab.core import GenlabError
+from genlab.core import GenlabError, ModelLoadError
 from genlab.safety.guardrails import HAZARDS, SCANNERS, Finding, Scanner
 
+CLASSES = ("benign", "injection", *(f"S{i}" for i in range(1, 15)))
+WEIGHTS = "semantic_guard"  # .json and .safetensors, in the package or a home's guard/ folder
 _EMBED: list[Callable[[list[str]], np.ndarray]] = []
-WINDOW = 120  # characters per window (a sentence or two), cut at sentence ends
-GRAMS = 4096  # hashed character n-gram buckets
+_WEIGHTS_DIR: list[Path] = []
+WINDOW = 320  # characters per window (the longest training rows), cut at sentence ends
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？\n])\s+")
 
 
 def use_embedder(features: Callable[[list[str]], np.ndarray]) -> None:
-    """Where the scanner gets its features: ``texts -> (n, 768)`` (``Registry.guard_features``)."""
+    """Where the scanner gets its features: ``texts -> (n, 2048)`` (``Registry.guard_features``)."""
     _EMBED[:] = [features]
+    _VERDICTS.clear()
+
+
+def use_weights(directory: Path | None) -> None:
+    """Read a home's retrained weights from ``directory`` when it holds them (else the shipped ones)."""
+    _WEIGHTS_DIR[:] = [directory] if directory and (directory / f"{WEIGHTS}.json").is_file() else []
+    weights.cache_clear()
+    _VERDICTS.clear()
+
+
+def forget() -> None:
+    """Drop the remembered window verdicts (a benchmark timing a fresh read)."""
+    _VERDICTS.clear()
 
 
 def warm() -> None:
-    """Read one text, so the model is loaded before the first request needs it."""
+    """Read one text, so the models are loaded before the first request needs it."""
     if _EMBED:
         _EMBED[0](["warm up"])
 
 
+def weights_files() -> tuple[Any, Any]:
+    """The (json, safetensors) the guardrail reads: a home's retrained pair, or the shipped one."""
+    if _WEIGHTS_DIR:
+        return _WEIGHTS_DIR[0] / f"{WEIGHTS}.json", _WEIGHTS_DIR[0] / f"{WEIGHTS}.safetensors"
+    package = files("genlab.safety")
+    return package.joinpath(f"{WEIGHTS}.json"), package.joinpath(f"{WEIGHTS}.safetensors")
+
+
 @cache
 def weights() -> dict[str, Any]:
-    data = json.loads(files("genlab.safety").joinpath("semantic_guard.json").read_text("utf-8"))
-    data["coef"], data["intercept"] = np.array(data["coef"]), np.array(data["intercept"])
-    data["centroid_codes"] = list(data["centroids"])
-    data["centroid_matrix"] = np.array([data["centroids"][c] for c in data["centroid_codes"]])
+    """The classifier: its JSON description with ``coef`` (16, features) and ``intercept`` (16,)
+    from the safetensors file, whose sha256 the JSON pins."""
+    from safetensors.numpy import load
+
+    meta_file, tensor_file = weights_files()
+    data = json.loads(meta_file.read_text("utf-8"))
+    raw = tensor_file.read_bytes()
+    if hashlib.sha256(raw).hexdigest() != data["sha256"]:
+        raise ModelLoadError(f"{tensor_file}: sha256 does not match {meta_file.name}; retrain or delete it")
+    tensors = load(raw)
+    data["coef"], data["intercept"] = tensors["coef"], tensors["intercept"]
     return data
 
 
-def char_grams(texts: list[str]) -> np.ndarray:
-    """Hashed counts of the 3-5 character n-grams of each lower-cased text (spaces collapsed and
-    added at both ends), unit length. The hash is a polynomial over the code points, mod 2^32,
-    computed for all n-grams at once with numpy."""
-    out = np.zeros((len(texts), GRAMS), np.float32)
-    for i, text in enumerate(texts):
-        t = " " + " ".join(text.lower().split()) + " "
-        codes = np.frombuffer(t.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
-        for n in (3, 4, 5):
-            if len(codes) < n:
-                continue
-            h = np.full(len(codes) - n + 1, n, dtype=np.uint64)
-            for k in range(n):
-                h = (h * np.uint64(1_000_003) + codes[k : len(codes) - n + 1 + k]) & np.uint64(0xFFFFFFFF)
-            np.add.at(out[i], (h % np.uint64(GRAMS)).astype(np.int64), 1.0)
-        out[i] /= max(float(np.linalg.norm(out[i])), 1e-9)
-    return out
-
-
-def features(texts: list[str], embedded: np.ndarray) -> np.ndarray:
-    """What the classifier reads: the model's features next to the character n-grams."""
-    return np.hstack([embedded, char_grams(texts)])
-
-
 def probabilities(matrix: np.ndarray) -> np.ndarray:
-    """(n, classes) probabilities of the softmax regression, in ``weights()["classes"]`` order."""
+    """(n, 16) calibrated probabilities, in ``CLASSES`` order: ``softmax(logits / T)``."""
     w = weights()
-    logits = matrix @ w["coef"].T + w["intercept"]
+    logits = (matrix @ w["coef"].T + w["intercept"]) / w["temperature"]
     probs = np.exp(logits - logits.max(axis=1, keepdims=True))
     return probs / probs.sum(axis=1, keepdims=True)
 
 
-def decide(probs: np.ndarray, thresholds: dict[str, float]) -> list[tuple[str, float]]:
-    """(class, probability) per row: the likeliest class other than benign among those that reach
-    their threshold, else benign."""
-    classes = weights()["classes"]
+def decide(probs: np.ndarray, threshold: float, *, hazards_only: bool = False) -> list[tuple[str, float]]:
+    """(class, P(not benign)) per row: the likeliest class other than benign where P(not benign)
+    reaches ``threshold``, else benign. ``hazards_only``: injection does not count (an answer is
+    judged for harm, not for instructions it quotes)."""
+    first = 2 if hazards_only else 1
+    bad = probs[:, first:].sum(axis=1)
     out = []
-    for p in probs:
-        over = [i for i, c in enumerate(classes) if c != "benign" and p[i] >= thresholds[c]]
-        best = max(over, key=lambda i: p[i]) if over else classes.index("benign")
-        out.append((classes[best], float(p[best])))
+    for p, b in zip(probs, bad, strict=True):
+        label = CLASSES[first + int(np.argmax(p[first:]))] if b >= threshold else "benign"
+        out.append((label, float(b)))
     return out
 
 
-def hazard(vector: np.ndarray) -> str:
-    """The MLCommons category whose centroid is nearest to a harmful text's mean embedding."""
-    w = weights()
-    dims = w["centroid_matrix"].shape[1]
-    return w["centroid_codes"][int(np.argmax(w["centroid_matrix"] @ vector[:dims]))]
+class _Verdicts:
+    """Probabilities of recently read windows (LRU), so a text rescanned as it grows (a stream)
+    reads only its new windows."""
+
+    def __init__(self, size: int = 512) -> None:
+        self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
+
+    def clear(self) -> None:
+        with self.lock:
+            self.items.clear()
+
+    def __call__(self, pieces: list[str]) -> np.ndarray:
+        with self.lock:
+            known = {p: self.items[p] for p in pieces if p in self.items}
+        new = [p for p in dict.fromkeys(pieces) if p not in known]
+        if new:
+            fresh = probabilities(_EMBED[0](new))
+            with self.lock:
+                for piece, row in zip(new, fresh, strict=True):
+                    self.items[piece] = known[piece] = row
+                while len(self.items) > self.size:
+                    self.items.popitem(last=False)
+        return np.stack([known[p] for p in pieces])
+
+
+_VERDICTS = _Verdicts()
 
 
 def windows(text: str) -> list[tuple[int, int]]:
@@ -139,12 +179,12 @@ class SemanticScanner(Scanner):
     name = "semantic"
     default_category = "prompt_injection"
     normalizes: ClassVar[bool] = True
-    in_process: ClassVar[bool] = True  # it needs the process's embedding model
+    in_process: ClassVar[bool] = True  # it needs the process's models
     judges_intent: ClassVar[bool] = True  # not run on the caller's own system message
 
     def __init__(self, threshold: float | None = None, **options: Any) -> None:
-        """``threshold`` given: one operating point for both classes (a policy's own trade-off);
-        otherwise each class's cross-validated threshold from the weights file."""
+        """``threshold`` given: a policy's own operating point; otherwise the weights' own.
+        ``hazards_only: true`` (for answers): only the hazard categories count."""
         super().__init__(0.0, **options)
         self.operating = threshold
 
@@ -153,25 +193,22 @@ class SemanticScanner(Scanner):
             return []
         if not _EMBED:
             raise GenlabError(
-                "the semantic guardrail has no embedding model to read with",
-                hint="run it through genlab's pipeline (serve, generate, guard check), which provides one",
+                "the semantic guardrail has no models to read with",
+                hint="run it through genlab's pipeline (serve, generate, guard check), which provides them",
             )
         spans = windows(text)
-        pieces = [text[s:e] for s, e in spans]
-        embedded = _EMBED[0](pieces)
-        probs = probabilities(features(pieces, embedded))
-        thresholds = dict(weights()["thresholds"])
-        if self.operating is not None:
-            thresholds = dict.fromkeys(thresholds, float(self.operating))
+        probs = _VERDICTS([text[s:e] for s, e in spans])
+        threshold = float(self.operating if self.operating is not None else weights()["threshold"])
         found = self._rules(text, probs) if self.options.get("rules") else []
-        for (start, end), (label, p), vector in zip(spans, decide(probs, thresholds), embedded, strict=True):
+        verdicts = decide(probs, threshold, hazards_only=bool(self.options.get("hazards_only")))
+        for (start, end), (label, p) in zip(spans, verdicts, strict=True):
             if label == "benign":
                 continue
-            category = "prompt_injection" if label == "injection" else hazard(vector)
+            category = "prompt_injection" if label == "injection" else label
             why = (
                 "reads as an attempt to override the assistant's instructions"
                 if label == "injection"
-                else f"reads as a request for harm: {HAZARDS.get(category, category)}"
+                else f"reads as harm: {HAZARDS.get(category, category)}"
             )
             excerpt = text[start:end].strip()[:200]
             found.append(
@@ -180,17 +217,16 @@ class SemanticScanner(Scanner):
         return found
 
     def _rules(self, text: str, probs: np.ndarray) -> list[Finding]:
-        """With ``rules: true``, the injection rules run too: their certain matches (0.95, and
-        chat-template control tokens) stand alone; a weaker keyword match ("jailbreak", a
-        privileged "mode") stands only where the model also reads some intent (p >= 0.25 in some
-        window), so benign look-alikes pass."""
+        """With ``rules: true``, the injection rules run too: their certain matches (0.9 and up,
+        and chat-template control tokens) stand alone; a weaker keyword match ("jailbreak", a
+        privileged "mode") stands only where the model also reads some intent (P(injection) >= 0.25
+        in some window), so benign look-alikes pass."""
         from genlab.safety.guardrails import InjectionScanner
 
         matches = InjectionScanner(threshold=0.0).find(text)
         certain = [f for f in matches if f.score >= 0.9 or "control tokens" in f.explanation]
         weak = [f for f in matches if f not in certain]
-        injection = weights()["classes"].index("injection")
-        agrees = float(probs[:, injection].max()) >= 0.25
+        agrees = float(probs[:, CLASSES.index("injection")].max()) >= 0.25
         return certain + (weak if agrees else [])
 
 
