@@ -148,3 +148,19 @@ def collect_text(
         completion_tokens=last.completion_tokens,
         logprobs=logprobs if keep_logprobs else None,
     )
+
+
+# -- capabilities beyond ``Generator``: a face asks by protocol, never by backend or family name ------
+@runtime_checkable
+class Voice(Protocol):
+    """A voice: speaks free text (not a class), and hands out its audio as it is synthesised
+    (float32 chunks at ``sample_rate`` Hz, each with whether it carries the watermark), the joined
+    chunks becoming one clip with its provenance (``clip``)."""
+
+    sample_rate: int
+
+    def stream_audio(
+        self, request: GenerationRequest, progress: Any = None
+    ) -> Iterator[tuple[Any, bool]]: ...
+
+    def clip(self, request: GenerationRequest, samples: Any, marked: bool) -> Artifact: ...
