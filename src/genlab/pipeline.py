@@ -64,7 +64,7 @@ from genlab.core import (
     TextArtifact,
     TextChunk,
 )
-from genlab.core.generator import Voice, collect_text
+from genlab.core.generator import ImageMaker, Voice, collect_text
 from genlab.core.io import sha256_bytes
 from genlab.registry import Registry, default_registry
 from genlab.safety import appeals, judge, semantic
@@ -539,12 +539,8 @@ class Pipeline:
                 param="model",
                 hint=f"use a model that makes {wanted} (see `genlab models`)",
             )
-        side = getattr(getattr(getattr(generator, "model", None), "config", None), "size", None)
-        if size is not None and side is not None and size != f"{side}x{side}":
-            raise InvalidRequestError(
-                f"model {generator.card.name!r} draws {side}x{side} images; size {size!r} is not available",
-                param="size",
-            )
+        if size is not None and isinstance(generator, ImageMaker):
+            generator.size(size)  # a 400 where it does not draw that size
         return generator
 
     # -- stage 3: admit ----------------------------------------------------------------------------
@@ -852,6 +848,8 @@ class Passage:
     rule: str | None = field(default=None, init=False)  # 7. why it is held, or None
     record_ids: list[str] = field(default_factory=list, init=False)  # 8.
     review: dict[str, Any] | None = field(default=None, init=False)  # 8. the review item, if held
+    respond_with: Callable[[Released], dict[str, Any]] | None = None  # the face's response
+    released: Released | None = field(default=None, init=False)  # 5., 6. what is let out
 
     def check(self, pipe: Pipeline) -> Generator:
         raise NotImplementedError
@@ -878,11 +876,18 @@ class Passage:
         return pipe.policy.review.hold(self.endpoint, self.gate.flags.flagged_by)
 
     def respond(self, record_ids: list[str]) -> dict[str, Any]:
-        """The response a review item holds, to be released on approval."""
-        return {}
+        """The response a review item holds, to be released on approval (the face's own)."""
+        if self.respond_with is None or self.released is None:
+            return {}
+        return self.respond_with(dataclasses.replace(self.released, record_ids=record_ids))
 
     def recorded_request(self) -> dict[str, Any]:
         return self.raw or {}
+
+    def finished(self) -> Released:
+        """What the stages let out, with its records and its review if held."""
+        self.released.record_ids, self.released.review = self.record_ids, self.review
+        return self.released
 
 
 @dataclass(frozen=True)
@@ -945,10 +950,8 @@ class GenerationPassage(Passage):
     size: str | None = None
     shape: Callable[[str], str] | None = None
     progress: Callable[[int, int], None] | None = None
-    respond_with: Callable[[Released], dict[str, Any]] | None = None
     options: dict[str, Any] = field(default_factory=dict)  # the generator's own (``iterations``)
     made: list[tuple[str | None, Artifact]] = field(default_factory=list, init=False)
-    released: Released | None = field(default=None, init=False)
 
     def check(self, pipe: Pipeline) -> Generator:
         generator = pipe.check(self.requests[0].model, self.modalities, size=self.size)
@@ -978,16 +981,8 @@ class GenerationPassage(Passage):
                 self.generator.card.name, getattr(a, "prompt_tokens", 0), getattr(a, "completion_tokens", 0)
             )
 
-    def respond(self, record_ids: list[str]) -> dict[str, Any]:
-        self.released.record_ids = record_ids
-        return self.respond_with(self.released) if self.respond_with is not None else {}
-
     def recorded_request(self) -> dict[str, Any]:
         return self.raw or self.requests[0].to_dict()
-
-    def finished(self) -> Released:
-        self.released.record_ids, self.released.review = self.record_ids, self.review
-        return self.released
 
 
 @dataclass(eq=False, kw_only=True)
@@ -1041,9 +1036,7 @@ class TranscriptionPassage(Passage):
     model: str
     audio: Any  # samples, or a callable that decodes them
     options: dict[str, Any] = field(default_factory=dict)
-    respond_with: Callable[[Released], dict[str, Any]] | None = None
     transcript: Any = field(default=None, init=False)
-    released: Released | None = field(default=None, init=False)
 
     def check(self, pipe: Pipeline) -> Generator:
         return pipe.check(self.model, ("transcription",))
@@ -1072,17 +1065,8 @@ class TranscriptionPassage(Passage):
         self.released = Released([artifact], [], self.gate.flags)
         self.outputs = [pipe._record_fields(artifact)]
 
-    def respond(self, record_ids: list[str]) -> dict[str, Any]:
-        if self.respond_with is None:
-            return {}
-        return self.respond_with(dataclasses.replace(self.released, record_ids=record_ids))
-
     def recorded_request(self) -> dict[str, Any]:
         return self.raw or {"model": self.model}
-
-    def finished(self) -> Released:
-        self.released.record_ids, self.released.review = self.record_ids, self.review
-        return self.released
 
 
 @dataclass(eq=False, kw_only=True)

@@ -40,6 +40,7 @@ from genlab.core import (
     SamplingParams,
     UnsupportedError,
 )
+from genlab.core.generator import Constrained
 from genlab.core.io import sha256_bytes
 from genlab.pipeline import LOCAL, Budget, Caller, Cancelled, Passage, Pipeline, produce
 from genlab.registry import default_registry
@@ -176,7 +177,7 @@ class Context:
     def local(self) -> bool:
         """Whether grammars are honoured (llama.cpp and genlab's own transformers, through the
         constraint engine); a remote server may not know them."""
-        return self.generator.card.backend in ("llamacpp", "torch")
+        return isinstance(self.generator, Constrained) and self.generator.supports_constraints
 
     def complete(
         self,

@@ -164,3 +164,34 @@ class Voice(Protocol):
     ) -> Iterator[tuple[Any, bool]]: ...
 
     def clip(self, request: GenerationRequest, samples: Any, marked: bool) -> Artifact: ...
+
+
+@runtime_checkable
+class ImageMaker(Protocol):
+    """A model of images (or frames): the sizes it draws, and the request it builds from a prompt
+    and a face's options (``steps``, ``sampler``, ``size``, ``negative_prompt`` ...; it keeps the
+    ones it takes). A trained family and a diffusers pipeline build different requests; no face
+    needs to know which it holds."""
+
+    def size(self, text: str | None) -> tuple[int, int]:
+        """ "WIDTHxHEIGHT" (None: its own) -> (width, height); a 400 naming the sizes it draws."""
+        ...
+
+    def image_request(
+        self, prompt: str | None, *, model: str, n: int, seed: int | None, options: dict[str, Any]
+    ) -> GenerationRequest: ...
+
+
+@runtime_checkable
+class Constrained(Protocol):
+    """A model genlab runs itself, whose sampling the constraint engine steers (JSON Schema,
+    regex, grammars, tool calls: ``core/constraints.py``)."""
+
+    supports_constraints: bool
+
+
+@runtime_checkable
+class ChatTemplated(Protocol):
+    """A chat model with its own template (``core.chat.ChatFormat``); others read a transcript."""
+
+    chat_format: Any
