@@ -53,18 +53,21 @@ import uuid
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 from genlab.core import (
     Artifact,
+    AudioArtifact,
     GenerationRequest,
     Generator,
     GenlabError,
+    ImageArtifact,
     InvalidRequestError,
     TextArtifact,
     TextChunk,
+    VideoArtifact,
 )
-from genlab.core.generator import ImageMaker, Voice, collect_text
+from genlab.core.generator import Embedder, ImageMaker, Transcriber, Voice, collect_text
 from genlab.core.io import sha256_bytes
 from genlab.registry import Registry, default_registry
 from genlab.safety import appeals, judge, semantic
@@ -74,6 +77,7 @@ from genlab.safety.review import ReviewQueue
 from genlab.storage import Store
 
 TEXT = ("text", "code")
+LABELLED = (ImageArtifact, AudioArtifact, VideoArtifact)  # artifacts that carry a class name
 NOUNS = {
     "image": "images",
     "video": "videos",
@@ -173,7 +177,7 @@ class Budget:
         *,
         observer: Observer | None = None,
         model: str = "",
-        then: Callable[[int, int], None] | None = None,
+        then: Callable[[float, float], None] | None = None,
         late: str | None = None,
     ) -> None:
         self.seconds, self.cancel, self.then = seconds, cancel, then
@@ -211,7 +215,7 @@ def produce(
     request: GenerationRequest,
     budget: Budget,
     kwargs: dict[str, Any] | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[float, float], None] | None = None,
 ) -> list[Artifact]:
     """Stage 4 of one request, under ``budget``. A model that reports its steps (images, speech)
     is given the budget as its ``progress``; a text model that streams is read token by token; so
@@ -377,7 +381,7 @@ class Gate:
             where = "request" if f.where == "prompt" else f"request's {f.where}"
             checked = self.input_text(f.text, where, instructions=f.instructions, field=f.where)
             if checked != f.text:
-                prompt = redacted_prompt(prompt, f, checked)
+                prompt = redacted_prompt(prompt or "", f, checked)
         return dataclasses.replace(request, prompt=prompt)
 
     # -- stages 5 and 6: output and provenance ----------------------------------------------------
@@ -413,10 +417,10 @@ class Gate:
             provenance = dataclasses.replace(artifact.provenance, sha256=digest)
             reason = "content_filter" if blocked else artifact.finish_reason
             return dataclasses.replace(artifact, text=text, finish_reason=reason, provenance=provenance)
-        label = getattr(artifact, "label", None)
-        if isinstance(label, str):  # a class name (from a folder name a user chose) is text too
-            released, _ = self.output_text(label)
-            if released != label:
+        if isinstance(artifact, LABELLED) and artifact.label is not None:
+            # a class name (from a folder name a user chose) is text too
+            released, _ = self.output_text(artifact.label)
+            if released != artifact.label:
                 return dataclasses.replace(artifact, label=released)
         return artifact
 
@@ -527,9 +531,11 @@ class Pipeline:
 
     # -- stage 1: check ----------------------------------------------------------------------------
     def check(
-        self, model: str | Generator, modalities: tuple[str, ...], *, size: str | None = None
+        self, model: str | Generator | None, modalities: tuple[str, ...], *, size: str | None = None
     ) -> Generator:
         """The model, loaded, if it makes one of ``modalities`` (and draws ``size`` images)."""
+        if model is None:
+            raise InvalidRequestError("the request names no model", param="model", hint="see `genlab models`")
         generator = self.registry.load(model) if isinstance(model, str) else model
         made = generator.card.modality
         if made not in modalities:
@@ -580,8 +586,7 @@ class Pipeline:
             for stage in self.stages:
                 stage.run(self, passage)
         finally:
-            if passage.slot is not None:
-                passage.slot.release()
+            passage.free()
         return passage
 
     def open(self, passage: P) -> P:
@@ -594,8 +599,7 @@ class Pipeline:
 
     def close(self, passage: Passage) -> None:
         """The stages after the work, for a stream that ended (read to its end, or left)."""
-        if passage.slot is not None:
-            passage.slot.release()
+        passage.free()
         for stage in self.stages[self._work() + 1 :]:
             stage.run(self, passage)
 
@@ -606,7 +610,7 @@ class Pipeline:
     def record(self, passage: Passage) -> None:
         """Record each released output (held where stage 7's rule said so) and submit a held
         response to the review queue; the record ids and the review are left on the passage."""
-        if self.store is None:  # library use (evaluation): nothing to record, nobody to review
+        if self.store is None or self.reviews is None:  # library use: nothing to record or review
             return
         p, name = passage, passage.generator.card.name
         request = p.recorded_request()
@@ -691,7 +695,7 @@ class Pipeline:
         size: str | None = None,
         shape: Callable[[str], str] | None = None,
         cancel: threading.Event | None = None,
-        progress: Callable[[int, int], None] | None = None,
+        progress: Callable[[float, float], None] | None = None,
         **kwargs: Any,
     ) -> Released:
         """Every stage, for one or more requests to one model (one review decision over all).
@@ -805,7 +809,7 @@ class Pipeline:
         self,
         generator: Generator,
         cancel: threading.Event | None = None,
-        then: Callable[[int, int], None] | None = None,
+        then: Callable[[float, float], None] | None = None,
     ) -> Budget:
         """The deadline and cancellation one request's work runs under (stage 4)."""
         return Budget(self.deadline_s, cancel, observer=self.observer, model=generator.card.name, then=then)
@@ -849,7 +853,12 @@ class Passage:
     record_ids: list[str] = field(default_factory=list, init=False)  # 8.
     review: dict[str, Any] | None = field(default=None, init=False)  # 8. the review item, if held
     respond_with: Callable[[Released], dict[str, Any]] | None = None  # the face's response
-    released: Released | None = field(default=None, init=False)  # 5., 6. what is let out
+    released: Released = field(init=False)  # 5., 6. what is let out (faces that release artifacts)
+
+    def free(self) -> None:
+        """Give the queue slot back (once; again is nothing)."""
+        if self.slot is not None:
+            self.slot.release()
 
     def check(self, pipe: Pipeline) -> Generator:
         raise NotImplementedError
@@ -877,7 +886,7 @@ class Passage:
 
     def respond(self, record_ids: list[str]) -> dict[str, Any]:
         """The response a review item holds, to be released on approval (the face's own)."""
-        if self.respond_with is None or self.released is None:
+        if self.respond_with is None:
             return {}
         return self.respond_with(dataclasses.replace(self.released, record_ids=record_ids))
 
@@ -918,10 +927,10 @@ def _generate(pipe: Pipeline, p: Passage) -> None:
     try:
         p.generate(pipe)
     except BaseException:
-        p.slot.release()  # a refused stream frees its slot too
+        p.free()  # a refused stream frees its slot too
         raise
     if not p.streams:
-        p.slot.release()  # the work is done: the next request may start
+        p.free()  # the work is done: the next request may start
 
 
 def _review(pipe: Pipeline, p: Passage) -> None:
@@ -949,7 +958,7 @@ class GenerationPassage(Passage):
     modalities: tuple[str, ...] = TEXT
     size: str | None = None
     shape: Callable[[str], str] | None = None
-    progress: Callable[[int, int], None] | None = None
+    progress: Callable[[float, float], None] | None = None
     options: dict[str, Any] = field(default_factory=dict)  # the generator's own (``iterations``)
     made: list[tuple[str | None, Artifact]] = field(default_factory=list, init=False)
 
@@ -1010,8 +1019,9 @@ class EmbeddingPassage(Passage):
             budget.check(i, len(self.texts))
             checked.append(self.gate.input_text(text, f"input[{i}]") if text.strip() else text)
         self.texts = checked
-        self.vectors = self.generator.embed(self.texts, dimensions=self.dimensions, progress=budget.check)
-        self.tokens = self.generator.count_tokens(self.texts)
+        embedder = cast(Embedder, self.generator)  # stage 1 checked: it makes embeddings
+        self.vectors = embedder.embed(self.texts, dimensions=self.dimensions, progress=budget.check)
+        self.tokens = embedder.count_tokens(self.texts)
 
     def provenance(self, pipe: Pipeline) -> None:
         digest = sha256_bytes(json.dumps(self.texts, ensure_ascii=False).encode("utf-8"))
@@ -1045,7 +1055,8 @@ class TranscriptionPassage(Passage):
         budget = pipe.budget(self.generator, self.cancel, self.options.pop("progress", None))
         samples = self.audio() if callable(self.audio) else self.audio
         budget.check()
-        self.transcript = self.generator.transcribe(samples, progress=budget.check, **self.options)
+        transcriber = cast(Transcriber, self.generator)  # stage 1 checked: it transcribes
+        self.transcript = transcriber.transcribe(samples, progress=budget.check, **self.options)
 
     def output(self, pipe: Pipeline) -> None:
         self.transcript.text, blocked = self.gate.output_text(self.transcript.text)
@@ -1148,13 +1159,14 @@ class AudioStreamPassage(StreamPassage):
         return generator
 
     def generate(self, pipe: Pipeline) -> None:
-        self.source = self.generator.stream_audio(self.request)
+        self.source = cast(Voice, self.generator).stream_audio(self.request)  # checked: a voice
 
     def output(self, pipe: Pipeline) -> None:
         if self.sent:
             import numpy as np
 
-            made = self.generator.clip(self.request, np.concatenate(self.sent), self.marked)
+            voice = cast(Voice, self.generator)
+            made = voice.clip(self.request, np.concatenate(self.sent), self.marked)
             self.clip = self.gate.release(made, self.request.prompt)
 
     def provenance(self, pipe: Pipeline) -> None:
@@ -1170,7 +1182,7 @@ class Opened:
     def __init__(self, pipeline: Pipeline, passage: StreamPassage) -> None:
         self.pipeline, self.passage = pipeline, passage
         # a stream nobody reads (the client left before the response started) still frees its slot
-        weakref.finalize(self, passage.slot.release)
+        weakref.finalize(self, passage.free)
 
     @property
     def request(self) -> GenerationRequest:
@@ -1206,7 +1218,7 @@ class AudioStream(Opened):
 
     @property
     def rate(self) -> int:
-        return self.passage.generator.sample_rate
+        return cast(Voice, self.passage.generator).sample_rate
 
     @property
     def record_id(self) -> str:
@@ -1245,7 +1257,7 @@ class Stream(Opened):
 
     def pieces(self) -> Iterator[TextChunk]:
         """Stage 5 as the text grows: each choice's text through a ``StreamGuard``."""
-        gate, guards = self.passage.gate, {}
+        gate, guards = self.passage.gate, dict[int, StreamGuard]()
         for chunk in self.passage.source:
             g = guards.setdefault(chunk.index, StreamGuard(gate.guard, self.passage.request.prompt or ""))
             if chunk.finish_reason is None:

@@ -195,3 +195,19 @@ class ChatTemplated(Protocol):
     """A chat model with its own template (``core.chat.ChatFormat``); others read a transcript."""
 
     chat_format: Any
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Texts to vectors (``dimensions`` truncates where the model allows), and its token count."""
+
+    def embed(self, texts: list[str], *, dimensions: int | None = None, progress: Any = None) -> Any: ...
+
+    def count_tokens(self, texts: list[str]) -> int: ...
+
+
+@runtime_checkable
+class Transcriber(Protocol):
+    """Speech (float32 samples at 16 kHz) to a transcript with its segments and duration."""
+
+    def transcribe(self, samples: Any, *, progress: Any = None, **options: Any) -> Any: ...
