@@ -232,6 +232,12 @@ def test_health_and_metrics(server, client):
     assert 'genlab_tokens_total{kind="completion",model="gemma-3-270m"}' in text
 
 
+def streamed_completion(server, prompt: str, max_tokens: int, *, timeout: float):
+    """A streamed completion of the embedded model, read as the test chooses."""
+    body = {"model": EMBEDDED, "prompt": prompt, "max_tokens": max_tokens, "stream": True}
+    return httpx.stream("POST", f"{server.url}/v1/completions", timeout=timeout, json=body)
+
+
 def test_full_queue_answers_429_with_retry_after(server):
     queue = server.state.pipeline.queues
     original = queue.limit
@@ -239,12 +245,7 @@ def test_full_queue_answers_429_with_retry_after(server):
     first_chunk = threading.Event()
 
     def long_stream() -> None:
-        with httpx.stream(
-            "POST",
-            f"{server.url}/v1/completions",
-            timeout=120,
-            json={"model": EMBEDDED, "prompt": "A long story:", "max_tokens": 120, "stream": True},
-        ) as r:
+        with streamed_completion(server, "A long story:", 120, timeout=120) as r:
             for _ in r.iter_lines():
                 first_chunk.set()
 
@@ -269,12 +270,7 @@ def test_full_queue_answers_429_with_retry_after(server):
 
 def test_client_disconnect_cancels_the_generation(server):
     queues = server.state.pipeline.queues
-    with httpx.stream(
-        "POST",
-        f"{server.url}/v1/completions",
-        timeout=120,
-        json={"model": EMBEDDED, "prompt": "An endless list:", "max_tokens": 3000, "stream": True},
-    ) as r:
+    with streamed_completion(server, "An endless list:", 3000, timeout=120) as r:
         lines = r.iter_lines()
         next(lines)
     started = time.monotonic()
@@ -282,12 +278,7 @@ def test_client_disconnect_cancels_the_generation(server):
         time.sleep(0.05)
     assert queues.active(EMBEDDED) == 0  # the worker stopped long before 3000 tokens (about a minute of work)
     # a stream whose client leaves before reading anything still gives its slot back
-    with httpx.stream(
-        "POST",
-        f"{server.url}/v1/completions",
-        timeout=60,
-        json={"model": EMBEDDED, "prompt": "x", "max_tokens": 500, "stream": True},
-    ) as r:
+    with streamed_completion(server, "x", 500, timeout=60) as r:
         assert r.status_code == 200  # admitted; the client then leaves without reading a byte
     deadline = time.monotonic() + 20
     while queues.active(EMBEDDED) and time.monotonic() < deadline:
