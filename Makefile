@@ -30,6 +30,7 @@ run: $(STAMP_RUN)
 test: $(STAMP_TEST)
 	$(VENV)/bin/ruff check src tests bench scripts
 	$(VENV)/bin/ruff format --check src tests bench scripts
+	$(VENV)/bin/mypy   # core and the gate (pyproject.toml's tool.mypy); about 10 s
 	$(VENV)/bin/pytest
 
 # The suite once more with llama.cpp built for no particular CPU (GGML_NATIVE=OFF) in its own venv:

@@ -124,8 +124,13 @@ def start_serve(home: Path, port: int, **env: str) -> subprocess.Popen:
 
     script = Path(sys.executable).with_name("genlab")
     seed_guard(home)
-    proc = subprocess.Popen([str(script), "serve", "--port", str(port)], env={**os.environ, "GENLAB_HOME": str(home), **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [str(script), "serve", "--port", str(port)],
+        env={**os.environ, "GENLAB_HOME": str(home), **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -208,9 +213,15 @@ def trained_bpe(registry: Registry, corpus_dir: Path) -> str:
     from genlab.training.text import train_text_model
 
     train_text_model(
-        "plays-bpe", str(corpus_dir), codec="bpe", vocab_size=320, preset_name="tiny", steps=300,
-        settings=registry.settings, progress=False,
-    )  # fmt: skip
+        "plays-bpe",
+        str(corpus_dir),
+        codec="bpe",
+        vocab_size=320,
+        preset_name="tiny",
+        steps=300,
+        settings=registry.settings,
+        progress=False,
+    )
     return "plays-bpe"
 
 

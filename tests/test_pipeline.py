@@ -280,3 +280,34 @@ def test_the_server_sweeps_overdue_items_to_expired(registry, tmp_path):
             view["status"] == "expired" and "response" not in view
         )  # nobody decided: it expired, unreleased
         assert ReviewQueue(store).verify().to_dict()["ok"]
+
+
+def test_a_stage_appended_to_the_gate_runs_for_every_kind_of_work(registry, store):
+    """The stages are declared once (``STAGES``): one appended there runs, after the record, for
+    text, a text stream, a voice stream, embeddings, a transcript, an image and a recipe."""
+    import numpy as np
+
+    from genlab.pipeline import STAGES, Stage
+
+    seen: list[str] = []
+    ninth = Stage(9, "audit", lambda pipe, passage: seen.append(type(passage).__name__))
+    pipeline = Pipeline(registry, policy=policy("never"), store=store, stages=[*STAGES, ninth])
+    pipeline.generate(request(), endpoint="t")
+    assert "".join(c.text for c in pipeline.stream(request(), endpoint="t"))
+    voice = GenerationRequest(prompt="One sentence.", model="piper-joe", seed=3)
+    assert len(list(pipeline.stream_audio(voice, endpoint="audio")))
+    pipeline.embed("all-minilm-l6-v2", ["hello world"], endpoint="embeddings")
+    pipeline.transcribe("whisper-tiny-en", np.zeros(16_000, np.float32), endpoint="transcriptions")
+    image = GenerationRequest(prompt="7", model="gan-digits", seed=0).validate(needs_prompt=False)
+    pipeline.generate(image, endpoint="images", modalities=("image",))
+    run_recipe(Echo(), {"text": "hi"}, generator=CHAR, pipeline=pipeline)
+    assert seen == [
+        "GenerationPassage",
+        "TextStreamPassage",
+        "AudioStreamPassage",
+        "EmbeddingPassage",
+        "TranscriptionPassage",
+        "GenerationPassage",
+        "RecipePassage",
+    ]
+    assert len(store.list_generations()) == len(seen)  # each recorded before the ninth stage ran

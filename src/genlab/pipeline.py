@@ -3,32 +3,42 @@
 Room ``pipeline``: may import ``core``, ``registry``, ``safety`` and ``storage``; nothing below
 ``server`` and ``cli`` imports it but ``apps``.
 
-A request passes eight stages, in this order; each is one small method named after it:
+A request passes eight stages, in this order, declared once (``STAGES``: a ``Stage`` per line);
+``Pipeline.run(passage)`` runs them all, ``Pipeline.open(passage)`` those up to the start of a
+stream and ``Pipeline.close`` the rest as it ends. A ``Passage`` per kind of work (text, images,
+audio and video: ``GenerationPassage``; ``TextStreamPassage``, ``AudioStreamPassage``,
+``EmbeddingPassage``, ``TranscriptionPassage``; a recipe's in ``apps.recipe``) supplies only what
+differs:
 
-    1. check       the request against the model: modality, image size      ``Pipeline.check``
-    2. input       the input policy: block, redact, flag or warn             ``Gate.input_text``
+    1. check       the request against the model: modality, image size      ``Passage.check``
+    2. input       the input policy: block, redact, flag or warn             ``Passage.input``
     3. admit       the caps (items, schema bytes, audio seconds, pixels: a
                    400 before any work), then a slot in the model's bounded
-                   queue (429 when full)                                    ``Caps``, ``Pipeline.admit``
-    4. generate    the Generator, or its stream                              ``Generator.generate``
-    5. output      the output policy on every string the caller receives    ``Gate.release``
-    6. provenance  the hash of what is released (metadata and watermark of
-                   images and audio are the artifact's own)                  ``Gate.release``
-    7. review      the policy's review rule: hold for a person, or release  ``Pipeline.finish``
-    8. record      a generation record whose content equals the release     ``Pipeline.finish``
+                   queue (429 when full)                                    ``Passage.caps``, ``Queues``
+    4. generate    the Generator, or its stream, under the ``Budget``        ``Passage.generate``
+    5. output      the output policy on every string the caller receives    ``Passage.output``
+    6. provenance  the hash of what is released and the fields recorded
+                   (metadata and watermark of images and audio are the
+                   artifact's own)                                           ``Passage.provenance``
+    7. review      the policy's review rule: hold for a person, or release  ``Passage.hold``
+    8. record      a generation record whose content equals the release,
+                   and the review item of a held one                        ``Pipeline.record``
 
 Streams pass the same stages; since a token sent cannot be taken back, stage 7 is decided before
-the first token (``Pipeline.refuse_unreviewed_stream``): whenever the review rule could hold this
-request, streaming is refused with a 400 that names the policy, and the client asks again without
-``stream``. A streamed request therefore never releases what the same request unstreamed would hold.
+the first token (``Pipeline.refuse_unreviewed_stream``, with stage 2): whenever the review rule
+could hold this request, streaming is refused with a 400 that names the policy, and the client
+asks again without ``stream``. A streamed request therefore never releases what the same request
+unstreamed would hold. Embeddings run their input policy once admitted (the scans of up to 2,048
+texts are the expense the queue bounds).
 
 Every kind of work (text, images, speech, transcription, embeddings, recipes) runs under one
 ``Budget``: the server's deadline and the client's leaving, checked at each step the work reports
 (a token, a denoising step, a sentence, a window of audio, a batch of texts); a request past it
 ends with ``Cancelled`` (504) and frees its slot.
 
-Key: ``Gate`` is one request's passage (its policy, redaction vault and findings); ``Caller`` is
-who asked; ``Released`` is what the stages let out.
+Key: ``Passage`` is one piece of work on its way through the stages; ``Gate`` its policy state
+(the guard, redaction vault and findings); ``Caller`` is who asked; ``Released`` is what the
+stages let out.
 """
 
 from __future__ import annotations
@@ -39,21 +49,25 @@ import dataclasses
 import json
 import threading
 import time
+import uuid
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, TypeVar, cast
 
 from genlab.core import (
     Artifact,
+    AudioArtifact,
     GenerationRequest,
     Generator,
     GenlabError,
+    ImageArtifact,
     InvalidRequestError,
     TextArtifact,
     TextChunk,
+    VideoArtifact,
 )
-from genlab.core.generator import collect_text
+from genlab.core.generator import Embedder, ImageMaker, Transcriber, Voice, collect_text
 from genlab.core.io import sha256_bytes
 from genlab.registry import Registry, default_registry
 from genlab.safety import appeals, judge, semantic
@@ -63,6 +77,7 @@ from genlab.safety.review import ReviewQueue
 from genlab.storage import Store
 
 TEXT = ("text", "code")
+LABELLED = (ImageArtifact, AudioArtifact, VideoArtifact)  # artifacts that carry a class name
 NOUNS = {
     "image": "images",
     "video": "videos",
@@ -162,7 +177,7 @@ class Budget:
         *,
         observer: Observer | None = None,
         model: str = "",
-        then: Callable[[int, int], None] | None = None,
+        then: Callable[[float, float], None] | None = None,
         late: str | None = None,
     ) -> None:
         self.seconds, self.cancel, self.then = seconds, cancel, then
@@ -200,7 +215,7 @@ def produce(
     request: GenerationRequest,
     budget: Budget,
     kwargs: dict[str, Any] | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[float, float], None] | None = None,
 ) -> list[Artifact]:
     """Stage 4 of one request, under ``budget``. A model that reports its steps (images, speech)
     is given the budget as its ``progress``; a text model that streams is read token by token; so
@@ -366,7 +381,7 @@ class Gate:
             where = "request" if f.where == "prompt" else f"request's {f.where}"
             checked = self.input_text(f.text, where, instructions=f.instructions, field=f.where)
             if checked != f.text:
-                prompt = redacted_prompt(prompt, f, checked)
+                prompt = redacted_prompt(prompt or "", f, checked)
         return dataclasses.replace(request, prompt=prompt)
 
     # -- stages 5 and 6: output and provenance ----------------------------------------------------
@@ -402,10 +417,10 @@ class Gate:
             provenance = dataclasses.replace(artifact.provenance, sha256=digest)
             reason = "content_filter" if blocked else artifact.finish_reason
             return dataclasses.replace(artifact, text=text, finish_reason=reason, provenance=provenance)
-        label = getattr(artifact, "label", None)
-        if isinstance(label, str):  # a class name (from a folder name a user chose) is text too
-            released, _ = self.output_text(label)
-            if released != label:
+        if isinstance(artifact, LABELLED) and artifact.label is not None:
+            # a class name (from a folder name a user chose) is text too
+            released, _ = self.output_text(artifact.label)
+            if released != artifact.label:
                 return dataclasses.replace(artifact, label=released)
         return artifact
 
@@ -467,8 +482,10 @@ class Pipeline:
         deadline_s: float | None = None,
         offload_scans: bool = False,
         caps: Caps | None = None,
+        stages: Sequence[Stage] | None = None,
     ) -> None:
         self.registry = registry
+        self.stages = list(stages if stages is not None else STAGES)  # the gate, in order
         provide_guard_models(registry)
         self.offload_scans = offload_scans  # long texts scanned in worker processes (the server)
         self.guard = Guard(
@@ -508,6 +525,7 @@ class Pipeline:
             deadline_s=self.deadline_s,
             offload_scans=self.offload_scans,
             caps=self.caps,
+            stages=self.stages,
         )
 
     def gate(self) -> Gate:
@@ -515,9 +533,11 @@ class Pipeline:
 
     # -- stage 1: check ----------------------------------------------------------------------------
     def check(
-        self, model: str | Generator, modalities: tuple[str, ...], *, size: str | None = None
+        self, model: str | Generator | None, modalities: tuple[str, ...], *, size: str | None = None
     ) -> Generator:
         """The model, loaded, if it makes one of ``modalities`` (and draws ``size`` images)."""
+        if model is None:
+            raise InvalidRequestError("the request names no model", param="model", hint="see `genlab models`")
         generator = self.registry.load(model) if isinstance(model, str) else model
         made = generator.card.modality
         if made not in modalities:
@@ -527,12 +547,8 @@ class Pipeline:
                 param="model",
                 hint=f"use a model that makes {wanted} (see `genlab models`)",
             )
-        side = getattr(getattr(getattr(generator, "model", None), "config", None), "size", None)
-        if size is not None and side is not None and size != f"{side}x{side}":
-            raise InvalidRequestError(
-                f"model {generator.card.name!r} draws {side}x{side} images; size {size!r} is not available",
-                param="size",
-            )
+        if size is not None and isinstance(generator, ImageMaker):
+            generator.size(size)  # a 400 where it does not draw that size
         return generator
 
     # -- stage 3: admit ----------------------------------------------------------------------------
@@ -564,60 +580,76 @@ class Pipeline:
                 param="stream",
             )
 
-    # -- stages 7 and 8: review and record ---------------------------------------------------------
-    def finish(
-        self,
-        *,
-        endpoint: str,
-        generator: Generator,
-        gate: Gate,
-        caller: Caller,
-        raw: dict[str, Any],
-        outputs: list[dict[str, Any]],
-        respond: Callable[[list[str]], dict[str, Any]] | None,
-        latency_ms: float,
-    ) -> tuple[list[str], dict[str, Any] | None]:
-        """Record each released output (held where the review rule says so) and submit a held
-        response to the review queue: (record ids, the review or None)."""
-        if self.store is None:  # library use (evaluation): nothing to record, nobody to review
-            return [], None
-        rule = self.policy.review.hold(endpoint, gate.flags.flagged_by)
-        record_ids = [
+    # -- the stages, in order ----------------------------------------------------------------------
+    def run(self, passage: P) -> P:
+        """Every stage of ``self.stages``, in order, for one piece of work; the slot is freed
+        whatever happens. Each face builds its ``Passage`` and runs it here."""
+        try:
+            for stage in self.stages:
+                stage.run(self, passage)
+        finally:
+            passage.free()
+        return passage
+
+    def open(self, passage: P) -> P:
+        """The stages up to and including the start of the work (stage 4) now, so that a bad
+        request, a refusal or a full queue is an error before anything is sent; the rest run in
+        ``close``, as the stream ends."""
+        for stage in self.stages[: self._work() + 1]:
+            stage.run(self, passage)
+        return passage
+
+    def close(self, passage: Passage) -> None:
+        """The stages after the work, for a stream that ended (read to its end, or left)."""
+        passage.free()
+        for stage in self.stages[self._work() + 1 :]:
+            stage.run(self, passage)
+
+    def _work(self) -> int:
+        return next(i for i, s in enumerate(self.stages) if s.name == "generate")
+
+    # -- stage 8: record (and submit what stage 7 held) ----------------------------------------------
+    def record(self, passage: Passage) -> None:
+        """Record each released output (held where stage 7's rule said so) and submit a held
+        response to the review queue; the record ids and the review are left on the passage."""
+        if self.store is None or self.reviews is None:  # library use: nothing to record or review
+            return
+        p, name = passage, passage.generator.card.name
+        request = p.recorded_request()
+        latency_ms = (time.perf_counter() - p.started) * 1000
+        p.record_ids = [
             self.store.record_generation(
-                key_id=caller.key_id,
-                endpoint=endpoint,
-                model=generator.card.name,
-                request=raw,
+                key_id=p.caller.key_id,
+                endpoint=p.endpoint,
+                model=name,
+                request=request,
                 latency_ms=latency_ms,
-                status="held" if rule else "ok",
-                **output,
+                **{"status": "ok", **output, **({"status": "held"} if p.rule else {})},
             )
-            for output in outputs
+            for output in p.outputs
         ]
-        if rule is None:
-            return record_ids, None
-        response = respond(record_ids) if respond is not None else {}
+        if p.rule is None:
+            return
         item = self.reviews.submit(
-            endpoint=endpoint,
-            model=generator.card.name,
-            modality=generator.card.modality,
-            request=raw,
-            artifact=held_artifact(outputs, record_ids, response),
-            findings=gate.flags.findings,
-            rule=rule,
+            endpoint=p.endpoint,
+            model=name,
+            modality=p.generator.card.modality,
+            request=request,
+            artifact=held_artifact(p.outputs, p.record_ids, p.respond(p.record_ids)),
+            findings=p.gate.flags.findings,
+            rule=p.rule,
             policy=self.policy.review,
-            key_id=caller.key_id,
-            webhook=caller.webhook,
-            actor=caller.actor,
+            key_id=p.caller.key_id,
+            webhook=p.caller.webhook,
+            actor=p.caller.actor,
         )
         self.observer.rejected("held_for_review")
-        review = {
+        p.review = {
             "id": item["id"],
-            "rule": rule,
+            "rule": p.rule,
             "due_at": item["due_at"],
             "url": f"/v1/reviews/{item['id']}",
         }
-        return record_ids, review
 
     # -- stage 2's "no", sent to a person at the caller's asking --------------------------------------
     def appeal(
@@ -652,7 +684,7 @@ class Pipeline:
             "url": f"/v1/reviews/{item['id']}",
         }
 
-    # -- the faces' entry points -------------------------------------------------------------------
+    # -- the faces' entry points: each builds its passage and runs the stages ------------------------
     def generate(
         self,
         requests: GenerationRequest | list[GenerationRequest],
@@ -665,55 +697,105 @@ class Pipeline:
         size: str | None = None,
         shape: Callable[[str], str] | None = None,
         cancel: threading.Event | None = None,
-        progress: Callable[[int, int], None] | None = None,
+        progress: Callable[[float, float], None] | None = None,
         **kwargs: Any,
     ) -> Released:
         """Every stage, for one or more requests to one model (one review decision over all).
         ``shape`` is how the face presents a text (chat strips it), applied before the output
         policy so that what is scanned, hashed, held and recorded is exactly what is released.
         ``progress(done, total)`` hears each finished text choice (a CLI shows "choice 2 of 3")."""
-        requests = requests if isinstance(requests, list) else [requests]
-        generator = self.check(requests[0].model, modalities, size=size)  # 1. check
-        self.check_budget(requests)
-        gate = self.gate()
-        requests = [gate.input_request(r) for r in requests]  # 2. input
-        started = time.perf_counter()
-        artifacts: list[Artifact] = []
-        steps = progress if reports_progress(generator.generate) else None  # a model's own steps
-        with self.admit(generator):  # 3. admit
-            budget = self.budget(generator, cancel, steps)
-            for request in requests:  # 4. generate, under the deadline
-                produced = produce(generator, request, budget, kwargs, progress)
-                if shape is not None:
-                    produced = [
-                        dataclasses.replace(a, text=shape(a.text)) if isinstance(a, TextArtifact) else a
-                        for a in produced
-                    ]
-                artifacts += [gate.release(a, request.prompt) for a in produced]  # 5., 6.
-        latency = (time.perf_counter() - started) * 1000
-        released = Released(artifacts, [], gate.flags)
-        outputs = [self._record_fields(a) for a in artifacts]
-        for a in artifacts:
-            self.observer.tokens(
-                generator.card.name, getattr(a, "prompt_tokens", 0), getattr(a, "completion_tokens", 0)
-            )
-
-        def response(record_ids: list[str]) -> dict[str, Any]:
-            released.record_ids = record_ids
-            return respond(released) if respond is not None else {}
-
-        record_ids, review = self.finish(
+        passage = GenerationPassage(
+            requests=requests if isinstance(requests, list) else [requests],
+            modalities=modalities,
+            size=size,
+            shape=shape,
+            progress=progress,
+            respond_with=respond,
+            options=kwargs,
             endpoint=endpoint,
-            generator=generator,
-            gate=gate,
             caller=caller,
-            raw=raw or requests[0].to_dict(),
-            outputs=outputs,
-            respond=response,
-            latency_ms=latency,
-        )  # 7., 8.
-        released.record_ids, released.review = record_ids, review
-        return released
+            raw=raw,
+            cancel=cancel,
+        )
+        return self.run(passage).finished()
+
+    def embed(
+        self,
+        model: str,
+        texts: list[str],
+        *,
+        endpoint: str,
+        caller: Caller = LOCAL,
+        raw: dict[str, Any] | None = None,
+        dimensions: int | None = None,
+        cancel: threading.Event | None = None,
+    ) -> tuple[Any, int, list[str], dict[str, Any] | None]:
+        """Texts to vectors through the stages (``EmbeddingPassage``). Returns (vectors, tokens,
+        record ids, the review when held: then the vectors must not be released)."""
+        passage = EmbeddingPassage(
+            model=model,
+            texts=texts,
+            dimensions=dimensions,
+            endpoint=endpoint,
+            caller=caller,
+            raw=raw,
+            cancel=cancel,
+        )
+        self.run(passage)
+        return passage.vectors, passage.tokens, passage.record_ids, passage.review
+
+    def transcribe(
+        self,
+        model: str,
+        audio: Any,
+        *,
+        endpoint: str,
+        caller: Caller = LOCAL,
+        raw: dict[str, Any] | None = None,
+        respond: Callable[[Released], dict[str, Any]] | None = None,
+        cancel: threading.Event | None = None,
+        **options: Any,
+    ) -> tuple[Any, Released]:
+        """Speech to text through the stages (``TranscriptionPassage``); ``audio`` may be a
+        callable that decodes it, run once admitted. Returns (the transcript, what was released)."""
+        passage = TranscriptionPassage(
+            model=model,
+            audio=audio,
+            options=options,
+            respond_with=respond,
+            endpoint=endpoint,
+            caller=caller,
+            raw=raw,
+            cancel=cancel,
+        )
+        self.run(passage)
+        return passage.transcript, passage.finished()
+
+    def stream(
+        self,
+        request: GenerationRequest,
+        *,
+        endpoint: str,
+        caller: Caller = LOCAL,
+        raw: dict[str, Any] | None = None,
+    ) -> Stream:
+        """Stages 1-4 now (``open``), the review rule decided before the first token; the rest as
+        the stream is read."""
+        passage = TextStreamPassage(request=request, endpoint=endpoint, caller=caller, raw=raw)
+        return Stream(self, self.open(passage))
+
+    def stream_audio(
+        self,
+        request: GenerationRequest,
+        *,
+        endpoint: str,
+        caller: Caller = LOCAL,
+        raw: dict[str, Any] | None = None,
+    ) -> AudioStream:
+        """A voice's audio as it is synthesised, through the same stages as ``stream``; the joined
+        clip is released, stored and recorded (under the id the stream is given now) at its end."""
+        passage = AudioStreamPassage(request=request, endpoint=endpoint, caller=caller, raw=raw)
+        return AudioStream(self, self.open(passage))
 
     def check_budget(self, requests: list[GenerationRequest]) -> None:
         """Prompts x choices x max_tokens within the budget, before any work starts."""
@@ -729,7 +811,7 @@ class Pipeline:
         self,
         generator: Generator,
         cancel: threading.Event | None = None,
-        then: Callable[[int, int], None] | None = None,
+        then: Callable[[float, float], None] | None = None,
     ) -> Budget:
         """The deadline and cancellation one request's work runs under (stage 4)."""
         return Budget(self.deadline_s, cancel, observer=self.observer, model=generator.card.name, then=then)
@@ -750,282 +832,436 @@ class Pipeline:
             "artifact_sha256": artifact.sha256,
         }
 
-    def embed(
-        self,
-        model: str,
-        texts: list[str],
-        *,
-        endpoint: str,
-        caller: Caller = LOCAL,
-        raw: dict[str, Any] | None = None,
-        dimensions: int | None = None,
-        cancel: threading.Event | None = None,
-    ) -> tuple[Any, int, list[str], dict[str, Any] | None]:
-        """Texts to vectors through the same stages: check (an embedding model), the input policy on
-        every text (a block is a 400; a redaction is what gets embedded), its queue (the count cap
-        and the slot come before the scans), the deadline and ``cancel`` at each text, the record
-        (counts and the texts' hash, not the vectors), the review rule. Returns (vectors, tokens,
-        record ids, the review when held: then the vectors must not be released)."""
-        generator = self.check(model, ("embedding",))  # 1. check
-        self.caps.count("inputs", len(texts), self.caps.inputs, "input")  # 3. the cap, before any scan
-        gate = self.gate()
-        started = time.perf_counter()
-        with self.admit(generator):  # 3. admit: a slot before the scans, which are the expense
-            budget = self.budget(generator, cancel)
-            checked = []
-            for i, text in enumerate(texts):  # 2. input, text by text under the deadline
-                budget.check(i, len(texts))
-                checked.append(gate.input_text(text, f"input[{i}]") if text.strip() else text)
-            texts = checked
-            vectors = generator.embed(texts, dimensions=dimensions, progress=budget.check)  # 4.
-            tokens = generator.count_tokens(texts)
-        digest = sha256_bytes(json.dumps(texts, ensure_ascii=False).encode("utf-8"))
-        record = {
-            "output_text": f"{len(texts)} embedding(s) of {vectors.shape[1]} dimensions",
-            "artifact_sha256": digest,
-            "prompt_tokens": tokens,
-            "completion_tokens": 0,
-        }
-        record_ids, review = self.finish(
-            endpoint=endpoint,
-            generator=generator,
-            gate=gate,
-            caller=caller,
-            raw=raw or {"model": model, "inputs": len(texts)},
-            outputs=[record],
-            respond=None,
-            latency_ms=(time.perf_counter() - started) * 1000,
-        )
-        return vectors, tokens, record_ids, review
 
-    def transcribe(
-        self,
-        model: str,
-        audio: Any,
-        *,
-        endpoint: str,
-        caller: Caller = LOCAL,
-        raw: dict[str, Any] | None = None,
-        respond: Callable[[Released], dict[str, Any]] | None = None,
-        cancel: threading.Event | None = None,
-        **options: Any,
-    ) -> tuple[Any, Released]:
-        """Speech to text through the same stages: check (a transcription model), admit (its
-        queue), decode (``audio`` may be a callable that decodes it, run once admitted), transcribe
-        under the deadline and ``cancel`` (checked at each window), the output policy on the transcript and on every segment, the record
-        (and the review rule). Returns (the transcript, what was released)."""
-        generator = self.check(model, ("transcription",))  # 1. check
-        gate = self.gate()  # 2. input: the audio is not text; its transcript is scanned on the way out
-        started = time.perf_counter()
-        with self.admit(generator):  # 3. admit (the caller checked the header's duration cap)
-            budget = self.budget(generator, cancel, options.pop("progress", None))
-            samples = audio() if callable(audio) else audio  # decoded only once admitted
-            budget.check()
-            transcript = generator.transcribe(samples, progress=budget.check, **options)  # 4.
-        transcript.text, blocked = gate.output_text(transcript.text)  # 5. output
-        for segment in transcript.segments:
-            segment["text"] = "" if blocked else gate.output_text(segment["text"])[0]
+# -- the stages, declared once -----------------------------------------------------------------------
+@dataclass(eq=False, kw_only=True)
+class Passage:
+    """One piece of work on its way through the stages. A subclass per kind of work (text, a
+    stream, embeddings, a transcript, a recipe ...) supplies only what differs: the model it
+    checks, what its input policy reads, its work, what its output policy reads and what it
+    records. The stages, and their order, are ``STAGES``'; what they leave is kept here."""
+
+    endpoint: str
+    caller: Caller = LOCAL
+    raw: dict[str, Any] | None = None  # the request as recorded (default: ``recorded_request``)
+    cancel: threading.Event | None = None
+    streams: ClassVar[bool] = False  # stage 4 starts a stream; the stages after it run as it ends
+    generator: Generator = field(init=False)  # 1.
+    gate: Gate = field(init=False)  # 2. (its vault and findings)
+    slot: Slot | None = field(default=None, init=False)  # 3.
+    started: float = field(default=0.0, init=False)
+    outputs: list[dict[str, Any]] = field(default_factory=list, init=False)  # 6. the records' fields
+    rule: str | None = field(default=None, init=False)  # 7. why it is held, or None
+    record_ids: list[str] = field(default_factory=list, init=False)  # 8.
+    review: dict[str, Any] | None = field(default=None, init=False)  # 8. the review item, if held
+    respond_with: Callable[[Released], dict[str, Any]] | None = None  # the face's response
+    released: Released = field(init=False)  # 5., 6. what is let out (faces that release artifacts)
+
+    def free(self) -> None:
+        """Give the queue slot back (once; again is nothing)."""
+        if self.slot is not None:
+            self.slot.release()
+
+    def check(self, pipe: Pipeline) -> Generator:
+        raise NotImplementedError
+
+    def input(self, pipe: Pipeline) -> None:
+        """The input policy on what the model will read (``self.gate``); by default nothing."""
+
+    def caps(self, pipe: Pipeline) -> None:
+        """The caps on what the request asks for, checked before a slot is taken."""
+
+    def generate(self, pipe: Pipeline) -> None:
+        raise NotImplementedError
+
+    def output(self, pipe: Pipeline) -> None:
+        """The output policy on every string the caller receives."""
+
+    def provenance(self, pipe: Pipeline) -> None:
+        """The fields each released output is recorded with (``self.outputs``): text or file, hash."""
+
+    def hold(self, pipe: Pipeline) -> str | None:
+        """The review rule that holds this work, or None (nothing is held without a store)."""
+        if pipe.store is None:
+            return None
+        return pipe.policy.review.hold(self.endpoint, self.gate.flags.flagged_by)
+
+    def respond(self, record_ids: list[str]) -> dict[str, Any]:
+        """The response a review item holds, to be released on approval (the face's own)."""
+        if self.respond_with is None:
+            return {}
+        return self.respond_with(dataclasses.replace(self.released, record_ids=record_ids))
+
+    def recorded_request(self) -> dict[str, Any]:
+        return self.raw or {}
+
+    def finished(self) -> Released:
+        """What the stages let out, with its records and its review if held."""
+        self.released.record_ids, self.released.review = self.record_ids, self.review
+        return self.released
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the gate: its number in the key above, its name, and what it does."""
+
+    number: int
+    name: str
+    run: Callable[[Pipeline, Passage], None]
+
+
+def _check(pipe: Pipeline, p: Passage) -> None:
+    p.generator = p.check(pipe)
+
+
+def _input(pipe: Pipeline, p: Passage) -> None:
+    p.gate = pipe.gate()
+    p.input(pipe)
+
+
+def _admit(pipe: Pipeline, p: Passage) -> None:
+    p.caps(pipe)
+    p.started = time.perf_counter()
+    p.slot = pipe.admit(p.generator)
+
+
+def _generate(pipe: Pipeline, p: Passage) -> None:
+    try:
+        p.generate(pipe)
+    except BaseException:
+        p.free()  # a refused stream frees its slot too
+        raise
+    if not p.streams:
+        p.free()  # the work is done: the next request may start
+
+
+def _review(pipe: Pipeline, p: Passage) -> None:
+    p.rule = p.hold(pipe)
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage(1, "check", _check),
+    Stage(2, "input", _input),
+    Stage(3, "admit", _admit),
+    Stage(4, "generate", _generate),
+    Stage(5, "output", lambda pipe, p: p.output(pipe)),
+    Stage(6, "provenance", lambda pipe, p: p.provenance(pipe)),
+    Stage(7, "review", _review),
+    Stage(8, "record", lambda pipe, p: pipe.record(p)),
+)
+P = TypeVar("P", bound=Passage)
+
+
+@dataclass(eq=False, kw_only=True)
+class GenerationPassage(Passage):
+    """Text, images, audio, video: one or more requests to one model, one review decision."""
+
+    requests: list[GenerationRequest]
+    modalities: tuple[str, ...] = TEXT
+    size: str | None = None
+    shape: Callable[[str], str] | None = None
+    progress: Callable[[float, float], None] | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # the generator's own (``iterations``)
+    made: list[tuple[str | None, Artifact]] = field(default_factory=list, init=False)
+
+    def check(self, pipe: Pipeline) -> Generator:
+        generator = pipe.check(self.requests[0].model, self.modalities, size=self.size)
+        pipe.check_budget(self.requests)
+        return generator
+
+    def input(self, pipe: Pipeline) -> None:
+        self.requests = [self.gate.input_request(r) for r in self.requests]
+
+    def generate(self, pipe: Pipeline) -> None:
+        steps = self.progress if reports_progress(self.generator.generate) else None  # its own steps
+        budget = pipe.budget(self.generator, self.cancel, steps)
+        for request in self.requests:
+            for a in produce(self.generator, request, budget, self.options, self.progress):
+                if self.shape is not None and isinstance(a, TextArtifact):
+                    a = dataclasses.replace(a, text=self.shape(a.text))
+                self.made.append((request.prompt, a))
+
+    def output(self, pipe: Pipeline) -> None:
+        artifacts = [self.gate.release(a, prompt) for prompt, a in self.made]  # 5., and 6.'s hash
+        self.released = Released(artifacts, [], self.gate.flags)
+
+    def provenance(self, pipe: Pipeline) -> None:
+        self.outputs = [pipe._record_fields(a) for a in self.released.artifacts]
+        for a in self.released.artifacts:
+            pipe.observer.tokens(
+                self.generator.card.name, getattr(a, "prompt_tokens", 0), getattr(a, "completion_tokens", 0)
+            )
+
+    def recorded_request(self) -> dict[str, Any]:
+        return self.raw or self.requests[0].to_dict()
+
+
+@dataclass(eq=False, kw_only=True)
+class EmbeddingPassage(Passage):
+    """Texts to vectors: the count cap before the slot; the input policy on every text once
+    admitted (the scans are the expense the queue bounds), under the deadline; the record keeps
+    counts and the texts' hash, not the vectors."""
+
+    model: str
+    texts: list[str]
+    dimensions: int | None = None
+    vectors: Any = field(default=None, init=False)
+    tokens: int = field(default=0, init=False)
+
+    def check(self, pipe: Pipeline) -> Generator:
+        return pipe.check(self.model, ("embedding",))
+
+    def caps(self, pipe: Pipeline) -> None:
+        pipe.caps.count("inputs", len(self.texts), pipe.caps.inputs, "input")
+
+    def generate(self, pipe: Pipeline) -> None:
+        budget = pipe.budget(self.generator, self.cancel)
+        checked = []
+        for i, text in enumerate(self.texts):  # stage 2's policy, text by text under the deadline
+            budget.check(i, len(self.texts))
+            checked.append(self.gate.input_text(text, f"input[{i}]") if text.strip() else text)
+        self.texts = checked
+        embedder = cast(Embedder, self.generator)  # stage 1 checked: it makes embeddings
+        self.vectors = embedder.embed(self.texts, dimensions=self.dimensions, progress=budget.check)
+        self.tokens = embedder.count_tokens(self.texts)
+
+    def provenance(self, pipe: Pipeline) -> None:
+        digest = sha256_bytes(json.dumps(self.texts, ensure_ascii=False).encode("utf-8"))
+        self.outputs = [
+            {
+                "output_text": f"{len(self.texts)} embedding(s) of {self.vectors.shape[1]} dimensions",
+                "artifact_sha256": digest,
+                "prompt_tokens": self.tokens,
+                "completion_tokens": 0,
+            }
+        ]
+
+    def recorded_request(self) -> dict[str, Any]:
+        return self.raw or {"model": self.model, "inputs": len(self.texts)}
+
+
+@dataclass(eq=False, kw_only=True)
+class TranscriptionPassage(Passage):
+    """Speech to text: the audio is not text (its transcript is scanned on the way out, every
+    segment too); decoded only once admitted (the caller checked the header's duration cap)."""
+
+    model: str
+    audio: Any  # samples, or a callable that decodes them
+    options: dict[str, Any] = field(default_factory=dict)
+    transcript: Any = field(default=None, init=False)
+
+    def check(self, pipe: Pipeline) -> Generator:
+        return pipe.check(self.model, ("transcription",))
+
+    def generate(self, pipe: Pipeline) -> None:
+        budget = pipe.budget(self.generator, self.cancel, self.options.pop("progress", None))
+        samples = self.audio() if callable(self.audio) else self.audio
+        budget.check()
+        transcriber = cast(Transcriber, self.generator)  # stage 1 checked: it transcribes
+        self.transcript = transcriber.transcribe(samples, progress=budget.check, **self.options)
+
+    def output(self, pipe: Pipeline) -> None:
+        self.transcript.text, blocked = self.gate.output_text(self.transcript.text)
+        for segment in self.transcript.segments:
+            segment["text"] = "" if blocked else self.gate.output_text(segment["text"])[0]
+
+    def provenance(self, pipe: Pipeline) -> None:
+        duration = round(self.transcript.duration, 3)
         artifact = TextArtifact.create(
-            transcript.text,
-            model=generator.card.name,
-            family=generator.card.family,
+            self.transcript.text,
+            model=self.generator.card.name,
+            family=self.generator.card.family,
             modality="text",
             seed=None,
-            parameters={"task": options.get("task", "transcribe"), "duration": round(transcript.duration, 3)},
+            parameters={"task": self.options.get("task", "transcribe"), "duration": duration},
         )
-        released = Released([artifact], [], gate.flags)
-        record_ids, review = self.finish(
-            endpoint=endpoint,
-            generator=generator,
-            gate=gate,
-            caller=caller,
-            raw=raw or {"model": model},
-            outputs=[self._record_fields(artifact)],
-            respond=(lambda ids: respond(dataclasses.replace(released, record_ids=ids))) if respond else None,
-            latency_ms=(time.perf_counter() - started) * 1000,
-        )  # 6., 7.
-        released.record_ids, released.review = record_ids, review
-        return transcript, released
+        self.released = Released([artifact], [], self.gate.flags)
+        self.outputs = [pipe._record_fields(artifact)]
 
-    def stream(
-        self,
-        request: GenerationRequest,
-        *,
-        endpoint: str,
-        caller: Caller = LOCAL,
-        raw: dict[str, Any] | None = None,
-    ) -> Stream:
-        """Stages 1-3 now (so a bad request or a full queue is an error before any token), the
-        review rule decided before the first token, and the rest as the stream is read."""
-        generator = self.check(request.model, TEXT)  # 1. check
-        self.check_budget([request])
-        gate, request, slot, iterator = self._opened(generator, request, endpoint, generator.stream)
-        return Stream(
-            self, generator, gate, slot, iterator, request, endpoint, caller, raw or request.to_dict()
-        )
+    def recorded_request(self) -> dict[str, Any]:
+        return self.raw or {"model": self.model}
 
-    def _opened(self, generator: Generator, request: GenerationRequest, endpoint: str, start) -> tuple:
-        """Stages 2, 7 (decided before anything is sent), 3 and the start of 4 for a stream:
-        (gate, the request as the input policy left it, the queue slot, the generator's iterator);
-        the slot is freed again if the generator refuses the request."""
-        gate = self.gate()
-        request = gate.input_request(request)  # 2. input
-        self.refuse_unreviewed_stream(endpoint, gate)  # 7. decided now
-        slot = self.admit(generator)  # 3. admit
-        try:
-            return gate, request, slot, start(request)  # 4. (validates before the first item)
-        except BaseException:
-            slot.release()
-            raise
 
-    def stream_audio(
-        self,
-        request: GenerationRequest,
-        *,
-        endpoint: str,
-        caller: Caller = LOCAL,
-        raw: dict[str, Any] | None = None,
-    ) -> AudioStream:
-        """A voice's audio as it is synthesised, through the same stages as ``stream``: checked,
-        the input policy, the review rule decided before the first chunk, a queue slot; the joined
-        clip is released, stored and recorded (under the id the stream is given now) at its end."""
-        generator = self.check(request.model, ("audio",))  # 1. check
-        if not callable(getattr(generator, "stream_audio", None)):
+@dataclass(eq=False, kw_only=True)
+class StreamPassage(Passage):
+    """A stream: since a piece sent cannot be taken back, stage 7 is decided with stage 2, before
+    the first piece (``Pipeline.refuse_unreviewed_stream``), and never holds at the end."""
+
+    request: GenerationRequest
+    streams: ClassVar[bool] = True
+    modalities: ClassVar[tuple[str, ...]] = TEXT
+    source: Iterator[Any] = field(init=False)  # the generator's iterator
+    ended: bool = field(default=False, init=False)  # read to its end (else: cancelled)
+
+    def check(self, pipe: Pipeline) -> Generator:
+        return pipe.check(self.request.model, self.modalities)
+
+    def input(self, pipe: Pipeline) -> None:
+        self.request = self.gate.input_request(self.request)
+        pipe.refuse_unreviewed_stream(self.endpoint, self.gate)  # 7., decided now
+
+    def hold(self, pipe: Pipeline) -> str | None:
+        return None  # decided before the first piece
+
+
+@dataclass(eq=False, kw_only=True)
+class TextStreamPassage(StreamPassage):
+    """A text stream: its output policy runs as the text grows (``Stream``); recorded per choice."""
+
+    texts: dict[int, list[str]] = field(default_factory=dict, init=False)
+    usage: dict[int, tuple[int, int]] = field(default_factory=dict, init=False)
+    done: set[int] = field(default_factory=set, init=False)
+
+    def check(self, pipe: Pipeline) -> Generator:
+        generator = super().check(pipe)
+        pipe.check_budget([self.request])
+        return generator
+
+    def generate(self, pipe: Pipeline) -> None:
+        self.source = self.generator.stream(self.request)  # validates before the first chunk
+
+    def provenance(self, pipe: Pipeline) -> None:
+        self.outputs = []
+        for index in range(self.request.n):
+            text = "".join(self.texts.get(index, []))
+            prompt_tokens, completion_tokens = self.usage.get(index, (0, 0))
+            pipe.observer.tokens(self.generator.card.name, prompt_tokens, completion_tokens)
+            self.outputs.append(
+                {
+                    "output_text": text,
+                    "artifact_sha256": sha256_bytes(text.encode("utf-8")),
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "status": "ok" if index in self.done else "cancelled",
+                }
+            )
+
+    def recorded_request(self) -> dict[str, Any]:
+        return self.raw or self.request.to_dict()
+
+
+@dataclass(eq=False, kw_only=True)
+class AudioStreamPassage(StreamPassage):
+    """A voice's float32 chunks as synthesised; the clip sent so far is released (its provenance
+    and mark), stored and recorded at the end, under ``record_id``, known before the first chunk."""
+
+    modalities: ClassVar[tuple[str, ...]] = ("audio",)
+    record_id: str = field(default_factory=lambda: f"gen-{uuid.uuid4().hex}", init=False)
+    sent: list[Any] = field(default_factory=list, init=False)
+    marked: bool = field(default=False, init=False)
+    clip: Artifact | None = field(default=None, init=False)
+
+    def check(self, pipe: Pipeline) -> Generator:
+        generator = super().check(pipe)
+        if not isinstance(generator, Voice):
             raise InvalidRequestError(
                 f"{generator.card.name} makes its clip whole and cannot stream; leave out stream_format",
                 param="stream_format",
             )
-        gate, request, slot, chunks = self._opened(generator, request, endpoint, generator.stream_audio)
-        return AudioStream(self, generator, gate, slot, chunks, request, endpoint, caller, raw or {})
+        return generator
+
+    def generate(self, pipe: Pipeline) -> None:
+        self.source = cast(Voice, self.generator).stream_audio(self.request)  # checked: a voice
+
+    def output(self, pipe: Pipeline) -> None:
+        if self.sent:
+            import numpy as np
+
+            voice = cast(Voice, self.generator)
+            made = voice.clip(self.request, np.concatenate(self.sent), self.marked)
+            self.clip = self.gate.release(made, self.request.prompt)
+
+    def provenance(self, pipe: Pipeline) -> None:
+        if self.clip is not None:
+            status = "ok" if self.ended else "cancelled"
+            self.outputs = [{"id": self.record_id, "status": status, **pipe._record_fields(self.clip)}]
 
 
-class AudioStream:
-    """An admitted stream of float32 audio chunks (``rate`` Hz, mono). Reading it to the end, or
-    closing it, frees the slot and records the clip released so far: stored as a file with its
-    provenance and mark, under ``record_id``, known before the first chunk."""
+class Opened:
+    """An admitted stream (stages 1-4 passed). Read it in one thread; reading it to its end, or
+    closing it, frees the queue slot and runs the stages after the work (``Pipeline.close``)."""
 
-    def __init__(
-        self,
-        pipeline: Pipeline,
-        generator: Generator,
-        gate: Gate,
-        slot: Slot,
-        chunks: Iterator[tuple[Any, bool]],
-        request: GenerationRequest,
-        endpoint: str,
-        caller: Caller,
-        raw: dict[str, Any],
-    ) -> None:
-        import uuid
+    def __init__(self, pipeline: Pipeline, passage: StreamPassage) -> None:
+        self.pipeline, self.passage = pipeline, passage
+        # a stream nobody reads (the client left before the response started) still frees its slot
+        weakref.finalize(self, passage.free)
 
-        self.pipeline, self.generator, self.gate, self.slot = pipeline, generator, gate, slot
-        self.chunks, self.request, self.endpoint, self.caller, self.raw = (
-            chunks,
-            request,
-            endpoint,
-            caller,
-            raw,
-        )
-        self.rate: int = generator.sample_rate
-        self.record_id = f"gen-{uuid.uuid4().hex}"
-        self.seed = request.choice_seeds()[0]
-        self.sent: list[Any] = []
-        self.marked = False
-        self.finished = False
-        weakref.finalize(self, slot.release)
+    @property
+    def request(self) -> GenerationRequest:
+        return self.passage.request
 
     def __iter__(self) -> Iterator[Any]:
-        started = time.perf_counter()
-        budget = self.pipeline.budget(self.generator)
+        p = self.passage
+        p.started = time.perf_counter()
+        budget = self.pipeline.budget(p.generator)
         try:
-            for chunk, marked in self.chunks:  # 4., under the deadline
+            for piece in self.pieces():  # 4., under the deadline
                 budget.check()
-                self.sent.append(chunk)
-                self.marked = self.marked or marked
-                yield chunk
-            self.finished = True
+                yield self.keep(piece)
+            p.ended = True
         finally:
-            close = getattr(self.chunks, "close", None)
+            close = getattr(p.source, "close", None)
             if close is not None:
-                close()
-            self.slot.release()
-            self._record((time.perf_counter() - started) * 1000)  # 5., 6., 8.
+                close()  # ends the engine's loop at the next piece
+            self.pipeline.close(p)  # 5.-8.
 
-    def _record(self, latency_ms: float) -> None:
-        if self.pipeline.store is None or not self.sent:
-            return
-        import numpy as np
+    def pieces(self) -> Iterator[Any]:
+        return iter(self.passage.source)
 
-        samples = np.concatenate(self.sent)
-        artifact = self.gate.release(
-            self.generator.clip(self.request, samples, self.marked), self.request.prompt
-        )
-        self.pipeline.store.record_generation(
-            id=self.record_id,
-            key_id=self.caller.key_id,
-            endpoint=self.endpoint,
-            model=self.generator.card.name,
-            request=self.raw,
-            latency_ms=latency_ms,
-            status="ok" if self.finished else "cancelled",
-            **self.pipeline._record_fields(artifact),
-        )
+    def keep(self, piece: Any) -> Any:
+        """What is sent of one piece, noted on the passage for the stages at the end."""
+        return piece
 
 
-class Stream:
-    """An admitted, guarded stream of ``TextChunk``s. Read it in one thread; closing it (or reading
-    it to the end) releases the queue slot and records what was released, choice by choice."""
+class AudioStream(Opened):
+    """An admitted stream of float32 audio chunks (``rate`` Hz, mono)."""
 
-    def __init__(
-        self,
-        pipeline: Pipeline,
-        generator: Generator,
-        gate: Gate,
-        slot: Slot,
-        iterator: Iterator[TextChunk],
-        request: GenerationRequest,
-        endpoint: str,
-        caller: Caller,
-        raw: dict[str, Any],
-    ) -> None:
-        self.pipeline, self.generator, self.gate, self.slot = pipeline, generator, gate, slot
-        self.iterator, self.request = iterator, request
-        self.endpoint, self.caller, self.raw = endpoint, caller, raw
-        self.texts: dict[int, list[str]] = {}
-        self.usage: dict[int, tuple[int, int]] = {}
-        self.finished: set[int] = set()
-        # a stream nobody reads (the client left before the response started) still frees its slot
-        weakref.finalize(self, slot.release)
+    passage: AudioStreamPassage
 
-    def __iter__(self) -> Iterator[TextChunk]:
-        started = time.perf_counter()
-        first = True
-        try:
-            deadline = self.pipeline.deadline_s
-            for chunk in self._guarded():  # 5. output, as the text grows
-                if deadline is not None and time.perf_counter() - started > deadline:
-                    raise Cancelled(f"the stream ran past the server's deadline of {deadline:g} s")
-                if first and chunk.text:
-                    first = False
-                    self.pipeline.observer.first_token(
-                        self.generator.card.name, time.perf_counter() - started
-                    )
-                self.texts.setdefault(chunk.index, []).append(chunk.text)
-                if chunk.finish_reason is not None:
-                    self.finished.add(chunk.index)
-                    self.usage[chunk.index] = (chunk.prompt_tokens, chunk.completion_tokens)
-                yield chunk
-        finally:
-            close = getattr(self.iterator, "close", None)
-            if close is not None:
-                close()  # ends llama.cpp's loop at the next token
-            self.slot.release()
-            self._record((time.perf_counter() - started) * 1000)  # 6., 8.
+    @property
+    def rate(self) -> int:
+        return cast(Voice, self.passage.generator).sample_rate
 
-    def _guarded(self) -> Iterator[TextChunk]:
-        guards: dict[int, StreamGuard] = {}
-        for chunk in self.iterator:
-            g = guards.setdefault(chunk.index, StreamGuard(self.gate.guard, self.request.prompt or ""))
+    @property
+    def record_id(self) -> str:
+        return self.passage.record_id
+
+    @property
+    def seed(self) -> int:
+        return self.passage.request.choice_seeds()[0]
+
+    def keep(self, piece: tuple[Any, bool]) -> Any:
+        chunk, marked = piece
+        self.passage.sent.append(chunk)
+        self.passage.marked = self.passage.marked or marked
+        return chunk
+
+
+class Stream(Opened):
+    """An admitted, guarded stream of ``TextChunk``s, recorded choice by choice."""
+
+    passage: TextStreamPassage
+
+    def __init__(self, pipeline: Pipeline, passage: TextStreamPassage) -> None:
+        super().__init__(pipeline, passage)
+        self.first = True
+
+    def keep(self, chunk: TextChunk) -> TextChunk:
+        p = self.passage
+        if self.first and chunk.text:
+            self.first = False
+            self.pipeline.observer.first_token(p.generator.card.name, time.perf_counter() - p.started)
+        p.texts.setdefault(chunk.index, []).append(chunk.text)
+        if chunk.finish_reason is not None:
+            p.done.add(chunk.index)
+            p.usage[chunk.index] = (chunk.prompt_tokens, chunk.completion_tokens)
+        return chunk
+
+    def pieces(self) -> Iterator[TextChunk]:
+        """Stage 5 as the text grows: each choice's text through a ``StreamGuard``."""
+        gate, guards = self.passage.gate, dict[int, StreamGuard]()
+        for chunk in self.passage.source:
+            g = guards.setdefault(chunk.index, StreamGuard(gate.guard, self.passage.request.prompt or ""))
             if chunk.finish_reason is None:
                 text = g.push(chunk.text)
                 if text:
@@ -1036,33 +1272,12 @@ class Stream:
             if tail:
                 yield TextChunk(text=tail, index=chunk.index)
             if g.last is not None:
-                self.gate.flags.add(g.last, "output")
+                gate.flags.add(g.last, "output")
             if g.blocked:
                 self.pipeline.observer.rejected("guardrail_output")
                 yield dataclasses.replace(chunk, text="", finish_reason="content_filter")
                 return
             yield chunk
-
-    def _record(self, latency_ms: float) -> None:
-        if self.pipeline.store is None:
-            return
-        name = self.generator.card.name
-        for index in range(self.request.n):
-            text = "".join(self.texts.get(index, []))
-            prompt_tokens, completion_tokens = self.usage.get(index, (0, 0))
-            self.pipeline.observer.tokens(name, prompt_tokens, completion_tokens)
-            self.pipeline.store.record_generation(
-                key_id=self.caller.key_id,
-                endpoint=self.endpoint,
-                model=name,
-                request=self.raw,
-                output_text=text,
-                artifact_sha256=sha256_bytes(text.encode("utf-8")),
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion_tokens,
-                latency_ms=latency_ms,
-                status="ok" if index in self.finished else "cancelled",
-            )
 
 
 # -- the composition root ------------------------------------------------------------------------------

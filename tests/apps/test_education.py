@@ -9,8 +9,10 @@ from genlab.apps.recipe import RecipeError
 from genlab.storage import Store
 from genlab.storage.db import LearnerConflict
 
-PASSAGE = ("The Nile is the longest river in Africa. It flows north for about 6,650 kilometres and empties into "
-           "the Mediterranean Sea. Its water made farming possible in ancient Egypt.")  # fmt: skip
+PASSAGE = (
+    "The Nile is the longest river in Africa. It flows north for about 6,650 kilometres and empties into "
+    "the Mediterranean Sea. Its water made farming possible in ancient Egypt."
+)
 
 
 def _passed(q: Question) -> dict[str, bool]:
@@ -55,8 +57,14 @@ def test_bkt_update_follows_the_equations():
 
 def test_courses_refuse_cycles_and_unknown_prerequisites():
     item = {"question": "Q?", "options": ["a", "b", "c", "d"], "answer": "A"}
-    cyclic = {"id": "c", "title": "C", "skills": [{"id": "a", "title": "A", "prerequisites": ["b"], "items": [item]},
-                                                  {"id": "b", "title": "B", "prerequisites": ["a"], "items": [item]}]}  # fmt: skip
+    cyclic = {
+        "id": "c",
+        "title": "C",
+        "skills": [
+            {"id": "a", "title": "A", "prerequisites": ["b"], "items": [item]},
+            {"id": "b", "title": "B", "prerequisites": ["a"], "items": [item]},
+        ],
+    }
     with pytest.raises(RecipeError, match="cycle"):
         Course.parse(cyclic)
     with pytest.raises(RecipeError, match="unknown prerequisite"):

@@ -23,11 +23,18 @@ def test_deidentification_removes_every_planted_identifier_and_is_reversible(cas
 
 def test_unsupported_medications_doses_counts_and_dates_are_found():
     record = CASES[1]["record_text"]  # asthma: budesonide 200 mcg, salbutamol 100 mcg, review in 4 weeks
-    note = ("Plan: budesonide 100 mcg twice daily; salbutamol 100 mcg as needed; montelukast 10 mg at night; "
-            "review in 3 weeks on 2026-05-01. Peak flow 390 L/min.")  # fmt: skip
+    note = (
+        "Plan: budesonide 100 mcg twice daily; salbutamol 100 mcg as needed; montelukast 10 mg at night; "
+        "review in 3 weeks on 2026-05-01. Peak flow 390 L/min."
+    )
     found = {(f.category, f.value) for f in unsupported(note, record)}
-    assert found == {("UNSUPPORTED_DOSE", "budesonide 100 mcg"), ("UNSUPPORTED_MEDICATION", "montelukast"),
-                     ("UNSUPPORTED_DOSE", "10 mg"), ("UNSUPPORTED_NUMBER", "3 weeks"), ("UNSUPPORTED_DATE", "2026-05-01")}  # fmt: skip
+    assert found == {
+        ("UNSUPPORTED_DOSE", "budesonide 100 mcg"),
+        ("UNSUPPORTED_MEDICATION", "montelukast"),
+        ("UNSUPPORTED_DOSE", "10 mg"),
+        ("UNSUPPORTED_NUMBER", "3 weeks"),
+        ("UNSUPPORTED_DATE", "2026-05-01"),
+    }
     faithful = (
         "Plan: budesonide 200 mcg inhaled twice daily, salbutamol 100 mcg as needed, review in 4 weeks."
     )
@@ -39,5 +46,8 @@ def test_a_record_empty_after_deidentification_is_refused(gemma):
     from genlab.apps import run_recipe
 
     with pytest.raises(RecipeError, match="empty once de-identified"):
-        run_recipe(get_recipe("clinical-summary"), {"record": "Patient: Ana Ruiz\nMRN: 48213907\nDOB: 03/04/1961"},
-                   generator=gemma)  # fmt: skip
+        run_recipe(
+            get_recipe("clinical-summary"),
+            {"record": "Patient: Ana Ruiz\nMRN: 48213907\nDOB: 03/04/1961"},
+            generator=gemma,
+        )

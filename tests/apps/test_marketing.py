@@ -6,8 +6,15 @@ from genlab.apps import get_recipe, run_recipe
 from genlab.apps.marketing import BrandProfile, audit, rank_key, reading_grade
 from genlab.apps.recipe import RecipeError
 
-PROFILE = BrandProfile(name="Acme", tone="positive", banned_words=["cheap", "act now"], required_terms=["Acme Tea"],
-                       min_words=8, max_words=40, max_grade=8)  # fmt: skip
+PROFILE = BrandProfile(
+    name="Acme",
+    tone="positive",
+    banned_words=["cheap", "act now"],
+    required_terms=["Acme Tea"],
+    min_words=8,
+    max_words=40,
+    max_grade=8,
+)
 
 
 def _failed(text: str, merge=(), kind="copy") -> dict[str, str]:
@@ -60,8 +67,13 @@ def test_contradictory_or_unknown_profiles_are_refused(profile, message):
 
 
 def test_variants_from_the_embedded_model_are_audited_and_ranked(gemma):
-    data = {"brief": "a new green tea blend, launch on Monday", "profile": PROFILE.model_dump(), "kind": "email",
-            "merge_fields": ["first_name"], "variants": 3}  # fmt: skip
+    data = {
+        "brief": "a new green tea blend, launch on Monday",
+        "profile": PROFILE.model_dump(),
+        "kind": "email",
+        "merge_fields": ["first_name"],
+        "variants": 3,
+    }
     result = run_recipe(get_recipe("marketing-copy"), data, generator=gemma, seed=5)
     variants = result.output["variants"]
     assert [v["rank"] for v in variants] == [1, 2, 3] and result.text == variants[0]["text"]
@@ -80,8 +92,13 @@ def test_copy_can_come_with_an_image_drawn_through_the_pipeline(gemma, registry,
 
     store = Store(f"sqlite:///{tmp_path / 'genlab.db'}")
     pipe = Pipeline(registry, store=store)
-    data = {"brief": "a digit-shaped cookie", "profile": PROFILE.model_dump(), "variants": 1,
-            "image_model": "gan-digits", "image_prompt": "7"}  # fmt: skip
+    data = {
+        "brief": "a digit-shaped cookie",
+        "profile": PROFILE.model_dump(),
+        "variants": 1,
+        "image_model": "gan-digits",
+        "image_prompt": "7",
+    }
     result = run_recipe(get_recipe("marketing-copy"), data, generator=gemma, pipeline=pipe, seed=1)
     image = result.output["image"]
     assert image["label"] == "7" and "path" not in image  # no server path in what is released
@@ -90,8 +107,13 @@ def test_copy_can_come_with_an_image_drawn_through_the_pipeline(gemma, registry,
     assert Path(record["artifact_path"]).is_relative_to(registry.settings.outputs_dir)
     assert image["url"] == f"/v1/genlab/generations/{image['generation_id']}/content"
     with pytest.raises(GuardBlocked):  # the input policy reads the image prompt
-        run_recipe(get_recipe("marketing-copy"), {**data, "image_prompt": "7 AKIAIOSFODNN7EXAMPLE"},
-                   generator=gemma, pipeline=pipe, seed=1)  # fmt: skip
+        run_recipe(
+            get_recipe("marketing-copy"),
+            {**data, "image_prompt": "7 AKIAIOSFODNN7EXAMPLE"},
+            generator=gemma,
+            pipeline=pipe,
+            seed=1,
+        )
     with pytest.raises(InvalidRequestError, match="makes text, not images"):
         run_recipe(
             get_recipe("marketing-copy"), {**data, "image_model": "gemma-3-270m"}, generator=gemma, seed=1

@@ -92,8 +92,12 @@ def test_docstrings_with_the_embedded_model_leave_the_code_unchanged(gemma):
 
 
 def test_test_generation_with_the_embedded_model_reports_consistent_rates(gemma):
-    result = run_recipe(get_recipe("test-generation"), {"source": MODULE, "module": "mod", "candidates": 2,
-                                                        "functions": ["double"]}, generator=gemma, seed=2)  # fmt: skip
+    result = run_recipe(
+        get_recipe("test-generation"),
+        {"source": MODULE, "module": "mod", "candidates": 2, "functions": ["double"]},
+        generator=gemma,
+        seed=2,
+    )
     o = result.output
     assert o["candidates"] >= o["built"] >= o["passed"] >= o["kept"] and 1 <= o["candidates"] <= 2
     assert [t["target"] for t in o["per_target"]] == ["double"]
@@ -102,8 +106,11 @@ def test_test_generation_with_the_embedded_model_reports_consistent_rates(gemma)
 
 
 def test_code_completion_is_checked_by_parsing_and_tests(gemma):
-    data = {"code": 'def add(a, b):\n    """Return the sum of a and b."""\n', "attempts": 2,
-            "tests": "from solution import add\ndef test_add():\n    assert add(2, 3) == 5\n"}  # fmt: skip
+    data = {
+        "code": 'def add(a, b):\n    """Return the sum of a and b."""\n',
+        "attempts": 2,
+        "tests": "from solution import add\ndef test_add():\n    assert add(2, 3) == 5\n",
+    }
     result = run_recipe(get_recipe("code-completion"), data, generator=gemma, seed=0)
     names = [c.name for c in result.checks]
     assert names[:2] == ["not empty", "parses"]

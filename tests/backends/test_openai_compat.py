@@ -1,6 +1,7 @@
 """The remote backend against a real OpenAI-compatible server on loopback: llama.cpp's own server
 (llama-cpp-python[server]) serving the embedded Gemma GGUF in a subprocess."""
 
+import shlex
 import socket
 import subprocess
 import sys
@@ -25,11 +26,20 @@ def _free_port() -> int:
 def remote_server(gemma_gguf):
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(gemma_gguf), "--model_alias", "gemma-remote",
-         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024", "--api_key", API_KEY, "--verbose", "False"],
+        [
+            sys.executable,
+            *shlex.split("-m llama_cpp.server --model"),
+            str(gemma_gguf),
+            *shlex.split("--model_alias gemma-remote --host 127.0.0.1 --port"),
+            str(port),
+            *shlex.split("--n_ctx 1024 --api_key"),
+            API_KEY,
+            "--verbose",
+            "False",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-    )  # fmt: skip
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:

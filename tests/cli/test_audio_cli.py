@@ -1,6 +1,7 @@
 """`genlab train audio`, `generate audio` and `eval audio`, run as a user runs them (a real subprocess)."""
 
 import json
+import shlex
 
 import numpy as np
 import pytest
@@ -16,8 +17,12 @@ pytestmark = pytest.mark.slow
 def audio_cli_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("audio-cli")
     tones = write_tone_folder(tmp_path_factory.mktemp("data") / "tones", rates=(16000, 44100), per_class=8)
-    out = genlab_cli("train", "audio", "--family", "vae", "--data", str(tones), "--preset", "tiny",
-                     "--name", "hum", "--json", home=home)  # fmt: skip
+    out = genlab_cli(
+        *shlex.split("train audio --family vae --data"),
+        str(tones),
+        *shlex.split("--preset tiny --name hum --json"),
+        home=home,
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["steps"] == 60
     return home
@@ -25,8 +30,14 @@ def audio_cli_home(tmp_path_factory):
 
 def test_generate_audio_writes_a_wav_with_provenance(audio_cli_home, tmp_path):
     target = tmp_path / "high.wav"
-    out = genlab_cli("generate", "audio", "--model", "hum", "--prompt", "say high", "--seed", "3",
-                     "--out", str(target), "--json", home=audio_cli_home)  # fmt: skip
+    out = genlab_cli(
+        *shlex.split("generate audio --model hum --prompt"),
+        "say high",
+        *shlex.split("--seed 3 --out"),
+        str(target),
+        "--json",
+        home=audio_cli_home,
+    )
     assert out.returncode == 0, out.stderr
     clip = json.loads(out.stdout)["clips"][0]
     assert clip["label"] == "high" and clip["provenance"]["seed"] == 3
@@ -40,8 +51,11 @@ def test_generate_audio_writes_a_wav_with_provenance(audio_cli_home, tmp_path):
 
 
 def test_generate_several_clips_numbers_them(audio_cli_home, tmp_path):
-    out = genlab_cli("generate", "audio", "--model", "hum", "--prompt", "low", "-n", "3", "--seed", "0",
-                     "--iterations", "4", "--out", str(tmp_path / "low.wav"), home=audio_cli_home)  # fmt: skip
+    out = genlab_cli(
+        *shlex.split("generate audio --model hum --prompt low -n 3 --seed 0 --iterations 4 --out"),
+        str(tmp_path / "low.wav"),
+        home=audio_cli_home,
+    )
     assert out.returncode == 0, out.stderr
     assert sorted(p.name for p in tmp_path.glob("*.wav")) == ["low-1.wav", "low-2.wav", "low-3.wav"]
     first, second = (soundfile.read(tmp_path / f"low-{i}.wav")[0] for i in (1, 2))

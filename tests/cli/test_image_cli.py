@@ -1,6 +1,7 @@
 """`genlab train image`, `generate image` and `eval image`, run as a user runs them (a real subprocess)."""
 
 import json
+import shlex
 
 import numpy as np
 import pytest
@@ -14,8 +15,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def image_cli_home(tmp_path_factory):
     home = tmp_path_factory.mktemp("image-cli")
-    out = genlab_cli("train", "image", "--family", "vae", "--data", "digits", "--preset", "tiny",
-                     "--name", "v", "--json", home=home)  # fmt: skip
+    out = genlab_cli(
+        *shlex.split("train image --family vae --data digits --preset tiny --name v --json"), home=home
+    )
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
     assert (
@@ -28,8 +30,14 @@ def image_cli_home(tmp_path_factory):
 
 def test_generate_writes_a_grid_and_images_with_provenance(image_cli_home, tmp_path):
     grid = tmp_path / "grid.png"
-    out = genlab_cli("generate", "image", "--model", "v", "--prompt", "seven", "-n", "4", "--seed", "2",
-                     "--out", str(grid), "--save", str(tmp_path / "each"), "--json", home=image_cli_home)  # fmt: skip
+    out = genlab_cli(
+        *shlex.split("generate image --model v --prompt seven -n 4 --seed 2 --out"),
+        str(grid),
+        "--save",
+        str(tmp_path / "each"),
+        "--json",
+        home=image_cli_home,
+    )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert [i["label"] for i in result["images"]] == ["7"] * 4
@@ -116,9 +124,16 @@ def test_flat_folder_needs_unconditional(image_cli_home, tmp_path):
         "train", "image", "--family", "vae", "--data", str(folder), "--preset", "tiny", home=image_cli_home
     )
     assert_clean_error(out, "no classes", "--unconditional")
-    out = genlab_cli("train", "image", "--family", "vae", "--data", str(folder), "--preset", "tiny", "--steps", "5",
-                     "--unconditional", "--name", "flat-vae", "--json", home=image_cli_home)  # fmt: skip
+    out = genlab_cli(
+        *shlex.split("train image --family vae --data"),
+        str(folder),
+        *shlex.split("--preset tiny --steps 5 --unconditional --name flat-vae --json"),
+        home=image_cli_home,
+    )
     assert out.returncode == 0, out.stderr
-    gen = genlab_cli("generate", "image", "--model", "flat-vae", "-n", "2", "--out", str(tmp_path / "g.png"),
-                     home=image_cli_home)  # fmt: skip
+    gen = genlab_cli(
+        *shlex.split("generate image --model flat-vae -n 2 --out"),
+        str(tmp_path / "g.png"),
+        home=image_cli_home,
+    )
     assert gen.returncode == 0, gen.stderr

@@ -24,12 +24,18 @@ def seed(home: Path, n: int = 3) -> list[str]:
     store = Store(settings=Settings(home=home))  # the home's database and its audit key, as the CLI uses
     asker = store.create_key("app", "user")[1]  # asked by a key: the terminal reviewer is not its owner
     ids = [
-        ReviewQueue(store).submit(endpoint="chat.completions", model="gemma-3-270m", modality="text",
-                             request={"prompt": f"question {i}"}, artifact={"text": f"answer {i}"},
-                             findings=[{"scanner": "pii", "category": "PERSON", "start": 0, "end": 6, "score": 0.7}],
-                             rule="flagged by pii", key_id=asker.id)["id"]
+        ReviewQueue(store).submit(
+            endpoint="chat.completions",
+            model="gemma-3-270m",
+            modality="text",
+            request={"prompt": f"question {i}"},
+            artifact={"text": f"answer {i}"},
+            findings=[{"scanner": "pii", "category": "PERSON", "start": 0, "end": 6, "score": 0.7}],
+            rule="flagged by pii",
+            key_id=asker.id,
+        )["id"]
         for i in range(n)
-    ]  # fmt: skip
+    ]
     store.close()
     return ids
 
@@ -88,10 +94,26 @@ def test_review_shows_every_output_edits_the_one_named_and_the_local_user_review
     asker = store.create_key("app", "user")[1]
     three = {"text": "a", "outputs": [{"text": t} for t in ("a", "b", "c")], "count": 3}
     queue = ReviewQueue(store)
-    theirs = queue.submit(endpoint="completions", model="m", modality="text", request={"prompt": "p"},
-                          artifact=three, findings=[], rule="always", key_id=asker.id)["id"]  # fmt: skip
-    mine = queue.submit(endpoint="cli.generate.text", model="m", modality="text", request={"prompt": "p"},
-                        artifact={"text": "local"}, findings=[], rule="always", actor="cli")["id"]  # fmt: skip
+    theirs = queue.submit(
+        endpoint="completions",
+        model="m",
+        modality="text",
+        request={"prompt": "p"},
+        artifact=three,
+        findings=[],
+        rule="always",
+        key_id=asker.id,
+    )["id"]
+    mine = queue.submit(
+        endpoint="cli.generate.text",
+        model="m",
+        modality="text",
+        request={"prompt": "p"},
+        artifact={"text": "local"},
+        findings=[],
+        rule="always",
+        actor="cli",
+    )["id"]
     store.close()
     shown = genlab_cli("review", "show", theirs, home=home).stdout
     assert all(f"output {i} of 3: {t}" in shown for i, t in enumerate("abc"))
@@ -124,8 +146,11 @@ def test_kill_9_under_load_loses_no_acknowledged_decision(tmp_path):
             if stop.is_set():
                 return
             try:
-                r = client.post(f"/v1/reviews/{item_id}/decision", timeout=5,
-                                json={"verdict": verdict, "reason_code": "ok" if verdict == "approve" else "low_quality"})  # fmt: skip
+                r = client.post(
+                    f"/v1/reviews/{item_id}/decision",
+                    timeout=5,
+                    json={"verdict": verdict, "reason_code": "ok" if verdict == "approve" else "low_quality"},
+                )
             except httpx.HTTPError:
                 return  # the server is gone
             if r.status_code == 200:

@@ -1,4 +1,5 @@
 import json
+import shlex
 
 import pytest
 
@@ -7,8 +8,12 @@ from ..conftest import assert_clean_error, genlab_cli
 
 def test_train_eval_generate_export_from_the_command_line(tmp_path, corpus_dir):
     home = tmp_path / "home"
-    out = genlab_cli("train", "text", "--data", str(corpus_dir), "--codec", "bpe", "--vocab-size", "300", "--preset", "tiny",
-                     "--steps", "60", "--name", "cli-lm", "--json", home=home)  # fmt: skip
+    out = genlab_cli(
+        *shlex.split("train text --data"),
+        str(corpus_dir),
+        *shlex.split("--codec bpe --vocab-size 300 --preset tiny --steps 60 --name cli-lm --json"),
+        home=home,
+    )
     assert out.returncode == 0, out.stderr
     summary = json.loads(out.stdout)
     assert (

@@ -65,9 +65,13 @@ def test_glyphs_classifier_is_shipped_with_its_accuracy():
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("model", "options"),
-    [("gan-digits", {}), ("vae-digits", {}), ("diffusion-digits", {"steps": 20, "sampler": "ddim"}),
-     ("diffusion-digits", {"steps": 20, "sampler": "dpm++"})],
-)  # fmt: skip
+    [
+        ("gan-digits", {}),
+        ("vae-digits", {}),
+        ("diffusion-digits", {"steps": 20, "sampler": "ddim"}),
+        ("diffusion-digits", {"steps": 20, "sampler": "dpm++"}),
+    ],
+)
 def test_shipped_image_models_draw_the_class_they_are_asked_for(registry, model, options):
     """The shipped conditional models keep the >= 90% class accuracy their cards and benchmark report."""
     generator = registry.load(model)

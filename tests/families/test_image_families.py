@@ -239,8 +239,11 @@ def test_a_users_folder_trains_generates_by_class_name_and_gets_a_classifier(tmp
 def test_every_family_handles_other_sizes_and_colour(family: str, channels: int, size: int):
     from genlab.families.build import build_family
 
-    small = {"gan": {"width": 16, "z_dim": 8}, "vae": {"width": 16, "z_dim": 4},
-             "diffusion": {"widths": [8, 16], "attention": False}}[family]  # fmt: skip
+    small = {
+        "gan": {"width": 16, "z_dim": 8},
+        "vae": {"width": 16, "z_dim": 4},
+        "diffusion": {"widths": [8, 16], "attention": False},
+    }[family]
     model = build_family(family, {"channels": channels, "size": size, "num_classes": 3, **small})
     x, y = torch.rand(4, channels, size, size) * 2 - 1, torch.tensor([0, 1, 2, 0])
     loss = model.loss((x, y), "generator") if family == "gan" else model.loss((x, y))

@@ -1,6 +1,7 @@
 """Bias audits: suites, statistics, the text audit on the real embedded model, class audits, CLI and HTTP."""
 
 import json
+import shlex
 
 import numpy as np
 import pytest
@@ -87,9 +88,15 @@ def test_scores():
 
 @pytest.mark.slow
 def test_text_audit_on_the_embedded_model(gemma):
-    suite = Suite.parse({"name": "t", "samples": 2, "max_tokens": 8,
-                         "axes": {"gender": ["woman", "man"], "age": ["young person", "elderly person"]},
-                         "templates": ["The {group} was known for"]})  # fmt: skip
+    suite = Suite.parse(
+        {
+            "name": "t",
+            "samples": 2,
+            "max_tokens": 8,
+            "axes": {"gender": ["woman", "man"], "age": ["young person", "elderly person"]},
+            "templates": ["The {group} was known for"],
+        }
+    )
     report = audit_text(gemma, suite)
     assert report["generations"] == 8 and report["samples_per_second"] > 0
     gender = report["axes"]["gender"]
@@ -135,10 +142,14 @@ def test_audit_cli_writes_report_and_fails_on_gap(tmp_path):
     assert_clean_error(
         genlab_cli("audit", "bias", "--model", "vae-digits", "--samples", "1", home=home), "at least 2"
     )
-    assert_clean_error(genlab_cli("audit", "bias", "--model", "vae-digits", "--suite", "quick", home=home),
-                       "suite 'quick' audits text generators")  # fmt: skip
-    assert_clean_error(genlab_cli("audit", "bias", "--model", "gemma-3-270m", "--suite", "classes", home=home),
-                       "class-conditional")  # fmt: skip
+    assert_clean_error(
+        genlab_cli(*shlex.split("audit bias --model vae-digits --suite quick"), home=home),
+        "suite 'quick' audits text generators",
+    )
+    assert_clean_error(
+        genlab_cli(*shlex.split("audit bias --model gemma-3-270m --suite classes"), home=home),
+        "class-conditional",
+    )
 
 
 def test_two_proportion_p_tells_a_real_gap_from_noise():

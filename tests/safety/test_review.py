@@ -24,10 +24,15 @@ def store(request, tmp_path):
 
 def submit(store: Store, text_out: str = "The answer is 42.", **kw) -> dict:
     return ReviewQueue(store).submit(
-        endpoint=kw.pop("endpoint", "completions"), model="gemma-3-270m", modality=kw.pop("modality", "text"),
-        request={"prompt": "What is the answer?"}, artifact=kw.pop("artifact", {"text": text_out}),
-        findings=kw.pop("findings", []), rule=kw.pop("rule", "always"), **kw,
-    )  # fmt: skip
+        endpoint=kw.pop("endpoint", "completions"),
+        model="gemma-3-270m",
+        modality=kw.pop("modality", "text"),
+        request={"prompt": "What is the answer?"},
+        artifact=kw.pop("artifact", {"text": text_out}),
+        findings=kw.pop("findings", []),
+        rule=kw.pop("rule", "always"),
+        **kw,
+    )
 
 
 def test_an_item_moves_only_along_legal_transitions(store):
@@ -202,8 +207,12 @@ def held_choices(store: Store, texts: list[str], key_id: int | None = None) -> t
     from genlab.pipeline import held_artifact
 
     outputs = [{"output_text": t, "artifact_sha256": f"{i:064x}"} for i, t in enumerate(texts)]
-    ids = [store.record_generation(endpoint="completions", model="m", request={}, status="held",
-                                   key_id=key_id, **o) for o in outputs]  # fmt: skip
+    ids = [
+        store.record_generation(
+            endpoint="completions", model="m", request={}, status="held", key_id=key_id, **o
+        )
+        for o in outputs
+    ]
     return submit(store, artifact=held_artifact(outputs, ids, {"choices": []}), key_id=key_id), ids
 
 
@@ -246,8 +255,11 @@ def test_a_reviewer_cannot_decide_their_own_request_unless_allowed(store):
 def test_the_stricter_of_two_policies_holds_what_either_holds():
     from genlab.safety.policy import Policy
 
-    server = Policy.parse("input:\n  - scanner: secrets\n    action: block\nreview:\n  mode: sample\n"
-                          "  sample_rate: 0.1\n  due_minutes: 60\n  endpoints:\n    apps.quiz: always\n", "server.yaml")  # fmt: skip
+    server = Policy.parse(
+        "input:\n  - scanner: secrets\n    action: block\nreview:\n  mode: sample\n"
+        "  sample_rate: 0.1\n  due_minutes: 60\n  endpoints:\n    apps.quiz: always\n",
+        "server.yaml",
+    )
     recipe = Policy.load("software")  # secrets block (the same rule: run once), injection warn, never held
     both = server.stricter(recipe)
     assert [r.scanner.name for r in both.input] == ["secrets", "invisible_text", "prompt_injection"]

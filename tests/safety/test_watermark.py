@@ -2,6 +2,7 @@
 
 import io
 import json
+import shlex
 
 import numpy as np
 import pytest
@@ -132,8 +133,9 @@ def test_the_key_is_made_once_and_kept_private(tmp_path, monkeypatch):
 def test_verify_finds_the_mark_in_a_jpeg_copy_of_a_generated_grid(tmp_path):
     home = tmp_path / "home"
     grid = tmp_path / "grid.png"
-    out = genlab_cli("generate", "image", "--model", "gan-digits", "-n", "16", "--seed", "0",
-                     "--out", str(grid), home=home)  # fmt: skip
+    out = genlab_cli(
+        *shlex.split("generate image --model gan-digits -n 16 --seed 0 --out"), str(grid), home=home
+    )
     assert out.returncode == 0, out.stderr
     untouched = json.loads(genlab_cli("verify", str(grid), "--json", home=home).stdout)
     assert untouched["made_by_genlab"] and "a grid of 16 images by gan-digits" in untouched["detail"]

@@ -48,8 +48,13 @@ def call(server, method: str, path: str, who: str | None = "user", **kw) -> http
 
 
 def chat(server, who: str = "user", content: str = "Name a fruit.", n: int = 1) -> httpx.Response:
-    body = {"model": "gemma-3-270m", "messages": [{"role": "user", "content": content}],
-            "max_tokens": 6, "seed": 3, "n": n}  # fmt: skip
+    body = {
+        "model": "gemma-3-270m",
+        "messages": [{"role": "user", "content": content}],
+        "max_tokens": 6,
+        "seed": 3,
+        "n": n,
+    }
     return call(server, "POST", "/v1/chat/completions", who, json=body)
 
 
@@ -110,9 +115,15 @@ def test_a_user_key_cannot_read_another_users_review_item(held):
     assert call(held, "GET", url).status_code == 200
     other = call(held, "GET", url, "user2")
     assert other.status_code == 404 and other.json()["error"]["type"] == "not_found_error"
-    local = held.state.reviews.submit(endpoint="cli.generate.text", model="m", modality="text",
-                                      request={"prompt": "the patient Jane Roe"}, artifact={"text": "note"},
-                                      findings=[], rule="always")  # fmt: skip
+    local = held.state.reviews.submit(
+        endpoint="cli.generate.text",
+        model="m",
+        modality="text",
+        request={"prompt": "the patient Jane Roe"},
+        artifact={"text": "note"},
+        findings=[],
+        rule="always",
+    )
     assert local["owner"] == "local"  # made without a key: the local user's, not everyone's
     assert call(held, "GET", f"/v1/reviews/{local['id']}").status_code == 404
     assert call(held, "GET", f"/v1/reviews/{local['id']}", "rita").status_code == 200

@@ -17,8 +17,9 @@ AUDIO_MODEL = "vae-spoken-digits"
 
 def test_openai_client_speaks_a_digit(server, tmp_path):
     client = openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0)
-    r = client.audio.speech.create(model=AUDIO_MODEL, input="say seven", voice="alloy",
-                                   response_format="wav", extra_body={"seed": 11})  # fmt: skip
+    r = client.audio.speech.create(
+        model=AUDIO_MODEL, input="say seven", voice="alloy", response_format="wav", extra_body={"seed": 11}
+    )
     wav = r.content
     wave, rate = soundfile.read(io.BytesIO(wav))
     assert rate == 16000 and wave.shape == (16000,) and np.abs(wave).max() > 0.5
@@ -40,8 +41,11 @@ def test_openai_client_speaks_a_digit(server, tmp_path):
 
 def test_a_named_voice_is_a_fixed_seed(server):
     def say(voice):
-        r = httpx.post(f"{server.url}/v1/audio/speech", json={"model": AUDIO_MODEL, "input": "3", "voice": voice},
-                       timeout=60)  # fmt: skip
+        r = httpx.post(
+            f"{server.url}/v1/audio/speech",
+            json={"model": AUDIO_MODEL, "input": "3", "voice": voice},
+            timeout=60,
+        )
         assert r.status_code == 200, r.text
         return soundfile.read(io.BytesIO(r.content))[0], r.headers["x-genlab-seed"]
 

@@ -27,17 +27,31 @@ small_or_bad = st.one_of(
 model = st.sampled_from(["gemma-3-270m", "shakespeare-char", "nope", "", "../x"]) | st.text(max_size=10)
 completion_bodies = st.fixed_dictionaries(
     {"model": model, "max_tokens": small_or_bad},
-    optional={"prompt": json_values, "temperature": json_values, "top_p": json_values, "n": small_or_bad,
-              "stop": json_values, "seed": json_values, "logprobs": small_or_bad, "stream": st.booleans(),
-              "top_k": json_values, "stream_options": json_values},
-)  # fmt: skip
+    optional={
+        "prompt": json_values,
+        "temperature": json_values,
+        "top_p": json_values,
+        "n": small_or_bad,
+        "stop": json_values,
+        "seed": json_values,
+        "logprobs": small_or_bad,
+        "stream": st.booleans(),
+        "top_k": json_values,
+        "stream_options": json_values,
+    },
+)
 message = st.fixed_dictionaries(
     {"role": st.sampled_from(["user", "system", "assistant", "bot"]), "content": json_values}
 )
 chat_bodies = st.fixed_dictionaries(
     {"model": model, "max_tokens": small_or_bad, "messages": st.lists(message, max_size=3) | json_values},
-    optional={"response_format": json_values, "logprobs": json_values, "top_logprobs": small_or_bad, "stream": st.booleans()},
-)  # fmt: skip
+    optional={
+        "response_format": json_values,
+        "logprobs": json_values,
+        "top_logprobs": small_or_bad,
+        "stream": st.booleans(),
+    },
+)
 
 
 def _check(url: str, body) -> None:

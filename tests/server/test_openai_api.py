@@ -36,8 +36,14 @@ def test_completion_with_seed_usage_and_n(client):
 
 def test_completion_stream_adds_up_and_reports_usage(client):
     pieces, usage = [], None
-    stream = client.completions.create(model=EMBEDDED, prompt="Once upon a time", max_tokens=16, seed=5, stream=True,
-                                       stream_options={"include_usage": True})  # fmt: skip
+    stream = client.completions.create(
+        model=EMBEDDED,
+        prompt="Once upon a time",
+        max_tokens=16,
+        seed=5,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
     for chunk in stream:
         if chunk.usage:
             usage = chunk.usage
@@ -60,9 +66,15 @@ def test_completion_logprobs_and_stop(client):
 
 
 def test_chat_uses_the_transcript_template(client, server):
-    r = client.chat.completions.create(model=EMBEDDED, messages=[
-        {"role": "system", "content": "You answer in one short sentence."},
-        {"role": "user", "content": "What colour is the sky?"}], max_tokens=20, seed=1)  # fmt: skip
+    r = client.chat.completions.create(
+        model=EMBEDDED,
+        messages=[
+            {"role": "system", "content": "You answer in one short sentence."},
+            {"role": "user", "content": "What colour is the sky?"},
+        ],
+        max_tokens=20,
+        seed=1,
+    )
     message = r.choices[0].message
     assert message.role == "assistant" and message.content and "User:" not in message.content
     record_id = r.model_extra["genlab"]["generation_ids"][0]
@@ -71,8 +83,16 @@ def test_chat_uses_the_transcript_template(client, server):
 
 
 def test_chat_stream(client):
-    chunks = list(client.chat.completions.create(model=EMBEDDED, messages=[{"role": "user", "content": "Say hello."}],
-                                                 max_tokens=12, stream=True, seed=2, stream_options={"include_usage": True}))  # fmt: skip
+    chunks = list(
+        client.chat.completions.create(
+            model=EMBEDDED,
+            messages=[{"role": "user", "content": "Say hello."}],
+            max_tokens=12,
+            stream=True,
+            seed=2,
+            stream_options={"include_usage": True},
+        )
+    )
     assert chunks[0].choices[0].delta.role == "assistant"
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
@@ -200,10 +220,22 @@ def test_health_and_metrics(server, client):
     health = httpx.get(f"{server.url}/health").json()
     assert health["status"] == "ok" and EMBEDDED in health["loaded_models"]
     text = httpx.get(f"{server.url}/metrics").text
-    for name in ("genlab_requests_total", "genlab_request_latency_seconds_bucket", "genlab_tokens_total",
-                 "genlab_queue_depth", "genlab_loaded_models", "genlab_time_to_first_token_seconds"):  # fmt: skip
+    for name in (
+        "genlab_requests_total",
+        "genlab_request_latency_seconds_bucket",
+        "genlab_tokens_total",
+        "genlab_queue_depth",
+        "genlab_loaded_models",
+        "genlab_time_to_first_token_seconds",
+    ):
         assert name in text, name
     assert 'genlab_tokens_total{kind="completion",model="gemma-3-270m"}' in text
+
+
+def streamed_completion(server, prompt: str, max_tokens: int, *, timeout: float):
+    """A streamed completion of the embedded model, read as the test chooses."""
+    body = {"model": EMBEDDED, "prompt": prompt, "max_tokens": max_tokens, "stream": True}
+    return httpx.stream("POST", f"{server.url}/v1/completions", timeout=timeout, json=body)
 
 
 def test_full_queue_answers_429_with_retry_after(server):
@@ -213,8 +245,7 @@ def test_full_queue_answers_429_with_retry_after(server):
     first_chunk = threading.Event()
 
     def long_stream() -> None:
-        with httpx.stream("POST", f"{server.url}/v1/completions", timeout=120,
-                          json={"model": EMBEDDED, "prompt": "A long story:", "max_tokens": 120, "stream": True}) as r:  # fmt: skip
+        with streamed_completion(server, "A long story:", 120, timeout=120) as r:
             for _ in r.iter_lines():
                 first_chunk.set()
 
@@ -227,8 +258,10 @@ def test_full_queue_answers_429_with_retry_after(server):
         )
         assert r.status_code == 429 and r.headers["retry-after"] == "1"
         assert r.json()["error"]["code"] == "queue_full"
-        streamed = httpx.post(f"{server.url}/v1/chat/completions", json={"model": EMBEDDED, "stream": True,
-                              "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
+        streamed = httpx.post(
+            f"{server.url}/v1/chat/completions",
+            json={"model": EMBEDDED, "stream": True, "messages": [{"role": "user", "content": "hi"}]},
+        )
         assert streamed.status_code == 429  # refused before the stream starts, not inside a 200
     finally:
         t.join()
@@ -237,8 +270,7 @@ def test_full_queue_answers_429_with_retry_after(server):
 
 def test_client_disconnect_cancels_the_generation(server):
     queues = server.state.pipeline.queues
-    with httpx.stream("POST", f"{server.url}/v1/completions", timeout=120,
-                      json={"model": EMBEDDED, "prompt": "An endless list:", "max_tokens": 3000, "stream": True}) as r:  # fmt: skip
+    with streamed_completion(server, "An endless list:", 3000, timeout=120) as r:
         lines = r.iter_lines()
         next(lines)
     started = time.monotonic()
@@ -246,8 +278,7 @@ def test_client_disconnect_cancels_the_generation(server):
         time.sleep(0.05)
     assert queues.active(EMBEDDED) == 0  # the worker stopped long before 3000 tokens (about a minute of work)
     # a stream whose client leaves before reading anything still gives its slot back
-    with httpx.stream("POST", f"{server.url}/v1/completions", timeout=60,
-                      json={"model": EMBEDDED, "prompt": "x", "max_tokens": 500, "stream": True}) as r:  # fmt: skip
+    with streamed_completion(server, "x", 500, timeout=60) as r:
         assert r.status_code == 200  # admitted; the client then leaves without reading a byte
     deadline = time.monotonic() + 20
     while queues.active(EMBEDDED) and time.monotonic() < deadline:
@@ -266,8 +297,13 @@ def test_guardrails_block_injection_and_secrets_with_a_named_category(server):
     assert r.status_code == 400
     error = r.json()["error"]
     assert error["code"] == "content_policy_violation" and "prompt_injection" in error["message"]
-    r = httpx.post(f"{server.url}/v1/chat/completions", json={
-        "model": EMBEDDED, "messages": [{"role": "user", "content": "debug this: key=AKIAIOSFODNN7EXAMPLE"}]})  # fmt: skip
+    r = httpx.post(
+        f"{server.url}/v1/chat/completions",
+        json={
+            "model": EMBEDDED,
+            "messages": [{"role": "user", "content": "debug this: key=AKIAIOSFODNN7EXAMPLE"}],
+        },
+    )
     assert r.status_code == 400 and "(secret)" in r.json()["error"]["message"]
     assert (
         'genlab_rejected_total{reason="guardrail_prompt_injection"}'

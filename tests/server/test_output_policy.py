@@ -25,9 +25,19 @@ def strict_server(registry, gemma, tmp_path_factory):
 
 def test_blocked_output_stops_the_stream_with_content_filter(strict_server):
     events = []
-    with httpx.stream("POST", f"{strict_server.url}/v1/completions", timeout=120,
-                      json={"model": "gemma-3-270m", "prompt": "Once upon a time, in the middle of the forest,",
-                            "max_tokens": 80, "seed": 1, "stream": True, "temperature": 0}) as r:  # fmt: skip
+    with httpx.stream(
+        "POST",
+        f"{strict_server.url}/v1/completions",
+        timeout=120,
+        json={
+            "model": "gemma-3-270m",
+            "prompt": "Once upon a time, in the middle of the forest,",
+            "max_tokens": 80,
+            "seed": 1,
+            "stream": True,
+            "temperature": 0,
+        },
+    ) as r:
         assert r.status_code == 200
         for line in r.iter_lines():
             if line.startswith("data: {"):
@@ -38,9 +48,17 @@ def test_blocked_output_stops_the_stream_with_content_filter(strict_server):
 
 
 def test_blocked_output_without_streaming(strict_server):
-    r = httpx.post(f"{strict_server.url}/v1/completions", timeout=120, json={
-        "model": "gemma-3-270m", "prompt": "Once upon a time, in the middle of the forest,", "max_tokens": 60, "seed": 1,
-        "temperature": 0})  # fmt: skip
+    r = httpx.post(
+        f"{strict_server.url}/v1/completions",
+        timeout=120,
+        json={
+            "model": "gemma-3-270m",
+            "prompt": "Once upon a time, in the middle of the forest,",
+            "max_tokens": 60,
+            "seed": 1,
+            "temperature": 0,
+        },
+    )
     choice = r.json()["choices"][0]
     assert choice["finish_reason"] == "content_filter" and choice["text"] == ""
 
@@ -59,9 +77,17 @@ def redacting_server(registry, gemma, tmp_path_factory):
 def test_redacted_output_is_what_is_returned_hashed_and_recorded(redacting_server):
     import hashlib
 
-    r = httpx.post(f"{redacting_server.url}/v1/chat/completions", timeout=120, json={
-        "model": "gemma-3-270m", "max_tokens": 60, "seed": 1, "temperature": 0,
-        "messages": [{"role": "user", "content": "Tell me a story about the forest and the river."}]})  # fmt: skip
+    r = httpx.post(
+        f"{redacting_server.url}/v1/chat/completions",
+        timeout=120,
+        json={
+            "model": "gemma-3-270m",
+            "max_tokens": 60,
+            "seed": 1,
+            "temperature": 0,
+            "messages": [{"role": "user", "content": "Tell me a story about the forest and the river."}],
+        },
+    )
     body = r.json()
     content = body["choices"][0]["message"]["content"]
     assert "<banned_substring_1>" in content and " the " not in content

@@ -26,6 +26,11 @@ def chat(server, content: str = "Say hello.", **kw) -> httpx.Response:
     return call(server, "POST", "/v1/chat/completions", json=body, **kw)
 
 
+def decide(server, held: dict, **decision) -> httpx.Response:
+    """A reviewer's decision on a held item."""
+    return call(server, "POST", f"{held['url']}/decision", who="reviewer", json=decision)
+
+
 def test_a_held_chat_is_released_only_after_approval(reviewed):
     r = chat(reviewed)
     assert r.status_code == 202, r.text
@@ -44,8 +49,7 @@ def test_a_held_chat_is_released_only_after_approval(reviewed):
         reviewed, "POST", f"{held['url']}/decision", json={"verdict": "approve", "reason_code": "ok"}
     )
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "reviewer_role_required"
-    ok = call(reviewed, "POST", f"{held['url']}/decision", who="reviewer",
-              json={"verdict": "approve", "reason_code": "ok", "seconds_spent": 2.5})  # fmt: skip
+    ok = decide(reviewed, held, verdict="approve", reason_code="ok", seconds_spent=2.5)
     assert ok.status_code == 200 and ok.json()["state"] == "approved"
     again = call(
         reviewed,
@@ -73,19 +77,11 @@ def test_an_edit_is_what_the_client_gets(reviewed):
         json={"verdict": "approve", "reason_code": "ok"},
     )
     assert busy.status_code == 409 and "being reviewed by ana" in busy.json()["error"]["message"]
-    wrong = call(reviewed, "POST", f"{held['url']}/decision", who="reviewer",
-                 json={"verdict": "edit", "reason_code": "minor_fix", "edited": {"b64_png": "AAAA"}})  # fmt: skip
+    wrong = decide(reviewed, held, verdict="edit", reason_code="minor_fix", edited={"b64_png": "AAAA"})
     assert wrong.status_code == 400 and "this item is text" in wrong.json()["error"]["message"]
-    unknown = call(
-        reviewed,
-        "POST",
-        f"{held['url']}/decision",
-        who="reviewer",
-        json={"verdict": "approve", "reason_code": "meh"},
-    )
+    unknown = decide(reviewed, held, verdict="approve", reason_code="meh")
     assert unknown.status_code == 400 and "unknown reason code" in unknown.json()["error"]["message"]
-    edited = call(reviewed, "POST", f"{held['url']}/decision", who="reviewer",
-                  json={"verdict": "edit", "reason_code": "minor_fix", "edited": {"text": "Blue."}})  # fmt: skip
+    edited = decide(reviewed, held, verdict="edit", reason_code="minor_fix", edited={"text": "Blue."})
     assert edited.json()["state"] == "edited"
     out = call(reviewed, "GET", held["url"]).json()
     assert out["status"] == "edited" and out["response"]["choices"][0]["message"]["content"] == "Blue."
@@ -109,8 +105,7 @@ def test_rejected_items_release_nothing_and_notify_the_webhook(reviewed):
         held = chat(
             reviewed, headers={"x-genlab-review-webhook": f"http://127.0.0.1:{hook.server_port}/done"}
         ).json()
-        call(reviewed, "POST", f"{held['url']}/decision", who="reviewer", json={"verdict": "reject", "reason_code": "low_quality",
-                                                                                "comment": "garbled"})  # fmt: skip
+        decide(reviewed, held, verdict="reject", reason_code="low_quality", comment="garbled")
         for _ in range(100):
             if got:
                 break
@@ -140,8 +135,12 @@ def test_streams_are_refused_where_everything_is_held(reviewed):
 
 
 def test_held_images_come_back_inline_once_approved(reviewed):
-    r = call(reviewed, "POST", "/v1/images/generations", json={"model": "vae-digits", "prompt": "3", "n": 2,
-                                                                  "response_format": "url", "seed": 0})  # fmt: skip
+    r = call(
+        reviewed,
+        "POST",
+        "/v1/images/generations",
+        json={"model": "vae-digits", "prompt": "3", "n": 2, "response_format": "url", "seed": 0},
+    )
     assert r.status_code == 202
     url = r.json()["url"]
     png = call(reviewed, "GET", f"{url}/content", who="reviewer")

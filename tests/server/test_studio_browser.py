@@ -1,13 +1,17 @@
 """The studio in a real browser: Playwright driving Debian's chromium (headless) against a live server."""
 
+import shlex
 import shutil
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]  # fmt: skip
+FLAGS = [
+    *shlex.split(
+        "--no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking --disable-component-update --disable-sync --disable-dev-shm-usage"
+    )
+]
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +49,11 @@ def test_models_page_shows_the_cards(server, page):
 def test_generation_page_shows_a_record(server, page):
     import httpx
 
-    r = httpx.post(f"{server.url}/v1/chat/completions", timeout=60,
-                   json={"model": "gemma-3-270m", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5})  # fmt: skip
+    r = httpx.post(
+        f"{server.url}/v1/chat/completions",
+        timeout=60,
+        json={"model": "gemma-3-270m", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5},
+    )
     record_id = r.json()["genlab"]["generation_ids"][0]
     page.goto(f"{server.url}/studio/generations/{record_id}")
     expect(page.locator("#record table")).to_be_visible(timeout=20_000)
@@ -74,9 +81,18 @@ def test_the_review_page_shows_every_choice_and_edits_the_one_chosen(reviewed, p
     import httpx
 
     user = {"authorization": f"Bearer {reviewed.keys['user']}"}
-    held = httpx.post(f"{reviewed.url}/v1/chat/completions", headers=user, timeout=60,
-                      json={"model": "gemma-3-270m", "messages": [{"role": "user", "content": "Hi"}],
-                            "max_tokens": 5, "n": 3, "seed": 4})  # fmt: skip
+    held = httpx.post(
+        f"{reviewed.url}/v1/chat/completions",
+        headers=user,
+        timeout=60,
+        json={
+            "model": "gemma-3-270m",
+            "messages": [{"role": "user", "content": "Hi"}],
+            "max_tokens": 5,
+            "n": 3,
+            "seed": 4,
+        },
+    )
     assert held.status_code == 202
     item_id = held.json()["id"]
     page.goto(reviewed.url + "/studio/reviews")
@@ -101,8 +117,12 @@ def test_reviewer_approves_a_held_chat_with_the_keyboard(reviewed, page):
     import httpx
 
     user = {"authorization": f"Bearer {reviewed.keys['user']}"}
-    held = httpx.post(f"{reviewed.url}/v1/chat/completions", headers=user, timeout=60,
-                      json={"model": "gemma-3-270m", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5})  # fmt: skip
+    held = httpx.post(
+        f"{reviewed.url}/v1/chat/completions",
+        headers=user,
+        timeout=60,
+        json={"model": "gemma-3-270m", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5},
+    )
     assert held.status_code == 202
     item_id = held.json()["id"]
     page.goto(reviewed.url + "/studio/reviews")

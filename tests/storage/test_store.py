@@ -56,8 +56,16 @@ def test_bad_key_requests(store):
 
 def test_generation_records_roundtrip_and_order(store):
     _, info = store.create_key("k", "user")
-    first = store.record_generation(key_id=info.id, endpoint="completions", model="m", request={"prompt": "a"},
-                                    output_text="b", prompt_tokens=1, completion_tokens=2, latency_ms=3.5)  # fmt: skip
+    first = store.record_generation(
+        key_id=info.id,
+        endpoint="completions",
+        model="m",
+        request={"prompt": "a"},
+        output_text="b",
+        prompt_tokens=1,
+        completion_tokens=2,
+        latency_ms=3.5,
+    )
     second = store.record_generation(
         endpoint="chat.completions", model="m", request={"messages": []}, output_text="c"
     )

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -154,8 +155,12 @@ def test_killing_training_mid_write_never_leaves_a_corrupt_model(tmp_path, corpu
 def test_ddp_with_two_processes_under_torchrun(tmp_path, corpus_dir):
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     env = {**os.environ, "GENLAB_HOME": str(tmp_path), "OMP_NUM_THREADS": "1"}
-    cmd = [torchrun, "--nproc-per-node", "2", "--master-port", "29517", "-m", "genlab.cli.main", "train", "text",
-           "--data", str(corpus_dir), "--preset", "tiny", "--steps", "40", "--name", "ddp", "--json"]  # fmt: skip
+    cmd = [
+        torchrun,
+        *shlex.split("--nproc-per-node 2 --master-port 29517 -m genlab.cli.main train text --data"),
+        str(corpus_dir),
+        *shlex.split("--preset tiny --steps 40 --name ddp --json"),
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summaries = [line for line in proc.stdout.splitlines() if line.startswith('  "name"')]
@@ -172,8 +177,12 @@ def test_gan_phases_under_torchrun_all_reduce_both_players(tmp_path):
     """Two optimisation phases under DDP: gradients of D and of G are averaged across ranks by hand."""
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     env = {**os.environ, "GENLAB_HOME": str(tmp_path), "OMP_NUM_THREADS": "1"}
-    cmd = [torchrun, "--nproc-per-node", "2", "--master-port", "29518", "-m", "genlab.cli.main", "train", "image",
-           "--family", "gan", "--data", "digits", "--preset", "tiny", "--steps", "20", "--name", "ddp-gan", "--json"]  # fmt: skip
+    cmd = [
+        torchrun,
+        *shlex.split(
+            "--nproc-per-node 2 --master-port 29518 -m genlab.cli.main train image --family gan --data digits --preset tiny --steps 20 --name ddp-gan --json"
+        ),
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     directory, state = load_checkpoint(tmp_path / "models" / "ddp-gan")

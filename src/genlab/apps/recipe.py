@@ -40,8 +40,9 @@ from genlab.core import (
     SamplingParams,
     UnsupportedError,
 )
+from genlab.core.generator import Constrained
 from genlab.core.io import sha256_bytes
-from genlab.pipeline import LOCAL, Budget, Caller, Cancelled, Pipeline, produce
+from genlab.pipeline import LOCAL, Budget, Caller, Cancelled, Passage, Pipeline, produce
 from genlab.registry import default_registry
 from genlab.safety.guardrails import Vault
 from genlab.safety.policy import POLICY_DIR, Policy
@@ -176,7 +177,7 @@ class Context:
     def local(self) -> bool:
         """Whether grammars are honoured (llama.cpp and genlab's own transformers, through the
         constraint engine); a remote server may not know them."""
-        return self.generator.card.backend in ("llamacpp", "torch")
+        return isinstance(self.generator, Constrained) and self.generator.supports_constraints
 
     def complete(
         self,
@@ -411,9 +412,9 @@ def run_recipe(
     deadline_s: float | None = None,
     cancel: threading.Event | None = None,
 ) -> RecipeResult:
-    """A recipe through the pipeline's stages (``genlab.pipeline``), under ``recipe_policy``: the
-    stricter of the pipeline's policy (the server's ``--policy``) and its own (``policy``
-    replaces the recipe's).
+    """A recipe through the pipeline's stages (``Pipeline.run`` of a ``RecipePassage``), under
+    ``recipe_policy``: the stricter of the pipeline's policy (the server's ``--policy``) and its
+    own (``policy`` replaces the recipe's).
 
     With a pipeline that has a store, the result is recorded and, where the review rule holds it,
     submitted to the review queue (``result.review``); without one (evaluation, library use)
@@ -426,67 +427,97 @@ def run_recipe(
     own = policy if isinstance(policy, Policy) else Policy.load(policy or recipe.policy)
     pipe = pipeline or Pipeline(default_registry())
     pipe = pipe.with_policy(recipe_policy(pipeline.policy if pipeline is not None else None, own))
-    generator = pipe.check(generator or model or "gemma-3-270m", ("text", "code"))  # 1. check
-    gate = pipe.gate()
-    submitted = value.model_dump(mode="json")  # what the user sent: the record a reviewer checks against
-    fields = {name: getattr(value, name) for name in recipe.guarded}
-    value = value.model_copy(
-        update=gate.input_fields(fields, recipe.name)
-    )  # 2. input (redactions in the vault)
-    started = time.perf_counter()
-    deadline_s = deadline_s if deadline_s is not None else pipe.deadline_s
-    ctx = Context(
-        generator,
+    passage = RecipePassage(
+        recipe=recipe,
+        value=value,
+        model=generator or model or "gemma-3-270m",
         seed=seed,
-        vault=gate.vault,
         progress=progress,
-        deadline_s=deadline_s,
-        drawer=functools.partial(draw_image, pipe, recipe.name, caller),
+        deadline_s=deadline_s if deadline_s is not None else pipe.deadline_s,
+        endpoint=f"apps.{recipe.name}",
+        caller=caller,
+        raw=value.model_dump(mode="json"),  # what the user sent: the record a reviewer checks against
         cancel=cancel,
     )
-    with pipe.admit(generator):  # 3. admit
-        outcome = recipe.run(value, ctx)  # 4. generate (the recipe's calls, retries and checks)
-    text, blocked = gate.output_text(outcome.text)  # 5. output: the text and every string inside the output
-    output = gate.output_tree(outcome.output)
-    if blocked:
-        outcome.checks.append(Check("output guardrails", False, "blocked by the output policy"))
-        output = {}
-    gate.flags.findings += [f.to_dict() for f in outcome.findings]
-    if outcome.findings:
-        gate.flags.flagged_by.append("recipe")
-    result = RecipeResult(
-        recipe=recipe.name,
-        model=generator.card.name,
-        output=output,
-        text=text,
-        checks=outcome.checks,
-        findings=gate.flags.findings,
-        attempts=outcome.attempts,
-        calls=ctx.calls,
-        completion_tokens=ctx.completion_tokens,
-        latency_s=round(time.perf_counter() - started, 3),
-        model_s=round(ctx.model_s, 3),
-        guardrails={
-            "policy": pipe.policy.name,
-            "redactions": len(gate.vault),
-            "decision": "flag" if gate.flags.flagged_by else "allow",
-        },
-    )
-    released = {
-        "output_text": text,
-        "artifact_sha256": sha256_bytes(canonical({"output": output, "text": text})),  # what is released
-        "completion_tokens": ctx.completion_tokens,
-    }
-    record_ids, review = pipe.finish(
-        endpoint=f"apps.{recipe.name}",
-        generator=generator,
-        gate=gate,
-        caller=caller,
-        raw=submitted,
-        outputs=[released],
-        respond=lambda ids: {**result.to_dict(), "generation_id": ids[0]},
-        latency_ms=result.latency_s * 1000,
-    )  # 6. provenance, 7. review, 8. record
-    result.generation_id = record_ids[0] if record_ids else None
-    result.review = review
+    result = pipe.run(passage).result
+    result.generation_id = passage.record_ids[0] if passage.record_ids else None
+    result.review = passage.review
     return result
+
+
+@dataclass(eq=False, kw_only=True)
+class RecipePassage(Passage):
+    """A recipe's way through the stages: the input policy on the fields a person wrote (redactions
+    in the vault the recipe restores from), the recipe's calls as the work, the output policy on its
+    text and on every string inside its structured output."""
+
+    recipe: Recipe
+    value: BaseModel
+    model: Generator | str
+    seed: int = 0
+    progress: Callable[[str], None] | None = None
+    deadline_s: float | None = None
+    ctx: Context | None = field(default=None, init=False)
+    outcome: Outcome | None = field(default=None, init=False)
+    result: RecipeResult | None = field(default=None, init=False)
+
+    def check(self, pipe: Pipeline) -> Generator:
+        return pipe.check(self.model, ("text", "code"))
+
+    def input(self, pipe: Pipeline) -> None:
+        fields = {name: getattr(self.value, name) for name in self.recipe.guarded}
+        self.value = self.value.model_copy(update=self.gate.input_fields(fields, self.recipe.name))
+
+    def generate(self, pipe: Pipeline) -> None:  # the recipe's calls, retries and checks
+        self.ctx = Context(
+            self.generator,
+            seed=self.seed,
+            vault=self.gate.vault,
+            progress=self.progress,
+            deadline_s=self.deadline_s,
+            drawer=functools.partial(draw_image, pipe, self.recipe.name, self.caller),
+            cancel=self.cancel,
+        )
+        self.outcome = self.recipe.run(self.value, self.ctx)
+
+    def output(self, pipe: Pipeline) -> None:
+        outcome, gate, ctx = self.outcome, self.gate, self.ctx
+        text, blocked = gate.output_text(outcome.text)
+        output = gate.output_tree(outcome.output)
+        if blocked:
+            outcome.checks.append(Check("output guardrails", False, "blocked by the output policy"))
+            output = {}
+        gate.flags.findings += [f.to_dict() for f in outcome.findings]
+        if outcome.findings:
+            gate.flags.flagged_by.append("recipe")
+        self.result = RecipeResult(
+            recipe=self.recipe.name,
+            model=self.generator.card.name,
+            output=output,
+            text=text,
+            checks=outcome.checks,
+            findings=gate.flags.findings,
+            attempts=outcome.attempts,
+            calls=ctx.calls,
+            completion_tokens=ctx.completion_tokens,
+            latency_s=round(time.perf_counter() - self.started, 3),
+            model_s=round(ctx.model_s, 3),
+            guardrails={
+                "policy": pipe.policy.name,
+                "redactions": len(gate.vault),
+                "decision": "flag" if gate.flags.flagged_by else "allow",
+            },
+        )
+
+    def provenance(self, pipe: Pipeline) -> None:
+        released = {"output": self.result.output, "text": self.result.text}
+        self.outputs = [
+            {
+                "output_text": self.result.text,
+                "artifact_sha256": sha256_bytes(canonical(released)),  # of what is released
+                "completion_tokens": self.ctx.completion_tokens,
+            }
+        ]
+
+    def respond(self, record_ids: list[str]) -> dict[str, Any]:
+        return {**self.result.to_dict(), "generation_id": record_ids[0]}

@@ -11,6 +11,7 @@ import typer
 
 from genlab.cli.console import Steps, console, err_console, print_json
 from genlab.core import GenerationRequest, InvalidRequestError, SamplingParams
+from genlab.core.generator import ImageMaker, Voice
 from genlab.core.request import parse_json_schema
 from genlab.pipeline import TEXT, Caller, Pipeline, ReviewRequired, default_pipeline
 from genlab.registry import default_registry
@@ -190,30 +191,85 @@ def report_held(review: dict) -> None:
 
 
 def _family_request(model, prompt, n, seed, steps, sampler, guidance) -> GenerationRequest:
-    """The request of `generate image` and `generate audio` (the diffusion options ride in ``extra``)."""
-    return GenerationRequest(
-        prompt=prompt,
-        model=model,
-        n=n,
-        seed=seed,
-        params=SamplingParams(extra={"steps": steps, "sampler": sampler, "guidance": guidance}),
-    ).validate(needs_prompt=False)
+    """The request of `generate audio` and `generate video` (the diffusion options ride in ``extra``)."""
+    from genlab.generators.image import family_request
+
+    options = {"steps": steps, "sampler": sampler, "guidance": guidance}
+    return family_request(model, prompt, n=n, seed=seed, options=options)
 
 
 def _load_for(model: str, modality: str):
-    """A GAN, VAE or diffusion model of this modality, or one line naming the command that fits."""
-    from genlab.generators.image import ImageModel
-
+    """A model that makes this modality from a request (a voice speaks free text), or one line
+    naming the command that fits."""
     generator = default_registry().load(model)
-    if modality == "audio" and generator.card.family == "vits":  # a voice speaks free text
+    if modality == "audio" and isinstance(generator, Voice):
         return generator
-    if not isinstance(generator, ImageModel) or generator.card.modality != modality:
+    if not isinstance(generator, ImageMaker) or generator.card.modality != modality:
         kind = generator.card.modality
         raise InvalidRequestError(
             f"{model} is a {generator.card.family} {kind} model, not an {modality} model",
             hint=f"use `genlab generate {kind if kind != 'code' else 'text'}`",
         )
     return generator
+
+
+def made(request: GenerationRequest, modality: str, doing: str, json_: bool, **options) -> list | None:
+    """The artifacts of one `generate image|audio|video` request through the gate, the model's
+    steps shown as a bar (none with --json); None when it was held for review (said so)."""
+    from rich.progress import BarColumn, Progress
+
+    with Progress(
+        doing,
+        BarColumn(),
+        "{task.completed}/{task.total} steps",
+        console=err_console,
+        transient=True,
+        disable=json_,
+    ) as bar:
+        task = bar.add_task("d", total=None)
+        released = cli_pipeline().generate(
+            request,
+            endpoint=f"cli.generate.{modality}",
+            modalities=(modality,),
+            caller=CLI,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+            **options,
+        )
+    if released.held:
+        report_held(released.review)
+        return None
+    return released.artifacts
+
+
+def save_clips(artifacts: list, target: Path, json_: bool) -> None:
+    """Each clip (audio or video) to ``target``, or NAME-1, NAME-2 ... when there are several;
+    one line per clip, or their paths and provenance as JSON."""
+    many = len(artifacts) > 1
+    paths = [
+        target.with_name(f"{target.stem}-{i + 1}{target.suffix}") if many else target
+        for i in range(len(artifacts))
+    ]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for a, path in zip(artifacts, paths, strict=True):
+        a.save(path)
+    if json_:
+        clips = [
+            {"path": str(p), "label": a.label, "provenance": a.provenance.to_dict()}
+            for a, p in zip(artifacts, paths, strict=True)
+        ]
+        print_json({"clips": clips})
+        return
+    for a, path in zip(artifacts, paths, strict=True):
+        console.print(f"{a.label or 'clip'} ({a.duration_s:.1f} s, seed {a.provenance.seed}) -> {path}")
+
+
+# the options `generate image`, `audio` and `video` share, declared once
+Clips = Annotated[int, typer.Option("--n", "-n", help="How many clips (up to 16 per request).")]
+SampleSteps = Annotated[int | None, typer.Option(help="Diffusion: sampling steps (default 50).")]
+Sampler = Annotated[str | None, typer.Option(help="Diffusion: ddpm, ddim (default) or dpm++.")]
+Guidance = Annotated[float | None, typer.Option(help="Classifier-free guidance scale (default 1).")]
+ClipSeed = Annotated[int | None, typer.Option(help="Seed of the first clip; clip i uses seed + i.")]
+ClipsJson = Annotated[bool, typer.Option("--json", help="Print each clip's path and provenance as JSON.")]
 
 
 @app.command()
@@ -236,8 +292,8 @@ def image(
         Path | None,
         typer.Option(help="Also save each image as its own PNG (with provenance) in this folder."),
     ] = None,
-    steps: Annotated[int | None, typer.Option(help="Diffusion: sampling steps (default 50).")] = None,
-    sampler: Annotated[str | None, typer.Option(help="Diffusion: ddpm, ddim (default) or dpm++.")] = None,
+    steps: SampleSteps = None,
+    sampler: Sampler = None,
     guidance: Annotated[
         float | None,
         typer.Option(
@@ -264,55 +320,20 @@ def image(
     Example: genlab generate image --model sd-turbo --prompt "a red bicycle" -n 1 --steps 2 --guidance 0
     """
 
-    from rich.progress import BarColumn, Progress
-
     from genlab.core.io import atomic_write_bytes
 
-    generator = default_registry().load(model)
-    pretrained = generator.card.backend == "diffusers"
-    if pretrained:
-        from genlab.generators.text_to_image import pipeline_request
-
-        request = pipeline_request(
-            prompt,
-            model=model,
-            n=n,
-            seed=seed,
-            size=size,
-            negative_prompt=negative_prompt,
-            steps=steps,
-            guidance=guidance,
-            scheduler=scheduler or sampler,
-        )
-    else:
-        request = _family_request(model, prompt, n, seed, steps, sampler, guidance)
-        _load_for(model, "image")
+    generator = _load_for(model, "image")
+    options = {"size": size, "negative_prompt": negative_prompt, "scheduler": scheduler}
+    options |= {"steps": steps, "sampler": sampler, "guidance": guidance}
+    request = generator.image_request(prompt, model=model, n=n, seed=seed, options=options)
     if scale is not None and scale < 1:
         raise InvalidRequestError(f"scale must be at least 1, got {scale}", param="scale")
     target = out or default_registry().settings.outputs_dir / f"{model}-{int(time.time())}.png"
     if target.suffix.lower() != ".png":
         raise InvalidRequestError(f"--out must name a .png file, got {target}", param="out")
-    with Progress(
-        "drawing",
-        BarColumn(),
-        "{task.completed}/{task.total} steps",
-        console=err_console,
-        transient=True,
-        disable=not pretrained or json_,
-    ) as bar:
-        task = bar.add_task("d", total=None)
-        progress = {"progress": lambda done, total: bar.update(task, completed=done, total=total)}
-        released = cli_pipeline().generate(
-            request,
-            endpoint="cli.generate.image",
-            modalities=("image",),
-            caller=CLI,
-            **(progress if pretrained else {}),
-        )
-    if released.held:
-        report_held(released.review)
+    artifacts = made(request, "image", "drawing", json_)
+    if artifacts is None:
         return
-    artifacts = released.artifacts
     size = artifacts[0].pixels.shape[0]
     scale = scale or max(1, 128 // size)
     from genlab.safety.provenance import grid_png
@@ -350,19 +371,15 @@ def audio(
             help="The .wav to write (default: GENLAB_HOME/outputs/); with -n > 1, NAME-1.wav, NAME-2.wav ..."
         ),
     ] = None,
-    n: Annotated[int, typer.Option("--n", "-n", help="How many clips (up to 16 per request).")] = 1,
-    steps: Annotated[int | None, typer.Option(help="Diffusion: sampling steps (default 50).")] = None,
-    sampler: Annotated[str | None, typer.Option(help="Diffusion: ddpm, ddim (default) or dpm++.")] = None,
-    guidance: Annotated[
-        float | None, typer.Option(help="Diffusion: classifier-free guidance scale (default 1).")
-    ] = None,
+    n: Clips = 1,
+    steps: SampleSteps = None,
+    sampler: Sampler = None,
+    guidance: Guidance = None,
     iterations: Annotated[
         int | None, typer.Option(help="Griffin-Lim iterations, spectrogram -> waveform (default 32).")
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of the first clip; clip i uses seed + i.")] = None,
-    json_: Annotated[
-        bool, typer.Option("--json", help="Print each clip's path and provenance as JSON.")
-    ] = False,
+    seed: ClipSeed = None,
+    json_: ClipsJson = False,
 ) -> None:
     """Speak free text with a voice (piper-joe), or a digit (any class the model learnt) with a
     GAN, VAE or diffusion model, as a WAV with provenance inside.
@@ -376,38 +393,10 @@ def audio(
         raise InvalidRequestError(f"--out must name a .wav file, got {target}", param="out")
     if target.is_dir():
         raise InvalidRequestError(f"--out {target} is a folder; name a .wav file", param="out")
-    voice = _load_for(model, "audio").card.family == "vits"
-    released = cli_pipeline().generate(
-        request,
-        endpoint="cli.generate.audio",
-        modalities=("audio",),
-        caller=CLI,
-        **({} if voice else {"iterations": iterations}),
-    )
-    if released.held:
-        report_held(released.review)
-        return
-    artifacts = released.artifacts
-    target.parent.mkdir(parents=True, exist_ok=True)
-    paths = (
-        [target]
-        if len(artifacts) == 1
-        else [target.with_name(f"{target.stem}-{i + 1}{target.suffix}") for i in range(len(artifacts))]
-    )
-    for a, path in zip(artifacts, paths, strict=True):
-        a.save(path)
-    if json_:
-        print_json(
-            {
-                "clips": [
-                    {"path": str(p), "label": a.label, "provenance": a.provenance.to_dict()}
-                    for a, p in zip(artifacts, paths, strict=True)
-                ]
-            }
-        )
-    else:
-        for a, path in zip(artifacts, paths, strict=True):
-            console.print(f"{a.label or 'clip'} ({a.duration_s:.1f} s, seed {a.provenance.seed}) -> {path}")
+    voice = isinstance(_load_for(model, "audio"), Voice)
+    artifacts = made(request, "audio", "speaking", json_, **({} if voice else {"iterations": iterations}))
+    if artifacts is not None:
+        save_clips(artifacts, target, json_)
 
 
 @app.command()
@@ -425,22 +414,17 @@ def video(
             help="The .mp4, .gif or .webm to write (default: GENLAB_HOME/outputs/); -n > 1: NAME-1.mp4 ..."
         ),
     ] = None,
-    n: Annotated[int, typer.Option("--n", "-n", help="How many clips (up to 16 per request).")] = 1,
-    steps: Annotated[int | None, typer.Option(help="Diffusion: sampling steps (default 50).")] = None,
-    sampler: Annotated[str | None, typer.Option(help="Diffusion: ddpm, ddim (default) or dpm++.")] = None,
-    guidance: Annotated[
-        float | None, typer.Option(help="Classifier-free guidance scale (default 1).")
-    ] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of the first clip; clip i uses seed + i.")] = None,
-    json_: Annotated[
-        bool, typer.Option("--json", help="Print each clip's path and provenance as JSON.")
-    ] = False,
+    n: Clips = 1,
+    steps: SampleSteps = None,
+    sampler: Sampler = None,
+    guidance: Guidance = None,
+    seed: ClipSeed = None,
+    json_: ClipsJson = False,
 ) -> None:
     """Make short clips with a video model trained in genlab, provenance inside the file.
 
     Example: genlab generate video "a 3 moving up, slow" --out clip.mp4
     """
-    from rich.progress import BarColumn, Progress
 
     from genlab.core.video import VIDEO_SUFFIXES
 
@@ -449,40 +433,6 @@ def video(
         raise InvalidRequestError(f"--out must name a .mp4, .gif or .webm file, got {target}", param="out")
     request = _family_request(model, prompt, n, seed, steps, sampler, guidance)
     _load_for(model, "video")
-    with Progress(
-        "denoising",
-        BarColumn(),
-        "{task.completed}/{task.total} steps",
-        console=err_console,
-        transient=True,
-        disable=json_,
-    ) as bar:
-        task = bar.add_task("d", total=None)
-        released = cli_pipeline().generate(
-            request,
-            endpoint="cli.generate.video",
-            modalities=("video",),
-            caller=CLI,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-        )
-    if released.held:
-        report_held(released.review)
-        return
-    artifacts = released.artifacts
-    many = len(artifacts) > 1
-    paths = [
-        target.with_name(f"{target.stem}-{i + 1}{target.suffix}") if many else target
-        for i in range(len(artifacts))
-    ]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for a, path in zip(artifacts, paths, strict=True):
-        a.save(path)
-    if json_:
-        clips = [
-            {"path": str(p), "label": a.label, "provenance": a.provenance.to_dict()}
-            for a, p in zip(artifacts, paths, strict=True)
-        ]
-        print_json({"clips": clips})
-        return
-    for a, path in zip(artifacts, paths, strict=True):
-        console.print(f"{a.label or 'clip'} ({a.duration_s:.1f} s, seed {a.provenance.seed}) -> {path}")
+    artifacts = made(request, "video", "denoising", json_)
+    if artifacts is not None:
+        save_clips(artifacts, target, json_)

@@ -132,6 +132,14 @@ def _train_family(modality: str, family: str, data: str, name: str | None, json_
     _report(model_name, result, json_, try_it)
 
 
+def _command(group: typer.Typer, name: str, command, doc: str, param: str, option) -> None:
+    """One command per modality from a closure: its help, and the option that differs (a closure
+    variable cannot name its own help)."""
+    command.__doc__ = doc
+    command.__annotations__[param] = Annotated[str, option]
+    group.command(name)(command)
+
+
 def _register_train(modality: str, data_help: str, default_data: str, doc: str) -> None:
     """`genlab train image` and `genlab train audio`: the same families and options, other data."""
 
@@ -161,9 +169,7 @@ def _register_train(modality: str, data_help: str, default_data: str, doc: str) 
             objective=objective,
         )
 
-    train_family.__doc__ = doc
-    train_family.__annotations__["data"] = Annotated[str, typer.Option(help=data_help)]
-    train_app.command(modality)(train_family)
+    _command(train_app, modality, train_family, doc, "data", typer.Option(help=data_help))
 
 
 _register_train(
@@ -314,9 +320,7 @@ def _register_eval(modality: str, model_help: str, doc: str) -> None:
             write_card=write_card,
         )
 
-    eval_family.__doc__ = doc
-    eval_family.__annotations__["model"] = Annotated[str, typer.Option("--model", "-m", help=model_help)]
-    eval_app.command(modality)(eval_family)
+    _command(eval_app, modality, eval_family, doc, "model", typer.Option("--model", "-m", help=model_help))
 
 
 _register_eval(

@@ -21,7 +21,7 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
@@ -98,6 +98,14 @@ class Artifact(ABC):
     def content_sha256(self) -> str:
         """The hash of the content as it is now (differs from ``sha256`` if the content was edited)."""
 
+    @classmethod
+    def _signed(cls, modality: str, provenance: dict[str, Any], **content: Any) -> Self:
+        """The artifact of this content, its provenance's hash by ``content_sha256``: the one hash
+        every artifact is created with and checked against."""
+        made = cls(provenance=None, **content)  # type: ignore[arg-type]  # signed on the next line
+        made.provenance = make_provenance(made.content_sha256(), **{"modality": modality, **provenance})
+        return made
+
     @property
     def modality(self) -> str:
         return self.provenance.modality
@@ -138,10 +146,7 @@ class TextArtifact(Artifact):
     @classmethod
     def create(cls, text: str, **kwargs: Any) -> TextArtifact:
         fields = {k: kwargs.pop(k) for k in list(kwargs) if k in cls.__dataclass_fields__}
-        kwargs.setdefault("modality", "text")
-        return cls(
-            provenance=make_provenance(sha256_bytes(text.encode("utf-8")), **kwargs), text=text, **fields
-        )
+        return cls._signed("text", kwargs, text=text, **fields)
 
     def to_bytes(self) -> bytes:
         return self.text.encode("utf-8")
@@ -192,8 +197,7 @@ class ImageArtifact(Artifact):
             raise InvalidRequestError(
                 f"image pixels must be uint8 (H, W) or (H, W, 3), got {pixels.dtype} {pixels.shape}"
             )
-        kwargs.setdefault("modality", "image")
-        return cls(provenance=make_provenance(_image_hash(pixels), **kwargs), pixels=pixels, label=label)
+        return cls._signed("image", kwargs, pixels=pixels, label=label)
 
     def content_sha256(self) -> str:
         return _image_hash(self.pixels)
@@ -239,14 +243,8 @@ class AudioArtifact(Artifact):
             raise InvalidRequestError(f"audio samples must be mono (1-D), got shape {samples.shape}")
         if sample_rate <= 0:
             raise InvalidRequestError(f"sample_rate must be positive, got {sample_rate}")
-        pcm = to_pcm16(samples)  # the artifact is exactly what its WAV file holds
-        kwargs.setdefault("modality", "audio")
-        return cls(
-            provenance=make_provenance(_audio_hash(pcm, sample_rate), **kwargs),
-            samples=(pcm / 32767).astype(np.float32),
-            sample_rate=sample_rate,
-            label=label,
-        )
+        samples = (to_pcm16(samples) / 32767).astype(np.float32)  # exactly what its WAV file holds
+        return cls._signed("audio", kwargs, samples=samples, sample_rate=sample_rate, label=label)
 
     def content_sha256(self) -> str:
         return _audio_hash(to_pcm16(self.samples), self.sample_rate)
@@ -290,10 +288,7 @@ class VideoArtifact(Artifact):
     ) -> VideoArtifact:
         from genlab.core.video import check_frames
 
-        frames = check_frames(frames)
-        kwargs.setdefault("modality", "video")
-        provenance = make_provenance(_video_hash(frames), **kwargs)
-        return cls(provenance=provenance, frames=frames, fps=float(fps), label=label)
+        return cls._signed("video", kwargs, frames=check_frames(frames), fps=float(fps), label=label)
 
     def content_sha256(self) -> str:
         return _video_hash(self.frames)

@@ -35,6 +35,7 @@ from typing import Any
 
 from genlab.core.constraints import closed_objects
 from genlab.core.errors import InvalidRequestError, UnsupportedError
+from genlab.core.generator import ChatTemplated, Constrained
 from genlab.core.request import GenerationRequest, InputField, SamplingParams
 
 RENDER_SECONDS = 2.0  # a chat template's time to render one conversation (real ones take milliseconds)
@@ -438,7 +439,8 @@ def plan(
     messages as the caller sent them) for the input policy."""
     asks_for_tools = bool(tools) or tool_choice not in (None, "auto", "none")
     active = check_tools(tools or [], tool_choice or "auto") if asks_for_tools else []
-    if active and not getattr(generator, "supports_constraints", False):
+    constrains = isinstance(generator, Constrained) and generator.supports_constraints
+    if active and not constrains:
         raise UnsupportedError(
             f"{model} cannot call tools: genlab constrains tool calls on models it runs itself "
             "(llama.cpp GGUFs and its own transformers), and will not answer prose in place of a call"
@@ -446,10 +448,10 @@ def plan(
     constrained = params.json_schema is not None or params.grammar is not None or params.regex is not None
     if active and constrained:
         raise InvalidRequestError("tools and a response format or grammar cannot be combined", param="tools")
-    fmt = getattr(generator, "chat_format", TRANSCRIPT)
+    fmt = generator.chat_format if isinstance(generator, ChatTemplated) else TRANSCRIPT
     prompt, stop = render(messages, fmt, active or None)
     grammar = None
-    if tools and not active and not constrained and getattr(generator, "supports_constraints", False):
+    if tools and not active and not constrained and constrains:
         grammar = NO_CALL_GRAMMAR  # tool_choice "none": an answer in words, even after calls
     if active:
         required = tool_choice == "required" or isinstance(tool_choice, dict)

@@ -148,3 +148,66 @@ def collect_text(
         completion_tokens=last.completion_tokens,
         logprobs=logprobs if keep_logprobs else None,
     )
+
+
+# -- capabilities beyond ``Generator``: a face asks by protocol, never by backend or family name ------
+@runtime_checkable
+class Voice(Protocol):
+    """A voice: speaks free text (not a class), and hands out its audio as it is synthesised
+    (float32 chunks at ``sample_rate`` Hz, each with whether it carries the watermark), the joined
+    chunks becoming one clip with its provenance (``clip``)."""
+
+    sample_rate: int
+
+    def stream_audio(
+        self, request: GenerationRequest, progress: Any = None
+    ) -> Iterator[tuple[Any, bool]]: ...
+
+    def clip(self, request: GenerationRequest, samples: Any, marked: bool) -> Artifact: ...
+
+
+@runtime_checkable
+class ImageMaker(Protocol):
+    """A model of images (or frames): the sizes it draws, and the request it builds from a prompt
+    and a face's options (``steps``, ``sampler``, ``size``, ``negative_prompt`` ...; it keeps the
+    ones it takes). A trained family and a diffusers pipeline build different requests; no face
+    needs to know which it holds."""
+
+    def size(self, text: str | None) -> tuple[int, int]:
+        """ "WIDTHxHEIGHT" (None: its own) -> (width, height); a 400 naming the sizes it draws."""
+        ...
+
+    def image_request(
+        self, prompt: str | None, *, model: str, n: int, seed: int | None, options: dict[str, Any]
+    ) -> GenerationRequest: ...
+
+
+@runtime_checkable
+class Constrained(Protocol):
+    """A model genlab runs itself, whose sampling the constraint engine steers (JSON Schema,
+    regex, grammars, tool calls: ``core/constraints.py``)."""
+
+    supports_constraints: bool
+
+
+@runtime_checkable
+class ChatTemplated(Protocol):
+    """A chat model with its own template (``core.chat.ChatFormat``); others read a transcript."""
+
+    chat_format: Any
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Texts to vectors (``dimensions`` truncates where the model allows), and its token count."""
+
+    def embed(self, texts: list[str], *, dimensions: int | None = None, progress: Any = None) -> Any: ...
+
+    def count_tokens(self, texts: list[str]) -> int: ...
+
+
+@runtime_checkable
+class Transcriber(Protocol):
+    """Speech (float32 samples at 16 kHz) to a transcript with its segments and duration."""
+
+    def transcribe(self, samples: Any, *, progress: Any = None, **options: Any) -> Any: ...

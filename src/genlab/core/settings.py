@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from genlab.core.errors import InvalidRequestError
 
@@ -151,7 +152,7 @@ class Settings:
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         """Read every ``GENLAB_*`` variable, each time: no hidden global state."""
         env = os.environ if environ is None else environ
-        values = {}
+        values: dict[str, Any] = {}
         for f in fields(cls):
             variable, parse = f.metadata["variable"], f.metadata["parse"]
             text = env.get(variable)

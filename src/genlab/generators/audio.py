@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from genlab.codecs.audio import MelCodec
-from genlab.core import AudioArtifact, GenerationRequest, InvalidRequestError, ModelCard, ModelLoadError
+from genlab.core import AudioArtifact, GenerationRequest, InvalidRequestError, ModelLoadError
 from genlab.generators.image import ImageModel
 
 #: Griffin-Lim iterations when a request names none: past ~32 the measured spectral convergence
@@ -27,24 +26,12 @@ DEFAULT_ITERATIONS = 32
 class AudioModel(ImageModel):
     """Generate spoken clips (or any trained sound class) from a family trained on spectrograms."""
 
-    def __init__(
-        self,
-        card: ModelCard,
-        model: nn.Module,
-        classes: list[str],
-        defaults: dict[str, Any],
-        codec: MelCodec | None = None,
-    ) -> None:
-        super().__init__(card, model, classes, defaults)
-        self.codec = codec or MelCodec()
+    codec: MelCodec
 
-    @classmethod
-    def from_dir(cls, directory: Path, card: ModelCard, config: dict[str, Any]) -> AudioModel:
-        if "codec" not in config:
-            raise ModelLoadError(f"{Path(directory) / 'config.json'} lacks the audio codec")
-        model = super().from_dir(directory, card, config)
-        model.codec = MelCodec.from_dict(config["codec"])
-        return model
+    def read_codec(self, codec: dict[str, Any], where: Path) -> None:
+        if not codec:
+            raise ModelLoadError(f"{where} lacks the audio codec")
+        self.codec = MelCodec.from_dict(codec)
 
     def generate(
         self,

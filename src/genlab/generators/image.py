@@ -23,6 +23,7 @@ from genlab.core import (
     InvalidRequestError,
     ModelCard,
     ModelLoadError,
+    SamplingParams,
     UnsupportedError,
     as_request,
 )
@@ -33,6 +34,19 @@ from genlab.families.spec import families, family_spec
 def sample_option_names() -> set[str]:
     """Every sampling option any family takes (``steps``, ``sampler``, ``guidance`` ...)."""
     return {k for spec in families() for k in spec.sampling}
+
+
+def family_request(
+    model: str, prompt: str | None, *, n: int = 1, seed: int | None = None, options: dict[str, Any]
+) -> GenerationRequest:
+    """A request to a family genlab trains (every face's: images, audio, video): the prompt names
+    a class; its sampling options ride in ``extra``, diffusion's three always, and
+    any other that a declared family takes (``FamilySpec.sampling``), checked by it when sampling."""
+    declared = {k: v for k, v in options.items() if k in sample_option_names()}
+    extra = {**declared, **{k: options.get(k) for k in ("steps", "sampler", "guidance")}}
+    return GenerationRequest(
+        prompt=prompt, model=model, n=n, seed=seed, params=SamplingParams(extra=extra)
+    ).validate(needs_prompt=False)
 
 
 class ImageModel:
@@ -59,7 +73,13 @@ class ImageModel:
         except KeyError as e:
             raise ModelLoadError(f"{Path(directory) / 'config.json'} lacks {e}") from None
         load_weights(published_module(model), weights, expected_sha256=config.get("weights_sha256"))
-        return cls(card, model, config.get("classes", []), config.get("sampling", {}))
+        made = cls(card, model, config.get("classes", []), config.get("sampling", {}))
+        made.read_codec(config.get("codec", {}), Path(directory) / "config.json")
+        return made
+
+    def read_codec(self, codec: dict[str, Any], where: Path) -> None:
+        """What a modality's codec needs from the config's ``codec`` (images: nothing; audio its
+        mel settings, video its frame rate), or a ``ModelLoadError`` naming ``where``."""
 
     @property
     def card(self) -> ModelCard:
@@ -72,6 +92,22 @@ class ImageModel:
     @property
     def conditional(self) -> bool:
         return bool(self.classes)
+
+    def size(self, text: str | None) -> tuple[int, int]:
+        """The one size it draws (its network's), or a 400 naming it."""
+        side = getattr(self.model.config, "size", None)
+        if text is not None and side is not None and text != f"{side}x{side}":
+            raise InvalidRequestError(
+                f"model {self.card.name!r} draws {side}x{side} images; size {text!r} is not available",
+                param="size",
+            )
+        return side or 0, side or 0
+
+    def image_request(
+        self, prompt: str | None, *, model: str, n: int, seed: int | None, options: dict[str, Any]
+    ) -> GenerationRequest:
+        prompt = prompt if prompt is not None and prompt.strip() else None  # blank: no class
+        return family_request(model, prompt, n=n, seed=seed, options=options)
 
     def class_index(self, prompt: str | None) -> int | None:
         if prompt is None or not str(prompt).strip():

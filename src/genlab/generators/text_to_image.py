@@ -155,6 +155,22 @@ class TextToImagePipeline:
             )
         return w, h
 
+    def image_request(
+        self, prompt: str | None, *, model: str, n: int, seed: int | None, options: dict[str, Any]
+    ) -> GenerationRequest:
+        """The prompt describes the image; genlab's sampler names are schedulers too."""
+        return pipeline_request(
+            prompt,
+            model=model,
+            n=n,
+            seed=seed,
+            size=options.get("size"),
+            negative_prompt=options.get("negative_prompt"),
+            steps=options.get("steps"),
+            guidance=options.get("guidance"),
+            scheduler=options.get("scheduler") or options.get("sampler"),
+        )
+
     def estimate(self, width: int, height: int, n: int) -> int:
         return self.weights_bytes + n * width * height * ACTIVATION_BYTES_PER_PIXEL
 

@@ -16,14 +16,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from genlab.codecs.image import resolve_class
 from genlab.codecs.video import Motion, motion_label, parse_motion, to_frames
 from genlab.core import (
     GenerationRequest,
     InvalidRequestError,
-    ModelCard,
     ModelLoadError,
     VideoArtifact,
     as_request,
@@ -36,24 +34,12 @@ Progress = Callable[[int, int], None]  # (denoising steps done, steps in all)
 class VideoModel(ImageModel):
     """Generate clips from a video family (``video-diffusion``) trained on moving digits."""
 
-    def __init__(
-        self,
-        card: ModelCard,
-        model: nn.Module,
-        classes: list[str],
-        defaults: dict[str, Any],
-        fps: float = 8.0,
-    ) -> None:
-        super().__init__(card, model, classes, defaults)
-        self.fps = float(fps)
+    fps: float = 8.0
 
-    @classmethod
-    def from_dir(cls, directory: Path, card: ModelCard, config: dict[str, Any]) -> VideoModel:
-        if "fps" not in config.get("codec", {}):
-            raise ModelLoadError(f"{Path(directory) / 'config.json'} lacks the video codec's fps")
-        model = super().from_dir(directory, card, config)
-        model.fps = float(config["codec"]["fps"])
-        return model
+    def read_codec(self, codec: dict[str, Any], where: Path) -> None:
+        if "fps" not in codec:
+            raise ModelLoadError(f"{where} lacks the video codec's fps")
+        self.fps = float(codec["fps"])
 
     @property
     def frames(self) -> int:

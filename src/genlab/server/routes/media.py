@@ -25,8 +25,9 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from genlab.codecs.audio import ENCODINGS, audio_info, encode_audio, read_audio, wav_stream_header
-from genlab.core import GenerationRequest, InvalidRequestError, SamplingParams
-from genlab.generators.text_to_image import pipeline_request
+from genlab.core import GenerationRequest, InvalidRequestError
+from genlab.core.generator import ImageMaker, Voice
+from genlab.generators.image import family_request
 from genlab.generators.transcriber import FORMATS, SAMPLE_RATE
 from genlab.pipeline import Released
 from genlab.server.deps import CallerDep, KeyDep, StateDep, owns
@@ -40,16 +41,11 @@ MEDIA_TYPES = {".png": "image/png", ".wav": "audio/wav"}
 UNRELEASED = ("rejected", "expired", "replaced")  # records a review decision keeps back
 
 
-def family_request(model: str, prompt: str | None, n: int, seed: int | None, body) -> GenerationRequest:
-    """A request to a family genlab trains; its sampling options ride in ``extra``: diffusion's typed
-    ones, and any other that a declared family takes (``FamilySpec.sampling``), checked by it."""
-    from genlab.generators.image import sample_option_names
-
-    declared = {k: v for k, v in (body.model_extra or {}).items() if k in sample_option_names()}
-    extra = {**declared, "steps": body.steps, "sampler": body.sampler, "guidance": body.guidance}
-    return GenerationRequest(
-        prompt=prompt, model=model, n=n, seed=seed, params=SamplingParams(extra=extra)
-    ).validate(needs_prompt=False)
+def options(body) -> dict[str, Any]:
+    """The sampling options a media request carries, typed and declared (``FamilySpec.sampling``):
+    the model's own request builder keeps the ones it takes."""
+    typed = ("steps", "sampler", "guidance", "size", "negative_prompt", "scheduler")
+    return {**(body.model_extra or {}), **{k: getattr(body, k, None) for k in typed}}
 
 
 def images_response(body: ImageRequest, released: Released, inline: bool) -> dict[str, Any]:
@@ -68,23 +64,12 @@ def images_response(body: ImageRequest, released: Released, inline: bool) -> dic
 async def images(http: Request, body: ImageRequest, state: StateDep, who: CallerDep) -> Any:
     """Drawn under the request's deadline, and stopped at the next step when the client leaves."""
     generator = await run_in_threadpool(state.pipeline.check, body.model, ("image",))
-    if generator.card.backend == "diffusers":
-        state.pipeline.caps.pixels(body.n, *generator.size(body.size))
-        request = pipeline_request(
-            body.prompt,
-            model=body.model,
-            n=body.n,
-            seed=body.seed,
-            size=body.size,
-            negative_prompt=body.negative_prompt,
-            steps=body.steps,
-            guidance=body.guidance,
-            scheduler=body.scheduler or body.sampler,  # genlab's sampler names are schedulers too
-        )
-    else:
-        request = family_request(
-            body.model, body.prompt if body.prompt.strip() else None, body.n, body.seed, body
-        )
+    if not isinstance(generator, ImageMaker):
+        raise InvalidRequestError(f"{body.model} makes images but builds no image request", param="model")
+    state.pipeline.caps.pixels(body.n, *generator.size(body.size))
+    request = generator.image_request(
+        body.prompt, model=body.model, n=body.n, seed=body.seed, options=options(body)
+    )
     released = await cancellable(
         http,
         state.pipeline.generate,
@@ -93,7 +78,7 @@ async def images(http: Request, body: ImageRequest, state: StateDep, who: Caller
         modalities=("image",),
         caller=who,
         raw=body.model_dump(exclude_none=True),
-        size=body.size if generator.card.backend != "diffusers" else None,
+        size=body.size,
         respond=lambda r: images_response(body, r, True),
     )
     return held(released.review) if released.held else images_response(body, released, False)
@@ -105,13 +90,13 @@ async def speech(http: Request, body: SpeechRequest, state: StateDep, who: Calle
     watermark in the samples); headers carry the generation id and seed. With ``stream_format`` a
     voice's audio is sent as it is synthesised (see ``speech_stream``)."""
     generator = await run_in_threadpool(state.pipeline.check, body.model, ("audio",))
-    voice = generator.card.family == "vits"
+    voice = isinstance(generator, Voice)  # speaks free text, at a speed
     seed = body.seed
     if seed is None and body.voice and not voice:  # a named voice is a fixed seed for a family model
         seed = zlib.crc32(body.voice.encode("utf-8"))
     if not voice and body.speed not in (None, 1.0):
         raise InvalidRequestError(f"{body.model} speaks at its own pace; speed must be 1", param="speed")
-    request = family_request(body.model, body.input, 1, seed, body)
+    request = family_request(body.model, body.input, seed=seed, options=options(body))
     if voice:
         request = request.with_params(extra={"speed": body.speed or 1.0})
     if body.stream_format is not None:

@@ -22,7 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from genlab.core import GenerationRequest, InvalidRequestError, SamplingParams, load_artifact
+from genlab.core import GenerationRequest, InvalidRequestError, load_artifact
 from genlab.server.deps import CallerDep, KeyDep, StateDep, owns
 from genlab.server.errors import APIError
 from genlab.server.routes.media import released_record
@@ -61,9 +61,7 @@ def plan(state: State, body: VideoRequest) -> tuple[dict[str, Any], GenerationRe
         )
     generator.motion(body.prompt)  # an unknown digit or direction is a 400 here
     extra = {"steps": body.steps, "sampler": body.sampler, "guidance": body.guidance}
-    request = GenerationRequest(
-        prompt=body.prompt or None, model=body.model, n=1, seed=body.seed, params=SamplingParams(extra=extra)
-    ).validate(needs_prompt=False)
+    request = generator.image_request(body.prompt, model=body.model, n=1, seed=body.seed, options=extra)
     generator.options(extra)  # a sampler option out of range: a 400 now, not a failed job
     side = generator.model.config.size
     return {"model": body.model, "prompt": body.prompt, "seconds": seconds, "size": f"{side}x{side}"}, request
