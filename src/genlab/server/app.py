@@ -32,9 +32,11 @@ from genlab.server.routes import (
     moderations,
     ollama,
     ollama_models,
+    rerank,
     responses,
     reviews,
     studio,
+    tokens,
     videos,
 )
 from genlab.server.state import ServerConfig, State
@@ -53,6 +55,8 @@ ROUTERS = (
     moderations,
     ollama,
     ollama_models,
+    tokens,
+    rerank,
     reviews,
     audits,
     apps,
