@@ -7,10 +7,14 @@ from __future__ import annotations
 import base64
 import json
 import os
+import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import anyio
+import httpx
 import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
@@ -19,26 +23,28 @@ from genlab.core.settings import Settings
 from genlab.mcp import NAMES
 from genlab.storage import Store
 
+from .conftest import free_port
 from .security.test_input_fields import ATTACKS
 
 pytestmark = pytest.mark.slow
 
 
-def call_all(home: Path, calls: list[tuple[str, dict]]) -> tuple[list[str], list]:
+def call_all(
+    home: Path, calls: list[tuple[str, dict]], args: tuple[str, ...] = (), env: dict | None = None
+) -> tuple[list[str], list]:
+    """Start `genlab mcp` (with ``args``) over stdio, list its tools and make ``calls``."""
     params = StdioServerParameters(
         command=str(Path(sys.executable).with_name("genlab")),
-        args=["mcp"],
-        env={**os.environ, "GENLAB_HOME": str(home)},
+        args=["mcp", *args],
+        env={**os.environ, "GENLAB_HOME": str(home), **(env or {})},
     )
+    return anyio.run(calls_on, params, calls)
 
-    async def run():
-        async with Client(params) as client:
-            tools = [t.name for t in (await client.list_tools()).tools]
-            return tools, [
-                await client.call_tool(name, args, read_timeout_seconds=240) for name, args in calls
-            ]
 
-    return anyio.run(run)
+async def calls_on(server, calls: list[tuple[str, dict]]) -> tuple[list[str], list]:
+    async with Client(server) as client:
+        tools = [t.name for t in (await client.list_tools()).tools]
+        return tools, [await client.call_tool(name, args, read_timeout_seconds=240) for name, args in calls]
 
 
 def text_of(result) -> str:
@@ -80,3 +86,34 @@ def test_the_generators_as_mcp_tools_over_stdio(session_home, gemma):
         "images",
     ]
     assert all(r["request"]["api"] == "mcp" for r in made)
+
+
+def test_streamable_http_on_loopback(session_home):
+    """`genlab mcp --transport http`: the same tools at /mcp; a foreign Host (DNS rebinding) is refused."""
+    port = free_port()
+    script = str(Path(sys.executable).with_name("genlab"))
+    env = {**os.environ, "GENLAB_HOME": str(session_home)}
+    proc = subprocess.Popen(
+        [script, "mcp", "--transport", "http", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/mcp"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not port_open(port):
+            time.sleep(0.2)
+        tools, (embedded,) = anyio.run(calls_on, url, [("embed", {"texts": ["a cat"]})])
+        assert set(tools) == set(NAMES) and len(json.loads(text_of(embedded))["embeddings"][0]) == 384
+        rebound = httpx.post(url, json={}, headers={"host": "attacker.example"}, timeout=10)
+        assert rebound.status_code == 421
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
