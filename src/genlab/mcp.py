@@ -17,10 +17,10 @@ from __future__ import annotations
 import base64
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib.metadata import version
 
-from mcp.server.mcpserver import Audio, Image, MCPServer
+from mcp.server.mcpserver import Audio, Context, Image, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 from genlab.codecs.audio import audio_info, read_audio
@@ -40,11 +40,18 @@ def held_note(released: Released) -> str:
     return f"held for human review: follow {review.get('url')} (due {review.get('due_at')})"
 
 
-class Tools:
-    """The tools, each a pipeline call under ``caller``."""
+#: Who makes a call, from its HTTP headers (None over stdio): the server's one caller, or the key of each request.
+CallerOf = Callable[[Mapping[str, str] | None], Caller]
 
-    def __init__(self, pipeline: Pipeline, caller: Caller) -> None:
-        self.pipeline, self.caller = pipeline, caller
+
+class Tools:
+    """The tools, each a pipeline call under the caller of the call (``caller_of``)."""
+
+    def __init__(self, pipeline: Pipeline, caller_of: CallerOf) -> None:
+        self.pipeline, self.caller_of = pipeline, caller_of
+
+    def who(self, ctx: Context | None) -> Caller:
+        return self.caller_of(ctx.headers if ctx is not None else None)
 
     def generate_text(
         self,
@@ -54,6 +61,7 @@ class Tools:
         max_tokens: int = 128,
         temperature: float = 0.8,
         seed: int | None = None,
+        ctx: Context | None = None,
     ) -> str:
         """Answer a prompt with a local text model (its chat template; a base model continues a
         transcript). Returns the answer's text."""
@@ -66,13 +74,15 @@ class Tools:
         released = self.pipeline.generate(
             turn.request,
             endpoint="chat.completions",
-            caller=self.caller,
+            caller=self.who(ctx),
             raw={**RAW, "model": model},
             shape=str.strip,
         )
         return held_note(released) if released.held else released.artifacts[0].text
 
-    def generate_image(self, prompt: str, model: str, seed: int | None = None) -> Image | str:
+    def generate_image(
+        self, prompt: str, model: str, seed: int | None = None, ctx: Context | None = None
+    ) -> Image | str:
         """Draw an image: a text-to-image pipeline draws what the prompt describes; a genlab family
         model the class it names ("7", "letter A"). Returns a PNG."""
         from genlab.generators.text_to_image import pipeline_request
@@ -85,7 +95,11 @@ class Tools:
                 needs_prompt=False
             )
         released = self.pipeline.generate(
-            request, endpoint="images", modalities=("image",), caller=self.caller, raw={**RAW, "model": model}
+            request,
+            endpoint="images",
+            modalities=("image",),
+            caller=self.who(ctx),
+            raw={**RAW, "model": model},
         )
         return (
             held_note(released)
@@ -93,7 +107,9 @@ class Tools:
             else Image(data=released.artifacts[0].to_bytes(), format="png")
         )
 
-    def speak(self, text: str, model: str = VOICE, seed: int | None = None) -> Audio | str:
+    def speak(
+        self, text: str, model: str = VOICE, seed: int | None = None, ctx: Context | None = None
+    ) -> Audio | str:
         """Speak a text with a voice (or say the class a spoken-digit model names). Returns WAV audio."""
         generator = self.pipeline.check(model, ("audio",))
         extra = {"speed": 1.0} if generator.card.family == "vits" else {}
@@ -102,7 +118,7 @@ class Tools:
             request.validate(needs_prompt=False),
             endpoint="audio",
             modalities=("audio",),
-            caller=self.caller,
+            caller=self.who(ctx),
             raw={**RAW, "model": model},
         )
         return (
@@ -111,7 +127,13 @@ class Tools:
             else Audio(data=released.artifacts[0].to_bytes(), format="wav")
         )
 
-    def transcribe(self, audio_base64: str, model: str = TRANSCRIBER, language: str | None = None) -> str:
+    def transcribe(
+        self,
+        audio_base64: str,
+        model: str = TRANSCRIBER,
+        language: str | None = None,
+        ctx: Context | None = None,
+    ) -> str:
         """Transcribe speech: the audio file (WAV, FLAC, MP3, ...) as base64. Returns the text."""
         from genlab.generators.transcriber import SAMPLE_RATE
 
@@ -123,25 +145,25 @@ class Tools:
             model,
             lambda: read_audio(data, SAMPLE_RATE, max_seconds=caps.audio_seconds),
             endpoint="audio.transcriptions",
-            caller=self.caller,
+            caller=self.who(ctx),
             raw={**RAW, "model": model, "bytes": len(data)},
             language=language,
         )
         return held_note(released) if released.held else transcript.text
 
-    def moderate(self, text: str) -> str:
+    def moderate(self, text: str, ctx: Context | None = None) -> str:
         """Scan a text with the server's guardrail policy. Returns JSON: the decision and findings."""
         result = self.pipeline.guard.scan_all(text)
         findings = [f.to_dict() for f in result.findings]
         return json.dumps({"decision": result.decision, "findings": findings}, ensure_ascii=False)
 
-    def embed(self, texts: list[str], model: str = EMBEDDING_MODEL) -> str:
+    def embed(self, texts: list[str], model: str = EMBEDDING_MODEL, ctx: Context | None = None) -> str:
         """Embed texts as unit vectors (similar meanings are close). Returns JSON: the vectors."""
         vectors, tokens, _, review = self.pipeline.embed(
             model,
             texts,
             endpoint="embeddings",
-            caller=self.caller,
+            caller=self.who(ctx),
             raw={**RAW, "model": model, "inputs": len(texts)},
         )
         if review is not None:
@@ -165,10 +187,11 @@ def refusing(tool: Callable) -> Callable:
     return call
 
 
-def mcp_server(pipeline: Pipeline, caller: Caller) -> MCPServer:
-    """An MCP server whose tools are genlab's generators, each call through ``pipeline``."""
+def mcp_server(pipeline: Pipeline, caller: Caller | CallerOf) -> MCPServer:
+    """An MCP server whose tools are genlab's generators, each call through ``pipeline`` under
+    ``caller`` (one for every call, or a function of each call's HTTP headers)."""
     server = MCPServer("genlab", version=version("genlab"), instructions=__doc__.split("\n\n")[0])
-    tools = Tools(pipeline, caller)
+    tools = Tools(pipeline, caller if callable(caller) else (lambda _: caller))
     for name in NAMES:
         server.add_tool(refusing(getattr(tools, name)), name=name, structured_output=False)
     return server
