@@ -158,3 +158,36 @@ def test_pull_streams_ollamas_statuses_and_registers_the_gguf(pull_server):
     name = next(s.removeprefix("registered as ") for s in statuses if s.startswith("registered as "))
     assert f"{name}:latest" in [m.model for m in client.list().models]
     assert client.generate(model=name, prompt="KING:", raw=True, options=SHORT).done
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "weather",
+        "description": "The weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_tools_in_ollamas_shape(client, stream):
+    """An answer is text or calls of the offered tool with arguments as an object; a history with
+    a call and its result (matched by tool_name) is accepted."""
+    messages = [{"role": "user", "content": "What is the weather in Oslo?"}]
+    options = {"num_predict": 40, "temperature": 0, "seed": 1}
+    parts = client.chat(model=EMBEDDED, messages=messages, tools=[WEATHER], options=options, stream=stream)
+    for part in [parts] if not stream else list(parts):
+        for call in part.message.tool_calls or []:
+            assert call.function.name == "weather" and isinstance(call.function.arguments, dict)
+    history = [
+        *messages,
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [{"function": {"name": "weather", "arguments": {"city": "Oslo"}}}],
+        },
+        {"role": "tool", "tool_name": "weather", "content": "12 C and rain"},
+    ]
+    answer = client.chat(model=EMBEDDED, messages=history, tools=[WEATHER], options=SHORT)
+    assert answer.done

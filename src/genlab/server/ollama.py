@@ -210,7 +210,7 @@ def ollama_logprobs(tokens: list[dict[str, Any]] | None) -> dict[str, Any]:
     }
 
 
-def final(body, reason: str | None, prompt_tokens: int, eval_tokens: int, started: int, first: int) -> dict:
+def final(reason: str | None, prompt_tokens: int, eval_tokens: int, started: int, first: int) -> dict:
     """The ``done`` fields of Ollama's last object: counts, and durations in nanoseconds."""
     end = time.perf_counter_ns()
     return {

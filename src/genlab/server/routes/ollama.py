@@ -77,6 +77,7 @@ async def generate(body: OllamaGenerate, http: Request, state: StateDep, who: Ca
             raise UnsupportedError(f"{name} is not supported on /api/generate; send the text in prompt")
     if not body.prompt:  # Ollama's way to load a model: an empty prompt
         return await loaded(body, state, "generate")
+    conversation.admit(state.pipeline.caps, None, fields.get("json_schema"))
     generator = await run_in_threadpool(state.pipeline.check, model_name(body.model), TEXT)
     check_context(body, generator)
     if body.raw:  # the prompt as it is: a completion
@@ -121,7 +122,7 @@ async def answer(http: Request, state, who, body: Generation, plan: Answer):
         def whole(released) -> dict[str, Any]:
             a = released.artifacts[0]
             text, calls, reason = plan.split(a.text, a.finish_reason)
-            done = final(body, reason, a.prompt_tokens, a.completion_tokens, started, started)
+            done = final(reason, a.prompt_tokens, a.completion_tokens, started, started)
             lp = ollama_logprobs(a.logprobs) if body.logprobs else {}
             return {**base, "created_at": now(), **piece(plan.kind, text, calls), **lp, **done}
 
@@ -161,7 +162,7 @@ async def events(http, stream, body: Generation, plan: Answer, started: int) -> 
                     "done": False,
                 }
             reason = "stop" if reason == "tool_calls" else reason
-            done = final(body, reason, c.prompt_tokens, c.completion_tokens, started, first)
+            done = final(reason, c.prompt_tokens, c.completion_tokens, started, first)
             yield {"model": body.model, "created_at": now(), **piece(plan.kind, ""), **done}
 
 
