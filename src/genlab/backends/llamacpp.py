@@ -465,7 +465,24 @@ class LlamaCppGenerator:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text))
 
+    @property
+    def vocab_size(self) -> int:
+        return self._llm.n_vocab()
+
+    def special_tokens(self) -> dict[str, str | None]:
+        """The text of the vocabulary's BOS and EOS tokens (None where it has none)."""
+        model = self._llm._model
+        ids = {"bos_token": self._llm.token_bos(), "eos_token": self._llm.token_eos()}
+        return {name: model.token_get_text(i) if i >= 0 else None for name, i in ids.items()}
+
     def detokenize(self, tokens: list[int]) -> str:
+        """The text of ``tokens``; an id outside the vocabulary is refused (llama.cpp would read
+        past its table)."""
+        bad = next((t for t in tokens if not 0 <= t < self.vocab_size), None)
+        if bad is not None:
+            raise InvalidRequestError(
+                f"token {bad} is outside {self.card.name}'s vocabulary of {self.vocab_size}", param="tokens"
+            )
         with self._lock:
             return self._llm.detokenize(tokens).decode("utf-8", errors="replace")
 

@@ -14,6 +14,7 @@ from genlab.cli import demo as demo_cmd
 from genlab.cli import doctor as doctor_cmd
 from genlab.cli import embed as embed_cmd
 from genlab.cli import generate, guard, models
+from genlab.cli import mcp as mcp_cmd
 from genlab.cli import serve as serve_cmd
 from genlab.cli import speech as speech_cmd
 from genlab.cli.apps import apps_app, education_app, healthcare_app, marketing_app, software_app
@@ -48,6 +49,7 @@ app.command()(speech_cmd.transcribe)
 app.command()(embed_cmd.embed)
 app.command()(guard.verify)
 app.command()(serve_cmd.serve)
+app.command()(mcp_cmd.mcp)
 app.command()(compare_cmd.compare)
 app.add_typer(serve_cmd.keys_app, name="keys")
 app.add_typer(review_app, name="review")

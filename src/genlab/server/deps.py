@@ -78,6 +78,21 @@ async def require_reviewer(state: StateDep, key: KeyDep) -> str:
 ReviewerDep = Annotated[str, Depends(require_reviewer)]
 
 
+async def require_admin(state: StateDep, key: KeyDep) -> str:
+    """The admin's name for the audit log, or a 403: what changes the server's models (a pull)."""
+    if not ((key is None and state.open_access()) or (key is not None and key.role == "admin")):
+        raise APIError(
+            403,
+            "this needs the admin role: `genlab keys create --name NAME --role admin`",
+            type_="permission_error",
+            code="admin_role_required",
+        )
+    return actor(key)
+
+
+AdminDep = Annotated[str, Depends(require_admin)]
+
+
 def owns(state: State, key: KeyInfo | None, owner_key_id: int | None) -> bool:
     """Whether the caller may see what ``owner_key_id`` made: its owner, reviewers and admins, and
     the local user of an open loopback server. Others get a 404, as if it did not exist."""

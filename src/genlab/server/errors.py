@@ -1,5 +1,6 @@
 """The one place where exceptions become HTTP errors, in OpenAI's error format:
-``{"error": {"message", "type", "param", "code"}}``."""
+``{"error": {"message", "type", "param", "code"}}``; under Ollama's ``/api/`` paths, in Ollama's:
+``{"error": "message"}`` (its clients read the message from there)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,16 @@ def error_body(message: str, type_: str, param: str | None = None, code: str | N
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
+OLLAMA_PREFIX = "/api/"
+
+
+def shaped(request: Request, body: dict) -> dict:
+    """The error body in the shape of the API the request spoke: Ollama's for ``/api/``."""
+    if request.url.path.startswith(OLLAMA_PREFIX):
+        return {"error": body["error"]["message"]}
+    return body
+
+
 def http_error(e: GenlabError) -> tuple[int, dict, dict[str, str]]:
     """(status, OpenAI error body, headers) of a genlab error, as its class declares them
     (``http_status``, ``error_type``, ``code``): the nearest class in the MRO that declares one of
@@ -51,18 +62,17 @@ def http_error(e: GenlabError) -> tuple[int, dict, dict[str, str]]:
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(GenlabError)
-    async def _genlab(_: Request, e: GenlabError) -> JSONResponse:
+    async def _genlab(request: Request, e: GenlabError) -> JSONResponse:
         status, body, headers = http_error(e)
-        return JSONResponse(body, status_code=status, headers=headers)
+        return JSONResponse(shaped(request, body), status_code=status, headers=headers)
 
     @app.exception_handler(APIError)
-    async def _api(_: Request, e: APIError) -> JSONResponse:
-        return JSONResponse(
-            error_body(e.message, e.type, None, e.code), status_code=e.status, headers=e.headers
-        )
+    async def _api(request: Request, e: APIError) -> JSONResponse:
+        body = shaped(request, error_body(e.message, e.type, None, e.code))
+        return JSONResponse(body, status_code=e.status, headers=e.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, e: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, e: RequestValidationError) -> JSONResponse:
         first = e.errors()[0] if e.errors() else {}
         loc = [str(p) for p in first.get("loc", ()) if p not in ("body",)]
         param = ".".join(loc) or None
@@ -74,20 +84,19 @@ def install(app: FastAPI) -> None:
             message = f"missing required parameter: {param}"
         else:
             message = f"invalid value for {param or 'the request'}: {first.get('msg', 'invalid')}"
-        return JSONResponse(
-            error_body(message, "invalid_request_error", param, first.get("type")), status_code=400
-        )
+        body = error_body(message, "invalid_request_error", param, first.get("type"))
+        return JSONResponse(shaped(request, body), status_code=400)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, e: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, e: StarletteHTTPException) -> JSONResponse:
         type_ = "not_found_error" if e.status_code == 404 else "invalid_request_error"
-        return JSONResponse(
-            error_body(str(e.detail), type_), status_code=e.status_code, headers=getattr(e, "headers", None)
-        )
+        body = shaped(request, error_body(str(e.detail), type_))
+        return JSONResponse(body, status_code=e.status_code, headers=getattr(e, "headers", None))
 
     @app.exception_handler(Exception)
     async def _unexpected(
-        _: Request, e: Exception
+        request: Request, e: Exception
     ) -> JSONResponse:  # a bug of ours, never a client's mistake
         log.exception("unhandled error")
-        return JSONResponse(error_body("internal server error", "server_error"), status_code=500)
+        body = shaped(request, error_body("internal server error", "server_error"))
+        return JSONResponse(body, status_code=500)

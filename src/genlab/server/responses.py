@@ -71,6 +71,20 @@ def sse(events: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
     )
 
 
+def ndjson(events: AsyncIterator[dict[str, Any]]) -> StreamingResponse:
+    """Newline-delimited JSON, as Ollama streams: one object a line; an error after the first
+    byte is a last ``{"error": "..."}`` line (what Ollama's clients raise)."""
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            async for event in events:
+                yield (json.dumps(event, ensure_ascii=False) + "\n").encode()
+        except GenlabError as e:
+            yield (json.dumps({"error": str(e)}) + "\n").encode()
+
+    return StreamingResponse(body(), media_type="application/x-ndjson")
+
+
 async def chunks(http: Request, stream: Stream | AudioStream) -> AsyncIterator[Any]:
     """A pipeline stream (text chunks or audio) read in a worker thread; a client that leaves cancels the generation."""
     cancelled = threading.Event()

@@ -1,4 +1,4 @@
-"""``GET /health`` (no key: a load balancer asks it) and ``GET /metrics`` (Prometheus; a key, as every
+"""``GET /health`` and ``GET /v1/health`` (no key: a load balancer asks it) and ``GET /metrics`` (Prometheus; a key, as every
 other route: its labels name the models loaded and the paths asked for)."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/health")
+@router.get("/v1/health")  # llama-server's name for it
 async def health(state: StateDep) -> dict[str, Any]:
     return {"status": "ok", "version": genlab.__version__, "loaded_models": state.registry.loaded()}
 
