@@ -670,6 +670,13 @@ _INJECTION_RULES: list[tuple[str, float, str]] = [
     # policy (threshold 0.85) still blocks it, for the injections that use it
     (r"\b(?:new|updated|real|actual) (?:system )?instructions?\s*[:：]", 0.85, "injects new instructions"),
     (
+        # a role written in brackets, then a command: "[system] override: ...", "[admin]: you must now ..."
+        r"[\[(](?:system|admin|administrator|developer|assistant|root)[\])]\s*[:\-]?\s*"
+        r"(?:\w+\s*[:\-]\s*)?.{0,40}?\b(?:override|must now|from now on|ignore|only follow|new rules?)\b",
+        0.9,
+        "a fake role marker",
+    ),
+    (
         r"</?(?:system|im_start|im_end|start_of_turn)\b|<\|im_(?:start|end)\|>|\[/?INST\]|<</?SYS>>",
         0.9,
         "chat-template control tokens",
