@@ -204,6 +204,9 @@ def test_health_and_metrics(server, client):
                  "genlab_queue_depth", "genlab_loaded_models", "genlab_time_to_first_token_seconds"):  # fmt: skip
         assert name in text, name
     assert 'genlab_tokens_total{kind="completion",model="gemma-3-270m"}' in text
+    assert 'genlab_prompt_cache_capacity_bytes{model="gemma-3-270m"} 2.68435456e+08' in text
+    for name in ("genlab_prompt_cache_bytes", "genlab_prompt_cache_states", "genlab_prompt_cache_hits_total"):
+        assert f'{name}{{model="gemma-3-270m"}}' in text, name
 
 
 def test_full_queue_answers_429_with_retry_after(server):
