@@ -452,8 +452,14 @@ def plan(
     if tools and not active and not constrained and getattr(generator, "supports_constraints", False):
         grammar = NO_CALL_GRAMMAR  # tool_choice "none": an answer in words, even after calls
     if active:
-        required = tool_choice == "required" or isinstance(tool_choice, dict)
-        grammar = tool_grammar(active, required=required, parallel=parallel)
+        named = isinstance(tool_choice, dict)  # a named function: exactly one call of it
+        required = tool_choice == "required" or named
+        callable_now = active if required else _not_just_answered(active, messages)
+        grammar = (
+            tool_grammar(callable_now, required=required, parallel=parallel and not named)
+            if callable_now
+            else NO_CALL_GRAMMAR
+        )
         _check_tool_grammar(active, grammar)
     params = dataclasses.replace(
         params,
@@ -468,11 +474,45 @@ def plan(
     return Turn(request, active)
 
 
+def _not_just_answered(tools: list[dict[str, Any]], messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Under ``auto``, right after tool results, the functions the model may call: not those whose
+    results just came back. Small models otherwise call the same function again instead of answering
+    (an agent loops until its turn limit); a chain to another function stays possible."""
+    if not messages or messages[-1]["role"] != "tool":
+        return tools
+    last = next((m for m in reversed(messages) if m["role"] == "assistant" and m.get("tool_calls")), None)
+    answered = {c["function"]["name"] for c in (last or {}).get("tool_calls") or ()}
+    return [t for t in tools if t["function"]["name"] not in answered]
+
+
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str | list | dict) and not value)
+
+
+def _is_filled(call: dict[str, Any], tools: list[dict[str, Any]]) -> bool:
+    """A call whose required arguments all have a value (an empty string, list or object is none)."""
+    schema = next(
+        (
+            t["function"].get("parameters") or {}
+            for t in tools
+            if t["function"]["name"] == call["function"]["name"]
+        ),
+        {},
+    )
+    arguments = _arguments(call)
+    if not isinstance(arguments, dict):
+        return False
+    return not any(_empty(arguments.get(name)) for name in schema.get("required") or ())
+
+
 def answer(turn: Turn, text: str, finish_reason: str | None) -> tuple[str | None, list[dict], str | None]:
-    """(content, tool_calls, finish_reason) of one choice, as OpenAI returns them."""
+    """(content, tool_calls, finish_reason) of one choice, as OpenAI returns them. A parallel call
+    after the first whose required arguments are empty is dropped: the model ran on past its
+    real calls (the grammar lets it write more)."""
     if not turn.tools:
         return text, [], finish_reason
     content, calls = parse_tool_calls(text)
+    calls = calls[:1] + [c for c in calls[1:] if _is_filled(c, turn.tools)]
     return content, calls, ("tool_calls" if calls else finish_reason)
 
 
