@@ -232,3 +232,13 @@ def test_abandoned_stream_releases_the_model(gemma):
     next(stream)
     stream.close()  # a client that went away
     assert gemma.generate(PROMPT, max_tokens=3, seed=1)[0].completion_tokens == 3
+
+
+def test_a_small_model_decodes_on_one_thread_and_evaluates_prompts_on_every_core(gemma, registry):
+    from genlab.backends.llamacpp import decode_threads
+    from genlab.core.settings import Settings, physical_cores
+
+    assert registry.settings.threads is None  # the default: chosen per model
+    assert (gemma._llm.n_threads, gemma._llm.n_threads_batch) == (1, physical_cores())
+    chosen = Settings(home=registry.settings.home, threads=3)
+    assert decode_threads(gemma.model_path, chosen) == 3  # GENLAB_THREADS is obeyed as set

@@ -332,6 +332,7 @@ def _open_llama(
     logits_all: bool = False,
     vocab_only: bool = False,
     n_threads: int | None = None,
+    n_threads_batch: int | None = None,
 ):
     try:
         from llama_cpp import Llama
@@ -345,12 +346,28 @@ def _open_llama(
             model_path=str(path),
             n_ctx=n_ctx,
             n_threads=n_threads or max(1, os.cpu_count() or 1),
+            n_threads_batch=n_threads_batch or n_threads or max(1, os.cpu_count() or 1),
             logits_all=logits_all,
             vocab_only=vocab_only,
             verbose=False,
         )
     except (ValueError, RuntimeError, OSError) as e:
         raise ModelLoadError(f"llama.cpp could not load {path}: {e}") from None
+
+
+#: GGUF files smaller than this decode fastest on one thread: a token of a model this small is so
+#: little work that waking a second thread costs more than it saves (OpenMP's passive wait; measured
+#: on 2 cores in docs/benchmarks.md: SmolLM2-135M 48.8 tokens/s on one thread against 45.4 on two,
+#: Gemma 3 270M 23.1 against 20.5). Prompts, evaluated in batches, still use every core.
+ONE_DECODE_THREAD_BYTES = 512 << 20
+
+
+def decode_threads(path: Path, settings: Settings) -> int:
+    """Threads that decode (sample token by token): GENLAB_THREADS where set, else one for a small
+    model and the physical cores for a larger one."""
+    if settings.threads is not None:
+        return settings.threads
+    return 1 if path.stat().st_size < ONE_DECODE_THREAD_BYTES else settings.threads_in_use
 
 
 def load_gguf_entry(entry: Any, settings: Settings) -> LlamaCppGenerator:
@@ -365,7 +382,8 @@ def load_gguf_entry(entry: Any, settings: Settings) -> LlamaCppGenerator:
         entry.card,
         path,
         n_ctx=n_ctx,
-        n_threads=settings.threads_in_use,
+        n_threads=decode_threads(path, settings),
+        n_threads_batch=settings.threads_in_use,
         chat_template=entry.config.get("chat_template"),
         prompt_cache_bytes=settings.prompt_cache_mb << 20,
     )
@@ -528,14 +546,15 @@ class LlamaCppGenerator:
         *,
         n_ctx: int = DEFAULT_N_CTX,
         n_threads: int | None = None,
+        n_threads_batch: int | None = None,
         chat_template: str | None = None,
         prompt_cache_bytes: int = 256 << 20,
     ):
         self.model_path = Path(model_path)
         self.n_ctx = n_ctx
-        self._n_threads = n_threads
+        self._threads = {"n_threads": n_threads, "n_threads_batch": n_threads_batch}
         self._lock = threading.Lock()
-        self._llm = _open_llama(self.model_path, n_ctx=n_ctx, n_threads=n_threads)
+        self._llm = _open_llama(self.model_path, n_ctx=n_ctx, **self._threads)
         self._llm_logprobs = None  # opened on the first request that asks for logprobs
         self._lltokenizer = None  # built from the GGUF's vocabulary on the first constrained request
         self.prompt_cache = PromptCache(prompt_cache_bytes)  # states of the ordinary context only
@@ -640,7 +659,7 @@ class LlamaCppGenerator:
             return self._llm
         if self._llm_logprobs is None:
             self._llm_logprobs = _open_llama(
-                self.model_path, n_ctx=self.n_ctx, logits_all=True, n_threads=self._n_threads
+                self.model_path, n_ctx=self.n_ctx, logits_all=True, **self._threads
             )
         return self._llm_logprobs
 
