@@ -580,6 +580,11 @@ class LlamaCppGenerator:
     def card(self) -> ModelCard:
         return self._card
 
+    @property
+    def threads(self) -> dict[str, int | None]:
+        """llama.cpp's threads: ``n_threads`` decode, ``n_threads_batch`` evaluate prompts."""
+        return dict(self._threads)
+
     # -- tokens ------------------------------------------------------------------------------------
     def tokenize(self, text: str, *, add_bos: bool = True) -> list[int]:
         with self._lock:
