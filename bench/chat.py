@@ -3,7 +3,7 @@ the plain transcript, and Gemma base through the transcript, on an instruction s
 automatically.
 
 Multi-turn (``--part multi-turn``): time to the first token of turn 5 of a 5-turn chat about a
-document (the story first, about 900 tokens, then four short questions) while another conversation
+document (the story first, about 850 tokens, then four short questions) while another conversation
 takes its turns in between (so the context holds the other conversation each time),
 with the prompt cache (the registry's model) and without it (the same GGUF opened with a zero
 budget: llama.cpp's own reuse of the last prompt only, as before the cache), interleaved turn by
@@ -330,9 +330,9 @@ FOLLOW_UPS = (
 
 
 def _user_turn(text: str, turn: int) -> str:
-    """A chat about a document: the document (about 900 tokens) first, then short questions."""
+    """A chat about a document: the document (about 850 tokens) first, then short questions."""
     if turn == 1:
-        return f"Read this story and answer my questions about it.\n\n{text * 10}\nWhat is it about?"
+        return f"Read this story and answer my questions about it.\n\n{text * 11}\nWhat is it about?"
     return FOLLOW_UPS[(turn - 2) % len(FOLLOW_UPS)]
 
 
@@ -413,10 +413,7 @@ def main() -> int:
     instruct = registry.load("smollm2-135m-instruct")
     if args.part in ("multi-turn", "all"):
         uncached = LlamaCppGenerator(
-            instruct.card,
-            instruct.model_path,
-            n_threads=registry.settings.threads_in_use,
-            prompt_cache_bytes=0,
+            instruct.card, instruct.model_path, **instruct.threads, prompt_cache_bytes=0
         )
         result = multi_turn(instruct, uncached)
         uncached.close()

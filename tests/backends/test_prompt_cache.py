@@ -40,15 +40,14 @@ def test_a_restored_state_generates_what_a_fresh_evaluation_does(gemma, uncached
 
 
 def test_a_seeded_request_does_not_depend_on_the_request_before_it(gemma):
-    """The same prompt right after itself (its prefix held by the context) and after another one."""
-    prompt = HISTORY[:300]
+    """The same prompt after another one, and right after itself (the context holds it): before
+    aligned blocks, the second re-evaluated only the prompt's last token, in a batch of one, and its
+    seeded text differed for 6 seeds of 6 (the flaky streamed-vs-unstreamed server test)."""
     for seed in range(3):
         gemma.generate(OTHER, max_tokens=2, seed=seed)
-        after_other = gemma.generate(prompt, max_tokens=12, seed=seed, temperature=1.0)[0].text
-        after_itself = "".join(
-            c.text for c in gemma.stream(prompt, max_tokens=12, seed=seed, temperature=1.0)
-        )
-        assert after_other == after_itself
+        after_other = gemma.generate("Once upon a time", max_tokens=16, seed=seed, temperature=1.0)[0].text
+        again = gemma.stream("Once upon a time", max_tokens=16, seed=seed, temperature=1.0)
+        assert after_other == "".join(c.text for c in again)
 
 
 def test_the_cache_keeps_within_its_budget_dropping_the_least_recently_used():
