@@ -637,6 +637,12 @@ class LlamaCppGenerator:
         self, request: GenerationRequest | str, kwargs: dict[str, Any]
     ) -> tuple[GenerationRequest, list[int]]:
         request = as_request(request, **kwargs).validate()
+        outside = [t for t in request.params.logit_bias or () if t >= self._llm.n_vocab()]
+        if outside:
+            raise InvalidRequestError(
+                f"logit_bias names token {outside[0]}, outside the vocabulary of {self._llm.n_vocab()} tokens",
+                param="logit_bias",
+            )
         tokens = self.tokenize(request.prompt or "")
         prompt_tokens = len(tokens)
         total = prompt_tokens + request.params.max_tokens
@@ -714,6 +720,7 @@ class LlamaCppGenerator:
                 stop=list(p.stop),
                 seed=seed,
                 logprobs=p.logprobs,
+                logit_bias=p.logit_bias,
                 logits_processor=[mask] if mask is not None else None,
                 stream=True,
             )
