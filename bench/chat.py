@@ -2,6 +2,16 @@
 the plain transcript, and Gemma base through the transcript, on an instruction set graded
 automatically.
 
+Multi-turn (``--part multi-turn``): time to the first token of turn 5 of a 5-turn chat about a
+document (the story first, about 850 tokens, then four short questions) while another conversation
+takes its turns in between (so the context holds the other conversation each time),
+with the prompt cache (the registry's model) and without it (the same GGUF opened with a zero
+budget: llama.cpp's own reuse of the last prompt only, as before the cache), interleaved turn by
+turn in one run; the ratio is uncached / cached.
+
+Tool round trips (``--part tools``): for each tool request, a named ``tool_choice`` (exactly one call
+expected), then a required call, its result, and ``auto``: completed when the model answers in words.
+
 The set (written for genlab, below): 16 short factual questions (graded by the expected word),
 14 formatting instructions (graded by a rule: one word, upper case, a list of N, a number ...),
 12 JSON extractions (with a JSON Schema as the response format; graded by the extracted values) and
@@ -9,7 +19,7 @@ The set (written for genlab, below): 16 short factual questions (graded by the e
 call's arguments must parse and validate: validity is reported and must be 100%). Greedy decoding,
 one run (deterministic on one machine). Prints a table and writes bench/results/chat.json.
 
-    python bench/chat.py [--limit N]
+    python bench/chat.py [--limit N] [--part quality|multi-turn|tools|all]
 """
 
 from __future__ import annotations
@@ -255,19 +265,175 @@ def run(name: str, generator, fmt_source, limit: int | None) -> dict:
     }
 
 
+RESULTS_OF = {  # what each function returns in the round trip
+    "get_weather": lambda a: {"temperature_c": 18, "sky": "sunny"},
+    "add": lambda a: {"sum": a.get("a", 0) + a.get("b", 0)},
+    "convert_currency": lambda a: {"amount": 42.5, "currency": a.get("to", "EUR")},
+    "send_email": lambda a: {"sent": True},
+}
+
+
+def tool_round_trips(generator, limit: int | None) -> dict:
+    """Each tool request: a named call (one call expected), then a required call, its result, and
+    ``auto``: the round trip completes when the model answers in words instead of calling again."""
+    named_one, answered, mentions = 0, 0, 0
+    items = SELECT[:limit]
+    for request, expected in items:
+        messages = [{"role": "user", "content": request}]
+        choice = {"type": "function", "function": {"name": expected}}
+        _, calls, _ = ask(generator, generator, messages, tools=TOOLS, choice=choice, max_tokens=80)
+        named_one += len(calls) == 1
+        _, calls, _ = ask(generator, generator, messages, tools=TOOLS, choice="required", max_tokens=80)
+        results = [RESULTS_OF[c["function"]["name"]](json.loads(c["function"]["arguments"])) for c in calls]
+        follow = [
+            *messages,
+            {"role": "assistant", "content": None, "tool_calls": calls},
+            *(
+                {"role": "tool", "tool_call_id": c["id"], "content": json.dumps(r)}
+                for c, r in zip(calls, results, strict=True)
+            ),
+        ]
+        text, again, _ = ask(generator, generator, follow, tools=TOOLS, choice="auto", max_tokens=48)
+        answered += bool(text.strip()) and not again
+        values = [str(v).lower() for r in results for v in r.values()]
+        mentions += any(v in text.lower() for v in values)
+    n = len(items)
+    return {
+        "items": n,
+        "named_choice_exactly_one_call": round(named_one / n, 3),
+        "round_trip_answered": round(answered / n, 3),
+        "answer_mentions_the_result": round(mentions / n, 3),
+    }
+
+
+#: the two conversations of the multi-turn measure: each user turn is a paragraph to discuss
+STORY = (
+    "The lighthouse keeper climbed the spiral stairs every evening at dusk, counting the steps, "
+    "trimming the wick and polishing the great lens until it shone. Ships passing the reef knew the "
+    "light by its rhythm: two long flashes and a short one. One winter the supply boat failed to come, "
+    "and the keeper rationed oil, lighting the lamp only when fog rolled in from the sea. "
+)
+GARDEN = (
+    "The community garden began on an empty lot behind the library, where neighbours carried soil in "
+    "wheelbarrows and built raised beds from old pallets. Tomatoes, beans and sunflowers grew in the "
+    "first summer, and children painted the fence in bright stripes. A rota decided who watered on "
+    "which day, and a notebook in the shed recorded every harvest and every visiting bird. "
+)
+
+
+FOLLOW_UPS = (
+    "Who is the main character?",
+    "Where does it take place?",
+    "What problem do they face?",
+    "How would you end the story?",
+)
+
+
+def _user_turn(text: str, turn: int) -> str:
+    """A chat about a document: the document (about 850 tokens) first, then short questions."""
+    if turn == 1:
+        return f"Read this story and answer my questions about it.\n\n{text * 11}\nWhat is it about?"
+    return FOLLOW_UPS[(turn - 2) % len(FOLLOW_UPS)]
+
+
+def _first_token_seconds(generator, fmt_source, messages) -> tuple[float, str, int]:
+    from genlab.core import SamplingParams
+    from genlab.core.chat import plan
+
+    params = SamplingParams(max_tokens=24, temperature=0.0, repeat_penalty=1.0)
+    turn = plan(fmt_source, messages, params, model="bench", seed=0)
+    started, first, text, prompt_tokens = time.perf_counter(), None, "", 0
+    for chunk in generator.stream(turn.request):
+        if first is None and chunk.text:
+            first = time.perf_counter() - started
+        text += chunk.text
+        prompt_tokens = chunk.prompt_tokens or prompt_tokens
+    took = first if first is not None else time.perf_counter() - started
+    return took, text.strip(), prompt_tokens
+
+
+def multi_turn(cached, uncached, turns: int = 5) -> dict:
+    """Two conversations taking turns on each generator, interleaved: A1 B1 A2 B2 ... A5."""
+    chats = {name: {"A": [], "B": []} for name in ("cached", "uncached")}
+    seconds: dict[str, list[float]] = {"cached": [], "uncached": []}
+    history_tokens = 0
+    for turn in range(1, turns + 1):
+        for who, text in (("A", STORY), ("B", GARDEN)):
+            for name, generator in (("cached", cached), ("uncached", uncached)):
+                messages = chats[name][who]
+                messages.append({"role": "user", "content": _user_turn(text, turn)})
+                took, reply, prompt_tokens = _first_token_seconds(generator, generator, messages)
+                messages.append({"role": "assistant", "content": reply})
+                if who == "A":
+                    seconds[name].append(took)
+                    history_tokens = prompt_tokens
+    last = {name: seconds[name][-1] for name in seconds}
+    return {
+        "turns": turns,
+        "history_tokens_at_last_turn": history_tokens,
+        "first_token_seconds_per_turn": {k: [round(x, 3) for x in v] for k, v in seconds.items()},
+        "first_token_seconds_last_turn": {k: round(v, 3) for k, v in last.items()},
+        "speedup_last_turn": round(last["uncached"] / last["cached"], 1),
+        "same_replies": chats["cached"] == chats["uncached"],
+        "prompt_cache": cached.prompt_cache.stats(),
+    }
+
+
+def _print_multi_turn(r: dict) -> None:
+    table = Table(
+        title=f"multi-turn: time to first token, {r['history_tokens_at_last_turn']} tokens of history"
+    )
+    table.add_column("turn", justify="right")
+    for col in ("cached (s)", "uncached (s)", "uncached / cached"):
+        table.add_column(col, justify="right")
+    per_turn = r["first_token_seconds_per_turn"]
+    for i, (c, u) in enumerate(zip(per_turn["cached"], per_turn["uncached"], strict=True), start=1):
+        table.add_row(str(i), f"{c:.2f}", f"{u:.2f}", f"{u / c:.1f}x")
+    Console().print(table)
+
+
+def _write(updates: dict) -> None:
+    """Merge this run's parts into bench/results/chat.json (a part run alone keeps the others)."""
+    RESULTS.parent.mkdir(exist_ok=True)
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    machine = {"platform": platform.platform(), "python": sys.version.split()[0]}
+    RESULTS.write_text(json.dumps({**previous, "machine": machine, **updates}, indent=2))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--limit", type=int, default=None, help="only the first N items of each category")
+    parser.add_argument("--part", choices=("quality", "multi-turn", "tools", "all"), default="all")
     args = parser.parse_args()
+    from genlab.backends.llamacpp import LlamaCppGenerator
     from genlab.core.settings import Settings
     from genlab.registry import Registry
 
     registry = Registry(Settings.from_env())
-    instruct, base = registry.load("smollm2-135m-instruct"), registry.load("gemma-3-270m")
+    instruct = registry.load("smollm2-135m-instruct")
+    if args.part in ("multi-turn", "all"):
+        uncached = LlamaCppGenerator(
+            instruct.card, instruct.model_path, **instruct.threads, prompt_cache_bytes=0
+        )
+        result = multi_turn(instruct, uncached)
+        uncached.close()
+        _print_multi_turn(result)
+        _write({"multi_turn": result})
+    if args.part in ("tools", "all"):
+        trips = tool_round_trips(instruct, args.limit)
+        Console().print(f"tool round trips, {trips['items']} requests: {trips}")
+        _write({"tool_round_trips": trips})
+    if args.part in ("multi-turn", "tools"):
+        return 0
+    return quality(registry, instruct, args.limit)
+
+
+def quality(registry, instruct, limit: int | None) -> int:
+    base = registry.load("gemma-3-270m")
     results = [
-        run("SmolLM2-135M-Instruct, its own chat template", instruct, instruct, args.limit),
-        run("SmolLM2-135M-Instruct, plain transcript", instruct, _Transcript(instruct), args.limit),
-        run("Gemma 3 270M base, plain transcript", base, base, args.limit),
+        run("SmolLM2-135M-Instruct, its own chat template", instruct, instruct, limit),
+        run("SmolLM2-135M-Instruct, plain transcript", instruct, _Transcript(instruct), limit),
+        run("Gemma 3 270M base, plain transcript", base, base, limit),
     ]
     table = Table(title=f"chat benchmark: {results[0]['items']} items, greedy")
     for col in ("configuration", "factual", "format", "json", "tools", "call validity", "tokens/s"):
@@ -282,16 +448,7 @@ def main() -> int:
             f"{r['tokens_per_second']}",
         )
     Console().print(table)
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(
-        json.dumps(
-            {
-                "machine": {"platform": platform.platform(), "python": sys.version.split()[0]},
-                "results": results,
-            },
-            indent=2,
-        )
-    )
+    _write({"results": results})
     return 0 if all(r["tool_call_validity"] in (None, 1.0) for r in results) else 1
 
 

@@ -45,7 +45,7 @@ def worker(engine: str, tokens: int, run: int) -> dict:
         generator.generate("warm up", max_tokens=4, temperature=0)
         start = time.perf_counter()
         a = generator.generate(prompt, max_tokens=tokens, temperature=0, repeat_penalty=1.0)[0]
-        n, threads = a.completion_tokens, settings.threads_in_use
+        n, threads = a.completion_tokens, generator.threads["n_threads"]  # the decode threads
     else:
         from llama_cpp import Llama
 

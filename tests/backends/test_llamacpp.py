@@ -232,3 +232,28 @@ def test_abandoned_stream_releases_the_model(gemma):
     next(stream)
     stream.close()  # a client that went away
     assert gemma.generate(PROMPT, max_tokens=3, seed=1)[0].completion_tokens == 3
+
+
+def test_a_small_model_decodes_on_one_thread_and_evaluates_prompts_on_every_core(gemma, registry):
+    from genlab.backends.llamacpp import decode_threads
+    from genlab.core.settings import Settings, physical_cores
+
+    assert registry.settings.threads is None  # the default: chosen per model
+    assert (gemma._llm.n_threads, gemma._llm.n_threads_batch) == (1, physical_cores())
+    chosen = Settings(home=registry.settings.home, threads=3)
+    assert decode_threads(gemma.model_path, chosen) == 3  # GENLAB_THREADS is obeyed as set
+
+
+def test_logit_bias_bans_and_forces_tokens(gemma):
+    greedy = gemma.generate(PROMPT, max_tokens=6, temperature=0)[0].text
+    first = gemma.tokenize(greedy, add_bos=False)[0]
+    banned = gemma.generate(PROMPT, max_tokens=6, temperature=0, logit_bias={first: -100.0})[0].text
+    assert gemma.tokenize(banned, add_bos=False)[0] != first
+    star = gemma.tokenize(" *", add_bos=False)[-1]
+    forced = gemma.generate(PROMPT, max_tokens=3, temperature=1.0, seed=1, logit_bias={star: 100.0})[0]
+    assert forced.text == gemma.detokenize([star] * 3)
+    with pytest.raises(InvalidRequestError, match="outside the vocabulary") as err:
+        gemma.generate(PROMPT, max_tokens=2, logit_bias={10**7: 1.0})
+    assert err.value.param == "logit_bias"
+    with pytest.raises(InvalidRequestError, match="logit_bias maps"):
+        gemma.generate(PROMPT, max_tokens=2, logit_bias={1: 500.0})

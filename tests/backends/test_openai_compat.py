@@ -143,3 +143,9 @@ def test_an_industry_recipe_runs_on_a_remote_model(remote):
     assert result.model == "remote" and result.calls == 1
     assert [v["rank"] for v in result.output["variants"]] == [1, 2]
     assert all(v["text"] for v in result.output["variants"])
+
+
+def test_logit_bias_is_forwarded_to_the_remote_server(remote, gemma):
+    star = gemma.tokenize(" *", add_bos=False)[-1]
+    a = remote.generate("Once", max_tokens=3, seed=1, logit_bias={star: 100.0})[0]
+    assert a.text == gemma.detokenize([star] * 3)

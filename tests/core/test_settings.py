@@ -17,12 +17,14 @@ ENV = {
     "GENLAB_SELF_REVIEW": "yes",
     "GENLAB_THREADS": "2",
     "GENLAB_AUDIT_KEY": "ab" * 16,
+    "GENLAB_PROMPT_CACHE_MB": "0",  # zero is allowed: no conversation states saved
 }
 
 
 def test_every_setting_reads_its_variable_and_round_trips_to_workers():
     s = Settings.from_env(ENV)
     assert s.home == Path(ENV["GENLAB_HOME"]).resolve() and s.queue_limit == 3 and s.threads == 2
+    assert s.prompt_cache_mb == 0 and Settings(home=Path("/tmp")).prompt_cache_mb == 256
     assert s.code_roles == ("admin",) and s.webhook_allow == ("10.0.0.0/8", "hooks.local") and s.self_review
     assert Settings.from_env(s.to_env()) == s  # a worker process sees the same settings
     described = {d["field"]: d for d in Settings.describe()}

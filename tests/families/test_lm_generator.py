@@ -40,6 +40,14 @@ def test_stop_sequences_and_n(lm):
     assert streamed == arts[0].text
 
 
+def test_logit_bias_forces_a_token_and_names_one_outside_the_vocabulary(lm):
+    token = lm.codec.encode("e")[-1]
+    a = lm.generate("KING: the", max_tokens=4, seed=2, temperature=1.0, logit_bias={token: 100.0})[0]
+    assert a.text == lm.codec.decode([token] * 4)
+    with pytest.raises(InvalidRequestError, match="outside the vocabulary"):
+        lm.generate("KING", max_tokens=2, logit_bias={lm.codec.vocab_size: 1.0})
+
+
 def test_trained_bpe_model_writes_valid_json_through_the_same_engine(lm):
     """The tiny model never saw JSON; the constraint engine still makes every output parse and validate."""
     schema = {

@@ -227,3 +227,45 @@ def test_the_responses_api_answers_text_and_tools(client, server):
         f"{server.url}/v1/responses", json={"model": INSTRUCT, "input": "x", "previous_response_id": "resp_1"}
     )
     assert stateful.status_code == 400 and "stateless" in stateful.json()["error"]["message"]
+
+
+def test_a_named_function_is_called_exactly_once_even_with_parallel_calls_allowed(client):
+    for seed in range(3):
+        r = client.chat.completions.create(
+            model=INSTRUCT,
+            messages=[{"role": "user", "content": "What is the weather in Lima, in C?"}],
+            tools=TOOLS,
+            tool_choice={"type": "function", "function": {"name": "get_weather"}},
+            seed=seed,
+            temperature=1.0,
+            max_tokens=96,
+        )
+        calls = r.choices[0].message.tool_calls
+        assert len(calls) == 1 and calls[0].function.name == "get_weather"
+        valid_call(calls[0])
+
+
+def test_after_the_tool_result_auto_answers_in_words(client):
+    """SmolLM2 (its template does not know tools) answers in words once the results are back."""
+    messages = [{"role": "user", "content": "What is the weather in Paris, in C?"}]
+    first = client.chat.completions.create(
+        model=INSTRUCT,
+        messages=messages,
+        tools=TOOLS,
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+        max_tokens=96,
+        seed=1,
+    )
+    call = first.choices[0].message.tool_calls[0]
+    follow = [
+        *messages,
+        {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+        {"role": "tool", "tool_call_id": call.id, "content": '{"temp": 18, "sky": "sunny"}'},
+    ]
+    for seed in range(3):
+        r = client.chat.completions.create(
+            model=INSTRUCT, messages=follow, tools=TOOLS, seed=seed, temperature=1.0, max_tokens=48
+        )
+        message = r.choices[0].message
+        assert message.tool_calls is None and message.content.strip(), message
+        assert r.choices[0].finish_reason in ("stop", "length")

@@ -176,6 +176,10 @@ def test_trained_models_are_served_too(client):
         ({"model": EMBEDDED, "prompt": "word " * 5000}, 400, "do not fit the context"),
         ({"model": EMBEDDED, "prompt": "x", "presence_penalty": 1}, 400, "not supported"),
         ({"model": EMBEDDED, "prompt": "x", "echo": True}, 400, "not supported"),
+        ({"model": EMBEDDED, "prompt": "x", "best_of": 3}, 400, "best_of 3"),
+        ({"model": EMBEDDED, "prompt": "x", "logit_bias": {"a": 1}}, 400, "token ids"),
+        ({"model": EMBEDDED, "prompt": "x", "logit_bias": {"99999999": 1}}, 400, "outside the vocabulary"),
+        ({"model": EMBEDDED, "prompt": "x", "logit_bias": {"5": 101}}, 400, "logit_bias maps"),
     ],
 )
 def test_completion_client_mistakes_are_4xx_with_openai_bodies(server, body, status, needle):
@@ -230,6 +234,9 @@ def test_health_and_metrics(server, client):
     ):
         assert name in text, name
     assert 'genlab_tokens_total{kind="completion",model="gemma-3-270m"}' in text
+    assert 'genlab_prompt_cache_capacity_bytes{model="gemma-3-270m"} 2.68435456e+08' in text
+    for name in ("genlab_prompt_cache_bytes", "genlab_prompt_cache_states", "genlab_prompt_cache_hits_total"):
+        assert f'{name}{{model="gemma-3-270m"}}' in text, name
 
 
 def streamed_completion(server, prompt: str, max_tokens: int, *, timeout: float):
@@ -338,3 +345,12 @@ def test_moderation_flags_no_ordinary_clinical_or_technical_words(server):
     for text, result in zip(texts, r.json()["results"], strict=True):
         assert result["flagged"] is False, (text, result["genlab"]["findings"])
         assert not any(result["categories"].values()), (text, result["categories"])
+
+
+def test_logit_bias_reaches_the_model(client, server):
+    gemma = server.state.registry.load(EMBEDDED)
+    star = gemma.tokenize(" *", add_bos=False)[-1]
+    r = client.completions.create(
+        model=EMBEDDED, prompt="Once", max_tokens=3, seed=1, logit_bias={str(star): 100}, best_of=1, n=1
+    )
+    assert r.choices[0].text == gemma.detokenize([star] * 3)

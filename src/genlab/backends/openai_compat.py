@@ -149,6 +149,8 @@ class OpenAICompatGenerator:
             body["stop"] = list(p.stop)
         if p.logprobs is not None:
             body["logprobs"] = p.logprobs
+        if p.logit_bias:
+            body["logit_bias"] = {str(token): bias for token, bias in p.logit_bias.items()}
         if p.json_schema is not None:
             body["response_format"] = {"type": "json_object", "schema": p.json_schema}
         if p.grammar is not None:

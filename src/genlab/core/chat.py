@@ -18,7 +18,10 @@ as ``<tool_call>{"name": ..., "arguments": {...}}</tool_call>`` (Hermes' and Qwe
 :func:`tool_grammar` constrains it: the arguments always parse and match the function's JSON Schema
 (through the constraint engine, ``genlab.core.constraints``). ``tool_choice`` ``auto`` lets the model
 choose text or a call (a text answer starts with a visible character other than ``<``), ``required`` or a named function
-forces a call, ``none`` leaves the tools out. :func:`parse_tool_calls` reads the calls back.
+forces a call (a named one exactly once), ``none`` leaves the tools out. :func:`parse_tool_calls`
+reads the calls back. Calls end: right after tool results, ``auto`` answers in words on a model whose
+template does not know tools (and may not call again what was just answered on one that does), and a
+parallel call that repeats another or whose required arguments are empty is dropped.
 """
 
 from __future__ import annotations
@@ -454,8 +457,14 @@ def plan(
     if tools and not active and not constrained and constrains:
         grammar = NO_CALL_GRAMMAR  # tool_choice "none": an answer in words, even after calls
     if active:
-        required = tool_choice == "required" or isinstance(tool_choice, dict)
-        grammar = tool_grammar(active, required=required, parallel=parallel)
+        named = isinstance(tool_choice, dict)  # a named function: exactly one call of it
+        required = tool_choice == "required" or named
+        callable_now = active if required else _callable_after(active, messages, fmt)
+        grammar = (
+            tool_grammar(callable_now, required=required, parallel=parallel and not named)
+            if callable_now
+            else NO_CALL_GRAMMAR
+        )
         _check_tool_grammar(active, grammar)
     params = dataclasses.replace(
         params,
@@ -470,11 +479,65 @@ def plan(
     return Turn(request, active)
 
 
+def _callable_after(
+    tools: list[dict[str, Any]], messages: list[dict[str, Any]], fmt: ChatFormat
+) -> list[dict[str, Any]]:
+    """What ``auto`` may call right after tool results: a model whose template knows tools (trained
+    to use them) may chain to another function, but not call again those whose results just came
+    back; a model that only reads them described in its system message (SmolLM2) answers in words:
+    small models otherwise call again instead of answering (measured in bench/chat.py), and an
+    agent loops until its turn limit. ``required`` or a named function still forces a call."""
+    if not messages or messages[-1]["role"] != "tool":
+        return tools
+    if not fmt.knows_tools:
+        return []
+    last = next((m for m in reversed(messages) if m["role"] == "assistant" and m.get("tool_calls")), None)
+    answered = {c["function"]["name"] for c in (last or {}).get("tool_calls") or ()}
+    return [t for t in tools if t["function"]["name"] not in answered]
+
+
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str | list | dict) and not value)
+
+
+def _is_filled(call: dict[str, Any], tools: list[dict[str, Any]]) -> bool:
+    """A call whose required arguments all have a value (an empty string, list or object is none)."""
+    schema = next(
+        (
+            t["function"].get("parameters") or {}
+            for t in tools
+            if t["function"]["name"] == call["function"]["name"]
+        ),
+        {},
+    )
+    arguments = _arguments(call)
+    if not isinstance(arguments, dict):
+        return False
+    return not any(_empty(arguments.get(name)) for name in schema.get("required") or ())
+
+
+def _kept(calls: list[dict[str, Any]], tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The first call, and each parallel one after it that has its required arguments and is not
+    the same as one before it: the others are the model running on past its real calls (the
+    grammar lets it write more)."""
+    kept, seen = calls[:1], {_signature(c) for c in calls[:1]}
+    for call in calls[1:]:
+        if _is_filled(call, tools) and _signature(call) not in seen:
+            kept.append(call)
+            seen.add(_signature(call))
+    return kept
+
+
+def _signature(call: dict[str, Any]) -> str:
+    return json.dumps([call["function"]["name"], _arguments(call)], sort_keys=True)
+
+
 def answer(turn: Turn, text: str, finish_reason: str | None) -> tuple[str | None, list[dict], str | None]:
     """(content, tool_calls, finish_reason) of one choice, as OpenAI returns them."""
     if not turn.tools:
         return text, [], finish_reason
     content, calls = parse_tool_calls(text)
+    calls = _kept(calls, turn.tools)
     return content, calls, ("tool_calls" if calls else finish_reason)
 
 

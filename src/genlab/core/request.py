@@ -36,6 +36,7 @@ class SamplingParams:
     json_schema: dict[str, Any] | None = None  # constrain the output to JSON matching this schema
     grammar: str | None = None  # constrain the output to this GBNF (or Lark) grammar
     regex: str | None = None  # constrain the output to match this regular expression
+    logit_bias: dict[int, float] | None = None  # token id -> added to its logit (-100 bans, 100 forces)
     extra: dict[str, Any] = field(default_factory=dict)  # family-specific (steps, guidance, ...)
 
     def validate(self) -> SamplingParams:
@@ -66,6 +67,15 @@ class SamplingParams:
         if self.logprobs is not None and not (isinstance(self.logprobs, int) and 0 <= self.logprobs <= 20):
             raise InvalidRequestError(
                 f"logprobs must be an integer in [0, 20], got {self.logprobs!r}", param="logprobs"
+            )
+        if self.logit_bias is not None and not (
+            isinstance(self.logit_bias, dict)
+            and len(self.logit_bias) <= 300
+            and all(isinstance(k, int) and k >= 0 and -100 <= v <= 100 for k, v in self.logit_bias.items())
+        ):
+            raise InvalidRequestError(
+                "logit_bias maps at most 300 token ids (integers >= 0) to biases in [-100, 100]",
+                param="logit_bias",
             )
         given = [k for k in ("json_schema", "grammar", "regex") if getattr(self, k) is not None]
         if len(given) > 1:

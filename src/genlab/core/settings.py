@@ -119,6 +119,13 @@ class Settings:
     queue_limit: int = _setting(8, "GENLAB_QUEUE_LIMIT", "requests per model running or waiting")
     policy: str = _setting("default", "GENLAB_POLICY", "the guardrail policy: a shipped name or a YAML path")
     llama_log: bool = _setting(False, "GENLAB_LLAMA_LOG", "show llama.cpp's own log", show=_show_flag)
+    prompt_cache_mb: int = _setting(
+        256,
+        "GENLAB_PROMPT_CACHE_MB",
+        "MiB of RAM per llama.cpp model for saved conversation states, least recently used dropped "
+        "first (0: none saved)",
+        parse=lambda n, v: _int(n, v, 256, minimum=0),
+    )
     code_roles: tuple[str, ...] = _setting(
         ("reviewer", "admin"),
         "GENLAB_CODE_ROLES",

@@ -10,7 +10,15 @@ from typing import Any
 import torch
 
 from genlab.codecs.text import load_codec
-from genlab.core import GenerationRequest, ModelCard, ModelLoadError, TextArtifact, TextChunk, as_request
+from genlab.core import (
+    GenerationRequest,
+    InvalidRequestError,
+    ModelCard,
+    ModelLoadError,
+    TextArtifact,
+    TextChunk,
+    as_request,
+)
 from genlab.core.constraints import Constrained, Grammar, compile_constraint
 from genlab.core.generator import StopFilter, collect_text
 from genlab.core.io import sha256_file
@@ -78,6 +86,12 @@ class TransformerLM:
 
     def _prepare(self, request, kwargs) -> tuple[GenerationRequest, list[int], Grammar | None]:
         request = as_request(request, **kwargs).validate()
+        outside = [t for t in request.params.logit_bias or () if t >= self.codec.vocab_size]
+        if outside:
+            raise InvalidRequestError(
+                f"logit_bias names token {outside[0]}, outside the vocabulary of {self.codec.vocab_size} tokens",
+                param="logit_bias",
+            )
         prompt = self.codec.encode(request.prompt)
         grammar = compile_constraint(request.params)
         if grammar is not None:
@@ -95,20 +109,24 @@ class TransformerLM:
         for index, seed in enumerate(request.choice_seeds()):
             yield from self._stream_one(request, prompt, grammar, seed, index)
 
-    def _filter(self, grammar: Grammar | None):
-        """The matcher of one constrained choice and the logits filter that applies its mask."""
-        if grammar is None:
+    def _filter(self, grammar: Grammar | None, logit_bias: dict[int, float] | None = None):
+        """The matcher of one constrained choice and the logits filter that adds the request's
+        ``logit_bias`` and applies the matcher's mask."""
+        if grammar is None and not logit_bias:
             return None, None
-        constrained = Constrained(self._lltokenizer, grammar)
+        constrained = Constrained(self._lltokenizer, grammar) if grammar is not None else None
+        ids = torch.tensor(list(logit_bias or {}), dtype=torch.long)
+        bias = torch.tensor(list((logit_bias or {}).values()), dtype=torch.float32)
 
         def apply(logits: torch.Tensor) -> torch.Tensor:
-            return torch.from_numpy(constrained.mask(logits.float().numpy()))
+            logits = logits.float().index_add(0, ids, bias) if len(ids) else logits
+            return torch.from_numpy(constrained.mask(logits.numpy())) if constrained is not None else logits
 
         return constrained, apply
 
     def _stream_one(self, request, prompt, grammar, seed, index) -> Iterator[TextChunk]:
         p = request.params
-        constrained, logits_filter = self._filter(grammar)
+        constrained, logits_filter = self._filter(grammar, p.logit_bias)
         generator = torch.Generator().manual_seed(seed)
         stops = StopFilter(p.stop)
         new: list[int] = []

@@ -9,6 +9,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from genlab.pipeline import Observer
 from genlab.server.errors import APIError
@@ -50,6 +51,40 @@ class Metrics:
             ["model"],
             registry=self.registry,
         )
+
+
+class PromptCacheCollector:
+    """Each loaded llama.cpp model's prompt cache, read when /metrics is scraped: bytes held, the
+    budget, states saved, and the requests that restored a state (hits) or reused nothing (misses)."""
+
+    def __init__(self, registry) -> None:
+        self.registry = registry
+
+    def collect(self):
+        held = GaugeMetricFamily(
+            "genlab_prompt_cache_bytes", "RAM held by saved prompt states", labels=["model"]
+        )
+        budget = GaugeMetricFamily(
+            "genlab_prompt_cache_capacity_bytes", "The prompt cache's RAM budget", labels=["model"]
+        )
+        states = GaugeMetricFamily("genlab_prompt_cache_states", "Saved prompt states", labels=["model"])
+        hits = CounterMetricFamily(
+            "genlab_prompt_cache_hits", "Requests that restored a saved state", labels=["model"]
+        )
+        misses = CounterMetricFamily(
+            "genlab_prompt_cache_misses", "Requests that reused no evaluated prefix", labels=["model"]
+        )
+        for name in self.registry.loaded():
+            cache = getattr(self.registry.load(name), "prompt_cache", None)
+            if cache is None:
+                continue
+            stats = cache.stats()
+            held.add_metric([name], stats["bytes"])
+            budget.add_metric([name], stats["capacity_bytes"])
+            states.add_metric([name], stats["states"])
+            hits.add_metric([name], stats["hits"])
+            misses.add_metric([name], stats["misses"])
+        yield from (held, budget, states, hits, misses)
 
 
 class MetricsObserver(Observer):

@@ -39,6 +39,7 @@ class _Sampling(BaseModel):
     regex: str | None = Field(
         default=None, max_length=10_000, validation_alias=AliasChoices("regex", "guided_regex")
     )
+    logit_bias: dict[str, float] | None = Field(default=None, max_length=300)  # token id (text) -> bias
     # genlab: a request the input policy blocks goes to a human reviewer (202 + review id), not a 400
     appeal: bool = False
 
@@ -49,6 +50,7 @@ class CompletionRequest(_Sampling):
     logprobs: int | None = Field(default=None, ge=0, le=20)
     echo: bool = False
     suffix: str | None = None
+    best_of: int | None = Field(default=None, ge=1, le=16)
 
 
 class TextPart(BaseModel):

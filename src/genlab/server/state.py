@@ -8,7 +8,7 @@ from functools import cached_property
 
 from genlab.pipeline import Caps, Pipeline
 from genlab.registry import Registry
-from genlab.server.runtime import Metrics, MetricsObserver, RateLimiter
+from genlab.server.runtime import Metrics, MetricsObserver, PromptCacheCollector, RateLimiter
 from genlab.storage import Store
 
 
@@ -45,6 +45,7 @@ class State:
         self.store = store
         self.config = config
         self.metrics = Metrics()
+        self.metrics.registry.register(PromptCacheCollector(registry))
         self.limiter = RateLimiter()
         self._keys_checked: tuple[float, bool] = (-1e9, False)
         self.pipeline = Pipeline(

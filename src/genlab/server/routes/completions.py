@@ -57,7 +57,20 @@ def sampling(
         json_schema=json_schema if json_schema is not None else body.json_schema,
         grammar=body.grammar,
         regex=body.regex,
+        logit_bias=_logit_bias(body.logit_bias),
     )
+
+
+def _logit_bias(bias: dict[str, float] | None) -> dict[int, float] | None:
+    """OpenAI's ``logit_bias`` (token ids as JSON object keys) with integer ids."""
+    if not bias:
+        return None
+    try:
+        return {int(token): float(value) for token, value in bias.items()}
+    except ValueError:
+        raise InvalidRequestError(
+            "logit_bias keys must be token ids (integers)", param="logit_bias"
+        ) from None
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
@@ -86,6 +99,12 @@ def envelope(kind: str, cid: str, model: str, choices: list, released: Released,
 def completion_requests(body: CompletionRequest) -> list[GenerationRequest]:
     if body.echo or body.suffix is not None:
         raise UnsupportedError("echo and suffix are not supported")
+    if body.best_of is not None and body.best_of != body.n:
+        raise InvalidRequestError(
+            f"best_of {body.best_of} (more candidates than the n={body.n} returned) is not supported; "
+            "ask for n choices with logprobs and rank them yourself",
+            param="best_of",
+        )
     prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
     if not 1 <= len(prompts) <= 16:
         raise InvalidRequestError("prompt must be a string or a list of 1-16 strings", param="prompt")
