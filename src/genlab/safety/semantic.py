@@ -53,6 +53,7 @@ WEIGHTS = "semantic_guard"  # .json and .safetensors, in the package or a home's
 _EMBED: list[Callable[[list[str]], np.ndarray]] = []
 _WEIGHTS_DIR: list[Path] = []
 WINDOW = 320  # characters per window (the longest training rows), cut at sentence ends
+_IDENTIFIER = re.compile(r"[A-Za-z0-9_.:/=+-]{1,128}")  # an id, a name, a key: no sentence to judge
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？\n])\s+")
 
 
@@ -189,8 +190,8 @@ class SemanticScanner(Scanner):
         self.operating = threshold
 
     def find(self, text: str, *, prompt: str | None = None) -> list[Finding]:
-        if not text.strip():
-            return []
+        if not text.strip() or _IDENTIFIER.fullmatch(text.strip()):
+            return []  # a tool call's id or a function's name is not a request (the rules still read it)
         if not _EMBED:
             raise GenlabError(
                 "the semantic guardrail has no models to read with",
