@@ -258,10 +258,16 @@ _SENTENCE = re.compile(r"[^.!?\n]*(?:[.!?]+|\n|$)")
 _CAPITALISED_LATER = re.compile(r"\S\s+[A-Z][a-z]")  # a capitalised word that does not start the sentence
 
 
-def people(text: str) -> list[tuple[int, int]]:
+def people(text: str, *, every_sentence: bool = False) -> list[tuple[int, int]]:
     """Character spans of person names in ``text``. Only the sentences where a name can be (a
-    capitalised word after the first) are read by the model: code and plain prose cost nothing."""
-    pieces = [m for m in _SENTENCE.finditer(text) if _CAPITALISED_LATER.search(m.group(0))]
+    capitalised word after the first, and a known name among the words) are read by the model:
+    code and plain prose cost nothing. ``every_sentence``: read each sentence with a capitalised
+    word after the first, known name or not (what the skipping is tested against)."""
+    pieces = [
+        m
+        for m in _SENTENCE.finditer(text)
+        if _CAPITALISED_LATER.search(m.group(0)) and (every_sentence or _names_a_name(m.group(0)))
+    ]
     if not pieces:
         return []
     nlp = pipeline()
@@ -270,6 +276,18 @@ def people(text: str) -> list[tuple[int, int]]:
     return [
         (m.start() + a, m.start() + b) for m, doc in zip(pieces, docs, strict=True) for a, b in _names(doc)
     ]
+
+
+_CAPITAL_RUN = re.compile(r"[A-Z][a-z]+")
+
+
+def _names_a_name(sentence: str) -> bool:
+    """Whether a word of ``sentence`` is a known given or family name: every span :func:`_names`
+    keeps holds one (``_person_like`` and ``_trimmed`` require it), so a sentence without one is
+    not read by the model at all ("Our office is at Baker Street" is; "Thursday in Room 12" not)."""
+    given, family = name_lists()
+    words = {m.group(0) for m in _TITLE.finditer(sentence)} | set(_CAPITAL_RUN.findall(sentence))
+    return any(w in given or w in family for w in words)
 
 
 def _names(doc) -> list[tuple[int, int]]:
