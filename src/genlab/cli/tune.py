@@ -94,8 +94,6 @@ def lora(
     quantised base. Nothing is registered until the tune ends."""
     import shutil
 
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
     from genlab.core.settings import Settings
     from genlab.registry import Registry, validate_name
     from genlab.tuning import data as tune_data
@@ -105,7 +103,6 @@ def lora(
     recipe = _recipe(recipe)
     built = tune_data.build(_rows(), recipe)
     built.require(min_decisions)
-    manifest, rows = built.manifest(), {"sft": built.sft, "dpo": built.dpo}
     registry = Registry(settings)
     base = base or next(iter(m for m, _ in built.models.most_common()), DEFAULT_BASE)
     base = registry.get(base).name
@@ -117,8 +114,19 @@ def lora(
     run_dir = settings.home / "runs" / "tune" / f"{base}+{name}"
     if not resume:
         shutil.rmtree(run_dir, ignore_errors=True)
-    console.print(f"reading {base} from its GGUF into float weights ...")
+    if not json_:
+        console.print(f"reading {base} from its GGUF into float weights ...")
+    with tune_lora.quiet():
+        _tune(registry, base, name, cfg, built, run_dir, resume=resume, json_=json_)
+
+
+def _tune(registry, base: str, name: str, cfg, built, run_dir, *, resume: bool, json_: bool) -> None:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from genlab.tuning import lora as tune_lora
+
     model = tune_lora.load_base(registry, base)
+    manifest, rows = built.manifest(), {"sft": built.sft, "dpo": built.dpo}
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -127,7 +135,7 @@ def lora(
         TimeRemainingColumn(),
     )
     with Progress(*columns, disable=json_) as bar:
-        task = bar.add_task("tuning", total=cfg.steps + (cfg.dpo_steps if rows["dpo"] else 0), loss=0.0)
+        task = bar.add_task("tuning", total=cfg.steps + (cfg.dpo_steps if built.dpo else 0), loss=0.0)
         result = tune_lora.train(
             model,
             rows,

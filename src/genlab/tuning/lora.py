@@ -21,11 +21,13 @@ one rename: a failed or interrupted tune leaves every served model as it was.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -85,6 +87,16 @@ def gguf_architecture(path: Path) -> str:
     reader = gguf.GGUFReader(str(path))
     field = reader.fields["general.architecture"]
     return bytes(field.parts[field.data[0]]).decode("utf-8")
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Silence the libraries' notes that say nothing to a person tuning: transformers' deprecations
+    inside itself, peft's "no config file" for a GGUF base (whose vocabulary a LoRA never changes)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", message="Could not find a config file")
+        yield
 
 
 def load_base(registry: Registry, name: str) -> Base:
@@ -215,20 +227,20 @@ def train(
             ids, start = sft[order[step % len(sft)]]
             labels = torch.tensor([[-100] * start + ids[start:]])  # (1, T): prompt tokens masked
             loss = model(input_ids=torch.tensor([ids]), labels=labels).loss
-            sft_loss, n = float(loss), len(ids)
+            sft_loss, n = loss.item(), len(ids)
         else:  # DPO on a reviewer's edit: chosen = edited, rejected = the model's own
             (chosen, c0), (rejected, r0) = pairs[(step - cfg.steps) % len(pairs)]
             with torch.no_grad(), model.disable_adapter():
                 ref = sequence_logp(model, chosen, c0) - sequence_logp(model, rejected, r0)
             policy = sequence_logp(model, chosen, c0) - sequence_logp(model, rejected, r0)
             loss = -torch.nn.functional.logsigmoid(cfg.beta * (policy - ref))
-            dpo_loss, n = float(loss), 2 * (len(chosen) + len(rejected))
+            dpo_loss, n = loss.item(), 2 * (len(chosen) + len(rejected))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         tokens += n
-        state["losses"].append(round(float(loss), 4))
+        state["losses"].append(round(loss.item(), 4))
         if step == state["step"] and estimate is not None:  # measured on the first step, said before the rest
             seconds_per_token = (time.perf_counter() - t0) / n
             planned = sum(len(sft[order[s % len(sft)]][0]) for s in range(step, cfg.steps))
@@ -237,7 +249,7 @@ def train(
             )
             estimate(seconds_per_token * planned)
         if progress is not None:
-            progress("sft" if step < cfg.steps else "dpo", step + 1, total, float(loss))
+            progress("sft" if step < cfg.steps else "dpo", step + 1, total, loss.item())
         if (step + 1) % cfg.save_every == 0 or step + 1 == total:
             _save(run_dir, step + 1, model, optimizer, state)
     model.eval()
