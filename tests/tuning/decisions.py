@@ -18,11 +18,13 @@ def prompt(i: int) -> str:
 
 
 def seed(home: Path, n: int, *, recipe: str = RECIPE, model: str = BASE) -> None:
-    """``n`` held items of ``recipe``, decided in turn: approve, edit (to ``EDITED``), reject."""
+    """``n`` held items of ``recipe``, decided in turn: approve (the model wrote ``EDITED``), edit
+    (its "meh product i" into ``EDITED``), reject (its "meh product i")."""
     store = Store(settings=Settings(home=home))
     queue = ReviewQueue(store)
     for i in range(n):
-        text = f"meh product {i}"
+        verdict = ("approve", "edit", "reject")[i % 3]
+        text = EDITED if verdict == "approve" else f"meh product {i}"
         item = queue.submit(
             endpoint=f"apps.{recipe}",
             model=model,
@@ -32,7 +34,6 @@ def seed(home: Path, n: int, *, recipe: str = RECIPE, model: str = BASE) -> None
             findings=[],
             rule="always",
         )
-        verdict = ("approve", "edit", "reject")[i % 3]
         edited = {"text": EDITED} if verdict == "edit" else None
         reason = {"approve": "ok", "edit": "minor_fix", "reject": "low_quality"}[verdict]
         queue.decide(item["id"], "cli:reviewer", verdict, reason, edited=edited, identity="local")
