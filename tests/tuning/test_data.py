@@ -150,3 +150,31 @@ def test_a_held_recipe_records_the_prompt_the_model_saw_redacted(registry, tmp_p
     queue.decide(item["id"], "cli:reviewer", "approve", "ok", identity="local")
     data = build(queue.export(), RECIPE)
     assert data.sft == [{"prompt": seen, "completion": item["artifact"]["text"]}]
+
+
+def test_the_api_route_counts_writes_and_refuses_like_the_command(tmp_path):
+    import httpx
+
+    from genlab.registry import Registry
+    from genlab.server.app import ServerConfig, create_app
+    from genlab.storage import Store
+
+    from ..server.conftest import LiveServer
+
+    home = tmp_path / "home"
+    seed(home, 9)
+    settings = Settings(home=home)
+    app = create_app(Registry(settings), Store(settings=settings), ServerConfig(open_access=True))
+    with LiveServer(app) as live:
+        url = f"{live.url}/v1/genlab/tune/data"
+        few = httpx.post(url, json={"recipe": RECIPE}, timeout=60)
+        assert few.status_code == 400 and "at least 8" in few.json()["error"]["message"]
+        unknown = httpx.post(url, json={"recipe": "nope", "min_decisions": 1}, timeout=60)
+        assert unknown.status_code == 400 and set(unknown.json()["error"]) == {"message", "type", "param", "code"}
+        bad = httpx.post(url, json={"recipe": RECIPE, "min_decisions": 0}, timeout=60)
+        assert bad.status_code in (400, 422)
+        ok = httpx.post(url, json={"recipe": RECIPE, "min_decisions": 6, "save": False}, timeout=60)
+        assert ok.status_code == 200 and ok.json()["counts"]["dpo"] == 3 and "path" not in ok.json()
+        assert not (settings.datasets_dir / "tune").exists()
+        saved = httpx.post(url, json={"recipe": RECIPE, "min_decisions": 6}, timeout=60).json()
+        assert Path(saved["path"], "sft.jsonl").is_file()
