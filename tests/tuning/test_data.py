@@ -102,6 +102,8 @@ def test_too_few_or_no_decisions_say_how_many_are_needed(tmp_path):
     assert_clean_error(lora, "at least 8")
     unknown = genlab_cli("tune", "data", "--recipe", "no-such-recipe", home=home)
     assert_clean_error(unknown, "no recipe named")
+    notes = genlab_cli("tune", "data", "--recipe", "clinical-summary", home=home)  # its notes name patients
+    assert_clean_error(notes, "identifiers", "not made into training data")
 
 
 def test_a_base_that_cannot_be_tuned_is_refused_before_anything_loads(tmp_path):
@@ -170,7 +172,12 @@ def test_the_api_route_counts_writes_and_refuses_like_the_command(tmp_path):
         few = httpx.post(url, json={"recipe": RECIPE}, timeout=60)
         assert few.status_code == 400 and "at least 8" in few.json()["error"]["message"]
         unknown = httpx.post(url, json={"recipe": "nope", "min_decisions": 1}, timeout=60)
-        assert unknown.status_code == 400 and set(unknown.json()["error"]) == {"message", "type", "param", "code"}
+        assert unknown.status_code == 400 and set(unknown.json()["error"]) == {
+            "message",
+            "type",
+            "param",
+            "code",
+        }
         bad = httpx.post(url, json={"recipe": RECIPE, "min_decisions": 0}, timeout=60)
         assert bad.status_code in (400, 422)
         ok = httpx.post(url, json={"recipe": RECIPE, "min_decisions": 6, "save": False}, timeout=60)

@@ -286,6 +286,9 @@ class Recipe(ABC):
     policy: ClassVar[str] = "default"  # the guardrail policy (and its review section) it runs under
     guarded: ClassVar[tuple[str, ...]] = ()  # input fields a person wrote, scanned by the input policy
     metric: ClassVar[str] = "score"  # the headline of its evaluation
+    # its released text puts back what the input policy redacted (a SOAP note names the patient):
+    # reviewers' decisions on it would teach the identifiers, so `genlab tune` refuses it
+    restores_redactions: ClassVar[bool] = False
 
     def parse_input(self, data: dict[str, Any] | BaseModel) -> BaseModel:
         if isinstance(data, self.Input):

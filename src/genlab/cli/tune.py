@@ -38,9 +38,9 @@ def _rows() -> list[dict]:
 
 
 def _recipe(name: str) -> str:
-    from genlab.apps import get_recipe
+    from genlab.apps import tunable_recipe
 
-    return get_recipe(name).name
+    return tunable_recipe(name).name
 
 
 @tune_app.command("data")

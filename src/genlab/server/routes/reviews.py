@@ -196,10 +196,10 @@ class TuneDataBody(BaseModel):
 @router.post("/v1/genlab/tune/data")
 async def tune_data(body: TuneDataBody, state: StateDep, _: ReviewerDep):
     """A recipe's review decisions as SFT, DPO and KTO datasets (`genlab tune data`)."""
-    from genlab.apps import get_recipe
+    from genlab.apps import tunable_recipe
     from genlab.tuning.data import prepare
 
-    recipe = get_recipe(body.recipe).name
+    recipe = tunable_recipe(body.recipe).name
     rows = await run_in_threadpool(state.reviews.export)
     settings = state.reviews.store.settings
     return await run_in_threadpool(
