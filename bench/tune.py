@@ -94,7 +94,7 @@ def simulate_reviewer(recipe, cases, registry, store, seeds: int) -> dict:
             if r.ok:
                 verdict, edited, reason = "approve", None, "ok"
             elif good:
-                verdict, edited, reason = "edit", {"text": good[0]}, "inaccurate"
+                verdict, edited, reason = "edit", {"text": good[0]}, "factual_error"
             else:
                 verdict, edited, reason = "reject", None, "low_quality"
             queue.decide(r.review["id"], "sim:reviewer", verdict, reason, edited=edited, identity="local")
