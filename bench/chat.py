@@ -257,6 +257,7 @@ def run(name: str, generator, fmt_source, limit: int | None) -> dict:
     return {
         "configuration": name,
         "accuracy": {k: round(sum(v) / len(v), 3) for k, v in scores.items() if v},
+        "correct": [x for v in scores.values() for x in v],  # per item, in order: for paired tests
         "items": sum(len(v) for v in scores.values()),
         "tool_call_validity": round(valid_calls / total_calls, 3) if total_calls else None,
         "tool_calls": total_calls,

@@ -33,6 +33,7 @@ RULES: dict[str, set[str]] = {
         "safety",
         "storage",
     },
+    "tuning": {"core", "codecs", "families", "generators", "data", "registry", "training", "storage"},
     "pipeline": {"core", "registry", "safety", "storage"},
     "reports": {"core"},
     "apps": {"core", "registry", "pipeline", "safety", "storage"},

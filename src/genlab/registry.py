@@ -36,11 +36,13 @@ from genlab.core.io import atomic_write_json
 from genlab.core.settings import Settings
 
 # Names become directory names: a conservative alphabet, no path separators, no leading dot.
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+#: ``BASE+ADAPTER``: a LoRA adapter served on its base (`genlab tune lora`); only genlab joins names so
+ADAPTER_JOIN = "+"
 
 
 def validate_name(name: str) -> str:
-    if not isinstance(name, str) or not NAME_PATTERN.match(name) or ".." in name:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name) or ".." in name or ADAPTER_JOIN in name:
         raise InvalidRequestError(
             f"invalid model name {name!r}: use 1-64 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit (no '/', no '..')",
@@ -93,6 +95,28 @@ def _load_gguf(entry: ModelEntry, settings: Settings) -> Generator:
     from genlab.backends.llamacpp import load_gguf_entry
 
     return load_gguf_entry(entry, settings)
+
+
+def _load_gguf_lora(entry: ModelEntry, settings: Settings) -> Generator:
+    """An adapter (``BASE+ADAPTER``): its GGUF LoRA loaded by llama.cpp on the base's quantised GGUF,
+    both checked: the adapter's sha256, and that the base is the file it was trained on."""
+    from genlab.backends.llamacpp import gguf_entry_path, load_gguf_entry
+    from genlab.core import IntegrityError
+    from genlab.core.io import sha256_file
+
+    assert entry.path is not None
+    base = Registry(settings).get(entry.config["base"])
+    adapter = entry.path / entry.config["adapter"]
+    if not adapter.is_file() or sha256_file(adapter) != entry.config.get("adapter_sha256"):
+        raise IntegrityError(f"the adapter of {entry.name!r} ({adapter}) is missing or has changed")
+    base_sha = sha256_file(gguf_entry_path(base, settings))
+    if base_sha != entry.config.get("base_sha256"):
+        raise IntegrityError(
+            f"{entry.name!r} is an adapter for another {base.name!r}: it was trained on the GGUF with "
+            f"sha256 {entry.config.get('base_sha256')}, the one registered now has {base_sha}",
+            hint="tune it again on this base (genlab tune lora)",
+        )
+    return load_gguf_entry(entry, settings, base=base, lora_path=adapter)
 
 
 def _load_openai(entry: ModelEntry, settings: Settings) -> Generator:
@@ -162,6 +186,7 @@ LOADERS: dict[str, Loader] = {
     "whisper": _load_whisper,
     "gguf": _load_gguf,
     "embedded-gguf": _load_gguf,
+    "gguf-lora": _load_gguf_lora,
     "openai_compat": _load_openai,
     "transformer": _load_transformer,
     "image": _load_image,
@@ -215,6 +240,7 @@ def builtin_entries() -> dict[str, ModelEntry]:
 ENGINES_OF_THEIR_OWN = {
     "embedded-gguf",
     "gguf",
+    "gguf-lora",
     "openai_compat",
     "piper",
     "whisper",
@@ -447,6 +473,32 @@ class Registry:
         directory = self._new_dir(name)
         config, card = describe_remote(name, url, remote_model, api_key_env=api_key_env, timeout_s=timeout_s)
         return self._write_entry(directory, config, card)
+
+    def gguf_path(self, name: str) -> Path:
+        """The verified GGUF file of a model llama.cpp runs (shipped or added); else a clear error."""
+        from genlab.backends.llamacpp import gguf_entry_path
+
+        return gguf_entry_path(self.get(name), self.settings)
+
+    def add_lora(
+        self, base: str, adapter: str, files: Path, config: dict[str, Any], card: ModelCard
+    ) -> ModelEntry:
+        """Register ``files`` (a directory holding ``config["adapter"]``, the GGUF LoRA) as
+        ``BASE+ADAPTER``, replacing an earlier tune of that name in one rename: a server sees the
+        old adapter or the new one, never a half-written one."""
+        from genlab.core.io import swap_directory
+
+        validate_name(adapter)
+        name = f"{self.get(base).name}{ADAPTER_JOIN}{adapter}"
+        if not NAME_PATTERN.match(name):
+            raise InvalidRequestError(f"{name!r} is too long for a model name (64 characters at most)")
+        atomic_write_json(files / "config.json", {**config, "kind": "gguf-lora", "base": self.get(base).name})
+        card.name = name
+        card.save(files / "card.json")
+        swap_directory(files, self.settings.models_dir / name)
+        with self._lock:
+            self._loaded.pop(name, None)
+        return self.get(name)
 
     def remove(self, name: str) -> None:
         if name in builtin_entries():

@@ -34,4 +34,15 @@ def get_recipe(name: str) -> Recipe:
     return RECIPES[name]
 
 
-__all__ = ["RECIPES", "Recipe", "RecipeError", "RecipeResult", "get_recipe", "run_recipe"]
+def tunable_recipe(name: str) -> Recipe:
+    """A recipe whose reviewed outputs may become training data (`genlab tune`)."""
+    recipe = get_recipe(name)
+    if recipe.restores_redactions:
+        raise RecipeError(
+            f"{recipe.name}'s outputs hold the identifiers its input policy redacted (they are put back "
+            "for the reader); its review decisions are not made into training data"
+        )
+    return recipe
+
+
+__all__ = ["RECIPES", "Recipe", "RecipeError", "RecipeResult", "get_recipe", "run_recipe", "tunable_recipe"]

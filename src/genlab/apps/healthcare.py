@@ -247,6 +247,7 @@ class ClinicalSummary(Recipe):
     policy = "healthcare"
     guarded = ("record",)
     metric = "faithful_rate"
+    restores_redactions = True
 
     def run(self, value: SummaryInput, ctx: Context) -> Outcome:
         deidentified = value.record

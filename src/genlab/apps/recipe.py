@@ -168,6 +168,7 @@ class Context:
         self.calls = 0
         self.completion_tokens = 0
         self.model_s = 0.0  # time inside the model, to tell the recipe's own cost from the model's
+        self.prompts: list[str] = []  # every prompt sent, as the model saw it (after the input policy)
 
     @property
     def model(self) -> str:
@@ -209,6 +210,7 @@ class Context:
             prompt=prompt, n=n, seed=(self.seed + 7919 * self.calls) % 2**32, params=params
         )
         self.calls += 1
+        self.prompts.append(prompt)
         started = time.perf_counter()
         artifacts = produce(self.generator, request.validate(), self.budget)
         self.model_s += time.perf_counter() - started
@@ -284,6 +286,9 @@ class Recipe(ABC):
     policy: ClassVar[str] = "default"  # the guardrail policy (and its review section) it runs under
     guarded: ClassVar[tuple[str, ...]] = ()  # input fields a person wrote, scanned by the input policy
     metric: ClassVar[str] = "score"  # the headline of its evaluation
+    # its released text puts back what the input policy redacted (a SOAP note names the patient):
+    # reviewers' decisions on it would teach the identifiers, so `genlab tune` refuses it
+    restores_redactions: ClassVar[bool] = False
 
     def parse_input(self, data: dict[str, Any] | BaseModel) -> BaseModel:
         if isinstance(data, self.Input):
@@ -521,3 +526,11 @@ class RecipePassage(Passage):
 
     def respond(self, record_ids: list[str]) -> dict[str, Any]:
         return {**self.result.to_dict(), "generation_id": record_ids[0]}
+
+    def recorded_request(self) -> dict[str, Any]:
+        """What the user sent, and the distinct prompts the model was given (redacted as the input
+        policy left them): what `genlab tune data` trains on, the prompt exactly as the model saw it."""
+        request = dict(self.raw or {})
+        if self.ctx is not None and self.ctx.prompts:
+            request["model_prompts"] = list(dict.fromkeys(self.ctx.prompts))
+        return request

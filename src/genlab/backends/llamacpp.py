@@ -37,6 +37,7 @@ from genlab.core import (
     ModelLoadError,
     TextArtifact,
     TextChunk,
+    UnsupportedError,
     as_request,
 )
 from genlab.core.constraints import Constrained, Grammar, compile_constraint
@@ -349,6 +350,7 @@ def _open_llama(
     vocab_only: bool = False,
     n_threads: int | None = None,
     n_threads_batch: int | None = None,
+    lora_path: Path | None = None,
 ):
     try:
         from llama_cpp import Llama
@@ -365,6 +367,7 @@ def _open_llama(
             n_threads_batch=n_threads_batch or n_threads or max(1, os.cpu_count() or 1),
             logits_all=logits_all,
             vocab_only=vocab_only,
+            lora_path=str(lora_path) if lora_path is not None else None,  # a GGUF LoRA on this base
             verbose=False,
         )
     except (ValueError, RuntimeError, OSError) as e:
@@ -386,12 +389,23 @@ def decode_threads(path: Path, settings: Settings) -> int:
     return 1 if path.stat().st_size < ONE_DECODE_THREAD_BYTES else settings.threads_in_use
 
 
-def load_gguf_entry(entry: Any, settings: Settings) -> LlamaCppGenerator:
-    """Registry loader for the embedded model ("embedded-gguf") and user GGUF files ("gguf")."""
+def gguf_entry_path(entry: Any, settings: Settings) -> Path:
+    """The verified GGUF file of the embedded models ("embedded-gguf") and user GGUF files ("gguf")."""
     if entry.kind == "embedded-gguf":
-        path = EMBEDDED_GGUFS[entry.name](settings)
-    else:
-        path = verify_user_gguf(entry.config)
+        return EMBEDDED_GGUFS[entry.name](settings)
+    if entry.kind == "gguf":
+        return verify_user_gguf(entry.config)
+    raise UnsupportedError(
+        f"{entry.name!r} is not a GGUF model run by llama.cpp (its kind is {entry.kind!r})"
+    )
+
+
+def load_gguf_entry(
+    entry: Any, settings: Settings, *, base: Any = None, lora_path: Path | None = None
+) -> LlamaCppGenerator:
+    """Registry loader for the embedded model ("embedded-gguf") and user GGUF files ("gguf"); with
+    ``base`` and ``lora_path``, ``entry`` is an adapter served on ``base``'s quantised GGUF."""
+    path = gguf_entry_path(base if base is not None else entry, settings)
     _LLAMA_LOG[0] = settings.llama_log
     n_ctx = int(entry.config.get("n_ctx") or DEFAULT_N_CTX)
     return LlamaCppGenerator(
@@ -400,8 +414,10 @@ def load_gguf_entry(entry: Any, settings: Settings) -> LlamaCppGenerator:
         n_ctx=n_ctx,
         n_threads=decode_threads(path, settings),
         n_threads_batch=settings.threads_in_use,
-        chat_template=entry.config.get("chat_template"),
+        chat_template=entry.config.get("chat_template")
+        or (base.config.get("chat_template") if base else None),
         prompt_cache_bytes=settings.prompt_cache_mb << 20,
+        lora_path=lora_path,
     )
 
 
@@ -565,10 +581,11 @@ class LlamaCppGenerator:
         n_threads_batch: int | None = None,
         chat_template: str | None = None,
         prompt_cache_bytes: int = 256 << 20,
+        lora_path: Path | None = None,
     ):
         self.model_path = Path(model_path)
         self.n_ctx = n_ctx
-        self._threads = {"n_threads": n_threads, "n_threads_batch": n_threads_batch}
+        self._threads = {"n_threads": n_threads, "n_threads_batch": n_threads_batch, "lora_path": lora_path}
         self._lock = threading.Lock()
         self._llm = _open_llama(self.model_path, n_ctx=n_ctx, **self._threads)
         self._llm_logprobs = None  # opened on the first request that asks for logprobs

@@ -21,6 +21,7 @@ from genlab.cli.apps import apps_app, education_app, healthcare_app, marketing_a
 from genlab.cli.console import err_console
 from genlab.cli.review import audit_app, review_app
 from genlab.cli.train import eval_app, export_app, train_app
+from genlab.cli.tune import tune_app
 from genlab.core import GenlabError, InvalidRequestError
 
 try:  # Typer >= 0.29 vendors Click; older releases use Click itself
@@ -54,6 +55,7 @@ app.command()(compare_cmd.compare)
 app.add_typer(serve_cmd.keys_app, name="keys")
 app.add_typer(review_app, name="review")
 app.add_typer(audit_app, name="audit")
+app.add_typer(tune_app, name="tune")
 app.add_typer(apps_app, name="apps")
 app.add_typer(software_app, name="software")
 app.add_typer(education_app, name="education")

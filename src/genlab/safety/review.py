@@ -720,6 +720,7 @@ class ReviewQueue:
                 "prompt": item.request.get("prompt")
                 or item.request.get("messages")
                 or item.request.get("input"),
+                "model_prompts": item.request.get("model_prompts"),  # a recipe's, as the model saw them
                 "output": output,
                 "decision": d.verdict,
                 "reason_code": d.reason_code,

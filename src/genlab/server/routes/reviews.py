@@ -184,3 +184,24 @@ async def decide(item_id: str, body: DecisionBody, state: StateDep, name: Review
 @router.get("/v1/genlab/audit/verify")
 async def audit_verify(state: StateDep, _: ReviewerDep):
     return (await run_in_threadpool(state.reviews.verify)).to_dict()
+
+
+class TuneDataBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    recipe: str = Field(description="The recipe whose decided items become training data.")
+    min_decisions: int = Field(8, ge=1, le=100_000, description="Approved or edited outputs needed.")
+    save: bool = Field(True, description="Write the datasets under GENLAB_HOME (else only count).")
+
+
+@router.post("/v1/genlab/tune/data")
+async def tune_data(body: TuneDataBody, state: StateDep, _: ReviewerDep):
+    """A recipe's review decisions as SFT, DPO and KTO datasets (`genlab tune data`)."""
+    from genlab.apps import tunable_recipe
+    from genlab.tuning.data import prepare
+
+    recipe = tunable_recipe(body.recipe).name
+    rows = await run_in_threadpool(state.reviews.export)
+    settings = state.reviews.store.settings
+    return await run_in_threadpool(
+        prepare, rows, recipe, settings, minimum=body.min_decisions, save=body.save
+    )
