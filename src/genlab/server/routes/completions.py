@@ -307,24 +307,31 @@ async def chat_events(http, stream, turn, base, logprobs: bool, include_usage: b
 
     started: set[int] = set()
     parsers: dict[int, ToolCallStream] = {}  # choice -> its tool calls, held until complete
+    held: dict[int, list] = {}  # choice -> the logprobs of its tokens not yet sent with their text
+
+    def logprobs_of(index: int) -> dict | None:
+        return chat_logprobs(held.pop(index, [])) if logprobs else None
+
     prompt_tokens = completion_tokens = 0
     async for c in chunks(http, stream):
         if c.index not in started:
             started.add(c.index)
             yield choice(c.index, {"role": "assistant", "content": ""})
         parser = parsers.setdefault(c.index, ToolCallStream(turn))
+        held.setdefault(c.index, []).extend(c.logprobs or [])
         if text := parser.feed(c.text):
-            yield choice(c.index, {"content": text}, chat_logprobs(c.logprobs) if logprobs else None)
+            yield choice(c.index, {"content": text}, logprobs_of(c.index))
         if c.finish_reason is not None:
             prompt_tokens, completion_tokens = c.prompt_tokens, completion_tokens + c.completion_tokens
             held_text, tool_calls, finish = parser.finish(c.finish_reason)
             if held_text:  # a call cut by max_tokens: what was written, as text
-                yield choice(c.index, {"content": held_text})
+                yield choice(c.index, {"content": held_text}, logprobs_of(c.index))
             for k, call in enumerate(tool_calls):
                 head = {**call, "function": {"name": call["function"]["name"], "arguments": ""}}
                 yield choice(c.index, {"tool_calls": [{"index": k, **head}]})
                 arguments = {"index": k, "function": {"arguments": call["function"]["arguments"]}}
                 yield choice(c.index, {"tool_calls": [arguments]})
-            yield choice(c.index, {}, finish=finish)
+            rest = logprobs_of(c.index) if not tool_calls else None  # a call's tokens are not content
+            yield choice(c.index, {}, rest if rest and rest["content"] else None, finish=finish)
     if include_usage:
         yield {**base, "choices": [], "usage": usage(prompt_tokens, completion_tokens)}
