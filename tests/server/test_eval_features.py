@@ -2,6 +2,7 @@
 or not; the prompt's own logprobs (``echo``, ``max_tokens: 0``); token-array prompts; ``suffix``.
 Driven by the official `openai` client against the live server."""
 
+import httpx
 import openai
 import pytest
 
@@ -55,3 +56,12 @@ def test_streamed_chat_logprobs_match_the_whole_answer(client):
     assert "".join(entries) == text
     assert entries == [e.token for e in whole.logprobs.content]
     assert text.strip() == whole.message.content
+
+
+@pytest.mark.parametrize(("field", "value"), [("echo", True), ("suffix", "return x")])
+def test_what_is_not_served_yet_is_a_400_naming_the_field(server, field, value):
+    body = {"model": EMBEDDED, "prompt": "def f(x):", "max_tokens": 4, field: value}
+    r = httpx.post(f"{server.url}/v1/completions", json=body, timeout=60)
+    assert r.status_code == 400 and r.json()["error"]["param"] == field, r.text
+    if field == "suffix":
+        assert EMBEDDED in r.json()["error"]["message"]

@@ -97,8 +97,13 @@ def envelope(kind: str, cid: str, model: str, choices: list, released: Released,
 
 # -- /v1/completions --------------------------------------------------------------------------------
 def completion_requests(body: CompletionRequest) -> list[GenerationRequest]:
-    if body.echo or body.suffix is not None:
-        raise UnsupportedError("echo and suffix are not supported")
+    if body.echo:
+        raise InvalidRequestError("echo (the prompt's own logprobs) is not supported yet", param="echo")
+    if body.suffix is not None:  # neither shipped vocabulary has fill-in-the-middle tokens
+        raise InvalidRequestError(
+            f"suffix (fill-in-the-middle) is not supported: {body.model} is not served as a FIM model",
+            param="suffix",
+        )
     if body.best_of is not None and body.best_of != body.n:
         raise InvalidRequestError(
             f"best_of {body.best_of} (more candidates than the n={body.n} returned) is not supported; "
