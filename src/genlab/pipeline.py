@@ -72,7 +72,15 @@ from genlab.core.io import sha256_bytes
 from genlab.registry import Registry, default_registry
 from genlab.safety import appeals, judge, semantic
 from genlab.safety.guardrails import Vault
-from genlab.safety.policy import Flags, Guard, GuardBlocked, Policy, StreamGuard, redacted_prompt
+from genlab.safety.policy import (
+    Flags,
+    Guard,
+    GuardBlocked,
+    Policy,
+    StreamGuard,
+    StreamLogprobs,
+    redacted_prompt,
+)
 from genlab.safety.review import ReviewQueue
 from genlab.storage import Store
 
@@ -416,7 +424,11 @@ class Gate:
                 return artifact
             provenance = dataclasses.replace(artifact.provenance, sha256=digest)
             reason = "content_filter" if blocked else artifact.finish_reason
-            return dataclasses.replace(artifact, text=text, finish_reason=reason, provenance=provenance)
+            # the tokens' logprobs would show what the policy redacted: withheld with it
+            logprobs = None if blocked or text != artifact.text else artifact.logprobs
+            return dataclasses.replace(
+                artifact, text=text, finish_reason=reason, provenance=provenance, logprobs=logprobs
+            )
         if isinstance(artifact, LABELLED) and artifact.label is not None:
             # a class name (from a folder name a user chose) is text too
             released, _ = self.output_text(artifact.label)
@@ -1260,24 +1272,28 @@ class Stream(Opened):
     def pieces(self) -> Iterator[TextChunk]:
         """Stage 5 as the text grows: each choice's text through a ``StreamGuard``."""
         gate, guards = self.passage.gate, dict[int, StreamGuard]()
+        ledgers: dict[int, StreamLogprobs] = {}  # the tokens' logprobs follow the text they carry
+        asked = self.passage.request.params.logprobs is not None
         for chunk in self.passage.source:
             g = guards.setdefault(chunk.index, StreamGuard(gate.guard, self.passage.request.prompt or ""))
+            ledger = ledgers.setdefault(chunk.index, StreamLogprobs(g))
+            ledger.add(chunk.logprobs)
             if chunk.finish_reason is None:
-                text = g.push(chunk.text)
+                text, entries = ledger.piece(g.push(chunk.text)) if asked else (g.push(chunk.text), None)
                 if text:
-                    yield dataclasses.replace(chunk, text=text)
+                    yield dataclasses.replace(chunk, text=text, logprobs=entries)
                 if not g.blocked:
                     continue
-            tail = g.finish() if not g.blocked else ""
-            if tail:
-                yield TextChunk(text=tail, index=chunk.index)
+            tail, rest = ledger.piece(g.finish() if not g.blocked else "", last=True)
+            if tail or rest:
+                yield TextChunk(text=tail, index=chunk.index, logprobs=rest if asked else None)
             if g.last is not None:
                 gate.flags.add(g.last, "output")
             if g.blocked:
                 self.pipeline.observer.rejected("guardrail_output")
-                yield dataclasses.replace(chunk, text="", finish_reason="content_filter")
+                yield dataclasses.replace(chunk, text="", finish_reason="content_filter", logprobs=None)
                 return
-            yield chunk
+            yield dataclasses.replace(chunk, logprobs=None)
 
 
 # -- the composition root ------------------------------------------------------------------------------

@@ -5,9 +5,15 @@ these routes answers without a key."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
+from genlab.server.app import ServerConfig, create_app
+from genlab.storage import Store
+
+from ..server.conftest import LiveServer
 from .test_input_fields import ATTACKS
 
 
@@ -49,3 +55,57 @@ def test_token_ids_outside_the_vocabulary_are_refused(keyed, ids):
 def test_no_key_gets_nothing(keyed, method, path):
     r = httpx.request(method, f"{keyed.url}{path}", json={"content": "hi", "tokens": [1]}, timeout=30)
     assert r.status_code == 401, r.text
+
+
+REDACTING = """
+name: redacting
+input:
+  - scanner: pii
+    action: warn
+output:
+  - scanner: pii
+    action: redact
+    entities: [EMAIL_ADDRESS]
+"""
+#: a prompt the base model answers by repeating the address
+EMAIL_PROMPT = (
+    "Contact: ana.lopez@example.com\nContact: ana.lopez@example.com\nContact: ana.lopez@example.com\nContact:"
+)
+
+
+@pytest.fixture(scope="module")
+def redacting(registry, gemma, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("redacting")
+    (folder / "redacting.yaml").write_text(REDACTING)
+    store = Store(f"sqlite:///{folder / 'genlab.db'}")
+    config = ServerConfig(open_access=True, policy=str(folder / "redacting.yaml"))
+    with LiveServer(create_app(registry, store, config)) as live:
+        yield live
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_logprobs_never_show_what_the_output_policy_redacted(redacting, stream):
+    body = {
+        "model": "gemma-3-270m",
+        "prompt": EMAIL_PROMPT,
+        "max_tokens": 12,
+        "temperature": 0,
+        "logprobs": 5,
+    }
+    if not stream:
+        r = httpx.post(f"{redacting.url}/v1/completions", json={**body}, timeout=120)
+        assert r.status_code == 200, r.text
+        text, raw = r.json()["choices"][0]["text"], r.text
+    else:
+        with httpx.stream(
+            "POST", f"{redacting.url}/v1/completions", json={**body, "stream": True}, timeout=120
+        ) as r:
+            assert r.status_code == 200
+            raw = "".join(r.iter_text())
+        text = "".join(
+            json.loads(line[6:])["choices"][0]["text"]
+            for line in raw.splitlines()
+            if line.startswith("data: {") and json.loads(line[6:])["choices"]
+        )
+    assert "lopez@" not in text and text.strip(), text  # the model wrote the address; it was redacted
+    assert "lopez" not in raw and "example" not in raw  # not in a token, nor in an alternative

@@ -564,3 +564,42 @@ class StreamGuard:
             return ""
         out, self.emitted = text[self.emitted :], len(text)
         return out
+
+
+class StreamLogprobs:
+    """A streamed choice's per-token logprobs, sent with the text of their own tokens.
+
+    ``StreamGuard`` releases text at word boundaries, which may fall inside a token; ``piece``
+    sends the released text up to the end of its last whole token, with those tokens' entries,
+    and carries the rest to the next piece (the last piece takes all). Once the policy has
+    changed the text (a redaction), no more entries go out: their tokens would show what was
+    redacted."""
+
+    def __init__(self, guard: StreamGuard) -> None:
+        self.guard = guard
+        self.pending: list[tuple[int, dict[str, Any]]] = []  # (end of the token in the raw text, entry)
+        self.raw_end = 0
+        self.carried = ""  # released text not yet sent: part of a token
+        self.withheld = False
+
+    def add(self, entries: list[dict[str, Any]] | None) -> None:
+        for entry in entries or ():
+            self.raw_end += len(entry["token"])
+            self.pending.append((self.raw_end, entry))
+
+    def piece(self, text: str, *, last: bool = False) -> tuple[str, list[dict[str, Any]]]:
+        """What to send of the guard's released ``text``: (text, the entries of its tokens)."""
+        g = self.guard
+        shown = g.last.text[: g.emitted] if g.last is not None else ""
+        self.carried += text
+        if g.blocked or shown != g.raw[: g.emitted]:
+            self.withheld, self.pending = True, []
+        if self.withheld or last:
+            out, self.carried = self.carried, ""
+            entries, self.pending = [e for _, e in self.pending], []
+            return out, entries
+        cut = sum(1 for end, _ in self.pending if end <= g.emitted)
+        entries, self.pending = [e for _, e in self.pending[:cut]], self.pending[cut:]
+        n = sum(len(e["token"]) for e in entries)
+        out, self.carried = self.carried[:n], self.carried[n:]
+        return out, entries

@@ -97,8 +97,13 @@ def envelope(kind: str, cid: str, model: str, choices: list, released: Released,
 
 # -- /v1/completions --------------------------------------------------------------------------------
 def completion_requests(body: CompletionRequest) -> list[GenerationRequest]:
-    if body.echo or body.suffix is not None:
-        raise UnsupportedError("echo and suffix are not supported")
+    if body.echo:
+        raise InvalidRequestError("echo (the prompt's own logprobs) is not supported yet", param="echo")
+    if body.suffix is not None:  # neither shipped vocabulary has fill-in-the-middle tokens
+        raise InvalidRequestError(
+            f"suffix (fill-in-the-middle) is not supported: {body.model} is not served as a FIM model",
+            param="suffix",
+        )
     if body.best_of is not None and body.best_of != body.n:
         raise InvalidRequestError(
             f"best_of {body.best_of} (more candidates than the n={body.n} returned) is not supported; "
@@ -307,24 +312,31 @@ async def chat_events(http, stream, turn, base, logprobs: bool, include_usage: b
 
     started: set[int] = set()
     parsers: dict[int, ToolCallStream] = {}  # choice -> its tool calls, held until complete
+    held: dict[int, list] = {}  # choice -> the logprobs of its tokens not yet sent with their text
+
+    def logprobs_of(index: int) -> dict | None:
+        return chat_logprobs(held.pop(index, [])) if logprobs else None
+
     prompt_tokens = completion_tokens = 0
     async for c in chunks(http, stream):
         if c.index not in started:
             started.add(c.index)
             yield choice(c.index, {"role": "assistant", "content": ""})
         parser = parsers.setdefault(c.index, ToolCallStream(turn))
+        held.setdefault(c.index, []).extend(c.logprobs or [])
         if text := parser.feed(c.text):
-            yield choice(c.index, {"content": text}, chat_logprobs(c.logprobs) if logprobs else None)
+            yield choice(c.index, {"content": text}, logprobs_of(c.index))
         if c.finish_reason is not None:
             prompt_tokens, completion_tokens = c.prompt_tokens, completion_tokens + c.completion_tokens
             held_text, tool_calls, finish = parser.finish(c.finish_reason)
             if held_text:  # a call cut by max_tokens: what was written, as text
-                yield choice(c.index, {"content": held_text})
+                yield choice(c.index, {"content": held_text}, logprobs_of(c.index))
             for k, call in enumerate(tool_calls):
                 head = {**call, "function": {"name": call["function"]["name"], "arguments": ""}}
                 yield choice(c.index, {"tool_calls": [{"index": k, **head}]})
                 arguments = {"index": k, "function": {"arguments": call["function"]["arguments"]}}
                 yield choice(c.index, {"tool_calls": [arguments]})
-            yield choice(c.index, {}, finish=finish)
+            rest = logprobs_of(c.index) if not tool_calls else None  # a call's tokens are not content
+            yield choice(c.index, {}, rest if rest and rest["content"] else None, finish=finish)
     if include_usage:
         yield {**base, "choices": [], "usage": usage(prompt_tokens, completion_tokens)}
